@@ -1,0 +1,212 @@
+//! Registration, account recovery and the public-ID rules.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use switchboard_protocol::ErrorCode;
+use switchboard_protocol::auth::{
+    AccountSummary, RecoveryDone, RecoveryRequest, RegisterRequest, SmsPurpose,
+};
+
+use crate::app::App;
+use crate::clock::EntropyExt;
+use crate::error::{Error, Json, Result};
+use crate::store::{AccountRow, NewAccount};
+use crate::{password, phone, sms};
+
+pub const PUBLIC_ID_MIN: usize = 6;
+pub const PUBLIC_ID_MAX: usize = 20;
+
+/// 6–20 characters, a letter first, then letters, digits, `_` or `-` (ASCII, so that anyone
+/// can type anyone's ID). `g_…` is reserved: group ids look like that, and a message's `to`
+/// must never be ambiguous.
+pub fn check_public_id(id: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::new(
+            ErrorCode::PublicIdInvalid,
+            format!(
+                "a public ID has {PUBLIC_ID_MIN} to {PUBLIC_ID_MAX} characters, starts with a letter, \
+                 and holds only letters, digits, _ and -{why}"
+            ),
+        )
+    };
+    let bytes = id.as_bytes();
+    if !(PUBLIC_ID_MIN..=PUBLIC_ID_MAX).contains(&bytes.len())
+        || !bytes[0].is_ascii_alphabetic()
+        || !bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+    {
+        return Err(bad(""));
+    }
+    if id.len() >= 2 && id[..2].eq_ignore_ascii_case("g_") {
+        return Err(bad(" (IDs starting with g_ are reserved for groups)"));
+    }
+    Ok(())
+}
+
+pub fn check_display_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    let n = name.chars().count();
+    if n == 0 || n > 64 || name.chars().any(char::is_control) {
+        return Err(Error::new(
+            ErrorCode::InvalidDisplayName,
+            "a display name has 1 to 64 characters and no control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+pub fn summary(a: &AccountRow) -> AccountSummary {
+    AccountSummary {
+        account_id: a.id.clone(),
+        public_id: a.public_id.clone(),
+        display_name: a.display_name.clone(),
+        is_secondary: a.is_secondary(),
+    }
+}
+
+/// Create an account
+///
+/// With a `register` SMS code for the phone number. The number's first account is its
+/// primary one; the next (up to `accounts.per_phone`) are secondary, each with its own public
+/// ID, password and wallet.
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = RegisterRequest,
+    responses(
+        (status = 201, body = AccountSummary),
+        (status = 400, description = "invalid_phone, public_id_invalid, password_too_weak, invalid_display_name, sms_code_invalid, sms_code_expired", body = switchboard_protocol::ErrorBody),
+        (status = 403, description = "region_not_supported", body = switchboard_protocol::ErrorBody),
+        (status = 409, description = "phone_account_limit, public_id_taken", body = switchboard_protocol::ErrorBody),
+    ))]
+pub async fn register(
+    State(app): State<App>,
+    Json(req): Json<RegisterRequest>,
+) -> Result<(StatusCode, Json<AccountSummary>)> {
+    // Everything that can be checked without the code is checked first, so a typo in the
+    // form never burns a try of the code.
+    let phone = phone::parse(&req.phone)?;
+    sms::check_region(&app, &phone)?;
+    check_public_id(&req.public_id)?;
+    let display_name = check_display_name(&req.display_name)?;
+    let normalised = password::check_policy(&req.password)?;
+    if app
+        .store
+        .account_by_public_id(&req.public_id)
+        .await?
+        .is_some()
+    {
+        return Err(Error::new(
+            ErrorCode::PublicIdTaken,
+            "that public ID is taken",
+        ));
+    }
+    let per_phone = app.config.accounts.per_phone;
+    if app.store.accounts_by_phone(&phone.e164).await?.len() >= per_phone as usize {
+        return Err(Error::new(
+            ErrorCode::PhoneAccountLimit,
+            format!("this phone number already has {per_phone} accounts, the most allowed"),
+        ));
+    }
+    let code = sms::check_code(&app, &phone.e164, SmsPurpose::Register, &req.sms_code).await?;
+    let password_hash = app.hasher.hash(normalised).await?;
+    let account = app
+        .store
+        .account_create(
+            &code.id,
+            &NewAccount {
+                id: app.entropy.id("acc_"),
+                phone: phone.e164.clone(),
+                public_id: req.public_id.clone(),
+                display_name,
+                password_hash,
+                created_at: app.clock.now_ms(),
+                per_phone,
+            },
+        )
+        .await?;
+    app.metrics.count("accounts_created_total");
+    tracing::info!(account = %account.id, secondary = account.is_secondary(), "account created");
+    Ok((StatusCode::CREATED, Json(summary(&account))))
+}
+
+/// Recover an account
+///
+/// A new password through a `recover` SMS code: every session of the account is signed out
+/// and a sign-in lock is lifted.
+#[utoipa::path(post, path = "/v1/recovery", tag = "accounts", request_body = RecoveryRequest,
+    responses(
+        (status = 200, body = RecoveryDone),
+        (status = 400, description = "invalid_phone, password_too_weak, sms_code_invalid, sms_code_expired", body = switchboard_protocol::ErrorBody),
+        (status = 404, description = "account_not_found", body = switchboard_protocol::ErrorBody),
+    ))]
+pub async fn recover(
+    State(app): State<App>,
+    Json(req): Json<RecoveryRequest>,
+) -> Result<Json<RecoveryDone>> {
+    let phone = phone::parse(&req.phone)?;
+    let normalised = password::check_policy(&req.new_password)?;
+    let code = sms::check_code(&app, &phone.e164, SmsPurpose::Recover, &req.sms_code).await?;
+    // Only now, with the phone proven, may the answer say whether the ID belongs to it.
+    let account = app
+        .store
+        .accounts_by_phone(&phone.e164)
+        .await?
+        .into_iter()
+        .find(|a| a.public_id.eq_ignore_ascii_case(req.public_id.trim()))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::AccountNotFound,
+                "this phone number has no account with that public ID",
+            )
+        })?;
+    let hash = app.hasher.hash(normalised).await?;
+    let revoked = app
+        .store
+        .account_recover(&code.id, &account.id, &hash, app.clock.now_ms())
+        .await?;
+    tracing::info!(account = %account.id, revoked, "account recovered");
+    Ok(Json(RecoveryDone {
+        account: summary(&account),
+        sessions_revoked: revoked,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn public_id_examples() {
+        for ok in ["alice_w", "Bob-2024", "z12345", "a".repeat(20).as_str()] {
+            assert!(check_public_id(ok).is_ok(), "{ok} is valid");
+        }
+        for bad in [
+            "alice",
+            "1alice",
+            "_alice1",
+            "alice w",
+            "alicé_1",
+            "a".repeat(21).as_str(),
+            "g_team1",
+            "G_abcdef",
+        ] {
+            assert_eq!(
+                check_public_id(bad).unwrap_err().code,
+                ErrorCode::PublicIdInvalid,
+                "{bad}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn public_id_rule_matches_its_definition(s in "[a-zA-Z0-9_\\-é ]{0,24}") {
+            let b = s.as_bytes();
+            let expected = (6..=20).contains(&b.len())
+                && b[0].is_ascii_alphabetic()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+                && !s.to_ascii_lowercase().starts_with("g_");
+            prop_assert_eq!(check_public_id(&s).is_ok(), expected);
+        }
+    }
+}

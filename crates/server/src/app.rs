@@ -1,0 +1,257 @@
+//! The service assembled: shared state, the router (whose OpenAPI document is generated from
+//! the same route list, so the two cannot drift), and `launch`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Router, middleware};
+use switchboard_protocol::ErrorCode;
+use switchboard_protocol::auth::Health;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
+use crate::config::Config;
+use crate::error::{Error, Json};
+use crate::identity::{ChecksumVerifier, IdentityVerifier};
+use crate::metrics::Metrics;
+use crate::password::Hasher;
+use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::{accounts, me, metrics, sessions, sms};
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub sms: Arc<dyn SmsGateway>,
+    /// The console gateway, in development mode only: the dev outbox reads it.
+    pub dev_outbox: Option<Arc<ConsoleGateway>>,
+    pub hasher: Hasher,
+    pub identity: Arc<dyn IdentityVerifier>,
+    pub metrics: Metrics,
+}
+
+pub type App = Arc<AppState>;
+
+/// The parts of the service a test (or another deployment) swaps out.
+pub struct Services {
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub identity: Arc<dyn IdentityVerifier>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+            identity: Arc::new(ChecksumVerifier),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// The client's address, from the connection (`unknown` when served without one).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchboard service", description = "Accounts by phone number, sessions, two-step verification."),
+    modifiers(&BearerAuth),
+    components(schemas(switchboard_protocol::ErrorBody, switchboard_protocol::ErrorCode)),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// Service health
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// The routes and their OpenAPI document, from one list.
+pub fn routes(dev: bool) -> (Router<App>, utoipa::openapi::OpenApi) {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(sms::request_code))
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::recover))
+        .routes(routes!(sessions::sign_in, sessions::list))
+        .routes(routes!(sessions::sms_sign_in))
+        .routes(routes!(sessions::revoke_current))
+        .routes(routes!(sessions::revoke_one))
+        .routes(routes!(me::get_me, me::update_me))
+        .routes(routes!(me::change_public_id))
+        .routes(routes!(me::change_password))
+        .routes(routes!(me::verify_identity))
+        .routes(routes!(me::totp_setup, me::totp_disable))
+        .routes(routes!(me::totp_confirm));
+    if dev {
+        api = api.routes(routes!(sms::dev_outbox));
+    }
+    api.split_for_parts()
+}
+
+/// Builds the state (opening the database) and the complete router.
+pub async fn build(config: Config, services: Services) -> Result<(Router, App), LaunchError> {
+    config.validate()?;
+    let url = database_url(&config)?;
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::open(&url).await?)
+    } else {
+        return Err(LaunchError::Setup(format!(
+            "unsupported database URL {url:?}: this build serves sqlite:// URLs"
+        )));
+    };
+    let (sms, dev_outbox): (Arc<dyn SmsGateway>, _) = if config.sms.gateway == "webhook" {
+        let gw = WebhookGateway::new(config.sms.webhook_url.clone()).map_err(LaunchError::Setup)?;
+        (Arc::new(gw), None)
+    } else {
+        let gw = Arc::new(ConsoleGateway::default());
+        (gw.clone(), Some(gw))
+    };
+    let hasher =
+        Hasher::new(2, services.entropy.clone()).map_err(|e| LaunchError::Setup(e.message))?;
+    let dev = config.dev;
+    let app: App = Arc::new(AppState {
+        config,
+        store,
+        clock: services.clock,
+        entropy: services.entropy,
+        sms,
+        dev_outbox: if dev { dev_outbox } else { None },
+        hasher,
+        identity: services.identity,
+        metrics: Metrics::default(),
+    });
+
+    let (api, openapi) = routes(dev);
+    let openapi = Arc::new(openapi);
+    let router = api
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
+        .route("/metrics", get(metrics::render))
+        .fallback(|| async { Error::new(ErrorCode::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Error::new(
+                ErrorCode::MethodNotAllowed,
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(middleware::from_fn_with_state(app.clone(), metrics::track))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                Error::internal("a request handler panicked").into_response()
+            },
+        ))
+        .with_state(app.clone());
+    Ok((router, app))
+}
+
+/// The database URL, defaulting to a file in the platform data dir.
+pub fn database_url(config: &Config) -> Result<String, LaunchError> {
+    if !config.database_url.is_empty() {
+        return Ok(config.database_url.clone());
+    }
+    let dirs = directories::ProjectDirs::from("", "", "switchboard-server").ok_or_else(|| {
+        LaunchError::Setup("no home directory to keep the database in; pass --database".into())
+    })?;
+    Ok(format!(
+        "sqlite://{}",
+        dirs.data_dir().join("server.db").display()
+    ))
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then finishes in-flight requests,
+/// stops the background tasks and closes the database.
+pub async fn launch(
+    config: Config,
+    services: Services,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), LaunchError> {
+    let (router, app) = build(config, services).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(prune_forever(app.clone(), shutdown.clone()));
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    app.store.close().await;
+    served.map_err(LaunchError::from)
+}
+
+/// Deletes SMS codes and rate-limit records once no limit can count them any more.
+async fn prune_forever(app: App, shutdown: CancellationToken) {
+    const KEEP_MS: i64 = 25 * 3600 * 1000;
+    loop {
+        match app.store.prune(app.clock.now_ms() - KEEP_MS).await {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned old SMS codes and rate records"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The service's error type and the extractors that turn every bad request into one.
+//!
+//! Handlers return `Result<_, Error>`; whatever goes wrong becomes
+//! `{"error": {"code", "message"}}` with the code's status. Rejections of axum's own
+//! extractors (malformed JSON, unknown fields, a bad query or path) are mapped here too, so no
+//! input ever reaches a client as plain text, a 422 or a 500.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use switchboard_protocol::{ApiError, ErrorBody, ErrorCode};
+
+use crate::store::StoreError;
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Seconds, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
+    pub public_ids: Option<Vec<String>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            public_ids: None,
+        }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        // Never tell a client to retry "in 0 seconds": that invites a busy loop.
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// A failure the client cannot fix; the detail goes to the log, never to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(
+            ErrorCode::Internal,
+            "something went wrong on the service; try again",
+        )
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::PublicIdTaken => {
+                Error::new(ErrorCode::PublicIdTaken, "that public ID is taken")
+            }
+            StoreError::PhoneAccountLimit => Error::new(
+                ErrorCode::PhoneAccountLimit,
+                "this phone number already has the most accounts allowed",
+            ),
+            StoreError::Conflict(what) => Error::new(ErrorCode::SmsCodeExpired, what),
+            StoreError::Database(e) => {
+                tracing::error!(error = %e, "storage failure");
+                Error::new(
+                    ErrorCode::Unavailable,
+                    "the service's storage is unavailable; try again",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            error: ApiError {
+                code: self.code,
+                message: self.message,
+                public_ids: self.public_ids,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// `axum::Json` whose rejections are our errors (400 `invalid_request` with serde's message).
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> Error {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::invalid_request("send the body as JSON with Content-Type: application/json")
+        }
+        JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+        }
+        // serde's own text names the field and the position, which is what a client needs.
+        other => Error::invalid_request(other.body_text()),
+    }
+}
+
+/// `axum::extract::Query` with our rejection.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|r: QueryRejection| Error::invalid_request(r.body_text()))
+    }
+}
+
+/// `axum::extract::Path` with our rejection.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|r: PathRejection| Error::invalid_request(r.body_text()))
+    }
+}

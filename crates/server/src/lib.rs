@@ -1,0 +1,25 @@
+//! switchboard-server: the Switchboard service.
+//!
+//! HTTP + JSON under `/v1` (axum), OpenAPI at `/openapi.json` generated from the routes,
+//! storage behind the [`store::Store`] trait (SQLite by default). Start it with [`launch`].
+
+pub mod accounts;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod me;
+pub mod metrics;
+pub mod password;
+pub mod phone;
+pub mod sessions;
+pub mod sms;
+pub mod store;
+pub mod totp;
+
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use app::{LaunchError, Services, build, launch};
+pub use config::Config;

@@ -1,0 +1,167 @@
+//! `switchboard-server [--config FILE] [--listen ADDR] [--database URL] [--dev]`
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use switchboard_server::{Config, Services};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The Switchboard service: accounts by phone number, sessions, two-step verification.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [env: SWITCHBOARD_LISTEN] (default 127.0.0.1:8750).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Database URL, e.g. sqlite:///var/lib/switchboard/server.db [env: SWITCHBOARD_DATABASE_URL].
+    #[arg(long)]
+    database: Option<String>,
+    /// Development mode: console SMS gateway and the dev SMS outbox [env: SWITCHBOARD_DEV=1].
+    #[arg(long)]
+    dev: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut config = Config::load(args.config.as_deref(), &env).context("configuration")?;
+    if let Some(listen) = args.listen {
+        config.listen = listen
+            .parse()
+            .with_context(|| format!("--listen {listen:?}"))?;
+    }
+    if let Some(db) = args.database {
+        config.database_url = db;
+    }
+    if args.dev {
+        config.dev = true;
+    }
+    config.validate().context("configuration")?;
+    let _log_guard = init_logging(&config)?;
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        });
+        let dev = config.dev;
+        let serve = tokio::spawn(switchboard_server::launch(config, Services::default(), listener, shutdown.clone()));
+        // `launch` opens and migrates the database before serving; announce readiness only
+        // once the health endpoint answers.
+        wait_until_ready(addr).await;
+        println!("listening on http://{addr}");
+        if dev {
+            println!("development mode: SMS codes are printed here and at http://{addr}/v1/dev/sms-outbox?phone=+86...");
+        }
+        serve.await.context("server task")?.context("serving")?;
+        Ok(())
+    })
+}
+
+async fn wait_until_ready(addr: std::net::SocketAddr) {
+    for _ in 0..600 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            if stream.write_all(req.as_bytes()).await.is_ok() {
+                let mut buf = [0u8; 12];
+                if stream.read_exact(&mut buf).await.is_ok() && buf.ends_with(b"200") {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// stderr always; a daily-rotated file in the platform state dir unless `log.file = false`.
+fn init_logging(
+    config: &Config,
+) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
+    let filter = EnvFilter::try_new(&config.log.filter)
+        .with_context(|| format!("log.filter {:?}", config.log.filter))?;
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if !config.log.file {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(stderr)
+            .init();
+        return Ok(None);
+    }
+    let dir = if config.log.dir.is_empty() {
+        let dirs = directories::ProjectDirs::from("", "", "switchboard-server")
+            .context("no home directory for the log file; set log.dir or log.file = false")?;
+        dirs.state_dir()
+            .unwrap_or_else(|| dirs.data_local_dir())
+            .join("logs")
+    } else {
+        PathBuf::from(&config.log.dir)
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("switchboard-server")
+        .filename_suffix("log")
+        .max_log_files(14)
+        .build(&dir)
+        .context("opening the log file")?;
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let file = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(writer);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
+        .init();
+    Ok(Some(guard))
+}

@@ -1,0 +1,457 @@
+//! Sign-in (password, or SMS code), sessions and the bearer-token extractor.
+//!
+//! Tokens are 256 random bits, shown to the client once; the service keeps only their SHA-256.
+//! Failed sign-ins are counted per account (and per unknown login, so an unknown account
+//! behaves exactly like a known one): from the 5th consecutive failure each try waits a
+//! growing delay, and the 100th locks the account until it is recovered by SMS.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use switchboard_protocol::ErrorCode;
+use switchboard_protocol::auth::{
+    SessionCreated, SessionInfo, SessionList, SignInRequest, SmsPurpose, SmsSignInRequest,
+};
+
+use crate::accounts::summary;
+use crate::app::{App, ClientIp};
+use crate::clock::{EntropyExt, Millis, to_datetime};
+use crate::error::{Error, Json, Path, Result};
+use crate::store::{AccountRow, SessionRow, ThrottlePolicy};
+use crate::{phone, sms, totp};
+
+const HOUR_MS: Millis = 3600 * 1000;
+/// `last_seen_at` is written at most this often per session, not on every request.
+const TOUCH_EVERY_MS: Millis = 60 * 1000;
+
+/// The throttling key of an account.
+pub fn account_key(account_id: &str) -> String {
+    format!("acct:{account_id}")
+}
+
+pub fn throttle_policy(app: &App) -> ThrottlePolicy {
+    let s = &app.config.sessions;
+    ThrottlePolicy {
+        after: s.throttle_after,
+        base_secs: s.throttle_base_secs,
+        max_secs: s.throttle_max_secs,
+        lock_after: s.lock_after,
+    }
+}
+
+pub fn token_hash(token: &str) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
+}
+
+fn invalid_credentials() -> Error {
+    Error::new(ErrorCode::InvalidCredentials, "wrong login or password")
+}
+
+async fn check_ip_limit(app: &App, ip: &str) -> Result<()> {
+    let now = app.clock.now_ms();
+    let hits = app
+        .store
+        .rate_hit("login_ip", ip, now, now - HOUR_MS)
+        .await?;
+    if hits.count > app.config.sessions.login_per_ip_per_hour {
+        let retry = hits
+            .oldest
+            .map_or(3600, |t| ((t + HOUR_MS - now) / 1000 + 1) as u64);
+        return Err(Error::new(
+            ErrorCode::RateLimited,
+            "too many sign-in attempts from this network; try again later",
+        )
+        .retry_after(retry));
+    }
+    Ok(())
+}
+
+/// Refuses the attempt if any key is locked or waiting.
+async fn check_throttle(app: &App, keys: &[String]) -> Result<()> {
+    let now = app.clock.now_ms();
+    let states = app.store.login_states(keys).await?;
+    if states.iter().any(|s| s.locked) {
+        return Err(Error::new(
+            ErrorCode::AccountLocked,
+            "this account is locked after too many failed sign-ins; recover it with an SMS code",
+        ));
+    }
+    if let Some(until) = states
+        .iter()
+        .map(|s| s.throttled_until)
+        .max()
+        .filter(|u| *u > now)
+    {
+        let wait = ((until - now + 999) / 1000) as u64;
+        return Err(Error::new(
+            ErrorCode::LoginThrottled,
+            format!("too many failed sign-ins; try again in {wait} s"),
+        )
+        .retry_after(wait));
+    }
+    Ok(())
+}
+
+async fn record_failure(app: &App, keys: &[String]) -> Result<()> {
+    app.store
+        .login_failure(keys, app.clock.now_ms(), throttle_policy(app))
+        .await?;
+    app.metrics.count("sign_in_failures_total");
+    Ok(())
+}
+
+/// A TOTP code (once per time step) or an unused recovery code.
+pub async fn second_factor_ok(app: &App, account: &AccountRow, code: &str) -> Result<bool> {
+    let Some(secret) = account.totp_secret.as_deref().and_then(totp::decode_secret) else {
+        return Ok(false);
+    };
+    let code = code.trim();
+    if code.len() == totp::DIGITS as usize && code.bytes().all(|b| b.is_ascii_digit()) {
+        return match totp::matching_step(&secret, code, app.clock.now_ms()) {
+            Some(step) => Ok(app.store.totp_use_step(&account.id, step).await?),
+            None => Ok(false),
+        };
+    }
+    let hash = crate::me::recovery_code_hash(code);
+    Ok(app
+        .store
+        .totp_use_recovery(&account.id, &hash, app.clock.now_ms())
+        .await?)
+}
+
+fn check_device_name(name: Option<&str>) -> Result<String> {
+    let name = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("unnamed device");
+    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(Error::invalid_request(
+            "device_name has at most 64 characters and no control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+async fn open_session(
+    app: &App,
+    account: &AccountRow,
+    device_name: String,
+) -> Result<SessionCreated> {
+    let token = data_encoding::BASE64URL_NOPAD.encode(&app.entropy.bytes::<32>());
+    let now = app.clock.now_ms();
+    let ttl = i64::try_from(app.config.sessions.ttl_secs).unwrap_or(i64::MAX / 2000) * 1000;
+    let row = SessionRow {
+        id: app.entropy.id("ses_"),
+        account_id: account.id.clone(),
+        token_hash: token_hash(&token),
+        device_name,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now.saturating_add(ttl),
+        revoked_at: None,
+    };
+    app.store.session_create(&row).await?;
+    app.store.login_reset(&account_key(&account.id)).await?;
+    app.metrics.count("sign_ins_total");
+    tracing::info!(account = %account.id, session = %row.id, "signed in");
+    Ok(SessionCreated {
+        token,
+        session_id: row.id,
+        expires_at: to_datetime(row.expires_at),
+        account: summary(account),
+    })
+}
+
+fn choice_required(accounts: &[AccountRow]) -> Error {
+    let mut e = Error::new(
+        ErrorCode::AccountChoiceRequired,
+        "this phone number has several accounts; sign in with the public ID of one of them",
+    );
+    e.public_ids = Some(accounts.iter().map(|a| a.public_id.clone()).collect());
+    e
+}
+
+/// Sign in with a password
+///
+/// `login` is a public ID or a phone number. A phone number with several accounts answers
+/// `account_choice_required` with their public IDs, but only once the password is right for
+/// one of them, so the endpoint never tells a stranger which IDs a number holds.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = SignInRequest,
+    responses(
+        (status = 201, body = SessionCreated),
+        (status = 401, description = "invalid_credentials, totp_required, totp_invalid", body = switchboard_protocol::ErrorBody),
+        (status = 409, description = "account_choice_required (with public_ids)", body = switchboard_protocol::ErrorBody),
+        (status = 423, description = "account_locked", body = switchboard_protocol::ErrorBody),
+        (status = 429, description = "login_throttled, rate_limited; with Retry-After", body = switchboard_protocol::ErrorBody),
+    ))]
+pub async fn sign_in(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<SignInRequest>,
+) -> Result<(StatusCode, Json<SessionCreated>)> {
+    let device_name = check_device_name(Some(&req.device_name))?;
+    check_ip_limit(&app, &ip).await?;
+    let login = req.login.trim();
+    let (candidates, verifications, keys) = if login.starts_with('+') {
+        let phone = phone::parse(login)?;
+        let accounts = app.store.accounts_by_phone(&phone.e164).await?;
+        let keys = if accounts.is_empty() {
+            vec![format!("login:{}", phone.e164)]
+        } else {
+            accounts.iter().map(|a| account_key(&a.id)).collect()
+        };
+        // As many hashes as the number may hold accounts, whatever it holds: the time taken
+        // must not tell how many accounts the number has.
+        let n = (app.config.accounts.per_phone as usize).max(accounts.len());
+        (accounts, n, keys)
+    } else {
+        let account = app.store.account_by_public_id(login).await?;
+        let key = account.as_ref().map_or_else(
+            || format!("login:{}", login.to_lowercase()),
+            |a| account_key(&a.id),
+        );
+        (account.into_iter().collect::<Vec<_>>(), 1, vec![key])
+    };
+    check_throttle(&app, &keys).await?;
+
+    let mut matched = Vec::new();
+    for i in 0..verifications {
+        let candidate = candidates.get(i);
+        if app
+            .hasher
+            .verify(&req.password, candidate.map(|a| a.password_hash.as_str()))
+            .await?
+        {
+            matched.extend(candidate.cloned());
+        }
+    }
+    let Some(account) = matched.first().cloned() else {
+        record_failure(&app, &keys).await?;
+        return Err(invalid_credentials());
+    };
+    if candidates.len() > 1 {
+        return Err(choice_required(&candidates));
+    }
+    if account.totp_secret.is_some() {
+        let Some(code) = req.totp_code.as_deref() else {
+            return Err(Error::new(
+                ErrorCode::TotpRequired,
+                "this account has two-step verification: enter the code from your authenticator app",
+            ));
+        };
+        if !second_factor_ok(&app, &account, code).await? {
+            record_failure(&app, &keys).await?;
+            return Err(Error::new(
+                ErrorCode::TotpInvalid,
+                "that code is wrong or was used already; wait for the next one",
+            ));
+        }
+    }
+    let created = open_session(&app, &account, device_name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Sign in with an SMS code
+///
+/// With a `login` code. A number with several accounts needs `public_id`; without it the
+/// answer is `account_choice_required` and the code stays usable for the retry.
+#[utoipa::path(post, path = "/v1/sessions/sms", tag = "sessions", request_body = SmsSignInRequest,
+    responses(
+        (status = 201, body = SessionCreated),
+        (status = 400, description = "invalid_phone, sms_code_invalid, sms_code_expired", body = switchboard_protocol::ErrorBody),
+        (status = 401, description = "totp_required, totp_invalid", body = switchboard_protocol::ErrorBody),
+        (status = 404, description = "account_not_found", body = switchboard_protocol::ErrorBody),
+        (status = 409, description = "account_choice_required (with public_ids)", body = switchboard_protocol::ErrorBody),
+        (status = 423, description = "account_locked", body = switchboard_protocol::ErrorBody),
+        (status = 429, description = "rate_limited", body = switchboard_protocol::ErrorBody),
+    ))]
+pub async fn sms_sign_in(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<SmsSignInRequest>,
+) -> Result<(StatusCode, Json<SessionCreated>)> {
+    let device_name = check_device_name(req.device_name.as_deref())?;
+    check_ip_limit(&app, &ip).await?;
+    let phone = phone::parse(&req.phone)?;
+    let accounts = app.store.accounts_by_phone(&phone.e164).await?;
+    let keys: Vec<String> = accounts.iter().map(|a| account_key(&a.id)).collect();
+    // A code proves the phone, not the password: it gets past the password throttle, never
+    // past a lock, which only recovery lifts.
+    if app
+        .store
+        .login_states(&keys)
+        .await?
+        .iter()
+        .any(|s| s.locked)
+    {
+        return Err(Error::new(
+            ErrorCode::AccountLocked,
+            "this account is locked after too many failed sign-ins; recover it with an SMS code",
+        ));
+    }
+    let code = match sms::check_code(&app, &phone.e164, SmsPurpose::Login, &req.sms_code).await {
+        Ok(code) => code,
+        Err(e) => {
+            // A wrong code is a failed sign-in of the number's accounts, and asking for a new
+            // code does not wipe that count.
+            if e.wrong_guess && !keys.is_empty() {
+                record_failure(&app, &keys).await?;
+            }
+            return Err(e.into());
+        }
+    };
+    let account = match (&req.public_id, accounts.len()) {
+        (_, 0) => {
+            return Err(Error::new(
+                ErrorCode::AccountNotFound,
+                "this phone number has no account",
+            ));
+        }
+        (Some(id), _) => accounts
+            .iter()
+            .find(|a| a.public_id.eq_ignore_ascii_case(id.trim()))
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::AccountNotFound,
+                    "this phone number has no account with that public ID",
+                )
+            })?,
+        (None, 1) => accounts[0].clone(),
+        (None, _) => return Err(choice_required(&accounts)),
+    };
+    if account.totp_secret.is_some() {
+        let Some(totp_code) = req.totp_code.as_deref() else {
+            return Err(Error::new(
+                ErrorCode::TotpRequired,
+                "this account has two-step verification: enter the code from your authenticator app",
+            ));
+        };
+        if !second_factor_ok(&app, &account, totp_code).await? {
+            record_failure(&app, &[account_key(&account.id)]).await?;
+            return Err(Error::new(
+                ErrorCode::TotpInvalid,
+                "that code is wrong or was used already",
+            ));
+        }
+    }
+    if !app.store.sms_consume(&code.id, app.clock.now_ms()).await? {
+        return Err(Error::new(
+            ErrorCode::SmsCodeExpired,
+            "that code was used already; request a new code",
+        ));
+    }
+    let created = open_session(&app, &account, device_name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// The signed-in caller: a live session and its account.
+pub struct Auth {
+    pub account: AccountRow,
+    pub session: SessionRow,
+}
+
+impl FromRequestParts<App> for Auth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let unauthorized = || {
+            Error::new(
+                ErrorCode::Unauthorized,
+                "sign in first (Authorization: Bearer <token>)",
+            )
+        };
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(unauthorized)?;
+        let session = app
+            .store
+            .session_by_token_hash(&token_hash(token))
+            .await?
+            .ok_or_else(unauthorized)?;
+        let now = app.clock.now_ms();
+        if session.revoked_at.is_some() {
+            return Err(Error::new(
+                ErrorCode::SessionRevoked,
+                "this session was signed out; sign in again",
+            ));
+        }
+        if now >= session.expires_at {
+            return Err(Error::new(
+                ErrorCode::SessionExpired,
+                "this session has expired; sign in again",
+            ));
+        }
+        let account = app
+            .store
+            .account_by_id(&session.account_id)
+            .await?
+            .ok_or_else(unauthorized)?;
+        if now - session.last_seen_at >= TOUCH_EVERY_MS {
+            app.store.session_touch(&session.id, now).await?;
+        }
+        Ok(Auth { account, session })
+    }
+}
+
+/// List this account's sessions
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])),
+    responses((status = 200, body = SessionList),
+              (status = 401, description = "unauthorized, session_revoked, session_expired", body = switchboard_protocol::ErrorBody)))]
+pub async fn list(State(app): State<App>, auth: Auth) -> Result<Json<SessionList>> {
+    let rows = app
+        .store
+        .sessions_live(&auth.account.id, app.clock.now_ms())
+        .await?;
+    let sessions = rows
+        .into_iter()
+        .map(|s| SessionInfo {
+            current: s.id == auth.session.id,
+            id: s.id,
+            device_name: s.device_name,
+            created_at: to_datetime(s.created_at),
+            last_seen_at: to_datetime(s.last_seen_at),
+        })
+        .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+/// Sign out this session
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = switchboard_protocol::ErrorBody)))]
+pub async fn revoke_current(State(app): State<App>, auth: Auth) -> Result<StatusCode> {
+    app.store
+        .session_revoke(&auth.account.id, &auth.session.id, app.clock.now_ms())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign out one of this account's sessions
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 204), (status = 401, body = switchboard_protocol::ErrorBody),
+              (status = 404, description = "session_not_found", body = switchboard_protocol::ErrorBody)))]
+pub async fn revoke_one(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    if app
+        .store
+        .session_revoke(&auth.account.id, &id, app.clock.now_ms())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Error::new(
+            ErrorCode::SessionNotFound,
+            "this account has no live session with that id",
+        ))
+    }
+}

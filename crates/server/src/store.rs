@@ -1,0 +1,251 @@
+//! Storage behind one trait, so the domain code never names a database.
+//!
+//! Every method is one atomic step of the domain (a registration consumes its SMS code and
+//! creates the account in one transaction; a recovery consumes its code, sets the password and
+//! revokes every session in one), so a backend is correct if each method is, and a failure
+//! between two steps can never leave half-written state. SQLite is the default backend; a
+//! PostgreSQL backend implements the same trait and runs the same conformance tests.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::clock::Millis;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("public ID taken")]
+    PublicIdTaken,
+    #[error("phone number has the most accounts allowed")]
+    PhoneAccountLimit,
+    /// A conditional step lost a race (e.g. the SMS code was used meanwhile).
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRow {
+    pub id: String,
+    /// E.164.
+    pub phone: String,
+    /// 0 for the primary account of the phone number, 1.. for the others.
+    pub slot: i64,
+    pub public_id: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub created_at: Millis,
+    pub public_id_changed_at: Option<Millis>,
+    pub legal_name: Option<String>,
+    pub id_number_masked: Option<String>,
+    pub identity_verified_at: Option<Millis>,
+    pub totp_secret: Option<String>,
+    pub totp_pending_secret: Option<String>,
+    pub totp_last_step: i64,
+}
+
+impl AccountRow {
+    pub fn is_secondary(&self) -> bool {
+        self.slot > 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: String,
+    pub phone: String,
+    pub public_id: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub created_at: Millis,
+    /// The most accounts the phone number may hold, the new one included.
+    pub per_phone: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmsCodeRow {
+    pub id: String,
+    pub phone: String,
+    pub purpose: String,
+    pub code_hash: String,
+    pub ip: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub attempts: i64,
+    pub consumed_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: String,
+    pub account_id: String,
+    pub token_hash: String,
+    pub device_name: String,
+    pub created_at: Millis,
+    pub last_seen_at: Millis,
+    pub expires_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// Consecutive sign-in failures of one key (an account, or an unknown login).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginState {
+    pub failures: i64,
+    pub throttled_until: Millis,
+    pub locked: bool,
+}
+
+/// How failures turn into waiting and locking.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottlePolicy {
+    pub after: u32,
+    pub base_secs: u64,
+    pub max_secs: u64,
+    pub lock_after: u32,
+}
+
+impl ThrottlePolicy {
+    /// The state after the `failures`-th consecutive failure at `now`: from the `after`-th on,
+    /// the next try must wait `base · 2^(failures − after)` seconds, capped at `max`.
+    pub fn after_failure(&self, failures: i64, now: Millis) -> LoginState {
+        let over = failures - i64::from(self.after);
+        let throttled_until = if over >= 0 {
+            let factor = 1u64.checked_shl(over.min(40) as u32).unwrap_or(u64::MAX);
+            let secs = self.base_secs.saturating_mul(factor).min(self.max_secs);
+            now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000))
+        } else {
+            0
+        };
+        LoginState {
+            failures,
+            throttled_until,
+            locked: failures >= i64::from(self.lock_after),
+        }
+    }
+}
+
+/// A count within a window and when its oldest member leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    pub count: u32,
+    pub oldest: Option<Millis>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- SMS codes ---------------------------------------------------------------------
+    /// Stores a new code; any earlier live code of the same number and purpose stops working.
+    async fn sms_insert(&self, code: &SmsCodeRow) -> StoreResult<()>;
+    /// Forgets a code whose delivery failed, so it does not count against any limit.
+    async fn sms_delete(&self, id: &str) -> StoreResult<()>;
+    /// The newest code of a number and purpose, used or not.
+    async fn sms_latest(&self, phone: &str, purpose: &str) -> StoreResult<Option<SmsCodeRow>>;
+    async fn sms_count_for_number(
+        &self,
+        phone: &str,
+        purpose: &str,
+        since: Millis,
+    ) -> StoreResult<WindowCount>;
+    async fn sms_count_for_ip(&self, ip: &str, since: Millis) -> StoreResult<WindowCount>;
+    /// Counts one wrong try; returns the tries so far.
+    async fn sms_record_failure(&self, id: &str) -> StoreResult<i64>;
+    /// Marks a code used; false if it was used (or superseded) meanwhile.
+    async fn sms_consume(&self, id: &str, now: Millis) -> StoreResult<bool>;
+
+    // --- accounts ------------------------------------------------------------------------
+    /// Consumes the registration code and creates the account, in one transaction.
+    async fn account_create(&self, code_id: &str, new: &NewAccount) -> StoreResult<AccountRow>;
+    async fn account_by_id(&self, id: &str) -> StoreResult<Option<AccountRow>>;
+    /// Case-insensitive.
+    async fn account_by_public_id(&self, public_id: &str) -> StoreResult<Option<AccountRow>>;
+    /// Oldest (primary) first.
+    async fn accounts_by_phone(&self, phone: &str) -> StoreResult<Vec<AccountRow>>;
+    async fn account_set_display_name(&self, id: &str, name: &str) -> StoreResult<()>;
+    /// False when the last change was after `not_before_last_change`.
+    async fn account_change_public_id(
+        &self,
+        id: &str,
+        public_id: &str,
+        now: Millis,
+        not_before_last_change: Millis,
+    ) -> StoreResult<bool>;
+    /// Sets the password and revokes every session but `keep`; returns how many were revoked.
+    async fn account_set_password(
+        &self,
+        id: &str,
+        hash: &str,
+        keep: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<u64>;
+    /// Consumes the recovery code, sets the password, revokes every session and clears the
+    /// account's failures and lock, in one transaction.
+    async fn account_recover(
+        &self,
+        code_id: &str,
+        account_id: &str,
+        hash: &str,
+        now: Millis,
+    ) -> StoreResult<u64>;
+    /// False when the account is verified already.
+    async fn account_set_identity(
+        &self,
+        id: &str,
+        legal_name: &str,
+        id_number_hash: &str,
+        id_number_masked: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+
+    // --- two-factor ------------------------------------------------------------------------
+    async fn totp_set_pending(&self, id: &str, secret: &str) -> StoreResult<()>;
+    /// Turns the pending secret on with these recovery codes; `step` counts as used.
+    async fn totp_enable(
+        &self,
+        id: &str,
+        recovery_hashes: &[String],
+        step: i64,
+    ) -> StoreResult<bool>;
+    async fn totp_disable(&self, id: &str) -> StoreResult<()>;
+    /// Accepts a time step once: true only if `step` is later than every step used before.
+    async fn totp_use_step(&self, id: &str, step: i64) -> StoreResult<bool>;
+    /// Uses a recovery code once.
+    async fn totp_use_recovery(&self, id: &str, hash: &str, now: Millis) -> StoreResult<bool>;
+
+    // --- sign-in throttling and rate limits ----------------------------------------------------
+    /// The state of every key (missing keys are clean).
+    async fn login_states(&self, keys: &[String]) -> StoreResult<Vec<LoginState>>;
+    /// Counts a failure on every key; returns their new states.
+    async fn login_failure(
+        &self,
+        keys: &[String],
+        now: Millis,
+        policy: ThrottlePolicy,
+    ) -> StoreResult<Vec<LoginState>>;
+    async fn login_reset(&self, key: &str) -> StoreResult<()>;
+    /// Records one event of `scope` for `key` and counts those since `since`, this one included.
+    async fn rate_hit(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Millis,
+        since: Millis,
+    ) -> StoreResult<WindowCount>;
+
+    // --- sessions ----------------------------------------------------------------------------
+    async fn session_create(&self, row: &SessionRow) -> StoreResult<()>;
+    async fn session_by_token_hash(&self, hash: &str) -> StoreResult<Option<SessionRow>>;
+    async fn session_touch(&self, id: &str, now: Millis) -> StoreResult<()>;
+    /// Sessions neither revoked nor expired, newest first.
+    async fn sessions_live(&self, account_id: &str, now: Millis) -> StoreResult<Vec<SessionRow>>;
+    /// False if there is no such live session of that account.
+    async fn session_revoke(&self, account_id: &str, id: &str, now: Millis) -> StoreResult<bool>;
+
+    // --- housekeeping ----------------------------------------------------------------------------
+    /// Deletes SMS codes and rate events created before `before`; returns rows deleted.
+    async fn prune(&self, before: Millis) -> StoreResult<u64>;
+    /// Closes the pools (on shutdown).
+    async fn close(&self);
+}

@@ -1,0 +1,810 @@
+//! The SQLite backend (the zero-set-up default).
+//!
+//! Writes go through a pool of one connection: SQLite admits one writer at a time anyway, and
+//! queueing writers in-process instead of in SQLite's busy handler means a read-then-write
+//! transaction can never fail with `SQLITE_BUSY` halfway. Reads use their own pool and, in WAL
+//! mode, never wait for the writer.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+
+use super::*;
+
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Maps a unique-constraint failure on `accounts` to the domain error it means.
+fn account_conflict(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        let msg = d.message();
+        if msg.contains("public_id_lower") {
+            return StoreError::PublicIdTaken;
+        }
+        if msg.contains("accounts.phone") {
+            return StoreError::PhoneAccountLimit;
+        }
+    }
+    db(e)
+}
+
+#[derive(FromRow)]
+struct AccountSql {
+    id: String,
+    phone: String,
+    slot: i64,
+    public_id: String,
+    display_name: String,
+    password_hash: String,
+    created_at: i64,
+    public_id_changed_at: Option<i64>,
+    legal_name: Option<String>,
+    id_number_masked: Option<String>,
+    identity_verified_at: Option<i64>,
+    totp_secret: Option<String>,
+    totp_pending_secret: Option<String>,
+    totp_last_step: i64,
+}
+
+impl From<AccountSql> for AccountRow {
+    fn from(a: AccountSql) -> Self {
+        AccountRow {
+            id: a.id,
+            phone: a.phone,
+            slot: a.slot,
+            public_id: a.public_id,
+            display_name: a.display_name,
+            password_hash: a.password_hash,
+            created_at: a.created_at,
+            public_id_changed_at: a.public_id_changed_at,
+            legal_name: a.legal_name,
+            id_number_masked: a.id_number_masked,
+            identity_verified_at: a.identity_verified_at,
+            totp_secret: a.totp_secret,
+            totp_pending_secret: a.totp_pending_secret,
+            totp_last_step: a.totp_last_step,
+        }
+    }
+}
+
+// Macros rather than consts: sqlx takes only literal SQL, and `concat!` needs literals.
+macro_rules! account_columns {
+    () => {
+        "id, phone, slot, public_id, display_name, password_hash, created_at, \
+         public_id_changed_at, legal_name, id_number_masked, identity_verified_at, totp_secret, \
+         totp_pending_secret, totp_last_step"
+    };
+}
+
+#[derive(FromRow)]
+struct SmsSql {
+    id: String,
+    phone: String,
+    purpose: String,
+    code_hash: String,
+    ip: String,
+    created_at: i64,
+    expires_at: i64,
+    attempts: i64,
+    consumed_at: Option<i64>,
+}
+
+impl From<SmsSql> for SmsCodeRow {
+    fn from(s: SmsSql) -> Self {
+        SmsCodeRow {
+            id: s.id,
+            phone: s.phone,
+            purpose: s.purpose,
+            code_hash: s.code_hash,
+            ip: s.ip,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            attempts: s.attempts,
+            consumed_at: s.consumed_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct SessionSql {
+    id: String,
+    account_id: String,
+    token_hash: String,
+    device_name: String,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<SessionSql> for SessionRow {
+    fn from(s: SessionSql) -> Self {
+        SessionRow {
+            id: s.id,
+            account_id: s.account_id,
+            token_hash: s.token_hash,
+            device_name: s.device_name,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            revoked_at: s.revoked_at,
+        }
+    }
+}
+
+macro_rules! session_columns {
+    () => {
+        "id, account_id, token_hash, device_name, created_at, last_seen_at, expires_at, revoked_at"
+    };
+}
+
+#[derive(FromRow)]
+struct LoginSql {
+    failures: i64,
+    throttled_until: i64,
+    locked: bool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `sqlite::memory:`)
+    /// and brings its schema up to date.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a commit survives a crash of the process; only a power loss
+            // can drop the last transactions, never corrupt the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = Path::new(options.get_filename()).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Database(format!("{}: {e}", parent.display())))?;
+            }
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(db)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db)?;
+        Ok(Self { write, read })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn sms_insert(&self, code: &SmsCodeRow) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query(
+            "UPDATE sms_codes SET consumed_at = ? \
+             WHERE phone = ? AND purpose = ? AND consumed_at IS NULL",
+        )
+        .bind(code.created_at)
+        .bind(&code.phone)
+        .bind(&code.purpose)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO sms_codes (id, phone, purpose, code_hash, ip, created_at, expires_at, \
+             attempts, consumed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&code.id)
+        .bind(&code.phone)
+        .bind(&code.purpose)
+        .bind(&code.code_hash)
+        .bind(&code.ip)
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .bind(code.attempts)
+        .bind(code.consumed_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn sms_delete(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sms_codes WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn sms_latest(&self, phone: &str, purpose: &str) -> StoreResult<Option<SmsCodeRow>> {
+        let row: Option<SmsSql> = sqlx::query_as(
+            "SELECT id, phone, purpose, code_hash, ip, created_at, expires_at, attempts, \
+             consumed_at FROM sms_codes WHERE phone = ? AND purpose = ? \
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(phone)
+        .bind(purpose)
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn sms_count_for_number(
+        &self,
+        phone: &str,
+        purpose: &str,
+        since: Millis,
+    ) -> StoreResult<WindowCount> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM sms_codes \
+             WHERE phone = ? AND purpose = ? AND created_at >= ?",
+        )
+        .bind(phone)
+        .bind(purpose)
+        .bind(since)
+        .fetch_one(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(WindowCount {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            oldest,
+        })
+    }
+
+    async fn sms_count_for_ip(&self, ip: &str, since: Millis) -> StoreResult<WindowCount> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM sms_codes WHERE ip = ? AND created_at >= ?",
+        )
+        .bind(ip)
+        .bind(since)
+        .fetch_one(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(WindowCount {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            oldest,
+        })
+    }
+
+    async fn sms_record_failure(&self, id: &str) -> StoreResult<i64> {
+        let (attempts,): (i64,) = sqlx::query_as(
+            "UPDATE sms_codes SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+        )
+        .bind(id)
+        .fetch_one(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(attempts)
+    }
+
+    async fn sms_consume(&self, id: &str, now: Millis) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sms_codes SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn account_create(&self, code_id: &str, new: &NewAccount) -> StoreResult<AccountRow> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let consumed = sqlx::query(
+            "UPDATE sms_codes SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
+        )
+        .bind(new.created_at)
+        .bind(code_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if consumed.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "that SMS code was used meanwhile; request a new one",
+            ));
+        }
+        let (slot,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts WHERE phone = ?")
+            .bind(&new.phone)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if slot >= i64::from(new.per_phone) {
+            return Err(StoreError::PhoneAccountLimit);
+        }
+        sqlx::query(
+            "INSERT INTO accounts (id, phone, slot, public_id, public_id_lower, display_name, \
+             password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&new.id)
+        .bind(&new.phone)
+        .bind(slot)
+        .bind(&new.public_id)
+        .bind(new.public_id.to_lowercase())
+        .bind(&new.display_name)
+        .bind(&new.password_hash)
+        .bind(new.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(account_conflict)?;
+        tx.commit().await.map_err(db)?;
+        Ok(AccountRow {
+            id: new.id.clone(),
+            phone: new.phone.clone(),
+            slot,
+            public_id: new.public_id.clone(),
+            display_name: new.display_name.clone(),
+            password_hash: new.password_hash.clone(),
+            created_at: new.created_at,
+            public_id_changed_at: None,
+            legal_name: None,
+            id_number_masked: None,
+            identity_verified_at: None,
+            totp_secret: None,
+            totp_pending_secret: None,
+            totp_last_step: 0,
+        })
+    }
+
+    async fn account_by_id(&self, id: &str) -> StoreResult<Option<AccountRow>> {
+        let row: Option<AccountSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn account_by_public_id(&self, public_id: &str) -> StoreResult<Option<AccountRow>> {
+        let row: Option<AccountSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE public_id_lower = ?"
+        ))
+        .bind(public_id.to_lowercase())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn accounts_by_phone(&self, phone: &str) -> StoreResult<Vec<AccountRow>> {
+        let rows: Vec<AccountSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE phone = ? ORDER BY slot"
+        ))
+        .bind(phone)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn account_set_display_name(&self, id: &str, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET display_name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn account_change_public_id(
+        &self,
+        id: &str,
+        public_id: &str,
+        now: Millis,
+        not_before_last_change: Millis,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET public_id = ?, public_id_lower = ?, public_id_changed_at = ? \
+             WHERE id = ? AND (public_id_changed_at IS NULL OR public_id_changed_at <= ?)",
+        )
+        .bind(public_id)
+        .bind(public_id.to_lowercase())
+        .bind(now)
+        .bind(id)
+        .bind(not_before_last_change)
+        .execute(&self.write)
+        .await
+        .map_err(account_conflict)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn account_set_password(
+        &self,
+        id: &str,
+        hash: &str,
+        keep: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query("UPDATE accounts SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let revoked = revoke_all(&mut tx, id, keep, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(revoked)
+    }
+
+    async fn account_recover(
+        &self,
+        code_id: &str,
+        account_id: &str,
+        hash: &str,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let consumed = sqlx::query(
+            "UPDATE sms_codes SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if consumed.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "that SMS code was used meanwhile; request a new one",
+            ));
+        }
+        sqlx::query("UPDATE accounts SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let revoked = revoke_all(&mut tx, account_id, None, now).await?;
+        sqlx::query("DELETE FROM login_failures WHERE key = ?")
+            .bind(crate::sessions::account_key(account_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(revoked)
+    }
+
+    async fn account_set_identity(
+        &self,
+        id: &str,
+        legal_name: &str,
+        id_number_hash: &str,
+        id_number_masked: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET legal_name = ?, id_number_hash = ?, id_number_masked = ?, \
+             identity_verified_at = ? WHERE id = ? AND identity_verified_at IS NULL",
+        )
+        .bind(legal_name)
+        .bind(id_number_hash)
+        .bind(id_number_masked)
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn totp_set_pending(&self, id: &str, secret: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET totp_pending_secret = ? WHERE id = ?")
+            .bind(secret)
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn totp_enable(
+        &self,
+        id: &str,
+        recovery_hashes: &[String],
+        step: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE accounts SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
+             totp_last_step = ? WHERE id = ? AND totp_pending_secret IS NOT NULL \
+             AND totp_secret IS NULL",
+        )
+        .bind(step)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for hash in recovery_hashes {
+            sqlx::query("INSERT INTO totp_recovery_codes (account_id, code_hash) VALUES (?, ?)")
+                .bind(id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn totp_disable(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query(
+            "UPDATE accounts SET totp_secret = NULL, totp_pending_secret = NULL WHERE id = ?",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn totp_use_step(&self, id: &str, step: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?",
+        )
+        .bind(step)
+        .bind(id)
+        .bind(step)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn totp_use_recovery(&self, id: &str, hash: &str, now: Millis) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE totp_recovery_codes SET used_at = ? \
+             WHERE account_id = ? AND code_hash = ? AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(hash)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn login_states(&self, keys: &[String]) -> StoreResult<Vec<LoginState>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row: Option<LoginSql> = sqlx::query_as(
+                "SELECT failures, throttled_until, locked FROM login_failures WHERE key = ?",
+            )
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await
+            .map_err(db)?;
+            out.push(row.map_or_else(LoginState::default, |r| LoginState {
+                failures: r.failures,
+                throttled_until: r.throttled_until,
+                locked: r.locked,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn login_failure(
+        &self,
+        keys: &[String],
+        now: Millis,
+        policy: ThrottlePolicy,
+    ) -> StoreResult<Vec<LoginState>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (failures,): (i64,) = sqlx::query_as(
+                "INSERT INTO login_failures (key, failures) VALUES (?, 1) \
+                 ON CONFLICT (key) DO UPDATE SET failures = failures + 1 RETURNING failures",
+            )
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            let state = policy.after_failure(failures, now);
+            sqlx::query("UPDATE login_failures SET throttled_until = ?, locked = ? WHERE key = ?")
+                .bind(state.throttled_until)
+                .bind(state.locked)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            out.push(state);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn login_reset(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = ?")
+            .bind(key)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn rate_hit(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Millis,
+        since: Millis,
+    ) -> StoreResult<WindowCount> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query("INSERT INTO rate_events (scope, key, at) VALUES (?, ?, ?)")
+            .bind(scope)
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(at) FROM rate_events WHERE scope = ? AND key = ? AND at >= ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(since)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(WindowCount {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            oldest,
+        })
+    }
+
+    async fn session_create(&self, row: &SessionRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, token_hash, device_name, created_at, \
+             last_seen_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.account_id)
+        .bind(&row.token_hash)
+        .bind(&row.device_name)
+        .bind(row.created_at)
+        .bind(row.last_seen_at)
+        .bind(row.expires_at)
+        .bind(row.revoked_at)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn session_by_token_hash(&self, hash: &str) -> StoreResult<Option<SessionRow>> {
+        // From the writer's pool: a token revoked a moment ago must be refused at once.
+        let row: Option<SessionSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE token_hash = ?"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn session_touch(&self, id: &str, now: Millis) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn sessions_live(&self, account_id: &str, now: Millis) -> StoreResult<Vec<SessionRow>> {
+        let rows: Vec<SessionSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE account_id = ? AND revoked_at IS NULL \
+             AND expires_at > ? ORDER BY created_at DESC, id"
+        ))
+        .bind(account_id)
+        .bind(now)
+        .fetch_all(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn session_revoke(&self, account_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? \
+             WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(account_id)
+        .execute(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune(&self, before: Millis) -> StoreResult<u64> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let a = sqlx::query("DELETE FROM sms_codes WHERE created_at < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let b = sqlx::query("DELETE FROM rate_events WHERE at < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(a.rows_affected() + b.rows_affected())
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+async fn revoke_all(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    account_id: &str,
+    keep: Option<&str>,
+    now: Millis,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = ? \
+         WHERE account_id = ? AND revoked_at IS NULL AND id IS NOT ?",
+    )
+    .bind(now)
+    .bind(account_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
+}
