@@ -1,1 +1,246 @@
-fn main() {}
+//! `cargo xtask run | test | setup`: the commands the README gives.
+//!
+//! Each installs what it needs first (Debian/Ubuntu packages through apt, with sudo when not
+//! root; Rust components and cargo-nextest through rustup and cargo), so that both work on a
+//! fresh machine with nothing but a Rust toolchain.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages the build and the tests need.
+const APT_PACKAGES: &[&str] = &["build-essential", "pkg-config", "curl"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n  \
+                 run     build and start switchboard-server in development mode\n  \
+                 test    formatting, lints and every test (hermetic)\n  \
+                 setup   install what the other two need"
+            );
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn status(mut cmd: Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !st.success() {
+        bail!("{shown} failed ({st})");
+    }
+    Ok(())
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if !Path::new("/usr/bin/apt-get").exists() {
+        eprintln!("xtask: not a Debian/Ubuntu system; make sure these are installed: {packages:?}");
+        return Ok(());
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let sudo = |args: &[&str]| {
+        let mut c = if is_root() {
+            Command::new(args[0])
+        } else {
+            Command::new("sudo")
+        };
+        if is_root() {
+            c.args(&args[1..]);
+        } else {
+            c.args(args);
+        }
+        c.env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    status(sudo(&["apt-get", "update", "-q"]))?;
+    let mut install = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    install.extend(&missing);
+    status(sudo(&install))
+}
+
+fn setup() -> Result<()> {
+    apt_install(APT_PACKAGES)?;
+    for component in ["rustfmt", "clippy"] {
+        let probe = if component == "rustfmt" {
+            ["fmt", "--version"]
+        } else {
+            ["clippy", "--version"]
+        };
+        if !succeeds("cargo", &probe) {
+            status({
+                let mut c = Command::new("rustup");
+                c.args(["component", "add", component]);
+                c
+            })?;
+        }
+    }
+    if !succeeds("cargo", &["nextest", "--version"]) {
+        eprintln!("xtask: installing cargo-nextest");
+        status({
+            let mut c = cargo();
+            c.args(["install", "cargo-nextest", "--locked"]);
+            c
+        })?;
+    }
+    Ok(())
+}
+
+fn run(extra: &[String]) -> Result<()> {
+    setup()?;
+    status({
+        let mut c = cargo();
+        c.args(["build", "--package", "switchboard-server"]);
+        c
+    })?;
+    let bin = root().join("target/debug/switchboard-server");
+    println!("Starting the service in development mode (Ctrl+C stops it).");
+    println!("SMS codes appear below and at /v1/dev/sms-outbox?phone=<E.164 number>.");
+    let mut c = Command::new(bin);
+    c.arg("--dev").args(extra);
+    status(c)
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    setup()?;
+    status({
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--check"]);
+        c
+    })?;
+    status({
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        c
+    })?;
+
+    // Hermetic: the tests get a home and XDG dirs of their own, and afterwards that home must
+    // still be empty: nothing may have written to "the user's" files.
+    let sandbox = tempfile::Builder::new()
+        .prefix("switchboard-test-home")
+        .tempdir()?;
+    let home = sandbox.path().join("home");
+    let mut nextest = cargo();
+    let real_home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let cargo_home =
+        std::env::var_os("CARGO_HOME").map_or_else(|| real_home.join(".cargo"), PathBuf::from);
+    let rustup_home =
+        std::env::var_os("RUSTUP_HOME").map_or_else(|| real_home.join(".rustup"), PathBuf::from);
+    let mut made = BTreeSet::new();
+    for (var, sub) in [
+        ("HOME", "home"),
+        ("XDG_DATA_HOME", "home/.local/share"),
+        ("XDG_CONFIG_HOME", "home/.config"),
+        ("XDG_STATE_HOME", "home/.local/state"),
+        ("XDG_CACHE_HOME", "home/.cache"),
+        ("XDG_RUNTIME_DIR", "runtime"),
+    ] {
+        let dir = sandbox.path().join(sub);
+        std::fs::create_dir_all(&dir)?;
+        made.insert(dir.clone());
+        nextest.env(var, &dir);
+    }
+    nextest
+        .env("CARGO_HOME", &cargo_home)
+        .env("RUSTUP_HOME", &rustup_home)
+        .args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ])
+        .args(extra);
+    status(nextest)?;
+
+    let mut written = Vec::new();
+    collect_files(&home, &made, &mut written);
+    if !written.is_empty() {
+        bail!("hermeticity: the tests wrote into the home directory: {written:?}");
+    }
+    println!("hermeticity: the tests left the home and XDG directories untouched");
+    Ok(())
+}
+
+fn collect_files(dir: &Path, made: &BTreeSet<PathBuf>, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if !made.contains(&path)
+                && std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
+            {
+                out.push(path.clone());
+            }
+            collect_files(&path, made, out);
+        } else {
+            out.push(path);
+        }
+    }
+}

@@ -18,6 +18,11 @@ pub fn to_datetime(ms: Millis) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Whole seconds from `now` until `deadline`, rounded up (for `Retry-After`).
+pub fn secs_until(deadline: Millis, now: Millis) -> u64 {
+    u64::try_from((deadline - now + 999).div_euclid(1000)).unwrap_or(0)
+}
+
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

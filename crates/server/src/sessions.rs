@@ -16,7 +16,7 @@ use switchboard_protocol::auth::{
 
 use crate::accounts::summary;
 use crate::app::{App, ClientIp};
-use crate::clock::{EntropyExt, Millis, to_datetime};
+use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Path, Result};
 use crate::store::{AccountRow, SessionRow, ThrottlePolicy};
 use crate::{phone, sms, totp};
@@ -55,9 +55,7 @@ async fn check_ip_limit(app: &App, ip: &str) -> Result<()> {
         .rate_hit("login_ip", ip, now, now - HOUR_MS)
         .await?;
     if hits.count > app.config.sessions.login_per_ip_per_hour {
-        let retry = hits
-            .oldest
-            .map_or(3600, |t| ((t + HOUR_MS - now) / 1000 + 1) as u64);
+        let retry = hits.oldest.map_or(3600, |t| secs_until(t + HOUR_MS, now));
         return Err(Error::new(
             ErrorCode::RateLimited,
             "too many sign-in attempts from this network; try again later",
@@ -83,7 +81,7 @@ async fn check_throttle(app: &App, keys: &[String]) -> Result<()> {
         .max()
         .filter(|u| *u > now)
     {
-        let wait = ((until - now + 999) / 1000) as u64;
+        let wait = secs_until(until, now);
         return Err(Error::new(
             ErrorCode::LoginThrottled,
             format!("too many failed sign-ins; try again in {wait} s"),

@@ -19,7 +19,7 @@ use switchboard_protocol::auth::{DevSms, DevSmsOutbox, SmsCodeRequest, SmsCodeSe
 use utoipa::IntoParams;
 
 use crate::app::{App, ClientIp};
-use crate::clock::{EntropyExt, Millis, to_datetime};
+use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Query, Result};
 use crate::phone::{self, Phone};
 use crate::store::SmsCodeRow;
@@ -134,10 +134,6 @@ fn code_hash(code_id: &str, code: &str) -> String {
     h.update(b":");
     h.update(code.as_bytes());
     data_encoding::HEXLOWER.encode(&h.finalize())
-}
-
-fn secs_until(deadline: Millis, now: Millis) -> u64 {
-    u64::try_from((deadline - now + 999) / 1000).unwrap_or(1)
 }
 
 /// Request an SMS code

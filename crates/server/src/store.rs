@@ -225,7 +225,7 @@ pub trait Store: Send + Sync + 'static {
         policy: ThrottlePolicy,
     ) -> StoreResult<Vec<LoginState>>;
     async fn login_reset(&self, key: &str) -> StoreResult<()>;
-    /// Records one event of `scope` for `key` and counts those since `since`, this one included.
+    /// Records one event of `scope` for `key` and counts those after `since`, this one included.
     async fn rate_hit(
         &self,
         scope: &str,

@@ -1,6 +1,9 @@
 //! A port-0 service over a temp SQLite file with a hand-driven clock, for tests. Dropping it
 //! shuts the service down and removes its files.
 
+// Test scaffolding: a failure here is a broken test set-up, and a panic says so best.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -101,5 +104,167 @@ impl Drop for TestServer {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// One answer, for asserting on.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub retry_after: Option<u64>,
+}
+
+impl Reply {
+    /// The error code, or "" for a success.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+
+    /// Panics with the whole reply unless the status is `status`.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected reply: {} {}",
+            self.status, self.body
+        );
+        self
+    }
+
+    /// Panics unless this is the error `code` with `status`.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Self {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "unexpected reply: {}",
+            self.body
+        );
+        assert!(
+            !self.message().is_empty(),
+            "every error carries a message: {}",
+            self.body
+        );
+        self
+    }
+}
+
+impl TestServer {
+    /// Any request; `body` is sent as JSON.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("the test server answers");
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let text = resp.text().await.expect("a body");
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Reply {
+            status,
+            body,
+            retry_after,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.call(reqwest::Method::POST, path, None, Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    /// Requests a code and reads it from the dev outbox.
+    pub async fn sms_code(&self, phone: &str, purpose: &str) -> String {
+        self.post(
+            "/v1/sms/codes",
+            serde_json::json!({"phone": phone, "purpose": purpose}),
+        )
+        .await
+        .expect(202);
+        let outbox = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/dev/sms-outbox?phone={}", phone.replace('+', "%2B")),
+                None,
+                None,
+            )
+            .await
+            .expect(200);
+        let messages = outbox.body["messages"]
+            .as_array()
+            .expect("messages")
+            .clone();
+        let last = messages
+            .iter()
+            .rev()
+            .find(|m| m["purpose"] == purpose)
+            .expect("the outbox holds the code just sent");
+        last["code"].as_str().expect("code").to_string()
+    }
+
+    /// Registers an account through the SMS flow; returns the account summary.
+    pub async fn register(
+        &self,
+        phone: &str,
+        public_id: &str,
+        password: &str,
+    ) -> serde_json::Value {
+        let code = self.sms_code(phone, "register").await;
+        // The resend cooldown counts per number and purpose: let the next registration of this
+        // number ask for its own code.
+        self.clock
+            .advance_secs(i64::try_from(self.config.sms.resend_cooldown_secs).unwrap_or(60));
+        self.post(
+            "/v1/accounts",
+            serde_json::json!({
+                "phone": phone, "sms_code": code, "public_id": public_id,
+                "password": password, "display_name": public_id,
+            }),
+        )
+        .await
+        .expect(201)
+        .body
+    }
+
+    /// Signs in with a password; returns the bearer token.
+    pub async fn sign_in(&self, login: &str, password: &str) -> String {
+        self.post(
+            "/v1/sessions",
+            serde_json::json!({"login": login, "password": password, "device_name": "test"}),
+        )
+        .await
+        .expect(201)
+        .body["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
     }
 }

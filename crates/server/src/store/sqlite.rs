@@ -256,7 +256,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<WindowCount> {
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(created_at) FROM sms_codes \
-             WHERE phone = ? AND purpose = ? AND created_at >= ?",
+             WHERE phone = ? AND purpose = ? AND created_at > ?",
         )
         .bind(phone)
         .bind(purpose)
@@ -272,7 +272,7 @@ impl Store for SqliteStore {
 
     async fn sms_count_for_ip(&self, ip: &str, since: Millis) -> StoreResult<WindowCount> {
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(created_at) FROM sms_codes WHERE ip = ? AND created_at >= ?",
+            "SELECT COUNT(*), MIN(created_at) FROM sms_codes WHERE ip = ? AND created_at > ?",
         )
         .bind(ip)
         .bind(since)
@@ -681,7 +681,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(at) FROM rate_events WHERE scope = ? AND key = ? AND at >= ?",
+            "SELECT COUNT(*), MIN(at) FROM rate_events WHERE scope = ? AND key = ? AND at > ?",
         )
         .bind(scope)
         .bind(key)

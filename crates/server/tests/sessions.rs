@@ -1,0 +1,589 @@
+//! SPEC §1.2 through HTTP: sign-in, throttling and locking, sessions, two-step verification
+//! and the account's own settings.
+
+use reqwest::Method;
+use serde_json::json;
+use switchboard_server::testing::{Reply, TestServer};
+use switchboard_server::totp;
+
+const PHONE: &str = "+8613800138000";
+const PASSWORD: &str = "correct horse battery";
+
+async fn try_sign_in(s: &TestServer, login: &str, password: &str) -> Reply {
+    s.post(
+        "/v1/sessions",
+        json!({"login": login, "password": password, "device_name": "laptop"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn sign_in_by_public_id_case_insensitively_or_by_phone() {
+    let s = TestServer::start().await;
+    let acct = s.register(PHONE, "alice_w", PASSWORD).await;
+    let r = try_sign_in(&s, "ALICE_W", PASSWORD).await.expect(201);
+    assert_eq!(r.body["account"], acct);
+    assert_eq!(
+        r.body["token"].as_str().unwrap().len(),
+        43,
+        "256 bits, base64url"
+    );
+    let r = try_sign_in(&s, "+86 138 0013 8000", PASSWORD)
+        .await
+        .expect(201);
+    assert_eq!(r.body["account"]["public_id"], "alice_w");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_account_get_the_same_answer() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    let wrong = try_sign_in(&s, "alice_w", "not the password")
+        .await
+        .expect_error(401, "invalid_credentials");
+    let unknown = try_sign_in(&s, "nobody_here", "not the password")
+        .await
+        .expect_error(401, "invalid_credentials");
+    let unknown_phone = try_sign_in(&s, "+8613800138009", "x")
+        .await
+        .expect_error(401, "invalid_credentials");
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(wrong.body, unknown_phone.body);
+}
+
+#[tokio::test]
+async fn a_phone_with_two_accounts_asks_which_but_only_after_the_right_password() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_work", PASSWORD).await;
+    s.register(PHONE, "alice_home", "personal secret!").await;
+    // A stranger with the number learns nothing.
+    try_sign_in(&s, PHONE, "a guess at it")
+        .await
+        .expect_error(401, "invalid_credentials");
+    for pw in [PASSWORD, "personal secret!"] {
+        let r = try_sign_in(&s, PHONE, pw)
+            .await
+            .expect_error(409, "account_choice_required");
+        assert_eq!(
+            r.body["error"]["public_ids"],
+            json!(["alice_work", "alice_home"])
+        );
+    }
+    let r = try_sign_in(&s, "alice_home", "personal secret!")
+        .await
+        .expect(201);
+    assert_eq!(r.body["account"]["is_secondary"], true);
+}
+
+#[tokio::test]
+async fn five_failures_throttle_even_the_right_password_with_growing_delays() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    for _ in 0..5 {
+        try_sign_in(&s, "alice_w", "wrong one")
+            .await
+            .expect_error(401, "invalid_credentials");
+    }
+    let r = try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(429, "login_throttled");
+    assert_eq!(r.retry_after, Some(30));
+    s.clock.advance_secs(30);
+    try_sign_in(&s, "alice_w", "wrong one")
+        .await
+        .expect_error(401, "invalid_credentials");
+    let r = try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(429, "login_throttled");
+    assert_eq!(r.retry_after, Some(60), "the delay doubles");
+    // By phone number, the same account is held back just the same.
+    try_sign_in(&s, PHONE, PASSWORD)
+        .await
+        .expect_error(429, "login_throttled");
+    s.clock.advance_secs(60);
+    try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+    // Success clears the count.
+    try_sign_in(&s, "alice_w", "wrong one")
+        .await
+        .expect_error(401, "invalid_credentials");
+    try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+}
+
+#[tokio::test]
+async fn unknown_accounts_are_throttled_exactly_like_known_ones() {
+    let s = TestServer::start().await;
+    for _ in 0..5 {
+        try_sign_in(&s, "nobody_here", "guess")
+            .await
+            .expect_error(401, "invalid_credentials");
+    }
+    let r = try_sign_in(&s, "nobody_here", "guess")
+        .await
+        .expect_error(429, "login_throttled");
+    assert_eq!(
+        r.retry_after,
+        Some(30),
+        "else the 429 would tell which accounts exist"
+    );
+}
+
+#[tokio::test]
+async fn the_delay_is_capped_at_an_hour_and_the_hundredth_failure_locks() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    let mut failures = 0;
+    let mut waits = Vec::new();
+    while failures < 100 {
+        let r = try_sign_in(&s, "alice_w", "wrong one").await;
+        match r.status {
+            401 => failures += 1,
+            429 => {
+                let wait = r.retry_after.expect("Retry-After");
+                waits.push(wait);
+                s.clock.advance_secs(i64::try_from(wait).unwrap());
+            }
+            _ => panic!("unexpected {r:?}"),
+        }
+    }
+    assert_eq!(
+        &waits[..8],
+        &[30, 60, 120, 240, 480, 960, 1920, 3600],
+        "30 s doubling, capped at 1 h"
+    );
+    assert!(
+        waits[8..].iter().all(|w| *w == 3600),
+        "and never more than an hour"
+    );
+    s.clock.advance_secs(3600);
+    try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(423, "account_locked");
+    s.clock.advance_secs(30 * 24 * 3600);
+    try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(423, "account_locked");
+    let code = s.sms_code(PHONE, "login").await;
+    s.post(
+        "/v1/sessions/sms",
+        json!({"phone": PHONE, "sms_code": code}),
+    )
+    .await
+    .expect_error(423, "account_locked");
+
+    // Recovery by SMS lifts the lock.
+    let code = s.sms_code(PHONE, "recover").await;
+    s.post("/v1/recovery", json!({"phone": PHONE, "sms_code": code, "public_id": "alice_w", "new_password": "fresh start 2026"}))
+        .await
+        .expect(200);
+    s.sign_in("alice_w", "fresh start 2026").await;
+}
+
+#[tokio::test]
+async fn sign_ins_per_ip_are_limited() {
+    let s = TestServer::start_with(|c| c.sessions.login_per_ip_per_hour = 4).await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    for _ in 0..4 {
+        try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+    }
+    let r = try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(429, "rate_limited");
+    assert!(r.retry_after.unwrap() <= 3600, "{r:?}");
+    s.clock.advance_secs(3601);
+    try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+}
+
+#[tokio::test]
+async fn sms_sign_in_with_account_choice_keeps_the_code_for_the_retry() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_work", PASSWORD).await;
+    s.register(PHONE, "alice_home", PASSWORD).await;
+    let code = s.sms_code(PHONE, "login").await;
+    let r = s
+        .post(
+            "/v1/sessions/sms",
+            json!({"phone": PHONE, "sms_code": code}),
+        )
+        .await
+        .expect_error(409, "account_choice_required");
+    assert_eq!(
+        r.body["error"]["public_ids"],
+        json!(["alice_work", "alice_home"])
+    );
+    let r = s
+        .post("/v1/sessions/sms", json!({"phone": PHONE, "sms_code": code, "public_id": "alice_home", "device_name": "phone"}))
+        .await
+        .expect(201);
+    assert_eq!(r.body["account"]["public_id"], "alice_home");
+    s.post(
+        "/v1/sessions/sms",
+        json!({"phone": PHONE, "sms_code": code, "public_id": "alice_home"}),
+    )
+    .await
+    .expect_error(400, "sms_code_expired");
+}
+
+#[tokio::test]
+async fn wrong_sms_codes_count_as_failed_sign_ins_across_new_codes() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    for round in 0..2 {
+        if round > 0 {
+            s.clock.advance_secs(60);
+        }
+        let code = s.sms_code(PHONE, "login").await;
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for _ in 0..3 {
+            s.post(
+                "/v1/sessions/sms",
+                json!({"phone": PHONE, "sms_code": wrong}),
+            )
+            .await
+            .expect_error(400, "sms_code_invalid");
+        }
+    }
+    // Six failures on the account: the password route now waits.
+    try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(429, "login_throttled");
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_revoked_and_a_revoked_token_says_so() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    let laptop = s.sign_in("alice_w", PASSWORD).await;
+    let phone = s.sign_in("alice_w", PASSWORD).await;
+    let list = s.get("/v1/sessions", &laptop).await.expect(200).body;
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.iter().filter(|x| x["current"] == true).count(), 1);
+    let other = sessions.iter().find(|x| x["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    s.call(
+        Method::DELETE,
+        &format!("/v1/sessions/{other}"),
+        Some(&laptop),
+        None,
+    )
+    .await
+    .expect(204);
+    s.get("/v1/me", &phone)
+        .await
+        .expect_error(401, "session_revoked");
+    s.call(
+        Method::DELETE,
+        &format!("/v1/sessions/{other}"),
+        Some(&laptop),
+        None,
+    )
+    .await
+    .expect_error(404, "session_not_found");
+    s.call(Method::DELETE, "/v1/sessions/current", Some(&laptop), None)
+        .await
+        .expect(204);
+    s.get("/v1/me", &laptop)
+        .await
+        .expect_error(401, "session_revoked");
+    s.get("/v1/me", "not-a-token")
+        .await
+        .expect_error(401, "unauthorized");
+    s.call(Method::GET, "/v1/me", None, None)
+        .await
+        .expect_error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn one_account_cannot_revoke_anothers_session() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    s.register("+8613800138001", "bob_is_here", PASSWORD).await;
+    let alice = s.sign_in("alice_w", PASSWORD).await;
+    let bob = s.sign_in("bob_is_here", PASSWORD).await;
+    let bob_session = s.get("/v1/sessions", &bob).await.body["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        Method::DELETE,
+        &format!("/v1/sessions/{bob_session}"),
+        Some(&alice),
+        None,
+    )
+    .await
+    .expect_error(404, "session_not_found");
+    s.get("/v1/me", &bob).await.expect(200);
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    let t = s.sign_in("alice_w", PASSWORD).await;
+    s.clock.advance_secs(30 * 24 * 3600);
+    s.get("/v1/me", &t)
+        .await
+        .expect_error(401, "session_expired");
+}
+
+fn current_code(secret: &str, clock_ms: i64) -> String {
+    let raw = totp::decode_secret(secret).unwrap();
+    totp::code_at_step(&raw, totp::step_at(clock_ms))
+}
+
+#[tokio::test]
+async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
+    use switchboard_server::clock::Clock as _;
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    let t = s.sign_in("alice_w", PASSWORD).await;
+    let setup = s
+        .call(Method::POST, "/v1/me/totp", Some(&t), None)
+        .await
+        .expect(200)
+        .body;
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    assert!(
+        setup["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Switchboard:alice_w?secret=")
+    );
+    // Not on until confirmed.
+    try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+    s.call(
+        Method::POST,
+        "/v1/me/totp/confirm",
+        Some(&t),
+        Some(json!({"code": "000000"})),
+    )
+    .await
+    .expect_error(401, "totp_invalid");
+    let code = current_code(&secret, s.clock.now_ms());
+    let codes = s
+        .call(
+            Method::POST,
+            "/v1/me/totp/confirm",
+            Some(&t),
+            Some(json!({"code": code})),
+        )
+        .await
+        .expect(200)
+        .body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(s.get("/v1/me", &t).await.body["totp_enabled"], true);
+
+    try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(401, "totp_required");
+    // The code used to confirm cannot be replayed to sign in.
+    let with = |c: &str| json!({"login": "alice_w", "password": PASSWORD, "device_name": "x", "totp_code": c});
+    s.post("/v1/sessions", with(&code))
+        .await
+        .expect_error(401, "totp_invalid");
+    s.clock.advance_secs(30);
+    let next = current_code(&secret, s.clock.now_ms());
+    s.post("/v1/sessions", with(&next)).await.expect(201);
+    s.post("/v1/sessions", with(&next))
+        .await
+        .expect_error(401, "totp_invalid");
+
+    // A recovery code works once, in any case and spacing.
+    let rc = codes[0].as_str().unwrap().to_uppercase();
+    s.post("/v1/sessions", with(&rc)).await.expect(201);
+    s.post("/v1/sessions", with(&rc))
+        .await
+        .expect_error(401, "totp_invalid");
+
+    s.call(Method::POST, "/v1/me/totp", Some(&t), None)
+        .await
+        .expect_error(409, "totp_already_enabled");
+    s.call(
+        Method::DELETE,
+        "/v1/me/totp",
+        Some(&t),
+        Some(json!({"code": "123"})),
+    )
+    .await
+    .expect_error(401, "totp_invalid");
+    let rc2 = codes[1].as_str().unwrap();
+    s.call(
+        Method::DELETE,
+        "/v1/me/totp",
+        Some(&t),
+        Some(json!({"code": rc2})),
+    )
+    .await
+    .expect(204);
+    try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+    s.call(
+        Method::DELETE,
+        "/v1/me/totp",
+        Some(&t),
+        Some(json!({"code": rc2})),
+    )
+    .await
+    .expect_error(409, "totp_not_enabled");
+}
+
+#[tokio::test]
+async fn display_name_and_public_id_changes_once_a_year() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    s.register("+8613800138001", "bob_is_here", PASSWORD).await;
+    let t = s.sign_in("alice_w", PASSWORD).await;
+    let me = s
+        .call(
+            Method::PATCH,
+            "/v1/me",
+            Some(&t),
+            Some(json!({"display_name": "  Alice Wang "})),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(me["display_name"], "Alice Wang");
+    s.call(
+        Method::PATCH,
+        "/v1/me",
+        Some(&t),
+        Some(json!({"display_name": "a\u{7}b"})),
+    )
+    .await
+    .expect_error(400, "invalid_display_name");
+
+    let put = |id: &str| json!({"public_id": id});
+    s.call(
+        Method::PUT,
+        "/v1/me/public_id",
+        Some(&t),
+        Some(put("BOB_is_here")),
+    )
+    .await
+    .expect_error(409, "public_id_taken");
+    s.call(Method::PUT, "/v1/me/public_id", Some(&t), Some(put("no")))
+        .await
+        .expect_error(400, "public_id_invalid");
+    let me = s
+        .call(
+            Method::PUT,
+            "/v1/me/public_id",
+            Some(&t),
+            Some(put("alice_wang")),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(me["public_id"], "alice_wang");
+    assert!(me["public_id_changeable_at"].is_string());
+    let r = s
+        .call(
+            Method::PUT,
+            "/v1/me/public_id",
+            Some(&t),
+            Some(put("alice_again")),
+        )
+        .await;
+    r.expect_error(409, "public_id_change_limit");
+    // The old ID is free again; the new one signs in.
+    s.sign_in("alice_wang", PASSWORD).await;
+    try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(401, "invalid_credentials");
+    s.clock.advance_secs(364 * 24 * 3600);
+    let t = s.sign_in("alice_wang", PASSWORD).await;
+    s.call(
+        Method::PUT,
+        "/v1/me/public_id",
+        Some(&t),
+        Some(put("alice_again")),
+    )
+    .await
+    .expect_error(409, "public_id_change_limit");
+    s.clock.advance_secs(24 * 3600);
+    s.call(
+        Method::PUT,
+        "/v1/me/public_id",
+        Some(&t),
+        Some(put("alice_again")),
+    )
+    .await
+    .expect(200);
+}
+
+#[tokio::test]
+async fn password_change_keeps_this_session_and_revokes_the_others() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    let here = s.sign_in("alice_w", PASSWORD).await;
+    let there = s.sign_in("alice_w", PASSWORD).await;
+    let body = |cur: &str, new: &str| json!({"current_password": cur, "new_password": new});
+    s.call(
+        Method::POST,
+        "/v1/me/password",
+        Some(&here),
+        Some(body("nope nope", "new secret 42")),
+    )
+    .await
+    .expect_error(401, "invalid_credentials");
+    s.call(
+        Method::POST,
+        "/v1/me/password",
+        Some(&here),
+        Some(body(PASSWORD, "password1")),
+    )
+    .await
+    .expect_error(400, "password_too_weak");
+    s.call(
+        Method::POST,
+        "/v1/me/password",
+        Some(&here),
+        Some(body(PASSWORD, "new secret 42")),
+    )
+    .await
+    .expect(204);
+    s.get("/v1/me", &here).await.expect(200);
+    s.get("/v1/me", &there)
+        .await
+        .expect_error(401, "session_revoked");
+    s.sign_in("alice_w", "new secret 42").await;
+}
+
+#[tokio::test]
+async fn real_name_verification_checks_the_resident_id() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    let t = s.sign_in("alice_w", PASSWORD).await;
+    assert_eq!(s.get("/v1/me", &t).await.body["identity_verified"], false);
+    let body = |n: &str| json!({"legal_name": "张三", "id_number": n});
+    for bad in ["110105194912310021", "11010519491331002X", "abc"] {
+        s.call(Method::POST, "/v1/me/identity", Some(&t), Some(body(bad)))
+            .await
+            .expect_error(400, "identity_invalid");
+    }
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/me/identity",
+            Some(&t),
+            Some(body("11010519491231002x")),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["id_number_masked"], "**************002X");
+    assert_eq!(s.get("/v1/me", &t).await.body["identity_verified"], true);
+    s.call(
+        Method::POST,
+        "/v1/me/identity",
+        Some(&t),
+        Some(body("11010519491231002X")),
+    )
+    .await
+    .expect_error(409, "identity_already_verified");
+}
