@@ -42,20 +42,19 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let mut config = Config::load(args.config.as_deref(), &env).context("configuration")?;
+    // Flags beat the environment: apply them as the environment variables they stand for,
+    // so every value goes through one parser and one validation.
+    let mut env: HashMap<String, String> = std::env::vars().collect();
     if let Some(listen) = args.listen {
-        config.listen = listen
-            .parse()
-            .with_context(|| format!("--listen {listen:?}"))?;
+        env.insert("SWITCHBOARD_LISTEN".into(), listen);
     }
     if let Some(db) = args.database {
-        config.database_url = db;
+        env.insert("SWITCHBOARD_DATABASE_URL".into(), db);
     }
     if args.dev {
-        config.dev = true;
+        env.insert("SWITCHBOARD_DEV".into(), "1".into());
     }
-    config.validate().context("configuration")?;
+    let config = Config::load(args.config.as_deref(), &env).context("configuration")?;
     let _log_guard = init_logging(&config)?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;

@@ -1,0 +1,399 @@
+//! The HTTP surface as a whole: the OpenAPI document matches the router, every bad request is
+//! a typed 4xx, the dev outbox exists only in development mode, the webhook SMS gateway, and
+//! the binary's flags, readiness line and clean shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchboard_server::testing::TestServer;
+
+const PHONE: &str = "+8613800138000";
+
+#[tokio::test]
+async fn openapi_lists_every_route_and_every_listed_route_is_served() {
+    let s = TestServer::start().await;
+    let doc = s
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(200)
+        .body;
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut listed = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            listed.push(format!("{} {path}", method.to_uppercase()));
+            // Fill path parameters with something; a served route never answers with the
+            // router's own not_found / method_not_allowed.
+            let concrete = path.replace("{id}", "ses_x");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = s.call(m, &concrete, None, Some(json!({}))).await;
+            assert!(
+                !matches!(r.code(), "not_found" | "method_not_allowed"),
+                "{method} {path} is documented but not served: {}",
+                r.body
+            );
+        }
+    }
+    listed.sort();
+    let expected = [
+        "DELETE /v1/me/totp",
+        "DELETE /v1/sessions/current",
+        "DELETE /v1/sessions/{id}",
+        "GET /healthz",
+        "GET /v1/dev/sms-outbox",
+        "GET /v1/me",
+        "GET /v1/sessions",
+        "PATCH /v1/me",
+        "POST /v1/accounts",
+        "POST /v1/me/identity",
+        "POST /v1/me/password",
+        "POST /v1/me/totp",
+        "POST /v1/me/totp/confirm",
+        "POST /v1/recovery",
+        "POST /v1/sessions",
+        "POST /v1/sessions/sms",
+        "POST /v1/sms/codes",
+        "PUT /v1/me/public_id",
+    ];
+    assert_eq!(
+        listed, expected,
+        "the document lists exactly the API routes"
+    );
+    // Every error code the service can send is in the schema.
+    let codes = &doc["components"]["schemas"]["ErrorCode"]["enum"];
+    assert!(
+        codes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "account_choice_required"),
+        "{codes}"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_typed_errors_never_500() {
+    let s = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let send = |body: &'static str, ctype: &'static str| {
+        client
+            .post(s.url("/v1/sms/codes"))
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+    };
+    for (body, ctype) in [
+        ("{not json", "application/json"),
+        (r#"{"phone": "+8613800138000"}"#, "application/json"),
+        (
+            r#"{"phone": "+8613800138000", "purpose": "register", "extra": 1}"#,
+            "application/json",
+        ),
+        (
+            r#"{"phone": 8613800138000, "purpose": "register"}"#,
+            "application/json",
+        ),
+        (
+            r#"{"phone": "+8613800138000", "purpose": "spam"}"#,
+            "application/json",
+        ),
+        (
+            r#"{"phone": "+8613800138000", "purpose": "register"}"#,
+            "text/plain",
+        ),
+        ("", "application/json"),
+        ("[]", "application/json"),
+    ] {
+        let r = send(body, ctype).await.unwrap();
+        assert_eq!(r.status(), 400, "{body:?} as {ctype}");
+        let v: Value = r.json().await.expect("a JSON error body");
+        assert_eq!(v["error"]["code"], "invalid_request", "{body:?}: {v}");
+    }
+    let unknown_field = send(
+        r#"{"phone": "+8613800138000", "purpose": "register", "extra": 1}"#,
+        "application/json",
+    )
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert!(
+        unknown_field["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("extra"),
+        "names the field"
+    );
+
+    let huge = "x".repeat(200_000);
+    let r = client
+        .post(s.url("/v1/accounts"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"phone": "{huge}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
+
+    s.call(Method::GET, "/v1/nowhere", None, None)
+        .await
+        .expect_error(404, "not_found");
+    s.call(Method::PUT, "/v1/sms/codes", None, None)
+        .await
+        .expect_error(405, "method_not_allowed");
+    s.call(Method::GET, "/v1/dev/sms-outbox", None, None)
+        .await
+        .expect_error(400, "invalid_request");
+    s.call(Method::GET, "/v1/dev/sms-outbox?phone=12", None, None)
+        .await
+        .expect_error(400, "invalid_phone");
+    // Odd but harmless input everywhere: unicode, control characters, enormous numbers.
+    for login in [
+        "\u{0}",
+        "\u{202e}admin",
+        "+",
+        "+99999999999999999999999",
+        &"a".repeat(5000),
+    ] {
+        let r = s
+            .post(
+                "/v1/sessions",
+                json!({"login": login, "password": "x", "device_name": "d"}),
+            )
+            .await;
+        assert!(r.status == 400 || r.status == 401, "{login:?}: {:?}", r);
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let s = TestServer::start().await;
+    assert_eq!(
+        s.call(Method::GET, "/healthz", None, None)
+            .await
+            .expect(200)
+            .body["status"],
+        "ok"
+    );
+    s.register(PHONE, "alice_w", "correct horse battery").await;
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"http_requests_total{method="POST",route="/v1/accounts",status="201"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_accounts_created_total 1"),
+        "{text}"
+    );
+    assert!(!text.contains(PHONE), "no personal data in metrics");
+}
+
+/// A stand-in SMS provider: records what it is sent, answers with `status`.
+async fn sms_provider(status: u16) -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(v);
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn without_dev_mode_codes_go_to_the_webhook_and_there_is_no_outbox() {
+    let (url, mut sent) = sms_provider(200).await;
+    let s = TestServer::start_with(|c| {
+        c.dev = false;
+        c.sms.gateway = "webhook".into();
+        c.sms.webhook_url = url;
+    })
+    .await;
+    s.post(
+        "/v1/sms/codes",
+        json!({"phone": PHONE, "purpose": "register"}),
+    )
+    .await
+    .expect(202);
+    let delivered = sent.recv().await.unwrap();
+    assert_eq!(delivered["phone"], PHONE);
+    assert_eq!(delivered["purpose"], "register");
+    let code = delivered["code"].as_str().unwrap();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    s.call(
+        Method::GET,
+        "/v1/dev/sms-outbox?phone=%2B8613800138000",
+        None,
+        None,
+    )
+    .await
+    .expect_error(404, "not_found");
+    // And the delivered code registers.
+    s.post(
+        "/v1/accounts",
+        json!({"phone": PHONE, "sms_code": code, "public_id": "alice_w",
+               "password": "correct horse battery", "display_name": "Alice"}),
+    )
+    .await
+    .expect(201);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_reported_and_costs_nothing() {
+    let (url, _sent) = sms_provider(503).await;
+    let s = TestServer::start_with(|c| {
+        c.dev = false;
+        c.sms.gateway = "webhook".into();
+        c.sms.webhook_url = url;
+    })
+    .await;
+    let body = json!({"phone": PHONE, "purpose": "register"});
+    s.post("/v1/sms/codes", body.clone())
+        .await
+        .expect_error(502, "sms_delivery_failed");
+    // No cooldown started: the failed attempt left nothing behind.
+    s.post("/v1/sms/codes", body)
+        .await
+        .expect_error(502, "sms_delivery_failed");
+}
+
+fn server_bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard-server"));
+    let home = tempfile::tempdir().unwrap().keep();
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn the_binary_announces_itself_serves_and_stops_cleanly_on_sigterm() {
+    let mut child = server_bin()
+        .args(["--dev", "--listen", "127.0.0.1:0"])
+        .env("SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS", "5")
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {first}"));
+    assert!(!addr.ends_with(":0"), "the real port is printed: {first}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let health: Value = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["status"], "ok");
+        let client = reqwest::Client::new();
+        let body = json!({"phone": PHONE, "purpose": "register"});
+        client
+            .post(format!("http://{addr}/v1/sms/codes"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let r = client
+            .post(format!("http://{addr}/v1/sms/codes"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers()["retry-after"],
+            "5",
+            "env overrides reach the service"
+        );
+    });
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a clean stop exits 0: {status}");
+    // The dev console printed the code on stdout, never in the log.
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("[dev sms] +8613800138000 register: ")),
+        "{rest:?}"
+    );
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("SMS code issued"), "{log}");
+    assert!(
+        !log.contains("+8613800138000"),
+        "phone numbers are masked in logs: {log}"
+    );
+}
+
+#[test]
+fn without_dev_mode_or_a_webhook_the_binary_refuses_to_start_and_says_why() {
+    let out = server_bin()
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--dev") && err.contains("webhook"), "{err}");
+
+    let out = server_bin()
+        .args(["--dev", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listen") && err.contains("address"),
+        "names the bad setting: {err}"
+    );
+
+    let out = server_bin().args(["--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
