@@ -19,11 +19,13 @@ fn main() {
         Some("setup") => setup(),
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  \
                  run     build and start switchboard-server in development mode\n  \
                  test    formatting, lints and every test (hermetic)\n  \
+                 bench   [service] print performance figures (release build)\n  \
                  setup   install what the other two need"
             );
             std::process::exit(2);
@@ -223,6 +225,19 @@ fn test(extra: &[String]) -> Result<()> {
         bail!("hermeticity: the tests wrote into the home directory: {written:?}");
     }
     println!("hermeticity: the tests left the home and XDG directories untouched");
+    Ok(())
+}
+
+fn bench(which: &[String]) -> Result<()> {
+    setup()?;
+    let all = which.is_empty();
+    if all || which.iter().any(|w| w == "service") {
+        status({
+            let mut c = cargo();
+            c.args(["bench", "--package", "switchboard-server", "--bench", "service"]);
+            c
+        })?;
+    }
     Ok(())
 }
 

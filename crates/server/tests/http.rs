@@ -2,6 +2,8 @@
 //! a typed 4xx, the dev outbox exists only in development mode, the webhook SMS gateway, and
 //! the binary's flags, readiness line and clean shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! SPEC §1.1 through HTTP: SMS codes and their limits, registration, public IDs, passwords,
 //! two accounts per phone number, recovery.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use serde_json::json;
 use switchboard_server::testing::TestServer;
 

@@ -1,6 +1,8 @@
 //! SPEC §1.2 through HTTP: sign-in, throttling and locking, sessions, two-step verification
 //! and the account's own settings.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use reqwest::Method;
 use serde_json::json;
 use switchboard_server::testing::{Reply, TestServer};
