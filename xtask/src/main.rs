@@ -234,7 +234,13 @@ fn bench(which: &[String]) -> Result<()> {
     if all || which.iter().any(|w| w == "service") {
         status({
             let mut c = cargo();
-            c.args(["bench", "--package", "switchboard-server", "--bench", "service"]);
+            c.args([
+                "bench",
+                "--package",
+                "switchboard-server",
+                "--bench",
+                "service",
+            ]);
             c
         })?;
     }

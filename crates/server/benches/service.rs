@@ -21,7 +21,12 @@ async fn time_sign_ins(s: &TestServer, login: &str, password: &str, n: usize) ->
     let mut status = 0;
     for _ in 0..n {
         let t = Instant::now();
-        let r = s.post("/v1/sessions", json!({"login": login, "password": password, "device_name": "bench"})).await;
+        let r = s
+            .post(
+                "/v1/sessions",
+                json!({"login": login, "password": password, "device_name": "bench"}),
+            )
+            .await;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         status = r.status;
     }
@@ -37,20 +42,48 @@ async fn main() {
         c.sessions.login_per_ip_per_hour = 1_000_000;
     })
     .await;
-    s.register("+8613800138000", "alice_work", "work secret 2026").await;
-    s.register("+8613800138000", "alice_home", "home secret 2026").await;
-    s.register("+8613800138001", "bob_single", "bob secret 2026").await;
+    s.register("+8613800138000", "alice_work", "work secret 2026")
+        .await;
+    s.register("+8613800138000", "alice_home", "home secret 2026")
+        .await;
+    s.register("+8613800138001", "bob_single", "bob secret 2026")
+        .await;
 
     let n = 40;
-    println!("service bench: sign-in latency over {n} sequential requests (Argon2id m=19 MiB, t=2, p=1)");
-    println!("{:<44} {:>9} {:>9} {:>7}", "path", "p50 ms", "p99 ms", "status");
+    println!(
+        "service bench: sign-in latency over {n} sequential requests (Argon2id m=19 MiB, t=2, p=1)"
+    );
+    println!(
+        "{:<44} {:>9} {:>9} {:>7}",
+        "path", "p50 ms", "p99 ms", "status"
+    );
     for (label, login, pw) in [
-        ("public ID, right password", "alice_work", "work secret 2026"),
-        ("public ID, wrong password", "alice_work", "not the password"),
+        (
+            "public ID, right password",
+            "alice_work",
+            "work secret 2026",
+        ),
+        (
+            "public ID, wrong password",
+            "alice_work",
+            "not the password",
+        ),
         ("unknown public ID", "nobody_here", "not the password"),
-        ("phone with 1 account, right password", "+8613800138001", "bob secret 2026"),
-        ("phone with 1 account, wrong password", "+8613800138001", "not the password"),
-        ("phone with 2 accounts, right password (409)", "+8613800138000", "home secret 2026"),
+        (
+            "phone with 1 account, right password",
+            "+8613800138001",
+            "bob secret 2026",
+        ),
+        (
+            "phone with 1 account, wrong password",
+            "+8613800138001",
+            "not the password",
+        ),
+        (
+            "phone with 2 accounts, right password (409)",
+            "+8613800138000",
+            "home secret 2026",
+        ),
         ("unregistered phone", "+8613800138009", "not the password"),
     ] {
         let (p50, p99, status) = time_sign_ins(&s, login, pw, n).await;
@@ -78,5 +111,8 @@ async fn main() {
     }
     while set.join_next().await.is_some() {}
     let secs = started.elapsed().as_secs_f64();
-    println!("sign-ins with 8 concurrent clients: {:.1}/s ({total} in {secs:.2} s)", total as f64 / secs);
+    println!(
+        "sign-ins with 8 concurrent clients: {:.1}/s ({total} in {secs:.2} s)",
+        total as f64 / secs
+    );
 }
