@@ -104,6 +104,29 @@ error_codes! {
     SessionExpired = ("session_expired", 401),
     /// No session with that id on this account.
     SessionNotFound = ("session_not_found", 404),
+
+    /// No account has that public ID.
+    UserNotFound = ("user_not_found", 404),
+    /// That would be a contact request to oneself.
+    CannotAddSelf = ("cannot_add_self", 400),
+    /// The two accounts are contacts already.
+    AlreadyContacts = ("already_contacts", 409),
+    /// No pending contact request with that id addressed to this account.
+    RequestNotFound = ("request_not_found", 404),
+    /// Only contacts can message each other or be added to groups.
+    NotAContact = ("not_a_contact", 403),
+    /// No such group, or this account is not a member.
+    GroupNotFound = ("group_not_found", 404),
+    /// Only the group's owner may remove other members.
+    NotGroupOwner = ("not_group_owner", 403),
+    /// A group has at most 500 members.
+    GroupTooLarge = ("group_too_large", 409),
+    /// The group name is empty or too long.
+    InvalidGroupName = ("invalid_group_name", 400),
+    /// A message body has 1 to 4096 characters.
+    InvalidMessageBody = ("invalid_message_body", 400),
+    /// The same idempotency key (or client id) was used before with a different request.
+    IdempotencyConflict = ("idempotency_conflict", 409),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod messaging;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 

@@ -163,10 +163,11 @@ pub async fn recover(
         .store
         .account_recover(&code.id, &account.id, &hash, app.clock.now_ms())
         .await?;
-    tracing::info!(account = %account.id, revoked, "account recovered");
+    app.hub.publish(&revoked);
+    tracing::info!(account = %account.id, revoked = revoked.len(), "account recovered");
     Ok(Json(RecoveryDone {
         account: summary(&account),
-        sessions_revoked: revoked,
+        sessions_revoked: revoked.len() as u64,
     }))
 }
 

@@ -29,7 +29,7 @@ use crate::password::Hasher;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
-use crate::{accounts, me, metrics, sessions, sms};
+use crate::{accounts, contacts, events, groups, me, messages, metrics, sessions, sms};
 
 /// Everything a request handler may use.
 pub struct AppState {
@@ -43,6 +43,10 @@ pub struct AppState {
     pub hasher: Hasher,
     pub identity: Arc<dyn IdentityVerifier>,
     pub metrics: Metrics,
+    /// Live event fan-out to the WebSockets.
+    pub hub: crate::events::Hub,
+    /// Cancelled when the service stops: long-lived streams close on it.
+    pub shutdown: CancellationToken,
 }
 
 pub type App = Arc<AppState>;
@@ -94,7 +98,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard service", description = "Accounts by phone number, sessions, two-step verification."),
+    info(title = "Switchboard service", description = "Accounts by phone number, sessions, two-step verification, contacts, groups, messages and the per-account event log."),
     modifiers(&BearerAuth),
     components(schemas(switchboard_protocol::ErrorBody, switchboard_protocol::ErrorCode)),
 )]
@@ -137,15 +141,31 @@ pub fn routes(dev: bool) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(me::change_password))
         .routes(routes!(me::verify_identity))
         .routes(routes!(me::totp_setup, me::totp_disable))
-        .routes(routes!(me::totp_confirm));
+        .routes(routes!(me::totp_confirm))
+        .routes(routes!(contacts::get_user))
+        .routes(routes!(contacts::create_request, contacts::list_requests))
+        .routes(routes!(contacts::accept_request))
+        .routes(routes!(contacts::list_contacts))
+        .routes(routes!(groups::create, groups::list))
+        .routes(routes!(groups::get))
+        .routes(routes!(groups::add_members))
+        .routes(routes!(groups::remove_member))
+        .routes(routes!(messages::send))
+        .routes(routes!(events::sync))
+        .routes(routes!(events::events));
     if dev {
         api = api.routes(routes!(sms::dev_outbox));
     }
     api.split_for_parts()
 }
 
-/// Builds the state (opening the database) and the complete router.
-pub async fn build(config: Config, services: Services) -> Result<(Router, App), LaunchError> {
+/// Builds the state (opening the database) and the complete router. Cancelling `shutdown`
+/// closes the long-lived event streams.
+pub async fn build(
+    config: Config,
+    services: Services,
+    shutdown: CancellationToken,
+) -> Result<(Router, App), LaunchError> {
     config.validate()?;
     let url = database_url(&config)?;
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
@@ -175,6 +195,8 @@ pub async fn build(config: Config, services: Services) -> Result<(Router, App), 
         hasher,
         identity: services.identity,
         metrics: Metrics::default(),
+        hub: events::Hub::default(),
+        shutdown,
     });
 
     let (api, openapi) = routes(dev);
@@ -225,7 +247,7 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), LaunchError> {
-    let (router, app) = build(config, services).await?;
+    let (router, app) = build(config, services, shutdown.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(prune_forever(app.clone(), shutdown.clone()));
     let served = axum::serve(

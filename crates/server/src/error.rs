@@ -67,7 +67,21 @@ impl From<StoreError> for Error {
                 ErrorCode::PhoneAccountLimit,
                 "this phone number already has the most accounts allowed",
             ),
-            StoreError::Conflict(what) => Error::new(ErrorCode::SmsCodeExpired, what),
+            StoreError::CodeUsed => Error::new(
+                ErrorCode::SmsCodeExpired,
+                "that SMS code was used meanwhile; request a new one",
+            ),
+            StoreError::GroupFull => {
+                Error::new(ErrorCode::GroupTooLarge, "a group has at most 500 members")
+            }
+            StoreError::NotPending => Error::new(
+                ErrorCode::RequestNotFound,
+                "that contact request is no longer pending",
+            ),
+            StoreError::Duplicate => Error::new(
+                ErrorCode::IdempotencyConflict,
+                "this was sent before with different content",
+            ),
             StoreError::Database(e) => {
                 tracing::error!(error = %e, "storage failure");
                 Error::new(

@@ -424,13 +424,14 @@ pub async fn list(State(app): State<App>, auth: Auth) -> Result<Json<SessionList
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = switchboard_protocol::ErrorBody)))]
 pub async fn revoke_current(State(app): State<App>, auth: Auth) -> Result<StatusCode> {
-    app.store
+    let revoked = app
+        .store
         .session_revoke(&auth.account.id, &auth.session.id, app.clock.now_ms())
         .await?;
+    app.hub.publish(revoked.as_slice());
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Sign out one of this account's sessions
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "session id")),
     responses((status = 204), (status = 401, body = switchboard_protocol::ErrorBody),
@@ -440,16 +441,16 @@ pub async fn revoke_one(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    if app
+    let revoked = app
         .store
         .session_revoke(&auth.account.id, &id, app.clock.now_ms())
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(Error::new(
+        .await?;
+    let Some(event) = revoked else {
+        return Err(Error::new(
             ErrorCode::SessionNotFound,
             "this account has no live session with that id",
-        ))
-    }
+        ));
+    };
+    app.hub.publish(&[event]);
+    Ok(StatusCode::NO_CONTENT)
 }

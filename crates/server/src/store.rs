@@ -18,9 +18,18 @@ pub enum StoreError {
     PublicIdTaken,
     #[error("phone number has the most accounts allowed")]
     PhoneAccountLimit,
-    /// A conditional step lost a race (e.g. the SMS code was used meanwhile).
-    #[error("{0}")]
-    Conflict(&'static str),
+    /// The SMS code was used (or superseded) between checking and using it.
+    #[error("SMS code used meanwhile")]
+    CodeUsed,
+    /// The group would pass its member limit.
+    #[error("group full")]
+    GroupFull,
+    /// The contact request is no longer pending.
+    #[error("request not pending")]
+    NotPending,
+    /// A unique key (a message's client id, a pending request) exists already.
+    #[error("duplicate")]
+    Duplicate,
     #[error("database: {0}")]
     Database(String),
 }
@@ -127,6 +136,71 @@ impl ThrottlePolicy {
     }
 }
 
+/// An event to append to an account's log, in the same transaction as the change it reports.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub account_id: String,
+    pub kind: &'static str,
+    /// JSON.
+    pub data: String,
+}
+
+/// An event as stored, with its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub account_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub at: Millis,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactRequestRow {
+    pub id: String,
+    pub from_account: String,
+    pub to_account: String,
+    pub note: String,
+    pub status: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactRow {
+    pub account_id: String,
+    pub public_id: String,
+    pub display_name: String,
+    pub since: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub id: String,
+    pub name: String,
+    pub owner_id: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRow {
+    pub account_id: String,
+    pub public_id: String,
+    pub display_name: String,
+    pub joined_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRow {
+    pub id: String,
+    pub sender_id: String,
+    pub client_id: String,
+    pub target: String,
+    pub body: String,
+    pub sent_at: Millis,
+    /// The delivered message as JSON.
+    pub data: String,
+}
+
 /// A count within a window and when its oldest member leaves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowCount {
@@ -172,14 +246,15 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         not_before_last_change: Millis,
     ) -> StoreResult<bool>;
-    /// Sets the password and revokes every session but `keep`; returns how many were revoked.
+    /// Sets the password and revokes every session but `keep`; returns the `session.revoked`
+    /// events appended, one per revoked session.
     async fn account_set_password(
         &self,
         id: &str,
         hash: &str,
         keep: Option<&str>,
         now: Millis,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<EventRow>>;
     /// Consumes the recovery code, sets the password, revokes every session and clears the
     /// account's failures and lock, in one transaction.
     async fn account_recover(
@@ -188,7 +263,7 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         hash: &str,
         now: Millis,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<EventRow>>;
     /// False when the account is verified already.
     async fn account_set_identity(
         &self,
@@ -240,8 +315,92 @@ pub trait Store: Send + Sync + 'static {
     async fn session_touch(&self, id: &str, now: Millis) -> StoreResult<()>;
     /// Sessions neither revoked nor expired, newest first.
     async fn sessions_live(&self, account_id: &str, now: Millis) -> StoreResult<Vec<SessionRow>>;
-    /// False if there is no such live session of that account.
-    async fn session_revoke(&self, account_id: &str, id: &str, now: Millis) -> StoreResult<bool>;
+    /// The `session.revoked` event, or None if there is no such live session of that account.
+    async fn session_revoke(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Option<EventRow>>;
+
+    // --- contacts ------------------------------------------------------------------------------
+    async fn are_contacts(&self, a: &str, b: &str) -> StoreResult<bool>;
+    /// By display name.
+    async fn contacts_of(&self, account_id: &str) -> StoreResult<Vec<ContactRow>>;
+    /// `Duplicate` if the same request is pending already.
+    async fn contact_request_insert(
+        &self,
+        row: &ContactRequestRow,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>>;
+    async fn contact_request_by_id(&self, id: &str) -> StoreResult<Option<ContactRequestRow>>;
+    async fn contact_request_pending(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Option<ContactRequestRow>>;
+    /// Pending requests from or to the account, oldest first.
+    async fn contact_requests_pending_for(
+        &self,
+        account_id: &str,
+    ) -> StoreResult<Vec<ContactRequestRow>>;
+    /// Accepts a pending request and makes both accounts contacts; `NotPending` otherwise.
+    async fn contact_request_accept(
+        &self,
+        id: &str,
+        now: Millis,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>>;
+
+    // --- groups ----------------------------------------------------------------------------------
+    async fn group_create(
+        &self,
+        group: &GroupRow,
+        members: &[String],
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>>;
+    async fn group_by_id(&self, id: &str) -> StoreResult<Option<GroupRow>>;
+    /// Oldest member first.
+    async fn group_members(&self, id: &str) -> StoreResult<Vec<MemberRow>>;
+    async fn groups_of(&self, account_id: &str) -> StoreResult<Vec<GroupRow>>;
+    /// Adds members (ignoring ones already in); `GroupFull` past `max`.
+    async fn group_add_members(
+        &self,
+        id: &str,
+        accounts: &[String],
+        now: Millis,
+        max: u32,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>>;
+    /// Removes a member, handing ownership to `new_owner` when given.
+    async fn group_remove_member(
+        &self,
+        id: &str,
+        account_id: &str,
+        new_owner: Option<&str>,
+        now: Millis,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>>;
+
+    // --- messages and the event log ------------------------------------------------------------
+    async fn message_by_client_id(
+        &self,
+        sender_id: &str,
+        client_id: &str,
+    ) -> StoreResult<Option<MessageRow>>;
+    /// `Duplicate` if the sender used the client id already.
+    async fn message_insert(
+        &self,
+        row: &MessageRow,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>>;
+    /// Events with `seq > since`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        account_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRow>>;
 
     // --- housekeeping ----------------------------------------------------------------------------
     /// Deletes SMS codes and rate events created before `before`; returns rows deleted.

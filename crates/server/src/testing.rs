@@ -54,7 +54,7 @@ impl TestServer {
             identity: Arc::new(ChecksumVerifier),
         };
         // Build first so a bad config fails the test here, with its message.
-        let (router, app) = crate::build(config.clone(), services)
+        let (router, app) = crate::build(config.clone(), services, shutdown.clone())
             .await
             .expect("service builds");
         let stop = shutdown.clone();

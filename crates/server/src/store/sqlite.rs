@@ -148,6 +148,54 @@ macro_rules! session_columns {
     };
 }
 
+macro_rules! request_columns {
+    () => {
+        "id, from_account, to_account, note, status, created_at"
+    };
+}
+
+#[derive(FromRow)]
+struct RequestSql {
+    id: String,
+    from_account: String,
+    to_account: String,
+    note: String,
+    status: String,
+    created_at: i64,
+}
+
+impl From<RequestSql> for ContactRequestRow {
+    fn from(r: RequestSql) -> Self {
+        ContactRequestRow {
+            id: r.id,
+            from_account: r.from_account,
+            to_account: r.to_account,
+            note: r.note,
+            status: r.status,
+            created_at: r.created_at,
+        }
+    }
+}
+
+async fn insert_member(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    group_id: &str,
+    account_id: &str,
+    now: Millis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO group_members (group_id, account_id, joined_at) VALUES (?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(group_id)
+    .bind(account_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 #[derive(FromRow)]
 struct LoginSql {
     failures: i64,
@@ -319,9 +367,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         if consumed.rows_affected() != 1 {
-            return Err(StoreError::Conflict(
-                "that SMS code was used meanwhile; request a new one",
-            ));
+            return Err(StoreError::CodeUsed);
         }
         let (slot,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts WHERE phone = ?")
             .bind(&new.phone)
@@ -442,7 +488,7 @@ impl Store for SqliteStore {
         hash: &str,
         keep: Option<&str>,
         now: Millis,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<EventRow>> {
         let mut tx = self.write.begin().await.map_err(db)?;
         sqlx::query("UPDATE accounts SET password_hash = ? WHERE id = ?")
             .bind(hash)
@@ -461,7 +507,7 @@ impl Store for SqliteStore {
         account_id: &str,
         hash: &str,
         now: Millis,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<EventRow>> {
         let mut tx = self.write.begin().await.map_err(db)?;
         let consumed = sqlx::query(
             "UPDATE sms_codes SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
@@ -472,9 +518,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         if consumed.rows_affected() != 1 {
-            return Err(StoreError::Conflict(
-                "that SMS code was used meanwhile; request a new one",
-            ));
+            return Err(StoreError::CodeUsed);
         }
         sqlx::query("UPDATE accounts SET password_hash = ? WHERE id = ?")
             .bind(hash)
@@ -754,7 +798,13 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn session_revoke(&self, account_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
+    async fn session_revoke(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Option<EventRow>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = ? \
              WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
@@ -762,10 +812,395 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(id)
         .bind(account_id)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let mut events = append(&mut tx, &[revoked_event(account_id, id)], now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(events.pop())
+    }
+
+    async fn are_contacts(&self, a: &str, b: &str) -> StoreResult<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM contacts WHERE account_id = ? AND contact_id = ?")
+                .bind(a)
+                .bind(b)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db)?;
+        Ok(row.is_some())
+    }
+
+    async fn contacts_of(&self, account_id: &str) -> StoreResult<Vec<ContactRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT a.id, a.public_id, a.display_name, c.since FROM contacts c \
+             JOIN accounts a ON a.id = c.contact_id WHERE c.account_id = ? \
+             ORDER BY a.display_name, a.public_id_lower",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(account_id, public_id, display_name, since)| ContactRow {
+                account_id,
+                public_id,
+                display_name,
+                since,
+            })
+            .collect())
+    }
+
+    async fn contact_request_insert(
+        &self,
+        row: &ContactRequestRow,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO contact_requests (id, from_account, to_account, note, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.from_account)
+        .bind(&row.to_account)
+        .bind(&row.note)
+        .bind(&row.status)
+        .bind(row.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate
+            } else {
+                db(e)
+            }
+        })?;
+        let out = append(&mut tx, events, row.created_at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn contact_request_by_id(&self, id: &str) -> StoreResult<Option<ContactRequestRow>> {
+        let row: Option<RequestSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM contact_requests WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn contact_request_pending(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Option<ContactRequestRow>> {
+        let row: Option<RequestSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM contact_requests WHERE from_account = ? AND to_account = ? \
+             AND status = 'pending'"
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn contact_requests_pending_for(
+        &self,
+        account_id: &str,
+    ) -> StoreResult<Vec<ContactRequestRow>> {
+        let rows: Vec<RequestSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM contact_requests WHERE status = 'pending' \
+             AND (from_account = ? OR to_account = ?) ORDER BY created_at, id"
+        ))
+        .bind(account_id)
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn contact_request_accept(
+        &self,
+        id: &str,
+        now: Millis,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let pair: Option<(String, String)> = sqlx::query_as(
+            "UPDATE contact_requests SET status = 'accepted', decided_at = ? \
+             WHERE id = ? AND status = 'pending' RETURNING from_account, to_account",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some((a, b)) = pair else {
+            return Err(StoreError::NotPending);
+        };
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            sqlx::query(
+                "INSERT INTO contacts (account_id, contact_id, since) VALUES (?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(x)
+            .bind(y)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        // A request the other way is answered by this acceptance too.
+        sqlx::query(
+            "UPDATE contact_requests SET status = 'accepted', decided_at = ? \
+             WHERE from_account = ? AND to_account = ? AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(&b)
+        .bind(&a)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let out = append(&mut tx, events, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn group_create(
+        &self,
+        group: &GroupRow,
+        members: &[String],
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query("INSERT INTO groups (id, name, owner_id, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&group.id)
+            .bind(&group.name)
+            .bind(&group.owner_id)
+            .bind(group.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for m in members {
+            insert_member(&mut tx, &group.id, m, group.created_at).await?;
+        }
+        let out = append(&mut tx, events, group.created_at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn group_by_id(&self, id: &str) -> StoreResult<Option<GroupRow>> {
+        let row: Option<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, name, owner_id, created_at FROM groups WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.write)
+                .await
+                .map_err(db)?;
+        Ok(row.map(|(id, name, owner_id, created_at)| GroupRow {
+            id,
+            name,
+            owner_id,
+            created_at,
+        }))
+    }
+
+    async fn group_members(&self, id: &str) -> StoreResult<Vec<MemberRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT a.id, a.public_id, a.display_name, m.joined_at FROM group_members m \
+             JOIN accounts a ON a.id = m.account_id WHERE m.group_id = ? \
+             ORDER BY m.joined_at, a.public_id_lower",
+        )
+        .bind(id)
+        .fetch_all(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(account_id, public_id, display_name, joined_at)| MemberRow {
+                    account_id,
+                    public_id,
+                    display_name,
+                    joined_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn groups_of(&self, account_id: &str) -> StoreResult<Vec<GroupRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT g.id, g.name, g.owner_id, g.created_at FROM group_members m \
+             JOIN groups g ON g.id = m.group_id WHERE m.account_id = ? ORDER BY g.created_at, g.id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, owner_id, created_at)| GroupRow {
+                id,
+                name,
+                owner_id,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn group_add_members(
+        &self,
+        id: &str,
+        accounts: &[String],
+        now: Millis,
+        max: u32,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        for a in accounts {
+            insert_member(&mut tx, id, a, now).await?;
+        }
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM group_members WHERE group_id = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        if count > i64::from(max) {
+            return Err(StoreError::GroupFull);
+        }
+        let out = append(&mut tx, events, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn group_remove_member(
+        &self,
+        id: &str,
+        account_id: &str,
+        new_owner: Option<&str>,
+        now: Millis,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM group_members WHERE group_id = ? AND account_id = ?")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if let Some(owner) = new_owner {
+            sqlx::query("UPDATE groups SET owner_id = ? WHERE id = ?")
+                .bind(owner)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let out = append(&mut tx, events, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn message_by_client_id(
+        &self,
+        sender_id: &str,
+        client_id: &str,
+    ) -> StoreResult<Option<MessageRow>> {
+        let row: Option<(String, String, String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT id, sender_id, client_id, target, body, sent_at, data FROM messages \
+             WHERE sender_id = ? AND client_id = ?",
+        )
+        .bind(sender_id)
+        .bind(client_id)
+        .fetch_optional(&self.write)
+        .await
+        .map_err(db)?;
+        Ok(row.map(
+            |(id, sender_id, client_id, target, body, sent_at, data)| MessageRow {
+                id,
+                sender_id,
+                client_id,
+                target,
+                body,
+                sent_at,
+                data,
+            },
+        ))
+    }
+
+    async fn message_insert(
+        &self,
+        row: &MessageRow,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.id)
+        .bind(&row.sender_id)
+        .bind(&row.client_id)
+        .bind(&row.target)
+        .bind(&row.body)
+        .bind(row.sent_at)
+        .bind(&row.data)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate
+            } else {
+                db(e)
+            }
+        })?;
+        let out = append(&mut tx, events, row.sent_at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn events_after(
+        &self,
+        account_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRow>> {
+        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT seq, kind, at, data FROM events WHERE account_id = ? AND seq > ? \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(account_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, kind, at, data)| EventRow {
+                account_id: account_id.to_string(),
+                seq,
+                kind,
+                at,
+                data,
+            })
+            .collect())
     }
 
     async fn prune(&self, before: Millis) -> StoreResult<u64> {
@@ -795,16 +1230,69 @@ async fn revoke_all(
     account_id: &str,
     keep: Option<&str>,
     now: Millis,
-) -> StoreResult<u64> {
-    let done = sqlx::query(
+) -> StoreResult<Vec<EventRow>> {
+    let revoked: Vec<(String,)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = ? \
-         WHERE account_id = ? AND revoked_at IS NULL AND id IS NOT ?",
+         WHERE account_id = ? AND revoked_at IS NULL AND id IS NOT ? RETURNING id",
     )
     .bind(now)
     .bind(account_id)
     .bind(keep)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await
     .map_err(db)?;
-    Ok(done.rows_affected())
+    let events: Vec<NewEvent> = revoked
+        .iter()
+        .map(|(id,)| revoked_event(account_id, id))
+        .collect();
+    append(tx, &events, now).await
+}
+
+fn revoked_event(account_id: &str, session_id: &str) -> NewEvent {
+    NewEvent {
+        account_id: account_id.to_string(),
+        kind: "session.revoked",
+        data: serde_json::json!({ "session_id": session_id }).to_string(),
+    }
+}
+
+/// Appends events to their accounts' logs inside `tx`, each with its account's next sequence
+/// number.
+async fn append(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    events: &[NewEvent],
+    now: Millis,
+) -> StoreResult<Vec<EventRow>> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let (seq,): (i64,) = sqlx::query_as(
+            "INSERT INTO event_heads (account_id, last_seq) VALUES (?, 1) \
+             ON CONFLICT (account_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+        )
+        .bind(&e.account_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("INSERT INTO events (account_id, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)")
+            .bind(&e.account_id)
+            .bind(seq)
+            .bind(e.kind)
+            .bind(now)
+            .bind(&e.data)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        out.push(EventRow {
+            account_id: e.account_id.clone(),
+            seq,
+            kind: e.kind.to_string(),
+            at: now,
+            data: e.data.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

@@ -1,0 +1,371 @@
+//! The per-account event log as the client sees it: paged sync, and a WebSocket that replays
+//! everything after the client's cursor and then pushes live events.
+//!
+//! Exactly once, in order, with no gap at the switch from replay to live: the socket keeps a
+//! cursor (the last sequence sent) and only ever sends `cursor + 1`. Live events arrive
+//! through the [`Hub`]; one that is already sent is skipped, and one that skips ahead makes
+//! the socket read the missing range from the database first. The hub never blocks a
+//! publisher: each socket has a bounded queue, and a socket that lets it fill is closed with
+//! a reason (the client resumes from its cursor), so one slow client never grows the
+//! service's memory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use switchboard_protocol::ErrorCode;
+use switchboard_protocol::messaging::{Event, EventKind, SyncPage, SyncQuery};
+use tokio::sync::mpsc;
+
+use crate::app::App;
+use crate::clock::to_datetime;
+use crate::error::{Error, Json, Query, Result};
+use crate::sessions::Auth;
+use crate::store::EventRow;
+
+/// Events a socket may have queued before it counts as too slow.
+pub const QUEUE: usize = 1024;
+const PAGE: i64 = 500;
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A client silent (no pong, no frame) this long is gone.
+const SILENT_LIMIT: Duration = Duration::from_secs(60);
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Close codes in the private range, so clients can tell why.
+pub const CLOSE_TOO_SLOW: u16 = 4000;
+pub const CLOSE_SESSION_REVOKED: u16 = 4001;
+pub const CLOSE_SESSION_EXPIRED: u16 = 4002;
+
+/// An event ready to send: its JSON text is made once, whatever the number of sockets.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub seq: i64,
+    /// For `session.revoked`: which session, so that session's sockets close after it.
+    pub revoked_session: Option<String>,
+    pub json: String,
+}
+
+impl LiveEvent {
+    fn from_row(row: &EventRow) -> Self {
+        let revoked_session = (row.kind == EventKind::SessionRevoked.as_str())
+            .then(|| serde_json::from_str::<serde_json::Value>(&row.data).ok())
+            .flatten()
+            .and_then(|v| v["session_id"].as_str().map(str::to_string));
+        LiveEvent {
+            seq: row.seq,
+            revoked_session,
+            json: event_json(row),
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    to_datetime(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `{"seq", "kind", "at", "data"}`; `data` is stored as JSON already and goes out verbatim.
+pub fn event_json(row: &EventRow) -> String {
+    let kind = serde_json::Value::String(row.kind.clone());
+    format!(
+        r#"{{"seq":{},"kind":{kind},"at":"{}","data":{}}}"#,
+        row.seq,
+        rfc3339(row.at),
+        row.data
+    )
+}
+
+pub fn to_event(row: &EventRow) -> Result<Event> {
+    Ok(Event {
+        seq: row.seq,
+        kind: serde_json::from_value(serde_json::Value::String(row.kind.clone()))
+            .map_err(Error::internal)?,
+        at: to_datetime(row.at),
+        data: serde_json::from_str(&row.data).map_err(Error::internal)?,
+    })
+}
+
+/// Live fan-out of committed events to the sockets of their accounts.
+#[derive(Default)]
+pub struct Hub {
+    subscribers: Mutex<HashMap<String, Vec<(u64, mpsc::Sender<std::sync::Arc<LiveEvent>>)>>>,
+    next_id: AtomicU64,
+}
+
+/// A socket's place in the hub; leaving it (drop) unsubscribes.
+pub struct Subscription<'a> {
+    hub: &'a Hub,
+    account: String,
+    id: u64,
+    pub rx: mpsc::Receiver<std::sync::Arc<LiveEvent>>,
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        let mut subs = self
+            .hub
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = subs.get_mut(&self.account) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                subs.remove(&self.account);
+            }
+        }
+    }
+}
+
+impl Hub {
+    pub fn subscribe(&self, account: &str) -> Subscription<'_> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.entry(account.to_string()).or_default().push((id, tx));
+        Subscription {
+            hub: self,
+            account: account.to_string(),
+            id,
+            rx,
+        }
+    }
+
+    /// Hands committed events to their accounts' sockets, never waiting: a socket whose queue
+    /// is full is dropped from the hub (its stream then closes it as too slow).
+    pub fn publish(&self, rows: &[EventRow]) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        for row in rows {
+            let Some(list) = subs.get_mut(&row.account_id) else {
+                continue;
+            };
+            let event = std::sync::Arc::new(LiveEvent::from_row(row));
+            list.retain(|(_, tx)| tx.try_send(event.clone()).is_ok());
+        }
+    }
+
+    /// Live sockets, for metrics.
+    pub fn sockets(&self) -> usize {
+        let subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.values().map(Vec::len).sum()
+    }
+}
+
+fn check_since(since: i64) -> Result<()> {
+    if since < 0 {
+        return Err(Error::invalid_request(
+            "since is a sequence number: 0 or more",
+        ));
+    }
+    Ok(())
+}
+
+/// Page through the event log
+///
+/// Events after `since`, oldest first. Pass `next` as `since` to continue; `more` says whether
+/// more are waiting already.
+#[utoipa::path(get, path = "/v1/sync", tag = "events", security(("bearer" = [])), params(SyncQuery),
+    responses((status = 200, body = SyncPage),
+              (status = 400, description = "invalid_request (bad since or limit)", body = switchboard_protocol::ErrorBody),
+              (status = 401, body = switchboard_protocol::ErrorBody)))]
+pub async fn sync(
+    State(app): State<App>,
+    auth: Auth,
+    Query(q): Query<SyncQuery>,
+) -> Result<Json<SyncPage>> {
+    check_since(q.since)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::invalid_request("limit must be between 1 and 1000"));
+    }
+    // One more than asked tells whether there are more, without a second query.
+    let mut rows = app
+        .store
+        .events_after(&auth.account.id, q.since, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = rows.last().map_or(q.since, |r| r.seq);
+    let events = rows.iter().map(to_event).collect::<Result<Vec<_>>>()?;
+    Ok(Json(SyncPage { events, next, more }))
+}
+
+/// Live event stream (WebSocket)
+///
+/// Upgrades to a WebSocket that first sends every event after `since`, then live ones: one
+/// JSON text frame (`Event`) per event. The service pings every 20 s. Close codes: 4000 too
+/// slow (resume from your cursor), 4001 session revoked, 4002 session expired, 1001 shutting
+/// down.
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])), params(SyncQuery),
+    responses((status = 101, description = "switching to the WebSocket protocol"),
+              (status = 400, description = "invalid_request", body = switchboard_protocol::ErrorBody),
+              (status = 401, body = switchboard_protocol::ErrorBody)))]
+pub async fn events(
+    State(app): State<App>,
+    auth: Auth,
+    Query(q): Query<SyncQuery>,
+    upgrade: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Result<Response> {
+    check_since(q.since)?;
+    let upgrade = upgrade.map_err(|r| {
+        Error::invalid_request(format!("this endpoint is a WebSocket: {}", r.body_text()))
+    })?;
+    Ok(upgrade
+        // Small buffers: an idle socket should cost kilobytes, not the default 128 KiB.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| async move {
+            let session = auth.session.id.clone();
+            if let Err(reason) = stream(&app, auth, q.since, socket).await {
+                tracing::debug!(%session, %reason, "event stream ended");
+            }
+        }))
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    msg: WsMessage,
+) -> std::result::Result<(), String> {
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("send failed: {e}")),
+        Err(_) => Err("client too slow to read".into()),
+    }
+}
+
+async fn close(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    code: u16,
+    reason: String,
+) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = send(sink, WsMessage::Close(Some(frame))).await;
+}
+
+async fn stream(
+    app: &App,
+    auth: Auth,
+    since: i64,
+    socket: WebSocket,
+) -> std::result::Result<(), String> {
+    let account = auth.account.id.clone();
+    let session = auth.session.id.clone();
+    let (mut sink, mut incoming) = socket.split();
+    let mut cursor = since;
+
+    // Sends everything in the database after the cursor; false once this session is revoked.
+    macro_rules! catch_up {
+        () => {{
+            let mut open = true;
+            loop {
+                let rows = app
+                    .store
+                    .events_after(&account, cursor, PAGE)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for row in &rows {
+                    let ev = LiveEvent::from_row(row);
+                    send(&mut sink, WsMessage::Text(ev.json.into())).await?;
+                    cursor = row.seq;
+                    if ev.revoked_session.as_deref() == Some(session.as_str()) {
+                        open = false;
+                        break;
+                    }
+                }
+                if !open || (rows.len() as i64) < PAGE {
+                    break;
+                }
+            }
+            open
+        }};
+    }
+
+    // Replay first, then subscribe, then replay what committed in between: from here on
+    // every event is either in the queue or already sent.
+    if !catch_up!() {
+        close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+        return Ok(());
+    }
+    let mut sub = app.hub.subscribe(&account);
+    if !catch_up!() {
+        close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+        return Ok(());
+    }
+
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut heard = tokio::time::Instant::now();
+    let expires_in = Duration::from_millis(
+        u64::try_from(auth.session.expires_at - app.clock.now_ms()).unwrap_or(0),
+    );
+    let expiry = tokio::time::sleep(expires_in);
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            live = sub.rx.recv() => {
+                let Some(ev) = live else {
+                    close(&mut sink, CLOSE_TOO_SLOW, format!("too slow; resume with since={cursor}")).await;
+                    return Ok(());
+                };
+                if ev.seq <= cursor {
+                    continue;
+                }
+                if ev.seq > cursor + 1 && !catch_up!() {
+                    close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+                    return Ok(());
+                }
+                if ev.seq == cursor + 1 {
+                    send(&mut sink, WsMessage::Text(ev.json.clone().into())).await?;
+                    cursor = ev.seq;
+                    if ev.revoked_session.as_deref() == Some(session.as_str()) {
+                        close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+                        return Ok(());
+                    }
+                }
+            }
+            frame = incoming.next() => {
+                match frame {
+                    None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return Ok(()),
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => heard = tokio::time::Instant::now(),
+                    Some(Ok(WsMessage::Text(_) | WsMessage::Binary(_))) => {
+                        heard = tokio::time::Instant::now();
+                        let reply = serde_json::json!({"error": {
+                            "code": ErrorCode::InvalidRequest,
+                            "message": "this stream only sends; to resume, reconnect with ?since=<last seq>",
+                        }});
+                        send(&mut sink, WsMessage::Text(reply.to_string().into())).await?;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > SILENT_LIMIT {
+                    return Err("client silent for too long".into());
+                }
+                send(&mut sink, WsMessage::Ping(Vec::new().into())).await?;
+            }
+            () = &mut expiry => {
+                close(&mut sink, CLOSE_SESSION_EXPIRED, "session expired; sign in again".into()).await;
+                return Ok(());
+            }
+            () = app.shutdown.cancelled() => {
+                close(&mut sink, 1001, "service shutting down; reconnect shortly".into()).await;
+                return Ok(());
+            }
+        }
+    }
+}

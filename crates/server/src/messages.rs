@@ -1,0 +1,135 @@
+//! Sending messages. A message lands, in the same transaction, in the event log of the sender
+//! and of every recipient, so every device of every party learns of it through one mechanism.
+//! `client_id` makes sending idempotent: a retry after a lost answer returns the same message.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use switchboard_protocol::ErrorCode;
+use switchboard_protocol::messaging::{Message, SendMessage};
+
+use crate::app::App;
+use crate::clock::{EntropyExt, to_datetime};
+use crate::contacts::find_user;
+use crate::error::{Error, Json, Result};
+use crate::sessions::Auth;
+use crate::store::{MessageRow, NewEvent, StoreError};
+
+pub const BODY_MAX: usize = 4096;
+
+fn replay(existing: MessageRow, target: &str, body: &str) -> Result<(StatusCode, Json<Message>)> {
+    if !existing.target.eq_ignore_ascii_case(target) || existing.body != body {
+        return Err(Error::new(
+            ErrorCode::IdempotencyConflict,
+            "this client_id was used for a different message; make a new one",
+        ));
+    }
+    let message = serde_json::from_str(&existing.data).map_err(Error::internal)?;
+    Ok((StatusCode::CREATED, Json(message)))
+}
+
+/// Send a message to a contact or a group
+#[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
+    request_body = SendMessage,
+    responses((status = 201, description = "sent (or, for a retried client_id, sent before)", body = Message),
+              (status = 400, description = "invalid_message_body, invalid_request (client_id not a UUID)", body = switchboard_protocol::ErrorBody),
+              (status = 403, description = "not_a_contact", body = switchboard_protocol::ErrorBody),
+              (status = 404, description = "user_not_found, group_not_found", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody)))]
+pub async fn send(
+    State(app): State<App>,
+    auth: Auth,
+    Json(req): Json<SendMessage>,
+) -> Result<(StatusCode, Json<Message>)> {
+    let client_id = uuid::Uuid::parse_str(req.client_id.trim())
+        .map_err(|_| Error::invalid_request("client_id must be a UUID made by the client"))?
+        .hyphenated()
+        .to_string();
+    let chars = req.body.chars().count();
+    if chars == 0 || chars > BODY_MAX {
+        return Err(Error::new(
+            ErrorCode::InvalidMessageBody,
+            format!("a message has 1 to {BODY_MAX} characters"),
+        ));
+    }
+    let me = &auth.account;
+    if let Some(existing) = app.store.message_by_client_id(&me.id, &client_id).await? {
+        return replay(existing, req.to.trim(), &req.body);
+    }
+
+    let target = req.to.trim();
+    let (to, recipients) = if target.starts_with("g_") {
+        let not_found = || {
+            Error::new(
+                ErrorCode::GroupNotFound,
+                "no such group, or you are not in it",
+            )
+        };
+        let group = app.store.group_by_id(target).await?.ok_or_else(not_found)?;
+        let members = app.store.group_members(&group.id).await?;
+        if !members.iter().any(|m| m.account_id == me.id) {
+            return Err(not_found());
+        }
+        (
+            group.id,
+            members
+                .into_iter()
+                .map(|m| m.account_id)
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        let user = find_user(&app, target).await?;
+        if !app.store.are_contacts(&me.id, &user.id).await? {
+            return Err(Error::new(
+                ErrorCode::NotAContact,
+                "you can message only your contacts; send a contact request first",
+            ));
+        }
+        (user.public_id, vec![me.id.clone(), user.id])
+    };
+
+    let now = app.clock.now_ms();
+    let message = Message {
+        id: app.entropy.id("m_"),
+        client_id: client_id.clone(),
+        from: me.public_id.clone(),
+        from_display_name: me.display_name.clone(),
+        to: to.clone(),
+        body: req.body.clone(),
+        sent_at: to_datetime(now),
+    };
+    let data = serde_json::to_string(&message).map_err(Error::internal)?;
+    let events: Vec<NewEvent> = recipients
+        .into_iter()
+        .map(|account_id| NewEvent {
+            account_id,
+            kind: "message.new",
+            data: data.clone(),
+        })
+        .collect();
+    let row = MessageRow {
+        id: message.id.clone(),
+        sender_id: me.id.clone(),
+        client_id,
+        target: to,
+        body: req.body.clone(),
+        sent_at: now,
+        data,
+    };
+    match app.store.message_insert(&row, &events).await {
+        Ok(appended) => {
+            app.hub.publish(&appended);
+            app.metrics.count("messages_sent_total");
+            Ok((StatusCode::CREATED, Json(message)))
+        }
+        // Two retries raced; the first one won. Answer as a retry.
+        Err(StoreError::Duplicate) => {
+            let existing = app
+                .store
+                .message_by_client_id(&me.id, &row.client_id)
+                .await?
+                .ok_or_else(|| Error::internal("message vanished after a duplicate insert"))?;
+            replay(existing, target, &req.body)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
