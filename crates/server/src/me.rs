@@ -158,7 +158,12 @@ pub async fn change_password(
     let hash = app.hasher.hash(normalised).await?;
     let revoked = app
         .store
-        .account_set_password(&auth.account.id, &hash, Some(&auth.session.id), app.clock.now_ms())
+        .account_set_password(
+            &auth.account.id,
+            &hash,
+            Some(&auth.session.id),
+            app.clock.now_ms(),
+        )
         .await?;
     app.hub.publish(&revoked);
     Ok(StatusCode::NO_CONTENT)
