@@ -369,3 +369,56 @@ async fn stream(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(account: &str, seq: i64) -> EventRow {
+        EventRow {
+            account_id: account.into(),
+            seq,
+            kind: "message.new".into(),
+            at: 0,
+            data: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_subscriber_that_stops_reading_is_dropped_not_buffered_without_bound() {
+        let hub = Hub::default();
+        let mut slow = hub.subscribe("a");
+        let mut other = hub.subscribe("b");
+        for seq in 1..=(QUEUE as i64 + 10) {
+            hub.publish(&[row("a", seq), row("b", seq)]);
+            // "b" keeps up.
+            assert_eq!(other.rx.try_recv().map(|e| e.seq).ok(), Some(seq));
+        }
+        let mut got = 0;
+        while let Ok(ev) = slow.rx.try_recv() {
+            got += 1;
+            assert_eq!(ev.seq, got, "what was queued is delivered in order");
+        }
+        assert_eq!(got, QUEUE as i64, "at most one queue's worth is held");
+        assert!(
+            slow.rx.is_closed(),
+            "then the hub lets go, and the socket closes as too slow"
+        );
+        assert_eq!(hub.sockets(), 1, "only the reader stays subscribed");
+    }
+
+    #[test]
+    fn event_json_is_the_wire_shape() {
+        let mut r = row("a", 7);
+        r.data = r#"{"session_id":"ses_x"}"#.into();
+        r.kind = "session.revoked".into();
+        let v: serde_json::Value = serde_json::from_str(&event_json(&r)).unwrap();
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["kind"], "session.revoked");
+        assert_eq!(v["at"], "1970-01-01T00:00:00Z");
+        assert_eq!(
+            LiveEvent::from_row(&r).revoked_session.as_deref(),
+            Some("ses_x")
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! The WebSocket event stream: replay then live with no gap or duplicate at the switch-over,
+//! resuming from any cursor, revoked sessions, bad input on the socket, and a fault test
+//! that cuts the connection ~100 times and restarts the service while 1,000 messages flow.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchboard_server::testing::TestServer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const PASSWORD: &str = "correct horse battery";
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct User {
+    token: String,
+    public_id: String,
+}
+
+async fn user(s: &TestServer, n: u32, public_id: &str) -> User {
+    s.register(&format!("+86138001380{n:02}"), public_id, PASSWORD)
+        .await;
+    User {
+        token: s.sign_in(public_id, PASSWORD).await,
+        public_id: public_id.into(),
+    }
+}
+
+async fn befriend(s: &TestServer, a: &User, b: &User) {
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/contacts/requests",
+            Some(&a.token),
+            Some(json!({"public_id": b.public_id})),
+        )
+        .await;
+    let id = r.expect(201).body["id"].as_str().unwrap().to_string();
+    s.call(
+        Method::POST,
+        &format!("/v1/contacts/requests/{id}/accept"),
+        Some(&b.token),
+        None,
+    )
+    .await
+    .expect(200);
+}
+
+async fn send_to(base: &str, token: &str, to: &str, body: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(token)
+        .json(&json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to, "body": body}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
+async fn connect(
+    addr: SocketAddr,
+    token: &str,
+    since: i64,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://{addr}/v1/events?since={since}").into_client_request()?;
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
+}
+
+/// The next event, or Err with the close frame (or error) that ended the stream.
+async fn next_event(ws: &mut Socket) -> Result<Value, String> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .map_err(|_| "no event within 10 s".to_string())?;
+        match frame {
+            Some(Ok(Ws::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Ws::Close(c))) => return Err(format!("closed: {c:?}")),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("error: {e}")),
+            None => return Err("ended".into()),
+        }
+    }
+}
+
+async fn head(s: &TestServer, u: &User) -> i64 {
+    let mut since = 0;
+    loop {
+        let page = s
+            .get(&format!("/v1/sync?since={since}&limit=1000"), &u.token)
+            .await
+            .expect(200)
+            .body;
+        since = page["next"].as_i64().unwrap();
+        if !page["more"].as_bool().unwrap() {
+            return since;
+        }
+    }
+}
+
+#[tokio::test]
+async fn replays_after_the_cursor_then_pushes_live() {
+    let s = TestServer::start().await;
+    let alice = user(&s, 1, "alice_w").await;
+    let bob = user(&s, 2, "bob_the_2nd").await;
+    befriend(&s, &alice, &bob).await;
+    for i in 0..3 {
+        send_to(&s.base, &alice.token, "bob_the_2nd", &format!("old {i}")).await;
+    }
+    let last = head(&s, &bob).await;
+    let mut ws = connect(s.addr, &bob.token, last - 2).await.unwrap();
+    assert_eq!(next_event(&mut ws).await.unwrap()["data"]["body"], "old 1");
+    assert_eq!(next_event(&mut ws).await.unwrap()["data"]["body"], "old 2");
+    send_to(&s.base, &alice.token, "bob_the_2nd", "live").await;
+    let live = next_event(&mut ws).await.unwrap();
+    assert_eq!(
+        (live["seq"].as_i64(), live["kind"].as_str()),
+        (Some(last + 1), Some("message.new"))
+    );
+    assert_eq!(live["data"]["body"], "live");
+}
+
+#[tokio::test]
+async fn resuming_from_every_cursor_gives_exactly_the_rest() {
+    let s = TestServer::start().await;
+    let alice = user(&s, 1, "alice_w").await;
+    let bob = user(&s, 2, "bob_the_2nd").await;
+    befriend(&s, &alice, &bob).await;
+    for i in 0..12 {
+        send_to(&s.base, &alice.token, "bob_the_2nd", &format!("m{i}")).await;
+    }
+    let last = head(&s, &bob).await;
+    for since in 0..=last {
+        let mut ws = connect(s.addr, &bob.token, since).await.unwrap();
+        for want in since + 1..=last {
+            assert_eq!(
+                next_event(&mut ws).await.unwrap()["seq"],
+                want,
+                "from since={since}"
+            );
+        }
+        // Nothing more until something happens.
+        let quiet = tokio::time::timeout(Duration::from_millis(50), next_event(&mut ws)).await;
+        assert!(
+            quiet.is_err(),
+            "from since={since}: an extra event {quiet:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_gap_or_duplicate_when_connecting_during_a_burst() {
+    let s = TestServer::start().await;
+    let alice = user(&s, 1, "alice_w").await;
+    let bob = user(&s, 2, "bob_the_2nd").await;
+    befriend(&s, &alice, &bob).await;
+    let start = head(&s, &bob).await;
+    let total = 300;
+    let (base, token) = (s.base.clone(), alice.token.clone());
+    let sender = tokio::spawn(async move {
+        for i in 0..total {
+            send_to(&base, &token, "bob_the_2nd", &format!("m{i}")).await;
+        }
+    });
+    // Reconnect repeatedly mid-burst, each time from the cursor reached so far.
+    let mut cursor = start;
+    let mut bodies = Vec::new();
+    while bodies.len() < total {
+        let mut ws = connect(s.addr, &bob.token, cursor).await.unwrap();
+        for _ in 0..37 {
+            let Ok(ev) = next_event(&mut ws).await else {
+                break;
+            };
+            assert_eq!(
+                ev["seq"].as_i64().unwrap(),
+                cursor + 1,
+                "strictly the next event"
+            );
+            cursor += 1;
+            bodies.push(ev["data"]["body"].as_str().unwrap().to_string());
+            if bodies.len() == total {
+                break;
+            }
+        }
+    }
+    sender.await.unwrap();
+    assert_eq!(
+        bodies,
+        (0..total).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_session_hears_it_then_its_socket_closes() {
+    let s = TestServer::start().await;
+    s.register("+8613800138001", "alice_w", PASSWORD).await;
+    let laptop = s.sign_in("alice_w", PASSWORD).await;
+    let phone = s.sign_in("alice_w", PASSWORD).await;
+    let since = head(
+        &s,
+        &User {
+            token: laptop.clone(),
+            public_id: String::new(),
+        },
+    )
+    .await;
+    let mut laptop_ws = connect(s.addr, &laptop, since).await.unwrap();
+    let mut phone_ws = connect(s.addr, &phone, since).await.unwrap();
+    let sessions = s.get("/v1/sessions", &phone).await.body;
+    let laptop_id = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        Method::DELETE,
+        &format!("/v1/sessions/{laptop_id}"),
+        Some(&phone),
+        None,
+    )
+    .await
+    .expect(204);
+
+    let ev = next_event(&mut laptop_ws).await.unwrap();
+    assert_eq!(
+        (ev["kind"].as_str(), ev["data"]["session_id"].as_str()),
+        (Some("session.revoked"), Some(laptop_id.as_str()))
+    );
+    let end = next_event(&mut laptop_ws).await.unwrap_err();
+    assert!(end.contains("4001"), "closed as revoked: {end}");
+    s.get("/v1/me", &laptop)
+        .await
+        .expect_error(401, "session_revoked");
+    assert!(
+        connect(s.addr, &laptop, 0).await.is_err(),
+        "a revoked token cannot open a stream"
+    );
+
+    // The other device hears of it and stays connected.
+    assert_eq!(
+        next_event(&mut phone_ws).await.unwrap()["kind"],
+        "session.revoked"
+    );
+    s.call(
+        Method::PATCH,
+        "/v1/me",
+        Some(&phone),
+        Some(json!({"display_name": "A"})),
+    )
+    .await
+    .expect(200);
+    phone_ws.send(Ws::Ping(vec![1].into())).await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_on_the_socket_gets_a_clear_answer_and_harms_nothing() {
+    let s = TestServer::start().await;
+    let alice = user(&s, 1, "alice_w").await;
+    let bob = user(&s, 2, "bob_the_2nd").await;
+    befriend(&s, &alice, &bob).await;
+    let since = head(&s, &bob).await;
+    let mut ws = connect(s.addr, &bob.token, since).await.unwrap();
+    ws.send(Ws::Text("{not json".into())).await.unwrap();
+    let reply = next_event(&mut ws).await.unwrap();
+    assert_eq!(reply["error"]["code"], "invalid_request");
+    ws.send(Ws::Binary(vec![0xff; 100].into())).await.unwrap();
+    assert_eq!(
+        next_event(&mut ws).await.unwrap()["error"]["code"],
+        "invalid_request"
+    );
+    send_to(&s.base, &alice.token, "bob_the_2nd", "still flowing").await;
+    assert_eq!(
+        next_event(&mut ws).await.unwrap()["data"]["body"],
+        "still flowing"
+    );
+
+    // An oversized frame ends that socket, and only that socket.
+    let mut other = connect(s.addr, &bob.token, since).await.unwrap();
+    let _ = other.send(Ws::Text("x".repeat(100_000).into())).await;
+    let mut ended = false;
+    for _ in 0..5 {
+        if let Err(e) = next_event(&mut other).await {
+            ended = !e.contains("no event");
+            break;
+        }
+    }
+    assert!(ended, "the oversized frame closes its socket");
+    send_to(&s.base, &alice.token, "bob_the_2nd", "after").await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["data"]["body"], "after");
+
+    // Refused before any upgrade: bad cursor, no token, not a WebSocket.
+    assert!(connect(s.addr, &bob.token, -1).await.is_err());
+    assert!(connect(s.addr, "nonsense", 0).await.is_err());
+    s.get("/v1/events?since=-1", &bob.token)
+        .await
+        .expect_error(400, "invalid_request");
+    s.get("/v1/events", &bob.token)
+        .await
+        .expect_error(400, "invalid_request");
+    s.call(Method::GET, "/v1/events", None, None)
+        .await
+        .expect_error(401, "unauthorized");
+}
+
+/// A TCP proxy on loopback whose connections can be cut at any moment.
+struct Proxy {
+    addr: SocketAddr,
+    upstream: Arc<Mutex<SocketAddr>>,
+    live: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = Arc::new(Mutex::new(upstream));
+        let live: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (up, lv) = (upstream.clone(), live.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = *up.lock().unwrap();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                lv.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy {
+            addr,
+            upstream,
+            live,
+        }
+    }
+
+    /// Drops every open connection mid-stream; returns how many there were.
+    fn cut(&self) -> usize {
+        let mut live = self.live.lock().unwrap();
+        let open: Vec<_> = live.drain(..).filter(|h| !h.is_finished()).collect();
+        for h in &open {
+            h.abort();
+        }
+        open.len()
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_messages_through_a_hundred_cuts_and_a_restart_arrive_once_in_order() {
+    let s = TestServer::start().await;
+    let alice = user(&s, 1, "alice_w").await;
+    let bob = user(&s, 2, "bob_the_2nd").await;
+    befriend(&s, &alice, &bob).await;
+    let start = head(&s, &bob).await;
+    let proxy = Arc::new(Proxy::start(s.addr).await);
+    let total = 1000;
+
+    // The receiver resumes from its cursor after every cut; any duplicate, gap or reordering
+    // fails the `seq == cursor + 1` check.
+    let receiver = {
+        let (proxy_addr, token) = (proxy.addr, bob.token.clone());
+        tokio::spawn(async move {
+            let mut cursor = start;
+            let mut bodies = Vec::new();
+            let mut connects = 0;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while bodies.len() < total {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "stalled at {} of {total}",
+                    bodies.len()
+                );
+                let Ok(mut ws) = connect(proxy_addr, &token, cursor).await else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                connects += 1;
+                while let Ok(ev) = next_event(&mut ws).await {
+                    assert_eq!(
+                        ev["seq"].as_i64().unwrap(),
+                        cursor + 1,
+                        "exactly the next event"
+                    );
+                    cursor += 1;
+                    if ev["kind"] == "message.new" {
+                        bodies.push(ev["data"]["body"].as_str().unwrap().to_string());
+                    }
+                }
+            }
+            (bodies, connects)
+        })
+    };
+
+    // ~100 cuts at random moments (seeded from the clock; the seed is printed).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("cut schedule seed: {seed}");
+    let cutter = {
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let mut x = seed;
+            let mut cuts = 0;
+            while cuts < 100 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                tokio::time::sleep(Duration::from_millis(2 + x % 25)).await;
+                if proxy.cut() > 0 {
+                    cuts += 1;
+                }
+            }
+            cuts
+        })
+    };
+
+    let mut s = s;
+    for i in 0..total {
+        if i == total / 2 {
+            // A restart in the middle: same database, new port.
+            s = s.restart().await;
+            *proxy.upstream.lock().unwrap() = s.addr;
+        }
+        send_to(&s.base, &alice.token, "bob_the_2nd", &format!("m{i}")).await;
+        if i % 10 == 0 {
+            // Let the cutter keep pace with the sender.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    let cuts = tokio::time::timeout(Duration::from_secs(60), cutter)
+        .await
+        .expect("cutter finishes")
+        .unwrap();
+    let (bodies, connects) = receiver.await.unwrap();
+    println!("{total} messages, {cuts} cuts, {connects} connections");
+    assert_eq!(cuts, 100);
+    assert!(
+        connects > 50,
+        "the connection really was cut and resumed ({connects} connections)"
+    );
+    assert_eq!(
+        bodies,
+        (0..total).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+        "each message once, in order"
+    );
+}
