@@ -240,6 +240,8 @@ fn bench(which: &[String]) -> Result<()> {
                 "switchboard-server",
                 "--bench",
                 "service",
+                "--bench",
+                "stream",
             ]);
             c
         })?;

@@ -159,11 +159,20 @@ impl Hub {
     }
 }
 
-fn check_since(since: i64) -> Result<()> {
+/// A cursor must be one the service handed out: 0 up to the account's newest event. One past
+/// the end means the client holds events this service does not (a restored backup, another
+/// service): answering "nothing new" forever would hide that, so it is an error.
+async fn check_since(app: &App, account: &str, since: i64) -> Result<()> {
     if since < 0 {
         return Err(Error::invalid_request(
             "since is a sequence number: 0 or more",
         ));
+    }
+    let head = app.store.event_head(account).await?;
+    if since > head {
+        return Err(Error::invalid_request(format!(
+            "since={since} is past this account's newest event ({head}); resume from {head} or earlier"
+        )));
     }
     Ok(())
 }
@@ -174,14 +183,14 @@ fn check_since(since: i64) -> Result<()> {
 /// more are waiting already.
 #[utoipa::path(get, path = "/v1/sync", tag = "events", security(("bearer" = [])), params(SyncQuery),
     responses((status = 200, body = SyncPage),
-              (status = 400, description = "invalid_request (bad since or limit)", body = switchboard_protocol::ErrorBody),
+              (status = 400, description = "invalid_request (since negative or past the newest event, bad limit)", body = switchboard_protocol::ErrorBody),
               (status = 401, body = switchboard_protocol::ErrorBody)))]
 pub async fn sync(
     State(app): State<App>,
     auth: Auth,
     Query(q): Query<SyncQuery>,
 ) -> Result<Json<SyncPage>> {
-    check_since(q.since)?;
+    check_since(&app, &auth.account.id, q.since).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Error::invalid_request("limit must be between 1 and 1000"));
@@ -217,7 +226,7 @@ pub async fn events(
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
     >,
 ) -> Result<Response> {
-    check_since(q.since)?;
+    check_since(&app, &auth.account.id, q.since).await?;
     let upgrade = upgrade.map_err(|r| {
         Error::invalid_request(format!("this endpoint is a WebSocket: {}", r.body_text()))
     })?;

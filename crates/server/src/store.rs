@@ -394,6 +394,8 @@ pub trait Store: Send + Sync + 'static {
         row: &MessageRow,
         events: &[NewEvent],
     ) -> StoreResult<Vec<EventRow>>;
+    /// The account's newest sequence number (0 before its first event).
+    async fn event_head(&self, account_id: &str) -> StoreResult<i64>;
     /// Events with `seq > since`, oldest first, at most `limit`.
     async fn events_after(
         &self,

@@ -290,7 +290,7 @@ impl Store for SqliteStore {
         )
         .bind(phone)
         .bind(purpose)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await
         .map_err(db)?;
         Ok(row.map(Into::into))
@@ -309,7 +309,7 @@ impl Store for SqliteStore {
         .bind(phone)
         .bind(purpose)
         .bind(since)
-        .fetch_one(&self.write)
+        .fetch_one(&self.read)
         .await
         .map_err(db)?;
         Ok(WindowCount {
@@ -324,7 +324,7 @@ impl Store for SqliteStore {
         )
         .bind(ip)
         .bind(since)
-        .fetch_one(&self.write)
+        .fetch_one(&self.read)
         .await
         .map_err(db)?;
         Ok(WindowCount {
@@ -657,7 +657,7 @@ impl Store for SqliteStore {
                 "SELECT failures, throttled_until, locked FROM login_failures WHERE key = ?",
             )
             .bind(key)
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await
             .map_err(db)?;
             out.push(row.map_or_else(LoginState::default, |r| LoginState {
@@ -767,7 +767,7 @@ impl Store for SqliteStore {
             " FROM sessions WHERE token_hash = ?"
         ))
         .bind(hash)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await
         .map_err(db)?;
         Ok(row.map(Into::into))
@@ -792,7 +792,7 @@ impl Store for SqliteStore {
         ))
         .bind(account_id)
         .bind(now)
-        .fetch_all(&self.write)
+        .fetch_all(&self.read)
         .await
         .map_err(db)?;
         Ok(rows.into_iter().map(Into::into).collect())
@@ -892,7 +892,7 @@ impl Store for SqliteStore {
             " FROM contact_requests WHERE id = ?"
         ))
         .bind(id)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await
         .map_err(db)?;
         Ok(row.map(Into::into))
@@ -911,7 +911,7 @@ impl Store for SqliteStore {
         ))
         .bind(from)
         .bind(to)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await
         .map_err(db)?;
         Ok(row.map(Into::into))
@@ -1009,7 +1009,7 @@ impl Store for SqliteStore {
         let row: Option<(String, String, String, i64)> =
             sqlx::query_as("SELECT id, name, owner_id, created_at FROM groups WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.write)
+                .fetch_optional(&self.read)
                 .await
                 .map_err(db)?;
         Ok(row.map(|(id, name, owner_id, created_at)| GroupRow {
@@ -1027,7 +1027,7 @@ impl Store for SqliteStore {
              ORDER BY m.joined_at, a.public_id_lower",
         )
         .bind(id)
-        .fetch_all(&self.write)
+        .fetch_all(&self.read)
         .await
         .map_err(db)?;
         Ok(rows
@@ -1128,7 +1128,7 @@ impl Store for SqliteStore {
         )
         .bind(sender_id)
         .bind(client_id)
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await
         .map_err(db)?;
         Ok(row.map(
@@ -1173,6 +1173,16 @@ impl Store for SqliteStore {
         let out = append(&mut tx, events, row.sent_at).await?;
         tx.commit().await.map_err(db)?;
         Ok(out)
+    }
+
+    async fn event_head(&self, account_id: &str) -> StoreResult<i64> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT last_seq FROM event_heads WHERE account_id = ?")
+                .bind(account_id)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db)?;
+        Ok(row.map_or(0, |(seq,)| seq))
     }
 
     async fn events_after(
