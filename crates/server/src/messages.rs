@@ -52,10 +52,8 @@ pub async fn send(
         ));
     }
     let me = &auth.account;
-    if let Some(existing) = app.store.message_by_client_id(&me.id, &client_id).await? {
-        return replay(existing, req.to.trim(), &req.body);
-    }
-
+    // No read before the insert: the (sender, client_id) key answers retries, so the common
+    // case (a new message) costs one write.
     let target = req.to.trim();
     let (to, recipients) = if target.starts_with("g_") {
         let not_found = || {

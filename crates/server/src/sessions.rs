@@ -368,9 +368,9 @@ impl FromRequestParts<App> for Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(unauthorized)?;
-        let session = app
+        let (session, account) = app
             .store
-            .session_by_token_hash(&token_hash(token))
+            .session_with_account(&token_hash(token))
             .await?
             .ok_or_else(unauthorized)?;
         let now = app.clock.now_ms();
@@ -386,11 +386,6 @@ impl FromRequestParts<App> for Auth {
                 "this session has expired; sign in again",
             ));
         }
-        let account = app
-            .store
-            .account_by_id(&session.account_id)
-            .await?
-            .ok_or_else(unauthorized)?;
         if now - session.last_seen_at >= TOUCH_EVERY_MS {
             app.store.session_touch(&session.id, now).await?;
         }

@@ -311,7 +311,11 @@ pub trait Store: Send + Sync + 'static {
 
     // --- sessions ----------------------------------------------------------------------------
     async fn session_create(&self, row: &SessionRow) -> StoreResult<()>;
-    async fn session_by_token_hash(&self, hash: &str) -> StoreResult<Option<SessionRow>>;
+    /// The session with this token hash and its account, in one read.
+    async fn session_with_account(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(SessionRow, AccountRow)>>;
     async fn session_touch(&self, id: &str, now: Millis) -> StoreResult<()>;
     /// Sessions neither revoked nor expired, newest first.
     async fn sessions_live(&self, account_id: &str, now: Millis) -> StoreResult<Vec<SessionRow>>;

@@ -148,6 +148,21 @@ macro_rules! session_columns {
     };
 }
 
+/// A session and its account from one query (every authenticated request needs both).
+#[derive(FromRow)]
+struct SessionAccountSql {
+    s_id: String,
+    account_id: String,
+    token_hash: String,
+    device_name: String,
+    s_created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    #[sqlx(flatten)]
+    account: AccountSql,
+}
+
 macro_rules! request_columns {
     () => {
         "id, from_account, to_account, note, status, created_at"
@@ -215,7 +230,11 @@ impl SqliteStore {
             // can drop the last transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Reads map the file instead of copying pages: each connection's page cache is
+            // invalidated by every commit of another connection, so copies would be redone
+            // on nearly every read.
+            .pragma("mmap_size", "268435456");
         if let Some(parent) = Path::new(options.get_filename()).parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)
@@ -759,18 +778,35 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn session_by_token_hash(&self, hash: &str) -> StoreResult<Option<SessionRow>> {
-        // From the writer's pool: a token revoked a moment ago must be refused at once.
-        let row: Option<SessionSql> = sqlx::query_as(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE token_hash = ?"
+    async fn session_with_account(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(SessionRow, AccountRow)>> {
+        let row: Option<SessionAccountSql> = sqlx::query_as(concat!(
+            "SELECT s.id AS s_id, s.account_id, s.token_hash, s.device_name, s.created_at AS s_created_at, \
+             s.last_seen_at, s.expires_at, s.revoked_at, a.",
+            "id, a.phone, a.slot, a.public_id, a.display_name, a.password_hash, a.created_at, \
+             a.public_id_changed_at, a.legal_name, a.id_number_masked, a.identity_verified_at, \
+             a.totp_secret, a.totp_pending_secret, a.totp_last_step \
+             FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?"
         ))
-        .bind(hash)
+        .bind(token_hash)
         .fetch_optional(&self.read)
         .await
         .map_err(db)?;
-        Ok(row.map(Into::into))
+        Ok(row.map(|r| {
+            let session = SessionRow {
+                id: r.s_id,
+                account_id: r.account_id,
+                token_hash: r.token_hash,
+                device_name: r.device_name,
+                created_at: r.s_created_at,
+                last_seen_at: r.last_seen_at,
+                expires_at: r.expires_at,
+                revoked_at: r.revoked_at,
+            };
+            (session, r.account.into())
+        }))
     }
 
     async fn session_touch(&self, id: &str, now: Millis) -> StoreResult<()> {
