@@ -127,6 +127,21 @@ error_codes! {
     InvalidMessageBody = ("invalid_message_body", 400),
     /// The same idempotency key (or client id) was used before with a different request.
     IdempotencyConflict = ("idempotency_conflict", 409),
+
+    /// Not a whole number of fen above zero, or above the limit for this operation.
+    InvalidAmount = ("invalid_amount", 400),
+    /// The balance does not cover this.
+    InsufficientFunds = ("insufficient_funds", 402),
+    /// The funding source refused the top-up.
+    FundingFailed = ("funding_failed", 402),
+    /// No such red envelope, or not one this account may see.
+    EnvelopeNotFound = ("envelope_not_found", 404),
+    /// This account has claimed this envelope already.
+    AlreadyClaimed = ("already_claimed", 409),
+    /// Every share is claimed, or the envelope expired and was refunded.
+    EnvelopeEmpty = ("envelope_empty", 409),
+    /// A red envelope's count does not fit its recipient or total.
+    InvalidEnvelope = ("invalid_envelope", 400),
 }
 
 impl std::fmt::Display for ErrorCode {

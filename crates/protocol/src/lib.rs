@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod messaging;
+pub mod wallet;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 

@@ -29,7 +29,7 @@ use crate::password::Hasher;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
-use crate::{accounts, contacts, events, groups, me, messages, metrics, sessions, sms};
+use crate::{accounts, contacts, events, groups, me, messages, metrics, sessions, sms, wallet};
 
 /// Everything a request handler may use.
 pub struct AppState {
@@ -42,6 +42,7 @@ pub struct AppState {
     pub dev_outbox: Option<Arc<ConsoleGateway>>,
     pub hasher: Hasher,
     pub identity: Arc<dyn IdentityVerifier>,
+    pub funding: Arc<dyn crate::wallet::FundingSource>,
     pub metrics: Metrics,
     /// Live event fan-out to the WebSockets.
     pub hub: crate::events::Hub,
@@ -56,6 +57,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub identity: Arc<dyn IdentityVerifier>,
+    pub funding: Arc<dyn crate::wallet::FundingSource>,
 }
 
 impl Default for Services {
@@ -64,6 +66,7 @@ impl Default for Services {
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
             identity: Arc::new(ChecksumVerifier),
+            funding: Arc::new(crate::wallet::SandboxFunding),
         }
     }
 }
@@ -152,7 +155,14 @@ pub fn routes(dev: bool) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::remove_member))
         .routes(routes!(messages::send))
         .routes(routes!(events::sync))
-        .routes(routes!(events::events));
+        .routes(routes!(events::events))
+        .routes(routes!(wallet::get_wallet))
+        .routes(routes!(wallet::transactions))
+        .routes(routes!(wallet::top_up))
+        .routes(routes!(wallet::transfer))
+        .routes(routes!(wallet::create_envelope))
+        .routes(routes!(wallet::get_envelope))
+        .routes(routes!(wallet::claim));
     if dev {
         api = api.routes(routes!(sms::dev_outbox));
     }
@@ -194,6 +204,7 @@ pub async fn build(
         dev_outbox: if dev { dev_outbox } else { None },
         hasher,
         identity: services.identity,
+        funding: services.funding,
         metrics: Metrics::default(),
         hub: events::Hub::default(),
         shutdown,
@@ -247,33 +258,61 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), LaunchError> {
-    let (router, app) = build(config, services, shutdown.clone()).await?;
+    let (router, app) = build(config, services, shutdown).await?;
+    serve(router, app, listener).await
+}
+
+/// Serves a built service with its background tasks until `app.shutdown` is cancelled.
+pub async fn serve(router: Router, app: App, listener: TcpListener) -> Result<(), LaunchError> {
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(prune_forever(app.clone(), shutdown.clone()));
+    tasks.spawn(every(app.clone(), Duration::from_secs(600), prune));
+    let sweep = Duration::from_millis(app.config.wallet.refund_sweep_ms.max(10));
+    tasks.spawn(every(app.clone(), sweep, refund));
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
     .await;
-    shutdown.cancel();
+    app.shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     app.store.close().await;
     served.map_err(LaunchError::from)
 }
 
-/// Deletes SMS codes and rate-limit records once no limit can count them any more.
-async fn prune_forever(app: App, shutdown: CancellationToken) {
-    const KEEP_MS: i64 = 25 * 3600 * 1000;
+/// Runs `job` now and then every `period` until the service stops; a failure is logged and
+/// retried next period.
+async fn every<F, Fut>(app: App, period: Duration, job: F)
+where
+    F: Fn(App) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
     loop {
-        match app.store.prune(app.clock.now_ms() - KEEP_MS).await {
-            Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned old SMS codes and rate records"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+        if let Err(e) = job(app.clone()).await {
+            tracing::warn!(error = %e.message, "background job failed; will retry");
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = app.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
         }
     }
+}
+
+/// Deletes SMS codes and rate-limit records once no limit can count them any more.
+async fn prune(app: App) -> Result<(), Error> {
+    const KEEP_MS: i64 = 25 * 3600 * 1000;
+    let n = app.store.prune(app.clock.now_ms() - KEEP_MS).await?;
+    if n > 0 {
+        tracing::debug!(rows = n, "pruned old SMS codes and rate records");
+    }
+    Ok(())
+}
+
+/// Returns unclaimed red-envelope money after expiry.
+async fn refund(app: App) -> Result<(), Error> {
+    let n = wallet::refund_due(&app).await?;
+    if n > 0 {
+        tracing::info!(envelopes = n, "refunded expired red envelopes");
+    }
+    Ok(())
 }

@@ -24,7 +24,23 @@ pub struct Config {
     pub accounts: Accounts,
     pub sms: Sms,
     pub sessions: Sessions,
+    pub wallet: WalletConfig,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalletConfig {
+    /// How often expired red envelopes are looked for and refunded.
+    pub refund_sweep_ms: u64,
+}
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        Self {
+            refund_sweep_ms: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +107,7 @@ impl Default for Config {
             accounts: Accounts::default(),
             sms: Sms::default(),
             sessions: Sessions::default(),
+            wallet: WalletConfig::default(),
             log: Log::default(),
         }
     }
@@ -163,8 +180,16 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Defaults, then `file` if given, then the environment.
+    /// Defaults, then `file` if given, then the environment; validated for serving.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let config = Self::parse(file, env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Like [`load`](Self::load) without the checks that only serving needs (offline tools
+    /// such as `ledger check` need no SMS gateway).
+    pub fn parse(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut tree = toml::Value::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(path) = file {

@@ -78,6 +78,21 @@ impl From<StoreError> for Error {
                 ErrorCode::RequestNotFound,
                 "that contact request is no longer pending",
             ),
+            StoreError::InsufficientFunds => Error::new(
+                ErrorCode::InsufficientFunds,
+                "the balance does not cover this",
+            ),
+            StoreError::EnvelopeEmpty => Error::new(
+                ErrorCode::EnvelopeEmpty,
+                "this red envelope has nothing left to claim",
+            ),
+            StoreError::AlreadyClaimed => Error::new(
+                ErrorCode::AlreadyClaimed,
+                "you have claimed this red envelope already",
+            ),
+            StoreError::NoEnvelope => {
+                Error::new(ErrorCode::EnvelopeNotFound, "no such red envelope")
+            }
             StoreError::Duplicate => Error::new(
                 ErrorCode::IdempotencyConflict,
                 "this was sent before with different content",

@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod sms;
 pub mod store;
 pub mod totp;
+pub mod wallet;
 
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use switchboard_server::{Config, Services};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -28,6 +28,25 @@ struct Args {
     /// Development mode: console SMS gateway and the dev SMS outbox [env: SWITCHBOARD_DEV=1].
     #[arg(long)]
     dev: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Tools for the wallet's ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCmd {
+    /// Verify every invariant of the ledger (balanced journal, cached = derived balances,
+    /// conservation, no negative wallet, escrow = unclaimed shares); exit 1 at the first
+    /// violation.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +72,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.dev {
         env.insert("SWITCHBOARD_DEV".into(), "1".into());
+    }
+    if let Some(Cmd::Ledger {
+        command: LedgerCmd::Check,
+    }) = args.command
+    {
+        let config = Config::parse(args.config.as_deref(), &env).context("configuration")?;
+        return ledger_check(&config);
     }
     let config = Config::load(args.config.as_deref(), &env).context("configuration")?;
     let _log_guard = init_logging(&config)?;
@@ -81,6 +107,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         serve.await.context("server task")?.context("serving")?;
         Ok(())
+    })
+}
+
+fn ledger_check(config: &Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let url = switchboard_server::app::database_url(config)?;
+        let store = switchboard_server::store::sqlite::SqliteStore::open(&url).await?;
+        use switchboard_server::store::Store as _;
+        let verdict = store.ledger_check().await;
+        store.close().await;
+        match verdict? {
+            None => {
+                println!("ledger ok");
+                Ok(())
+            }
+            Some(violation) => anyhow::bail!("ledger violation: {violation}"),
+        }
     })
 }
 

@@ -30,6 +30,18 @@ pub enum StoreError {
     /// A unique key (a message's client id, a pending request) exists already.
     #[error("duplicate")]
     Duplicate,
+    /// A wallet would go below zero.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    /// The red envelope has no unclaimed share left, or it expired.
+    #[error("envelope empty")]
+    EnvelopeEmpty,
+    /// The account claimed this red envelope already.
+    #[error("already claimed")]
+    AlreadyClaimed,
+    /// No such red envelope (or, for a refund, not due).
+    #[error("no such envelope")]
+    NoEnvelope,
     #[error("database: {0}")]
     Database(String),
 }
@@ -199,6 +211,113 @@ pub struct MessageRow {
     pub sent_at: Millis,
     /// The delivered message as JSON.
     pub data: String,
+}
+
+/// A book's id: `wallet:<account>`, `escrow:<envelope>` or the funding source.
+pub fn wallet_book(account_id: &str) -> String {
+    format!("wallet:{account_id}")
+}
+
+pub fn escrow_book(envelope_id: &str) -> String {
+    format!("escrow:{envelope_id}")
+}
+
+pub const FUNDING_BOOK: &str = "funding:sandbox";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvelopeRow {
+    pub id: String,
+    pub sender_id: String,
+    /// What the sender addressed: a public ID or a group id.
+    pub target: String,
+    pub group_id: Option<String>,
+    pub total: i64,
+    pub count: i64,
+    pub mode: String,
+    pub greeting: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub refunded_at: Option<Millis>,
+    pub refunded: i64,
+    /// The envelope as announced (JSON).
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareRow {
+    pub idx: i64,
+    pub amount: i64,
+    pub claimed_by: Option<String>,
+    pub claimed_at: Option<Millis>,
+}
+
+/// One money movement; the store turns it into a balanced journal transaction.
+#[derive(Debug, Clone)]
+pub enum LedgerOp {
+    TopUp {
+        account_id: String,
+        amount: i64,
+    },
+    Transfer {
+        from: String,
+        to: String,
+        from_public_id: String,
+        to_public_id: String,
+        amount: i64,
+    },
+    CreateEnvelope {
+        envelope: EnvelopeRow,
+        shares: Vec<i64>,
+    },
+    Claim {
+        envelope_id: String,
+        claimer: String,
+    },
+    Refund {
+        envelope_id: String,
+    },
+}
+
+/// The request this movement answers, for idempotent retries.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRecord {
+    pub account_id: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub status: u16,
+}
+
+/// What a movement did, for building its answer and events inside the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Posted {
+    pub journal_id: String,
+    /// Every touched book's balance after the movement.
+    pub balances: std::collections::HashMap<String, i64>,
+    /// The amount moved (for a claim, the share taken; for a refund, what went back).
+    pub amount: i64,
+    /// For a claim or a refund: the envelope's sender.
+    pub envelope_sender: Option<String>,
+}
+
+/// Builds the answer (JSON) and the events of a movement from what it did.
+pub type Finish<'a> = &'a (dyn Fn(&Posted) -> (String, Vec<NewEvent>) + Send + Sync);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotentAnswer {
+    pub fingerprint: String,
+    pub status: u16,
+    pub response: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    pub seq: i64,
+    pub journal_id: String,
+    pub kind: String,
+    pub amount: i64,
+    pub counterparty: Option<String>,
+    pub note: String,
+    pub at: Millis,
 }
 
 /// A count within a window and when its oldest member leaves it.
@@ -407,6 +526,37 @@ pub trait Store: Send + Sync + 'static {
         since: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRow>>;
+
+    // --- wallet -----------------------------------------------------------------------------
+    async fn idempotent_answer(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotentAnswer>>;
+    /// Applies one movement as a balanced journal transaction, with its idempotency record and
+    /// events, in one database transaction. Returns the answer `finish` built and the events.
+    async fn ledger_apply(
+        &self,
+        op: &LedgerOp,
+        journal_id: &str,
+        note: &str,
+        now: Millis,
+        idempotency: Option<&IdempotencyRecord>,
+        finish: Finish<'_>,
+    ) -> StoreResult<(String, Vec<EventRow>)>;
+    async fn book_balance(&self, book: &str) -> StoreResult<i64>;
+    /// A wallet's history, newest first, entries older than `before` (journal seq).
+    async fn wallet_history(
+        &self,
+        account_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<HistoryRow>>;
+    async fn envelope(&self, id: &str) -> StoreResult<Option<(EnvelopeRow, Vec<ShareRow>)>>;
+    /// Envelopes past expiry and not yet refunded.
+    async fn envelopes_due(&self, now: Millis, limit: i64) -> StoreResult<Vec<String>>;
+    /// Every invariant of the ledger; the first violation, if any.
+    async fn ledger_check(&self) -> StoreResult<Option<String>>;
 
     // --- housekeeping ----------------------------------------------------------------------------
     /// Deletes SMS codes and rate events created before `before`; returns rows deleted.

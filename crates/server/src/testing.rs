@@ -52,20 +52,14 @@ impl TestServer {
             clock: Arc::new(clock.clone()),
             entropy: Arc::new(OsEntropy),
             identity: Arc::new(ChecksumVerifier),
+            funding: Arc::new(crate::wallet::SandboxFunding),
         };
         // Build first so a bad config fails the test here, with its message.
         let (router, app) = crate::build(config.clone(), services, shutdown.clone())
             .await
             .expect("service builds");
-        let stop = shutdown.clone();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-            app.store.close().await;
+            let _ = crate::app::serve(router, app, listener).await;
         });
         Self {
             addr,

@@ -15,6 +15,8 @@ use sqlx::{FromRow, SqlitePool};
 
 use super::*;
 
+mod wallet;
+
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
@@ -1247,6 +1249,52 @@ impl Store for SqliteStore {
                 data,
             })
             .collect())
+    }
+
+    async fn idempotent_answer(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotentAnswer>> {
+        self.idempotent_answer_impl(account_id, key).await
+    }
+
+    async fn ledger_apply(
+        &self,
+        op: &LedgerOp,
+        journal_id: &str,
+        note: &str,
+        now: Millis,
+        idempotency: Option<&IdempotencyRecord>,
+        finish: Finish<'_>,
+    ) -> StoreResult<(String, Vec<EventRow>)> {
+        self.ledger_apply_impl(op, journal_id, note, now, idempotency, finish)
+            .await
+    }
+
+    async fn book_balance(&self, book: &str) -> StoreResult<i64> {
+        self.book_balance_impl(book).await
+    }
+
+    async fn wallet_history(
+        &self,
+        account_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<HistoryRow>> {
+        self.wallet_history_impl(account_id, before, limit).await
+    }
+
+    async fn envelope(&self, id: &str) -> StoreResult<Option<(EnvelopeRow, Vec<ShareRow>)>> {
+        self.envelope_impl(id).await
+    }
+
+    async fn envelopes_due(&self, now: Millis, limit: i64) -> StoreResult<Vec<String>> {
+        self.envelopes_due_impl(now, limit).await
+    }
+
+    async fn ledger_check(&self) -> StoreResult<Option<String>> {
+        self.ledger_check_impl().await
     }
 
     async fn prune(&self, before: Millis) -> StoreResult<u64> {

@@ -1,0 +1,545 @@
+//! The ledger on SQLite. Every movement goes through [`post`], which writes one balanced
+//! journal transaction and moves the cached balances with conditional updates, so a balance
+//! can never go below zero whatever runs concurrently.
+
+use std::collections::HashMap;
+
+use super::{SqliteStore, append, db, is_unique_violation};
+use crate::clock::Millis;
+use crate::store::*;
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+struct Leg<'a> {
+    book: String,
+    kind: &'a str,
+    amount: i64,
+    counterparty: Option<&'a str>,
+}
+
+/// Writes one journal transaction; fails with `InsufficientFunds` if a non-funding book would
+/// go below zero. Returns the balances after.
+async fn post(
+    tx: &mut Tx<'_>,
+    journal_id: &str,
+    kind: &str,
+    note: &str,
+    now: Millis,
+    legs: &[Leg<'_>],
+) -> StoreResult<HashMap<String, i64>> {
+    if legs.iter().map(|l| l.amount).sum::<i64>() != 0 || legs.iter().any(|l| l.amount == 0) {
+        return Err(StoreError::Database(format!(
+            "unbalanced journal transaction {journal_id}"
+        )));
+    }
+    let (seq,): (i64,) = sqlx::query_as(
+        "INSERT INTO journal (id, kind, created_at, note) VALUES (?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(journal_id)
+    .bind(kind)
+    .bind(now)
+    .bind(note)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let mut balances = HashMap::new();
+    for leg in legs {
+        sqlx::query("INSERT INTO books (id, kind) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(&leg.book)
+            .bind(leg.kind)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE books SET balance = balance + ? \
+             WHERE id = ? AND (kind = 'funding' OR balance + ? >= 0) RETURNING balance",
+        )
+        .bind(leg.amount)
+        .bind(&leg.book)
+        .bind(leg.amount)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+        let Some((balance,)) = row else {
+            return Err(StoreError::InsufficientFunds);
+        };
+        sqlx::query(
+            "INSERT INTO entries (journal_seq, book, amount, counterparty) VALUES (?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(&leg.book)
+        .bind(leg.amount)
+        .bind(leg.counterparty)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        balances.insert(leg.book.clone(), balance);
+    }
+    Ok(balances)
+}
+
+fn leg<'a>(book: String, kind: &'a str, amount: i64, counterparty: Option<&'a str>) -> Leg<'a> {
+    Leg {
+        book,
+        kind,
+        amount,
+        counterparty,
+    }
+}
+
+async fn load_envelope(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<EnvelopeRow>> {
+    let row: Option<EnvelopeSql> = sqlx::query_as(concat!(
+        "SELECT ",
+        envelope_columns!(),
+        " FROM red_envelopes WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(row.map(Into::into))
+}
+
+macro_rules! envelope_columns {
+    () => {
+        "id, sender_id, target, group_id, total, count, mode, greeting, created_at, expires_at, \
+         refunded_at, refunded, data"
+    };
+}
+use envelope_columns;
+
+#[derive(sqlx::FromRow)]
+struct EnvelopeSql {
+    id: String,
+    sender_id: String,
+    target: String,
+    group_id: Option<String>,
+    total: i64,
+    count: i64,
+    mode: String,
+    greeting: String,
+    created_at: i64,
+    expires_at: i64,
+    refunded_at: Option<i64>,
+    refunded: i64,
+    data: String,
+}
+
+impl From<EnvelopeSql> for EnvelopeRow {
+    fn from(e: EnvelopeSql) -> Self {
+        EnvelopeRow {
+            id: e.id,
+            sender_id: e.sender_id,
+            target: e.target,
+            group_id: e.group_id,
+            total: e.total,
+            count: e.count,
+            mode: e.mode,
+            greeting: e.greeting,
+            created_at: e.created_at,
+            expires_at: e.expires_at,
+            refunded_at: e.refunded_at,
+            refunded: e.refunded,
+            data: e.data,
+        }
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn idempotent_answer_impl(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotentAnswer>> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(
+            "SELECT fingerprint, status, response FROM idempotency WHERE account_id = ? AND key = ?",
+        )
+        .bind(account_id)
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(row.map(|(fingerprint, status, response)| IdempotentAnswer {
+            fingerprint,
+            status: u16::try_from(status).unwrap_or(200),
+            response,
+        }))
+    }
+
+    pub(super) async fn ledger_apply_impl(
+        &self,
+        op: &LedgerOp,
+        journal_id: &str,
+        note: &str,
+        now: Millis,
+        idempotency: Option<&IdempotencyRecord>,
+        finish: Finish<'_>,
+    ) -> StoreResult<(String, Vec<EventRow>)> {
+        let mut tx = self.write.begin().await.map_err(db)?;
+        let mut posted = Posted {
+            journal_id: journal_id.to_string(),
+            ..Posted::default()
+        };
+        match op {
+            LedgerOp::TopUp { account_id, amount } => {
+                posted.amount = *amount;
+                posted.balances = post(
+                    &mut tx,
+                    journal_id,
+                    "topup",
+                    note,
+                    now,
+                    &[
+                        leg(FUNDING_BOOK.into(), "funding", -amount, None),
+                        leg(wallet_book(account_id), "wallet", *amount, None),
+                    ],
+                )
+                .await?;
+            }
+            LedgerOp::Transfer {
+                from,
+                to,
+                from_public_id,
+                to_public_id,
+                amount,
+            } => {
+                posted.amount = *amount;
+                posted.balances = post(
+                    &mut tx,
+                    journal_id,
+                    "transfer",
+                    note,
+                    now,
+                    &[
+                        leg(wallet_book(from), "wallet", -amount, Some(to_public_id)),
+                        leg(wallet_book(to), "wallet", *amount, Some(from_public_id)),
+                    ],
+                )
+                .await?;
+            }
+            LedgerOp::CreateEnvelope {
+                envelope: e,
+                shares,
+            } => {
+                posted.amount = e.total;
+                posted.balances = post(
+                    &mut tx,
+                    journal_id,
+                    "red_envelope",
+                    note,
+                    now,
+                    &[
+                        leg(
+                            wallet_book(&e.sender_id),
+                            "wallet",
+                            -e.total,
+                            Some(&e.target),
+                        ),
+                        leg(escrow_book(&e.id), "escrow", e.total, None),
+                    ],
+                )
+                .await?;
+                sqlx::query(
+                    "INSERT INTO red_envelopes (id, sender_id, target, group_id, total, count, \
+                     mode, greeting, created_at, expires_at, data) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&e.id)
+                .bind(&e.sender_id)
+                .bind(&e.target)
+                .bind(&e.group_id)
+                .bind(e.total)
+                .bind(e.count)
+                .bind(&e.mode)
+                .bind(&e.greeting)
+                .bind(e.created_at)
+                .bind(e.expires_at)
+                .bind(&e.data)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                for (idx, amount) in shares.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO red_envelope_shares (envelope_id, idx, amount) VALUES (?, ?, ?)",
+                    )
+                    .bind(&e.id)
+                    .bind(idx as i64)
+                    .bind(amount)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+            }
+            LedgerOp::Claim {
+                envelope_id,
+                claimer,
+            } => {
+                let e = load_envelope(&mut tx, envelope_id)
+                    .await?
+                    .ok_or(StoreError::NoEnvelope)?;
+                // The refund and the last claim are both decided here, inside the single
+                // writer: whichever commits first wins, and the other sees it.
+                if e.refunded_at.is_some() || now >= e.expires_at {
+                    return Err(StoreError::EnvelopeEmpty);
+                }
+                let already: Option<(i64,)> = sqlx::query_as(
+                    "SELECT idx FROM red_envelope_shares WHERE envelope_id = ? AND claimed_by = ?",
+                )
+                .bind(envelope_id)
+                .bind(claimer)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                if already.is_some() {
+                    return Err(StoreError::AlreadyClaimed);
+                }
+                let next: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT idx, amount FROM red_envelope_shares \
+                     WHERE envelope_id = ? AND claimed_by IS NULL ORDER BY idx LIMIT 1",
+                )
+                .bind(envelope_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                let Some((idx, amount)) = next else {
+                    return Err(StoreError::EnvelopeEmpty);
+                };
+                sqlx::query(
+                    "UPDATE red_envelope_shares SET claimed_by = ?, claimed_at = ? \
+                     WHERE envelope_id = ? AND idx = ? AND claimed_by IS NULL",
+                )
+                .bind(claimer)
+                .bind(now)
+                .bind(envelope_id)
+                .bind(idx)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::AlreadyClaimed
+                    } else {
+                        db(e)
+                    }
+                })?;
+                posted.amount = amount;
+                posted.envelope_sender = Some(e.sender_id.clone());
+                posted.balances = post(
+                    &mut tx,
+                    journal_id,
+                    "red_envelope_claim",
+                    note,
+                    now,
+                    &[
+                        leg(escrow_book(envelope_id), "escrow", -amount, None),
+                        leg(wallet_book(claimer), "wallet", amount, None),
+                    ],
+                )
+                .await?;
+            }
+            LedgerOp::Refund { envelope_id } => {
+                let e = load_envelope(&mut tx, envelope_id)
+                    .await?
+                    .ok_or(StoreError::NoEnvelope)?;
+                if e.refunded_at.is_some() || now < e.expires_at {
+                    return Err(StoreError::NoEnvelope);
+                }
+                let left: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = ?")
+                    .bind(escrow_book(envelope_id))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let left = left.map_or(0, |(b,)| b);
+                if left > 0 {
+                    posted.balances = post(
+                        &mut tx,
+                        journal_id,
+                        "red_envelope_refund",
+                        note,
+                        now,
+                        &[
+                            leg(escrow_book(envelope_id), "escrow", -left, None),
+                            leg(wallet_book(&e.sender_id), "wallet", left, None),
+                        ],
+                    )
+                    .await?;
+                }
+                posted.amount = left;
+                posted.envelope_sender = Some(e.sender_id.clone());
+                sqlx::query("UPDATE red_envelopes SET refunded_at = ?, refunded = ? WHERE id = ?")
+                    .bind(now)
+                    .bind(left)
+                    .bind(envelope_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        let (response, events) = finish(&posted);
+        if let Some(rec) = idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency (account_id, key, fingerprint, status, response, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&rec.account_id)
+            .bind(&rec.key)
+            .bind(&rec.fingerprint)
+            .bind(i64::from(rec.status))
+            .bind(&response)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Duplicate } else { db(e) })?;
+        }
+        let appended = append(&mut tx, &events, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok((response, appended))
+    }
+
+    pub(super) async fn book_balance_impl(&self, book: &str) -> StoreResult<i64> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = ?")
+            .bind(book)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(row.map_or(0, |(b,)| b))
+    }
+
+    pub(super) async fn wallet_history_impl(
+        &self,
+        account_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<HistoryRow>> {
+        let rows: Vec<(i64, String, String, i64, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT j.seq, j.id, j.kind, e.amount, e.counterparty, j.note, j.created_at \
+             FROM entries e JOIN journal j ON j.seq = e.journal_seq \
+             WHERE e.book = ? AND e.journal_seq < ? ORDER BY e.journal_seq DESC LIMIT ?",
+        )
+        .bind(wallet_book(account_id))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(seq, journal_id, kind, amount, counterparty, note, at)| HistoryRow {
+                    seq,
+                    journal_id,
+                    kind,
+                    amount,
+                    counterparty,
+                    note,
+                    at,
+                },
+            )
+            .collect())
+    }
+
+    pub(super) async fn envelope_impl(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(EnvelopeRow, Vec<ShareRow>)>> {
+        let row: Option<EnvelopeSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            envelope_columns!(),
+            " FROM red_envelopes WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else { return Ok(None) };
+        let shares: Vec<(i64, i64, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT idx, amount, claimed_by, claimed_at FROM red_envelope_shares \
+             WHERE envelope_id = ? ORDER BY idx",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(Some((
+            row.into(),
+            shares
+                .into_iter()
+                .map(|(idx, amount, claimed_by, claimed_at)| ShareRow {
+                    idx,
+                    amount,
+                    claimed_by,
+                    claimed_at,
+                })
+                .collect(),
+        )))
+    }
+
+    pub(super) async fn envelopes_due_impl(
+        &self,
+        now: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM red_envelopes WHERE refunded_at IS NULL AND expires_at <= ? \
+             ORDER BY expires_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    pub(super) async fn ledger_check_impl(&self) -> StoreResult<Option<String>> {
+        let checks: [(&str, &str); 6] = [
+            (
+                "SELECT 'journal transaction ' || j.id || ' does not balance (sum ' || SUM(e.amount) || ')' \
+                 FROM journal j LEFT JOIN entries e ON e.journal_seq = j.seq \
+                 GROUP BY j.seq HAVING COALESCE(SUM(e.amount), 0) <> 0 OR COUNT(e.book) < 2 LIMIT 1",
+                "balanced journal",
+            ),
+            (
+                "SELECT 'book ' || b.id || ' caches ' || b.balance || ' but its entries sum to ' || \
+                 COALESCE((SELECT SUM(amount) FROM entries WHERE book = b.id), 0) FROM books b \
+                 WHERE b.balance <> COALESCE((SELECT SUM(amount) FROM entries WHERE book = b.id), 0) LIMIT 1",
+                "cached balances",
+            ),
+            (
+                "SELECT 'the books sum to ' || SUM(balance) || ', not 0: money was made or lost' \
+                 FROM books HAVING SUM(balance) <> 0",
+                "conservation",
+            ),
+            (
+                "SELECT 'book ' || id || ' is negative: ' || balance FROM books \
+                 WHERE kind <> 'funding' AND balance < 0 LIMIT 1",
+                "no negative balance",
+            ),
+            (
+                "SELECT 'envelope ' || r.id || ' escrow holds ' || COALESCE(b.balance, 0) || \
+                 ' but its unclaimed shares are ' || \
+                 COALESCE((SELECT SUM(amount) FROM red_envelope_shares s WHERE s.envelope_id = r.id \
+                 AND s.claimed_by IS NULL), 0) FROM red_envelopes r \
+                 LEFT JOIN books b ON b.id = 'escrow:' || r.id WHERE r.refunded_at IS NULL AND \
+                 COALESCE(b.balance, 0) <> COALESCE((SELECT SUM(amount) FROM red_envelope_shares s \
+                 WHERE s.envelope_id = r.id AND s.claimed_by IS NULL), 0) LIMIT 1",
+                "escrow matches unclaimed shares",
+            ),
+            (
+                "SELECT 'envelope ' || r.id || ' was refunded but its escrow still holds ' || b.balance \
+                 FROM red_envelopes r JOIN books b ON b.id = 'escrow:' || r.id \
+                 WHERE r.refunded_at IS NOT NULL AND b.balance <> 0 LIMIT 1",
+                "refunded escrow empty",
+            ),
+        ];
+        for (sql, _what) in checks {
+            let row: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db)?;
+            if let Some((violation,)) = row {
+                return Ok(Some(violation));
+            }
+        }
+        Ok(None)
+    }
+}

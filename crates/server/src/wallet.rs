@@ -1,0 +1,817 @@
+//! The wallet: balance and history, top-ups from a funding source, transfers to contacts and
+//! red envelopes, over the double-entry ledger of [`crate::store`].
+//!
+//! Every request that moves money carries an idempotency key. The key, a fingerprint of the
+//! request and the first answer are stored in the same transaction as the money, so a retry
+//! gets the same answer and never moves money twice; the same key with another request is
+//! `idempotency_conflict`.
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use switchboard_protocol::ErrorCode;
+use switchboard_protocol::wallet::{
+    Claimed, EnvelopeClaim, EnvelopeMode, MoneyMoved, NewRedEnvelope, RedEnvelope, TopUp,
+    Transaction, TransactionPage, TransactionQuery, Transfer, Wallet,
+};
+
+use crate::app::App;
+use crate::clock::{Entropy, EntropyExt, Millis, to_datetime};
+use crate::contacts::find_user;
+use crate::error::{Error, Json, Path, Query, Result};
+use crate::sessions::Auth;
+use crate::store::{
+    AccountRow, EnvelopeRow, IdempotencyRecord, LedgerOp, NewEvent, Posted, StoreError, wallet_book,
+};
+
+/// The most one top-up or transfer may move: 50,000.00 CNY.
+pub const MAX_AMOUNT: i64 = 5_000_000;
+/// A red envelope holds at most 200.00 CNY.
+pub const MAX_ENVELOPE: i64 = 20_000;
+pub const MAX_SHARES: u32 = 100;
+pub const ENVELOPE_TTL_MS: Millis = 24 * 3600 * 1000;
+const NOTE_MAX: usize = 100;
+
+/// Where top-up money comes from. Real payment providers implement this.
+#[async_trait]
+pub trait FundingSource: Send + Sync + 'static {
+    /// Takes `amount` fen from the account holder's payment method; `key` makes retries safe.
+    async fn charge(
+        &self,
+        account_id: &str,
+        amount: i64,
+        key: &str,
+    ) -> std::result::Result<(), String>;
+}
+
+/// Accepts every charge: for development and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SandboxFunding;
+
+#[async_trait]
+impl FundingSource for SandboxFunding {
+    async fn charge(&self, _: &str, _: i64, _: &str) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+fn invalid_amount(why: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidAmount,
+        format!("the amount must be {why}"),
+    )
+}
+
+/// A whole number of fen in `1..=max`, from raw JSON.
+pub fn parse_amount(raw: &serde_json::Value, max: i64) -> Result<i64> {
+    let serde_json::Value::Number(n) = raw else {
+        return Err(invalid_amount("a number of fen (0.01 CNY), not text"));
+    };
+    let Some(v) = n.as_i64() else {
+        return Err(invalid_amount(
+            "a whole number of fen (0.01 CNY), within range",
+        ));
+    };
+    if v <= 0 {
+        return Err(invalid_amount("more than zero"));
+    }
+    if v > max {
+        return Err(invalid_amount(&format!("at most {max} fen")));
+    }
+    Ok(v)
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 100 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid_request(
+            "idempotency_key is 1 to 100 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_note(note: &str) -> Result<String> {
+    let note = note.trim();
+    if note.chars().count() > NOTE_MAX || note.chars().any(char::is_control) {
+        return Err(Error::invalid_request(format!(
+            "a note has at most {NOTE_MAX} characters"
+        )));
+    }
+    Ok(note.to_string())
+}
+
+fn require_verified(account: &AccountRow) -> Result<()> {
+    if account.identity_verified_at.is_none() {
+        return Err(Error::new(
+            ErrorCode::IdentityUnverified,
+            "verify your real name first (POST /v1/me/identity)",
+        ));
+    }
+    Ok(())
+}
+
+fn fingerprint(request: &serde_json::Value) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(request.to_string().as_bytes()))
+}
+
+/// A stored answer, sent again as it was.
+struct Stored(u16, String);
+
+impl IntoResponse for Stored {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0).unwrap_or(StatusCode::OK);
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            self.1,
+        )
+            .into_response()
+    }
+}
+
+/// The earlier answer for this key, if the same request was made before.
+async fn replay(app: &App, account: &str, key: &str, fp: &str) -> Result<Option<Stored>> {
+    match app.store.idempotent_answer(account, key).await? {
+        Some(a) if a.fingerprint == fp => Ok(Some(Stored(a.status, a.response))),
+        Some(_) => Err(Error::new(
+            ErrorCode::IdempotencyConflict,
+            "this idempotency_key was used for a different request; make a new key",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Runs a money movement once per key: a replay answers as before; a race between two
+/// requests with one key is settled by the key's primary key, and the loser replays.
+async fn apply_once(
+    app: &App,
+    account: &str,
+    key: &str,
+    fp: &str,
+    status: u16,
+    op: &LedgerOp,
+    note: &str,
+    finish: &(dyn Fn(&Posted) -> (String, Vec<NewEvent>) + Send + Sync),
+) -> Result<Stored> {
+    if let Some(stored) = replay(app, account, key, fp).await? {
+        return Ok(stored);
+    }
+    let record = IdempotencyRecord {
+        account_id: account.to_string(),
+        key: key.to_string(),
+        fingerprint: fp.to_string(),
+        status,
+    };
+    let journal_id = app.entropy.id("tx_");
+    match app
+        .store
+        .ledger_apply(
+            op,
+            &journal_id,
+            note,
+            app.clock.now_ms(),
+            Some(&record),
+            finish,
+        )
+        .await
+    {
+        Ok((response, events)) => {
+            app.hub.publish(&events);
+            Ok(Stored(status, response))
+        }
+        Err(StoreError::Duplicate) => replay(app, account, key, fp)
+            .await?
+            .ok_or_else(|| Error::internal("idempotency record vanished")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn event<T: Serialize>(account_id: &str, kind: &'static str, data: &T) -> NewEvent {
+    NewEvent {
+        account_id: account_id.to_string(),
+        kind,
+        data: serde_json::to_string(data).unwrap_or_else(|_| "{}".into()),
+    }
+}
+
+/// `wallet.credit` / `wallet.debit` data.
+fn money_event(
+    account_id: &str,
+    kind: &'static str,
+    posted: &Posted,
+    tx_kind: &str,
+    amount: i64,
+    counterparty: Option<&str>,
+    note: &str,
+) -> NewEvent {
+    event(
+        account_id,
+        kind,
+        &json!({
+            "transaction_id": posted.journal_id,
+            "kind": tx_kind,
+            "amount": amount,
+            "balance": posted.balances.get(&wallet_book(account_id)).copied(),
+            "counterparty": counterparty,
+            "note": note,
+        }),
+    )
+}
+
+/// This account's wallet
+#[utoipa::path(get, path = "/v1/wallet", tag = "wallet", security(("bearer" = [])),
+    responses((status = 200, body = Wallet)))]
+pub async fn get_wallet(State(app): State<App>, auth: Auth) -> Result<Json<Wallet>> {
+    let balance = app
+        .store
+        .book_balance(&wallet_book(&auth.account.id))
+        .await?;
+    Ok(Json(Wallet {
+        balance,
+        currency: "CNY".into(),
+        verified: auth.account.identity_verified_at.is_some(),
+    }))
+}
+
+/// This account's transactions, newest first
+#[utoipa::path(get, path = "/v1/wallet/transactions", tag = "wallet", security(("bearer" = [])),
+    params(TransactionQuery),
+    responses((status = 200, body = TransactionPage),
+              (status = 400, description = "invalid_request (bad before or limit)", body = switchboard_protocol::ErrorBody)))]
+pub async fn transactions(
+    State(app): State<App>,
+    auth: Auth,
+    Query(q): Query<TransactionQuery>,
+) -> Result<Json<TransactionPage>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Error::invalid_request("limit must be between 1 and 200"));
+    }
+    if q.before.is_some_and(|b| b < 1) {
+        return Err(Error::invalid_request(
+            "before is a next_before from an earlier page",
+        ));
+    }
+    let mut rows = app
+        .store
+        .wallet_history(&auth.account.id, q.before, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_before = if more {
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    let transactions = rows
+        .into_iter()
+        .map(|r| Transaction {
+            id: r.journal_id,
+            kind: r.kind,
+            amount: r.amount,
+            counterparty: r.counterparty,
+            note: r.note,
+            at: to_datetime(r.at),
+        })
+        .collect();
+    Ok(Json(TransactionPage {
+        transactions,
+        next_before,
+    }))
+}
+
+/// Top up from the funding source
+#[utoipa::path(post, path = "/v1/wallet/topups", tag = "wallet", security(("bearer" = [])), request_body = TopUp,
+    responses((status = 201, body = MoneyMoved),
+              (status = 400, description = "invalid_amount", body = switchboard_protocol::ErrorBody),
+              (status = 402, description = "funding_failed", body = switchboard_protocol::ErrorBody),
+              (status = 403, description = "identity_unverified", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody)))]
+pub async fn top_up(
+    State(app): State<App>,
+    auth: Auth,
+    Json(req): Json<TopUp>,
+) -> Result<Response> {
+    let amount = parse_amount(&req.amount, MAX_AMOUNT)?;
+    check_key(&req.idempotency_key)?;
+    require_verified(&auth.account)?;
+    let me = auth.account.id.clone();
+    let fp = fingerprint(&json!({"op": "topup", "amount": amount}));
+    if let Some(stored) = replay(&app, &me, &req.idempotency_key, &fp).await? {
+        return Ok(stored.into_response());
+    }
+    app.funding
+        .charge(&me, amount, &req.idempotency_key)
+        .await
+        .map_err(|why| {
+            tracing::warn!(account = %me, %why, "funding source refused a top-up");
+            Error::new(
+                ErrorCode::FundingFailed,
+                "the payment method refused the top-up",
+            )
+        })?;
+    let op = LedgerOp::TopUp {
+        account_id: me.clone(),
+        amount,
+    };
+    let finish = |p: &Posted| {
+        let answer = MoneyMoved {
+            transaction_id: p.journal_id.clone(),
+            amount,
+            balance: p.balances.get(&wallet_book(&me)).copied().unwrap_or(0),
+        };
+        let events = vec![money_event(
+            &me,
+            "wallet.credit",
+            p,
+            "topup",
+            amount,
+            None,
+            "",
+        )];
+        (serde_json::to_string(&answer).unwrap_or_default(), events)
+    };
+    let stored = apply_once(&app, &me, &req.idempotency_key, &fp, 201, &op, "", &finish).await?;
+    Ok(stored.into_response())
+}
+
+/// Send money to a contact
+#[utoipa::path(post, path = "/v1/wallet/transfers", tag = "wallet", security(("bearer" = [])), request_body = Transfer,
+    responses((status = 201, body = MoneyMoved),
+              (status = 400, description = "invalid_amount", body = switchboard_protocol::ErrorBody),
+              (status = 402, description = "insufficient_funds", body = switchboard_protocol::ErrorBody),
+              (status = 403, description = "identity_unverified, not_a_contact", body = switchboard_protocol::ErrorBody),
+              (status = 404, description = "user_not_found", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody)))]
+pub async fn transfer(
+    State(app): State<App>,
+    auth: Auth,
+    Json(req): Json<Transfer>,
+) -> Result<Response> {
+    let amount = parse_amount(&req.amount, MAX_AMOUNT)?;
+    check_key(&req.idempotency_key)?;
+    let note = check_note(&req.note)?;
+    require_verified(&auth.account)?;
+    let me = auth.account;
+    let them = find_user(&app, &req.to).await?;
+    if them.id == me.id || !app.store.are_contacts(&me.id, &them.id).await? {
+        return Err(Error::new(
+            ErrorCode::NotAContact,
+            "you can send money only to your contacts",
+        ));
+    }
+    let fp = fingerprint(&json!({"op": "transfer", "to": them.id, "amount": amount, "note": note}));
+    let op = LedgerOp::Transfer {
+        from: me.id.clone(),
+        to: them.id.clone(),
+        from_public_id: me.public_id.clone(),
+        to_public_id: them.public_id.clone(),
+        amount,
+    };
+    let finish = |p: &Posted| {
+        let answer = MoneyMoved {
+            transaction_id: p.journal_id.clone(),
+            amount,
+            balance: p.balances.get(&wallet_book(&me.id)).copied().unwrap_or(0),
+        };
+        let events = vec![
+            money_event(
+                &me.id,
+                "wallet.debit",
+                p,
+                "transfer",
+                -amount,
+                Some(&them.public_id),
+                &note,
+            ),
+            money_event(
+                &them.id,
+                "wallet.credit",
+                p,
+                "transfer",
+                amount,
+                Some(&me.public_id),
+                &note,
+            ),
+        ];
+        (serde_json::to_string(&answer).unwrap_or_default(), events)
+    };
+    let stored = apply_once(
+        &app,
+        &me.id,
+        &req.idempotency_key,
+        &fp,
+        201,
+        &op,
+        &note,
+        &finish,
+    )
+    .await?;
+    Ok(stored.into_response())
+}
+
+/// Splits `total` into `count` shares of at least 1 fen each.
+pub fn split(total: i64, count: u32, mode: EnvelopeMode, entropy: &dyn Entropy) -> Vec<i64> {
+    let count = i64::from(count.max(1));
+    match mode {
+        EnvelopeMode::Equal => {
+            let (each, rest) = (total / count, total % count);
+            (0..count).map(|i| each + i64::from(i < rest)).collect()
+        }
+        // "Double the average": each share is uniform in [1, 2 × what is left per share),
+        // leaving at least 1 fen for every share still to come.
+        EnvelopeMode::Lucky => {
+            let mut left = total;
+            let mut out = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let remaining_shares = count - i;
+                if remaining_shares == 1 {
+                    out.push(left);
+                    break;
+                }
+                let cap = (2 * left / remaining_shares)
+                    .min(left - (remaining_shares - 1))
+                    .max(1);
+                let share = 1 + i64::from(entropy.below(u32::try_from(cap).unwrap_or(u32::MAX)));
+                let share = share.min(cap);
+                out.push(share);
+                left -= share;
+            }
+            out
+        }
+    }
+}
+
+struct Audience {
+    /// Accounts that may claim (and see) it.
+    members: Vec<String>,
+    group_id: Option<String>,
+    target: String,
+}
+
+async fn audience(app: &App, me: &AccountRow, to: &str) -> Result<Audience> {
+    let to = to.trim();
+    if to.starts_with("g_") {
+        let not_found = || {
+            Error::new(
+                ErrorCode::GroupNotFound,
+                "no such group, or you are not in it",
+            )
+        };
+        let group = app.store.group_by_id(to).await?.ok_or_else(not_found)?;
+        let members = app.store.group_members(&group.id).await?;
+        if !members.iter().any(|m| m.account_id == me.id) {
+            return Err(not_found());
+        }
+        Ok(Audience {
+            members: members.into_iter().map(|m| m.account_id).collect(),
+            target: group.id.clone(),
+            group_id: Some(group.id),
+        })
+    } else {
+        let them = find_user(app, to).await?;
+        if them.id == me.id || !app.store.are_contacts(&me.id, &them.id).await? {
+            return Err(Error::new(
+                ErrorCode::NotAContact,
+                "you can send money only to your contacts",
+            ));
+        }
+        Ok(Audience {
+            members: vec![them.id],
+            group_id: None,
+            target: them.public_id,
+        })
+    }
+}
+
+fn envelope_view(e: &EnvelopeRow, claims: Vec<EnvelopeClaim>) -> Result<RedEnvelope> {
+    let mut view: RedEnvelope = serde_json::from_str(&e.data).map_err(Error::internal)?;
+    view.claims = claims;
+    view.refunded = e.refunded;
+    Ok(view)
+}
+
+/// Send a red envelope to a contact or a group
+#[utoipa::path(post, path = "/v1/red-envelopes", tag = "wallet", security(("bearer" = [])), request_body = NewRedEnvelope,
+    responses((status = 201, body = RedEnvelope),
+              (status = 400, description = "invalid_amount, invalid_envelope", body = switchboard_protocol::ErrorBody),
+              (status = 402, description = "insufficient_funds", body = switchboard_protocol::ErrorBody),
+              (status = 403, description = "identity_unverified, not_a_contact", body = switchboard_protocol::ErrorBody),
+              (status = 404, description = "user_not_found, group_not_found", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody)))]
+pub async fn create_envelope(
+    State(app): State<App>,
+    auth: Auth,
+    Json(req): Json<NewRedEnvelope>,
+) -> Result<Response> {
+    let total = parse_amount(&req.total, MAX_ENVELOPE)?;
+    check_key(&req.idempotency_key)?;
+    let greeting = check_note(&req.greeting)?;
+    require_verified(&auth.account)?;
+    let me = auth.account;
+    let aud = audience(&app, &me, &req.to).await?;
+    let max_count = if aud.group_id.is_some() {
+        MAX_SHARES
+    } else {
+        1
+    };
+    if req.count == 0 || req.count > max_count {
+        return Err(Error::new(
+            ErrorCode::InvalidEnvelope,
+            format!("this red envelope can have 1 to {max_count} shares"),
+        ));
+    }
+    if total < i64::from(req.count) {
+        return Err(Error::new(
+            ErrorCode::InvalidEnvelope,
+            "every share must be at least 0.01 CNY",
+        ));
+    }
+    let fp = fingerprint(
+        &json!({"op": "red_envelope", "to": aud.target, "total": total,
+        "count": req.count, "mode": req.mode, "greeting": greeting}),
+    );
+    if let Some(stored) = replay(&app, &me.id, &req.idempotency_key, &fp).await? {
+        return Ok(stored.into_response());
+    }
+    let now = app.clock.now_ms();
+    let id = app.entropy.id("re_");
+    let view = RedEnvelope {
+        id: id.clone(),
+        from: me.public_id.clone(),
+        to: aud.target.clone(),
+        total,
+        count: req.count,
+        mode: req.mode,
+        greeting: greeting.clone(),
+        created_at: to_datetime(now),
+        expires_at: to_datetime(now + ENVELOPE_TTL_MS),
+        claims: Vec::new(),
+        refunded: 0,
+    };
+    let data = serde_json::to_string(&view).map_err(Error::internal)?;
+    let envelope = EnvelopeRow {
+        id: id.clone(),
+        sender_id: me.id.clone(),
+        target: aud.target.clone(),
+        group_id: aud.group_id.clone(),
+        total,
+        count: i64::from(req.count),
+        mode: if req.mode == EnvelopeMode::Lucky {
+            "lucky".into()
+        } else {
+            "equal".into()
+        },
+        greeting: greeting.clone(),
+        created_at: now,
+        expires_at: now + ENVELOPE_TTL_MS,
+        refunded_at: None,
+        refunded: 0,
+        data: data.clone(),
+    };
+    let shares = split(total, req.count, req.mode, app.entropy.as_ref());
+    let op = LedgerOp::CreateEnvelope { envelope, shares };
+    let finish = |p: &Posted| {
+        let mut events = vec![money_event(
+            &me.id,
+            "wallet.debit",
+            p,
+            "red_envelope",
+            -total,
+            Some(&aud.target),
+            &greeting,
+        )];
+        let mut told = std::collections::BTreeSet::new();
+        for account in std::iter::once(&me.id).chain(&aud.members) {
+            if told.insert(account.clone()) {
+                events.push(NewEvent {
+                    account_id: account.clone(),
+                    kind: "red_envelope.new",
+                    data: data.clone(),
+                });
+            }
+        }
+        (data.clone(), events)
+    };
+    let stored = apply_once(
+        &app,
+        &me.id,
+        &req.idempotency_key,
+        &fp,
+        201,
+        &op,
+        &greeting,
+        &finish,
+    )
+    .await?;
+    Ok(stored.into_response())
+}
+
+/// Whether `account` may see (and, unless it sent a direct one, claim) the envelope.
+async fn may_see(app: &App, e: &EnvelopeRow, account: &str) -> Result<bool> {
+    if e.sender_id == account {
+        return Ok(true);
+    }
+    match &e.group_id {
+        Some(g) => Ok(app
+            .store
+            .group_members(g)
+            .await?
+            .iter()
+            .any(|m| m.account_id == account)),
+        None => Ok(app
+            .store
+            .account_by_id(account)
+            .await?
+            .is_some_and(|a| a.public_id == e.target)),
+    }
+}
+
+/// A red envelope you sent or may claim
+#[utoipa::path(get, path = "/v1/red-envelopes/{id}", tag = "wallet", security(("bearer" = [])),
+    params(("id" = String, Path, description = "envelope id (re_…)")),
+    responses((status = 200, body = RedEnvelope),
+              (status = 404, description = "envelope_not_found", body = switchboard_protocol::ErrorBody)))]
+pub async fn get_envelope(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<RedEnvelope>> {
+    let not_found = || Error::new(ErrorCode::EnvelopeNotFound, "no such red envelope");
+    let (e, shares) = app.store.envelope(&id).await?.ok_or_else(not_found)?;
+    if !may_see(&app, &e, &auth.account.id).await? {
+        return Err(not_found());
+    }
+    let mut claims = Vec::new();
+    for s in shares {
+        if let (Some(by), Some(at)) = (s.claimed_by, s.claimed_at) {
+            let public_id = app
+                .store
+                .account_by_id(&by)
+                .await?
+                .map(|a| a.public_id)
+                .unwrap_or_default();
+            claims.push(EnvelopeClaim {
+                public_id,
+                amount: s.amount,
+                at: to_datetime(at),
+            });
+        }
+    }
+    Ok(Json(envelope_view(&e, claims)?))
+}
+
+/// Claim a share of a red envelope
+#[utoipa::path(post, path = "/v1/red-envelopes/{id}/claim", tag = "wallet", security(("bearer" = [])),
+    params(("id" = String, Path, description = "envelope id")),
+    responses((status = 200, body = Claimed),
+              (status = 403, description = "identity_unverified", body = switchboard_protocol::ErrorBody),
+              (status = 404, description = "envelope_not_found", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "already_claimed, envelope_empty", body = switchboard_protocol::ErrorBody)))]
+pub async fn claim(
+    State(app): State<App>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Claimed>> {
+    let not_found = || Error::new(ErrorCode::EnvelopeNotFound, "no such red envelope");
+    let (e, _) = app.store.envelope(&id).await?.ok_or_else(not_found)?;
+    let me = auth.account;
+    let direct_sender = e.group_id.is_none() && e.sender_id == me.id;
+    if direct_sender || !may_see(&app, &e, &me.id).await? {
+        return Err(not_found());
+    }
+    require_verified(&me)?;
+    let op = LedgerOp::Claim {
+        envelope_id: id.clone(),
+        claimer: me.id.clone(),
+    };
+    let sender_id = e.sender_id.clone();
+    let finish = |p: &Posted| {
+        let claimed = json!({"envelope_id": id, "public_id": me.public_id, "amount": p.amount});
+        let mut events = vec![
+            money_event(
+                &me.id,
+                "wallet.credit",
+                p,
+                "red_envelope_claim",
+                p.amount,
+                None,
+                "",
+            ),
+            event(&me.id, "red_envelope.claimed", &claimed),
+        ];
+        if sender_id != me.id {
+            events.push(event(&sender_id, "red_envelope.claimed", &claimed));
+        }
+        (json!({"amount": p.amount}).to_string(), events)
+    };
+    let journal_id = app.entropy.id("tx_");
+    let (answer, events) = app
+        .store
+        .ledger_apply(&op, &journal_id, "", app.clock.now_ms(), None, &finish)
+        .await?;
+    app.hub.publish(&events);
+    Ok(Json(
+        serde_json::from_str(&answer).map_err(Error::internal)?,
+    ))
+}
+
+/// Returns the unclaimed money of every expired envelope to its sender, once each. Safe to
+/// run at any time and from several places: the refund and the last claim are decided inside
+/// the database's single writer.
+pub async fn refund_due(app: &App) -> Result<usize> {
+    let mut done = 0;
+    for id in app.store.envelopes_due(app.clock.now_ms(), 500).await? {
+        let op = LedgerOp::Refund {
+            envelope_id: id.clone(),
+        };
+        let finish = |p: &Posted| {
+            let sender = p.envelope_sender.clone().unwrap_or_default();
+            let mut events = Vec::new();
+            if p.amount > 0 {
+                events.push(money_event(
+                    &sender,
+                    "wallet.credit",
+                    p,
+                    "red_envelope_refund",
+                    p.amount,
+                    None,
+                    "",
+                ));
+            }
+            events.push(event(
+                &sender,
+                "red_envelope.refunded",
+                &json!({"envelope_id": id, "amount": p.amount}),
+            ));
+            (String::new(), events)
+        };
+        let journal_id = app.entropy.id("tx_");
+        match app
+            .store
+            .ledger_apply(&op, &journal_id, "", app.clock.now_ms(), None, &finish)
+            .await
+        {
+            Ok((_, events)) => {
+                app.hub.publish(&events);
+                done += 1;
+            }
+            // Refunded meanwhile by another sweep: nothing to do.
+            Err(StoreError::NoEnvelope) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::OsEntropy;
+    use proptest::prelude::*;
+
+    #[test]
+    fn amounts_must_be_whole_positive_fen_in_range() {
+        for bad in [
+            json!(0),
+            json!(-5),
+            json!(1.5),
+            json!("100"),
+            json!(1e30),
+            json!(null),
+            json!(9_223_372_036_854_775_808u64),
+            json!(MAX_AMOUNT + 1),
+        ] {
+            assert_eq!(
+                parse_amount(&bad, MAX_AMOUNT).unwrap_err().code,
+                ErrorCode::InvalidAmount,
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_amount(&json!(1), MAX_AMOUNT).unwrap(), 1);
+        assert_eq!(
+            parse_amount(&json!(MAX_AMOUNT), MAX_AMOUNT).unwrap(),
+            MAX_AMOUNT
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn splits_add_up_and_every_share_is_at_least_a_fen(count in 1u32..=100, extra in 0i64..20_000, lucky: bool) {
+            let total = (i64::from(count) + extra).min(MAX_ENVELOPE).max(i64::from(count));
+            let mode = if lucky { EnvelopeMode::Lucky } else { EnvelopeMode::Equal };
+            let shares = split(total, count, mode, &OsEntropy);
+            prop_assert_eq!(shares.len(), count as usize);
+            prop_assert_eq!(shares.iter().sum::<i64>(), total);
+            prop_assert!(shares.iter().all(|s| *s >= 1));
+            if !lucky {
+                let (min, max) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+                prop_assert!(max - min <= 1, "equal shares differ by at most a fen");
+            }
+        }
+    }
+}
