@@ -42,7 +42,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         }
     }
     listed.sort();
-    let expected = [
+    let mut expected = vec![
         "DELETE /v1/groups/{id}/members/{public_id}",
         "DELETE /v1/me/totp",
         "DELETE /v1/sessions/current",
@@ -74,7 +74,15 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "POST /v1/sessions/sms",
         "POST /v1/sms/codes",
         "PUT /v1/me/public_id",
+        "GET /v1/wallet",
+        "GET /v1/wallet/transactions",
+        "POST /v1/wallet/topups",
+        "POST /v1/wallet/transfers",
+        "POST /v1/red-envelopes",
+        "GET /v1/red-envelopes/{id}",
+        "POST /v1/red-envelopes/{id}/claim",
     ];
+    expected.sort_unstable();
     assert_eq!(
         listed, expected,
         "the document lists exactly the API routes"
