@@ -213,11 +213,8 @@ impl Config {
                 })?;
         }
         apply_env(&mut tree, env)?;
-        let config: Config = tree
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
-        config.validate()?;
-        Ok(config)
+        tree.try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -1,0 +1,313 @@
+//! Crash safety: `kill -9` the service while transfers stream in, restart it, and check that
+//! the ledger holds every invariant and every acknowledged transfer is there exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn spawn(db: &Path, home: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
+        .args(["--dev", "--listen", "127.0.0.1:0"])
+        .env(
+            "SWITCHBOARD_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("SWITCHBOARD_LOG_FILE", "0")
+        .env("SWITCHBOARD_LOG_FILTER", "warn")
+        .env("SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS", "0")
+        .env("HOME", home)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.replace("listening on ", "");
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+fn ledger_check(db: &Path, home: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
+        .args([
+            "--database",
+            &format!("sqlite://{}", db.display()),
+            "ledger",
+            "check",
+        ])
+        .env("HOME", home)
+        .env("SWITCHBOARD_LOG_FILE", "0")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn account(http: &reqwest::Client, base: &str, phone: &str, public_id: &str) -> String {
+    post(
+        http,
+        format!("{base}/v1/sms/codes"),
+        None,
+        json!({"phone": phone, "purpose": "register"}),
+    )
+    .await;
+    let outbox: Value = http
+        .get(format!(
+            "{base}/v1/dev/sms-outbox?phone={}",
+            phone.replace('+', "%2B")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = outbox["messages"].as_array().unwrap().last().unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _) = post(http, format!("{base}/v1/accounts"), None,
+        json!({"phone": phone, "sms_code": code, "public_id": public_id, "password": PASSWORD, "display_name": public_id})).await;
+    assert_eq!(st, 201);
+    let (_, s) = post(
+        http,
+        format!("{base}/v1/sessions"),
+        None,
+        json!({"login": public_id, "password": PASSWORD, "device_name": "t"}),
+    )
+    .await;
+    let token = s["token"].as_str().unwrap().to_string();
+    let (st, _) = post(
+        http,
+        format!("{base}/v1/me/identity"),
+        Some(&token),
+        json!({"legal_name": "张三", "id_number": "11010519491231002X"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    token
+}
+
+#[tokio::test]
+async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, home) = (dir.path().join("server.db"), dir.path().to_path_buf());
+    let http = reqwest::Client::new();
+    let (mut child, base) = spawn(&db, &home);
+    let alice = account(&http, &base, "+8613800138001", "alice_w").await;
+    let bob = account(&http, &base, "+8613800138002", "bob_the_2nd").await;
+    let (_, r) = post(
+        &http,
+        format!("{base}/v1/contacts/requests"),
+        Some(&alice),
+        json!({"public_id": "bob_the_2nd"}),
+    )
+    .await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    post(
+        &http,
+        format!("{base}/v1/contacts/requests/{rid}/accept"),
+        Some(&bob),
+        json!({}),
+    )
+    .await;
+    let initial = 1_000_000;
+    post(
+        &http,
+        format!("{base}/v1/wallet/topups"),
+        Some(&alice),
+        json!({"amount": initial, "idempotency_key": "seed"}),
+    )
+    .await;
+
+    // Every transfer request ever sent: (key, amount, transaction id once acknowledged).
+    let mut sent: Vec<(String, i64, Option<String>)> = Vec::new();
+    let crashes = 3;
+    let mut base = base;
+    for crash in 0..crashes {
+        let stream = {
+            let (http, base, alice) = (http.clone(), base.clone(), alice.clone());
+            let start = sent.len();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for n in 0.. {
+                    let key = format!("t{}", start + n);
+                    let amount = 1 + (start + n) as i64 % 97;
+                    mine.push((key.clone(), amount, None));
+                    let body =
+                        json!({"to": "bob_the_2nd", "amount": amount, "idempotency_key": key});
+                    match http
+                        .post(format!("{base}/v1/wallet/transfers"))
+                        .bearer_auth(&alice)
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 201 => {
+                            let v: Value = r.json().await.unwrap_or(Value::Null);
+                            if let Some(id) = v["transaction_id"].as_str() {
+                                mine.last_mut().unwrap().2 = Some(id.to_string());
+                            }
+                        }
+                        _ => return mine,
+                    }
+                }
+                mine
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(150 + 100 * crash)).await;
+        child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+        child.wait().unwrap();
+        sent.extend(stream.await.unwrap());
+
+        let (ok, said) = ledger_check(&db, &home);
+        assert!(ok, "after crash {crash}: {said}");
+        assert!(said.contains("ledger ok"), "{said}");
+        let (c, b) = spawn(&db, &home);
+        (child, base) = (c, b);
+    }
+
+    // Every acknowledged transfer answers its retry with the same transaction; every
+    // unacknowledged one lands at most once when retried.
+    let mut ids = HashSet::new();
+    for (key, amount, acked) in &sent {
+        let body = json!({"to": "bob_the_2nd", "amount": amount, "idempotency_key": key});
+        let (st, v) = post(
+            &http,
+            format!("{base}/v1/wallet/transfers"),
+            Some(&alice),
+            body,
+        )
+        .await;
+        assert_eq!(st, 201, "{key}: {v}");
+        let id = v["transaction_id"].as_str().unwrap().to_string();
+        if let Some(acked) = acked {
+            assert_eq!(
+                &id, acked,
+                "{key} is the acknowledged transfer, not a second one"
+            );
+        }
+        assert!(ids.insert(id), "one transaction per key");
+    }
+    let total: i64 = sent.iter().map(|(_, a, _)| a).sum();
+    let wallet: Value = http
+        .get(format!("{base}/v1/wallet"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        wallet["balance"], total,
+        "bob has exactly every transfer once"
+    );
+    let mut history = HashSet::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let q = before.map_or(String::new(), |b| format!("&before={b}"));
+        let page: Value = http
+            .get(format!("{base}/v1/wallet/transactions?limit=200{q}"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for t in page["transactions"].as_array().unwrap() {
+            if t["kind"] == "transfer" {
+                assert!(
+                    history.insert(t["id"].as_str().unwrap().to_string()),
+                    "no transfer twice in the history"
+                );
+            }
+        }
+        match page["next_before"].as_i64() {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    assert_eq!(history, ids);
+    let acked = sent.iter().filter(|s| s.2.is_some()).count();
+    println!(
+        "{crashes} kill -9 crashes, {} transfers sent, {acked} acknowledged before the crash",
+        sent.len()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (ok, said) = ledger_check(&db, &home);
+    assert!(ok, "{said}");
+}
+
+#[tokio::test]
+async fn ledger_check_names_the_first_violation_and_the_journal_cannot_be_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, home) = (dir.path().join("server.db"), dir.path().to_path_buf());
+    let http = reqwest::Client::new();
+    let (mut child, base) = spawn(&db, &home);
+    let alice = account(&http, &base, "+8613800138001", "alice_w").await;
+    let (st, _) = post(
+        &http,
+        format!("{base}/v1/wallet/topups"),
+        Some(&alice),
+        json!({"amount": 500, "idempotency_key": "k"}),
+    )
+    .await;
+    assert_eq!(st, 201);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ledger_check(&db, &home).0);
+
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rewrite = sqlx::query("UPDATE entries SET amount = amount * 2")
+        .execute(&pool)
+        .await;
+    assert!(
+        rewrite.unwrap_err().to_string().contains("append-only"),
+        "entries are append-only"
+    );
+    let erase = sqlx::query("DELETE FROM journal").execute(&pool).await;
+    assert!(erase.unwrap_err().to_string().contains("append-only"));
+    // The cached balance is the one thing that can drift; the check catches it.
+    sqlx::query("UPDATE books SET balance = balance + 1 WHERE kind = 'wallet'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (ok, said) = ledger_check(&db, &home);
+    assert!(!ok, "a tampered ledger fails the check");
+    assert!(
+        said.contains("caches 501 but its entries sum to 500"),
+        "{said}"
+    );
+}
