@@ -115,4 +115,72 @@ async fn main() {
         "sign-ins with 8 concurrent clients: {:.1}/s ({total} in {secs:.2} s)",
         total as f64 / secs
     );
+
+    // Transfers: 8 concurrent clients moving money between two verified contacts.
+    let t_a = s.sign_in("alice_work", "work secret 2026").await;
+    let t_b = s.sign_in("bob_single", "bob secret 2026").await;
+    for t in [&t_a, &t_b] {
+        s.call(
+            reqwest::Method::POST,
+            "/v1/me/identity",
+            Some(t),
+            Some(json!({"legal_name": "张三", "id_number": "11010519491231002X"})),
+        )
+        .await;
+    }
+    let r = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/contacts/requests",
+            Some(&t_a),
+            Some(json!({"public_id": "bob_single"})),
+        )
+        .await;
+    let rid = r.body["id"].as_str().unwrap().to_string();
+    s.call(
+        reqwest::Method::POST,
+        &format!("/v1/contacts/requests/{rid}/accept"),
+        Some(&t_b),
+        None,
+    )
+    .await;
+    for t in [&t_a, &t_b] {
+        s.call(
+            reqwest::Method::POST,
+            "/v1/wallet/topups",
+            Some(t),
+            Some(json!({"amount": 5_000_000, "idempotency_key": uuid::Uuid::new_v4().to_string()})),
+        )
+        .await;
+    }
+    let per_client = 500;
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for c in 0..8 {
+        let (base, from, to) = if c % 2 == 0 {
+            (s.base.clone(), t_a.clone(), "bob_single")
+        } else {
+            (s.base.clone(), t_b.clone(), "alice_work")
+        };
+        set.spawn(async move {
+            let client = reqwest::Client::new();
+            for _ in 0..per_client {
+                let r = client
+                    .post(format!("{base}/v1/wallet/transfers"))
+                    .bearer_auth(&from)
+                    .json(&json!({"to": to, "amount": 1, "idempotency_key": uuid::Uuid::new_v4().to_string()}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "transfers with 8 concurrent clients: {:.0}/s ({} in {secs:.2} s, load generator in the same process)",
+        (8 * per_client) as f64 / secs,
+        8 * per_client
+    );
 }
