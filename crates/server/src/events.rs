@@ -91,10 +91,13 @@ pub fn to_event(row: &EventRow) -> Result<Event> {
     })
 }
 
+/// One socket's queue, with the id that finds it again on unsubscribe.
+type Subscriber = (u64, mpsc::Sender<std::sync::Arc<LiveEvent>>);
+
 /// Live fan-out of committed events to the sockets of their accounts.
 #[derive(Default)]
 pub struct Hub {
-    subscribers: Mutex<HashMap<String, Vec<(u64, mpsc::Sender<std::sync::Arc<LiveEvent>>)>>>,
+    subscribers: Mutex<HashMap<String, Vec<Subscriber>>>,
     next_id: AtomicU64,
 }
 

@@ -145,27 +145,34 @@ async fn replay(app: &App, account: &str, key: &str, fp: &str) -> Result<Option<
     }
 }
 
+/// The idempotency record of a request that answers 201 when it succeeds.
+fn record(account: &str, key: &str, fingerprint: String) -> IdempotencyRecord {
+    IdempotencyRecord {
+        account_id: account.to_string(),
+        key: key.to_string(),
+        fingerprint,
+        status: 201,
+    }
+}
+
 /// Runs a money movement once per key: a replay answers as before; a race between two
 /// requests with one key is settled by the key's primary key, and the loser replays.
 async fn apply_once(
     app: &App,
-    account: &str,
-    key: &str,
-    fp: &str,
-    status: u16,
+    record: IdempotencyRecord,
     op: &LedgerOp,
     note: &str,
     finish: &(dyn Fn(&Posted) -> (String, Vec<NewEvent>) + Send + Sync),
 ) -> Result<Stored> {
+    let (account, key, fp, status) = (
+        &record.account_id,
+        &record.key,
+        &record.fingerprint,
+        record.status,
+    );
     if let Some(stored) = replay(app, account, key, fp).await? {
         return Ok(stored);
     }
-    let record = IdempotencyRecord {
-        account_id: account.to_string(),
-        key: key.to_string(),
-        fingerprint: fp.to_string(),
-        status,
-    };
     let journal_id = app.entropy.id("tx_");
     match app
         .store
@@ -335,7 +342,14 @@ pub async fn top_up(
         )];
         (serde_json::to_string(&answer).unwrap_or_default(), events)
     };
-    let stored = apply_once(&app, &me, &req.idempotency_key, &fp, 201, &op, "", &finish).await?;
+    let stored = apply_once(
+        &app,
+        record(&me, &req.idempotency_key, fp),
+        &op,
+        "",
+        &finish,
+    )
+    .await?;
     Ok(stored.into_response())
 }
 
@@ -402,10 +416,7 @@ pub async fn transfer(
     };
     let stored = apply_once(
         &app,
-        &me.id,
-        &req.idempotency_key,
-        &fp,
-        201,
+        record(&me.id, &req.idempotency_key, fp),
         &op,
         &note,
         &finish,
@@ -599,10 +610,7 @@ pub async fn create_envelope(
     };
     let stored = apply_once(
         &app,
-        &me.id,
-        &req.idempotency_key,
-        &fp,
-        201,
+        record(&me.id, &req.idempotency_key, fp),
         &op,
         &greeting,
         &finish,

@@ -9,6 +9,8 @@ use crate::clock::Millis;
 use crate::store::*;
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+/// seq, journal id, kind, amount, counterparty, note, at.
+type HistoryTuple = (i64, String, String, i64, Option<String>, String, i64);
 
 struct Leg<'a> {
     book: String,
@@ -410,7 +412,7 @@ impl SqliteStore {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<HistoryRow>> {
-        let rows: Vec<(i64, String, String, i64, Option<String>, String, i64)> = sqlx::query_as(
+        let rows: Vec<HistoryTuple> = sqlx::query_as(
             "SELECT j.seq, j.id, j.kind, e.amount, e.counterparty, j.note, j.created_at \
              FROM entries e JOIN journal j ON j.seq = e.journal_seq \
              WHERE e.book = ? AND e.journal_seq < ? ORDER BY e.journal_seq DESC LIMIT ?",
