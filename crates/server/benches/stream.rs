@@ -21,8 +21,6 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const PASSWORD: &str = "bench password 2026";
-
 struct Service {
     child: Child,
     addr: SocketAddr,
@@ -94,40 +92,11 @@ async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: 
 
 /// Registers and signs in account `i`; returns (public ID, token).
 async fn account(client: &reqwest::Client, base: &str, i: usize) -> (String, String) {
-    let phone = format!("+86138{:08}", 10_000_000 + i);
     let public_id = format!("user_{i:06}");
-    post(
-        client,
-        format!("{base}/v1/sms/codes"),
-        None,
-        json!({"phone": phone, "purpose": "register"}),
-    )
-    .await;
-    let outbox: Value = client
-        .get(format!(
-            "{base}/v1/dev/sms-outbox?phone={}",
-            phone.replace('+', "%2B")
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = outbox["messages"].as_array().unwrap().last().unwrap()["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    post(client, format!("{base}/v1/accounts"), None,
-        json!({"phone": phone, "sms_code": code, "public_id": public_id, "password": PASSWORD, "display_name": public_id})).await;
-    let s = post(
-        client,
-        format!("{base}/v1/sessions"),
-        None,
-        json!({"login": public_id, "password": PASSWORD, "device_name": "bench"}),
-    )
-    .await;
-    (public_id, s["token"].as_str().unwrap().to_string())
+    let phone = format!("+86138{:08}", 10_000_000 + i);
+    let token =
+        switchboard_server::testing::register_remote(client, base, &phone, &public_id).await;
+    (public_id, token)
 }
 
 async fn open_socket(

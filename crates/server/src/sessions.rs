@@ -118,6 +118,33 @@ pub async fn second_factor_ok(app: &App, account: &AccountRow, code: &str) -> Re
         .await?)
 }
 
+/// With two-step verification on, a sign-in needs a code; a wrong one is a failed sign-in of
+/// `keys`.
+async fn require_second_factor(
+    app: &App,
+    account: &AccountRow,
+    code: Option<&str>,
+    keys: &[String],
+) -> Result<()> {
+    if account.totp_secret.is_none() {
+        return Ok(());
+    }
+    let Some(code) = code else {
+        return Err(Error::new(
+            ErrorCode::TotpRequired,
+            "this account has two-step verification: enter the code from your authenticator app",
+        ));
+    };
+    if !second_factor_ok(app, account, code).await? {
+        record_failure(app, keys).await?;
+        return Err(Error::new(
+            ErrorCode::TotpInvalid,
+            "that code is wrong or was used already; wait for the next one",
+        ));
+    }
+    Ok(())
+}
+
 fn check_device_name(name: Option<&str>) -> Result<String> {
     let name = name
         .map(str::trim)
@@ -231,21 +258,7 @@ pub async fn sign_in(
     if candidates.len() > 1 {
         return Err(choice_required(&candidates));
     }
-    if account.totp_secret.is_some() {
-        let Some(code) = req.totp_code.as_deref() else {
-            return Err(Error::new(
-                ErrorCode::TotpRequired,
-                "this account has two-step verification: enter the code from your authenticator app",
-            ));
-        };
-        if !second_factor_ok(&app, &account, code).await? {
-            record_failure(&app, &keys).await?;
-            return Err(Error::new(
-                ErrorCode::TotpInvalid,
-                "that code is wrong or was used already; wait for the next one",
-            ));
-        }
-    }
+    require_second_factor(&app, &account, req.totp_code.as_deref(), &keys).await?;
     let created = open_session(&app, &account, device_name).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -319,21 +332,8 @@ pub async fn sms_sign_in(
         (None, 1) => accounts[0].clone(),
         (None, _) => return Err(choice_required(&accounts)),
     };
-    if account.totp_secret.is_some() {
-        let Some(totp_code) = req.totp_code.as_deref() else {
-            return Err(Error::new(
-                ErrorCode::TotpRequired,
-                "this account has two-step verification: enter the code from your authenticator app",
-            ));
-        };
-        if !second_factor_ok(&app, &account, totp_code).await? {
-            record_failure(&app, &[account_key(&account.id)]).await?;
-            return Err(Error::new(
-                ErrorCode::TotpInvalid,
-                "that code is wrong or was used already",
-            ));
-        }
-    }
+    let key = [account_key(&account.id)];
+    require_second_factor(&app, &account, req.totp_code.as_deref(), &key).await?;
     if !app.store.sms_consume(&code.id, app.clock.now_ms()).await? {
         return Err(Error::new(
             ErrorCode::SmsCodeExpired,

@@ -262,3 +262,133 @@ impl TestServer {
             .to_string()
     }
 }
+
+/// The password every test account gets.
+pub const TEST_PASSWORD: &str = "correct horse battery";
+/// A valid mainland resident ID number (GB 11643's example) for real-name verification.
+pub const TEST_RESIDENT_ID: &str = "11010519491231002X";
+
+/// A signed-in test account.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub token: String,
+    pub public_id: String,
+}
+
+impl TestServer {
+    /// Registers `public_id` on test number `n` (`+86 138 0013 80nn`) and signs it in.
+    pub async fn user(&self, n: u32, public_id: &str) -> TestUser {
+        self.register(&format!("+86138001380{n:02}"), public_id, TEST_PASSWORD)
+            .await;
+        TestUser {
+            token: self.sign_in(public_id, TEST_PASSWORD).await,
+            public_id: public_id.into(),
+        }
+    }
+
+    /// Like [`user`](Self::user), with real-name verification done.
+    pub async fn verified_user(&self, n: u32, public_id: &str) -> TestUser {
+        let u = self.user(n, public_id).await;
+        self.post_as(
+            &u,
+            "/v1/me/identity",
+            serde_json::json!({"legal_name": "张三", "id_number": TEST_RESIDENT_ID}),
+        )
+        .await
+        .expect(200);
+        u
+    }
+
+    pub async fn post_as(&self, u: &TestUser, path: &str, body: serde_json::Value) -> Reply {
+        self.call(reqwest::Method::POST, path, Some(&u.token), Some(body))
+            .await
+    }
+
+    /// `a` asks, `b` accepts: they are contacts.
+    pub async fn befriend(&self, a: &TestUser, b: &TestUser) {
+        let r = self
+            .post_as(
+                a,
+                "/v1/contacts/requests",
+                serde_json::json!({"public_id": b.public_id}),
+            )
+            .await
+            .expect(201);
+        let id = r.body["id"].as_str().expect("request id").to_string();
+        self.post_as(
+            b,
+            &format!("/v1/contacts/requests/{id}/accept"),
+            serde_json::json!({}),
+        )
+        .await
+        .expect(200);
+    }
+}
+
+/// Registers, signs in and verifies an account on a service at `base` (a separate process,
+/// in development mode) through its public API; returns the bearer token.
+pub async fn register_remote(
+    http: &reqwest::Client,
+    base: &str,
+    phone: &str,
+    public_id: &str,
+) -> String {
+    let send = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut req = http.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let r = req.send().await.expect("the service answers");
+            let status = r.status();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            assert!(status.is_success(), "{status}: {v}");
+            v
+        }
+    };
+    send(
+        "/v1/sms/codes",
+        None,
+        serde_json::json!({"phone": phone, "purpose": "register"}),
+    )
+    .await;
+    let outbox: serde_json::Value = http
+        .get(format!(
+            "{base}/v1/dev/sms-outbox?phone={}",
+            phone.replace('+', "%2B")
+        ))
+        .send()
+        .await
+        .expect("outbox")
+        .json()
+        .await
+        .expect("outbox JSON");
+    let code = outbox["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .expect("a code")["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    send(
+        "/v1/accounts",
+        None,
+        serde_json::json!({"phone": phone, "sms_code": code, "public_id": public_id,
+        "password": TEST_PASSWORD, "display_name": public_id}),
+    )
+    .await;
+    let session = send(
+        "/v1/sessions",
+        None,
+        serde_json::json!({"login": public_id, "password": TEST_PASSWORD, "device_name": "test"}),
+    )
+    .await;
+    let token = session["token"].as_str().expect("token").to_string();
+    send(
+        "/v1/me/identity",
+        Some(&token),
+        serde_json::json!({"legal_name": "张三", "id_number": TEST_RESIDENT_ID}),
+    )
+    .await;
+    token
+}

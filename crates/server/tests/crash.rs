@@ -10,8 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery";
+use switchboard_server::testing::register_remote;
 
 fn spawn(db: &Path, home: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
@@ -70,59 +69,14 @@ async fn post(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn account(http: &reqwest::Client, base: &str, phone: &str, public_id: &str) -> String {
-    post(
-        http,
-        format!("{base}/v1/sms/codes"),
-        None,
-        json!({"phone": phone, "purpose": "register"}),
-    )
-    .await;
-    let outbox: Value = http
-        .get(format!(
-            "{base}/v1/dev/sms-outbox?phone={}",
-            phone.replace('+', "%2B")
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = outbox["messages"].as_array().unwrap().last().unwrap()["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (st, _) = post(http, format!("{base}/v1/accounts"), None,
-        json!({"phone": phone, "sms_code": code, "public_id": public_id, "password": PASSWORD, "display_name": public_id})).await;
-    assert_eq!(st, 201);
-    let (_, s) = post(
-        http,
-        format!("{base}/v1/sessions"),
-        None,
-        json!({"login": public_id, "password": PASSWORD, "device_name": "t"}),
-    )
-    .await;
-    let token = s["token"].as_str().unwrap().to_string();
-    let (st, _) = post(
-        http,
-        format!("{base}/v1/me/identity"),
-        Some(&token),
-        json!({"legal_name": "张三", "id_number": "11010519491231002X"}),
-    )
-    .await;
-    assert_eq!(st, 200);
-    token
-}
-
 #[tokio::test]
 async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (db, home) = (dir.path().join("server.db"), dir.path().to_path_buf());
     let http = reqwest::Client::new();
     let (mut child, base) = spawn(&db, &home);
-    let alice = account(&http, &base, "+8613800138001", "alice_w").await;
-    let bob = account(&http, &base, "+8613800138002", "bob_the_2nd").await;
+    let alice = register_remote(&http, &base, "+8613800138001", "alice_w").await;
+    let bob = register_remote(&http, &base, "+8613800138002", "bob_the_2nd").await;
     let (_, r) = post(
         &http,
         format!("{base}/v1/contacts/requests"),
@@ -274,7 +228,7 @@ async fn ledger_check_names_the_first_violation_and_the_journal_cannot_be_rewrit
     let (db, home) = (dir.path().join("server.db"), dir.path().to_path_buf());
     let http = reqwest::Client::new();
     let (mut child, base) = spawn(&db, &home);
-    let alice = account(&http, &base, "+8613800138001", "alice_w").await;
+    let alice = register_remote(&http, &base, "+8613800138001", "alice_w").await;
     let (st, _) = post(
         &http,
         format!("{base}/v1/wallet/topups"),

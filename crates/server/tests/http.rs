@@ -305,22 +305,24 @@ async fn a_failed_delivery_is_reported_and_costs_nothing() {
         .expect_error(502, "sms_delivery_failed");
 }
 
-fn server_bin() -> Command {
+/// The binary with a home of its own (removed when the returned dir drops).
+fn server_bin() -> (Command, tempfile::TempDir) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard-server"));
-    let home = tempfile::tempdir().unwrap().keep();
+    let home = tempfile::tempdir().unwrap();
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("XDG_STATE_HOME", home.join("state"))
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    c
+    (c, home)
 }
 
 #[test]
 fn the_binary_announces_itself_serves_and_stops_cleanly_on_sigterm() {
-    let mut child = server_bin()
+    let (mut bin, _home) = server_bin();
+    let mut child = bin
         .args(["--dev", "--listen", "127.0.0.1:0"])
         .env("SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS", "5")
         .spawn()
@@ -400,15 +402,14 @@ fn the_binary_announces_itself_serves_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn without_dev_mode_or_a_webhook_the_binary_refuses_to_start_and_says_why() {
-    let out = server_bin()
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+    let (mut bin, _home) = server_bin();
+    let out = bin.args(["--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--dev") && err.contains("webhook"), "{err}");
 
-    let out = server_bin()
+    let (mut bin, _home) = server_bin();
+    let out = bin
         .args(["--dev", "--listen", "not-an-address"])
         .output()
         .unwrap();
@@ -419,6 +420,7 @@ fn without_dev_mode_or_a_webhook_the_binary_refuses_to_start_and_says_why() {
         "names the bad setting: {err}"
     );
 
-    let out = server_bin().args(["--bogus"]).output().unwrap();
+    let (mut bin, _home) = server_bin();
+    let out = bin.args(["--bogus"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }

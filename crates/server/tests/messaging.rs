@@ -4,52 +4,10 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_server::testing::{Reply, TestServer};
+use switchboard_server::testing::{Reply, TestServer, TestUser};
 
-const PASSWORD: &str = "correct horse battery";
-
-/// A signed-in account.
-struct User {
-    token: String,
-    public_id: String,
-}
-
-async fn user(s: &TestServer, n: u32, public_id: &str) -> User {
-    s.register(&format!("+86138001380{n:02}"), public_id, PASSWORD)
-        .await;
-    User {
-        token: s.sign_in(public_id, PASSWORD).await,
-        public_id: public_id.into(),
-    }
-}
-
-async fn post(s: &TestServer, u: &User, path: &str, body: Value) -> Reply {
-    s.call(Method::POST, path, Some(&u.token), Some(body)).await
-}
-
-async fn befriend(s: &TestServer, a: &User, b: &User) {
-    let r = post(
-        s,
-        a,
-        "/v1/contacts/requests",
-        json!({"public_id": b.public_id, "note": "hi"}),
-    )
-    .await
-    .expect(201);
-    let id = r.body["id"].as_str().unwrap().to_string();
-    post(
-        s,
-        b,
-        &format!("/v1/contacts/requests/{id}/accept"),
-        json!({}),
-    )
-    .await
-    .expect(200);
-}
-
-async fn send(s: &TestServer, from: &User, to: &str, body: &str) -> Reply {
-    post(
-        s,
+async fn send(s: &TestServer, from: &TestUser, to: &str, body: &str) -> Reply {
+    s.post_as(
         from,
         "/v1/messages",
         json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to, "body": body}),
@@ -58,7 +16,7 @@ async fn send(s: &TestServer, from: &User, to: &str, body: &str) -> Reply {
 }
 
 /// Every event of the account, through sync pages of `limit`.
-async fn all_events(s: &TestServer, u: &User, limit: i64) -> Vec<Value> {
+async fn all_events(s: &TestServer, u: &TestUser, limit: i64) -> Vec<Value> {
     let mut since = 0;
     let mut out = Vec::new();
     loop {
@@ -82,8 +40,8 @@ fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 #[tokio::test]
 async fn friend_requests_by_public_id_with_a_note_then_contacts() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
 
     let profile = s
         .get("/v1/users/BOB_THE_2ND", &alice.token)
@@ -101,25 +59,25 @@ async fn friend_requests_by_public_id_with_a_note_then_contacts() {
         .await
         .expect_error(404, "user_not_found");
 
-    let r = post(
-        &s,
-        &alice,
-        "/v1/contacts/requests",
-        json!({"public_id": "bob_the_2nd", "note": "from the office"}),
-    )
-    .await
-    .expect(201);
+    let r = s
+        .post_as(
+            &alice,
+            "/v1/contacts/requests",
+            json!({"public_id": "bob_the_2nd", "note": "from the office"}),
+        )
+        .await
+        .expect(201);
     let id = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(r.body["status"], "pending");
     // Asking again is harmless.
-    let again = post(
-        &s,
-        &alice,
-        "/v1/contacts/requests",
-        json!({"public_id": "bob_the_2nd"}),
-    )
-    .await
-    .expect(200);
+    let again = s
+        .post_as(
+            &alice,
+            "/v1/contacts/requests",
+            json!({"public_id": "bob_the_2nd"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(again.body["id"], id.as_str());
 
     let bobs = s
@@ -135,24 +93,21 @@ async fn friend_requests_by_public_id_with_a_note_then_contacts() {
     );
 
     // Only the one asked can accept.
-    post(
-        &s,
+    s.post_as(
         &alice,
         &format!("/v1/contacts/requests/{id}/accept"),
         json!({}),
     )
     .await
     .expect_error(404, "request_not_found");
-    post(
-        &s,
+    s.post_as(
         &bob,
         &format!("/v1/contacts/requests/{id}/accept"),
         json!({}),
     )
     .await
     .expect(200);
-    post(
-        &s,
+    s.post_as(
         &bob,
         &format!("/v1/contacts/requests/{id}/accept"),
         json!({}),
@@ -175,32 +130,28 @@ async fn friend_requests_by_public_id_with_a_note_then_contacts() {
             "and its acceptance"
         );
     }
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/contacts/requests",
         json!({"public_id": "bob_the_2nd"}),
     )
     .await
     .expect_error(409, "already_contacts");
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/contacts/requests",
         json!({"public_id": "ALICE_W"}),
     )
     .await
     .expect_error(400, "cannot_add_self");
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/contacts/requests",
         json!({"public_id": "nobody_here"}),
     )
     .await
     .expect_error(404, "user_not_found");
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/contacts/requests",
         json!({"public_id": "bob_the_2nd", "note": "x".repeat(201)}),
@@ -212,24 +163,23 @@ async fn friend_requests_by_public_id_with_a_note_then_contacts() {
 #[tokio::test]
 async fn crossing_requests_make_contacts() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    post(
-        &s,
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.post_as(
         &alice,
         "/v1/contacts/requests",
         json!({"public_id": "bob_the_2nd"}),
     )
     .await
     .expect(201);
-    let r = post(
-        &s,
-        &bob,
-        "/v1/contacts/requests",
-        json!({"public_id": "alice_w"}),
-    )
-    .await
-    .expect(201);
+    let r = s
+        .post_as(
+            &bob,
+            "/v1/contacts/requests",
+            json!({"public_id": "alice_w"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(r.body["status"], "accepted");
     assert_eq!(
         s.get("/v1/users/alice_w", &bob.token).await.body["is_contact"],
@@ -240,12 +190,12 @@ async fn crossing_requests_make_contacts() {
 #[tokio::test]
 async fn only_contacts_can_message_and_a_message_lands_in_both_logs() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
     send(&s, &alice, "bob_the_2nd", "hello?")
         .await
         .expect_error(403, "not_a_contact");
-    befriend(&s, &alice, &bob).await;
+    s.befriend(&alice, &bob).await;
     let m = send(&s, &alice, "BOB_the_2nd", "你好 👋")
         .await
         .expect(201)
@@ -265,16 +215,18 @@ async fn only_contacts_can_message_and_a_message_lands_in_both_logs() {
 #[tokio::test]
 async fn client_id_makes_sending_idempotent() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     let cid = uuid::Uuid::new_v4().to_string();
     let body = json!({"client_id": cid, "to": "bob_the_2nd", "body": "only once"});
-    let first = post(&s, &alice, "/v1/messages", body.clone())
+    let first = s
+        .post_as(&alice, "/v1/messages", body.clone())
         .await
         .expect(201)
         .body;
-    let retry = post(&s, &alice, "/v1/messages", body.clone())
+    let retry = s
+        .post_as(&alice, "/v1/messages", body.clone())
         .await
         .expect(201)
         .body;
@@ -304,7 +256,7 @@ async fn client_id_makes_sending_idempotent() {
         "never a duplicate"
     );
     let other = json!({"client_id": cid, "to": "bob_the_2nd", "body": "something else"});
-    post(&s, &alice, "/v1/messages", other)
+    s.post_as(&alice, "/v1/messages", other)
         .await
         .expect_error(409, "idempotency_conflict");
 }
@@ -312,9 +264,9 @@ async fn client_id_makes_sending_idempotent() {
 #[tokio::test]
 async fn message_bodies_and_client_ids_are_checked() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     send(&s, &alice, "bob_the_2nd", "")
         .await
         .expect_error(400, "invalid_message_body");
@@ -324,8 +276,7 @@ async fn message_bodies_and_client_ids_are_checked() {
     send(&s, &alice, "bob_the_2nd", &"😀".repeat(4096))
         .await
         .expect(201);
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/messages",
         json!({"client_id": "not-a-uuid", "to": "bob_the_2nd", "body": "x"}),
@@ -343,39 +294,33 @@ async fn message_bodies_and_client_ids_are_checked() {
 #[tokio::test]
 async fn groups_fan_out_to_members_only_and_track_membership() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    let carol = user(&s, 3, "carol_c").await;
-    let dave = user(&s, 4, "dave_d").await;
-    befriend(&s, &alice, &bob).await;
-    befriend(&s, &alice, &carol).await;
-    befriend(&s, &carol, &dave).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    let carol = s.user(3, "carol_c").await;
+    let dave = s.user(4, "dave_d").await;
+    s.befriend(&alice, &bob).await;
+    s.befriend(&alice, &carol).await;
+    s.befriend(&carol, &dave).await;
 
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/groups",
         json!({"name": "Team", "members": ["dave_d"]}),
     )
     .await
     .expect_error(403, "not_a_contact");
-    post(
-        &s,
-        &alice,
-        "/v1/groups",
-        json!({"name": " ", "members": []}),
-    )
-    .await
-    .expect_error(400, "invalid_group_name");
-    let g = post(
-        &s,
-        &alice,
-        "/v1/groups",
-        json!({"name": "Team", "members": ["bob_the_2nd", "carol_c", "bob_the_2nd"]}),
-    )
-    .await
-    .expect(201)
-    .body;
+    s.post_as(&alice, "/v1/groups", json!({"name": " ", "members": []}))
+        .await
+        .expect_error(400, "invalid_group_name");
+    let g = s
+        .post_as(
+            &alice,
+            "/v1/groups",
+            json!({"name": "Team", "members": ["bob_the_2nd", "carol_c", "bob_the_2nd"]}),
+        )
+        .await
+        .expect(201)
+        .body;
     let gid = g["id"].as_str().unwrap().to_string();
     assert!(gid.starts_with("g_"));
     assert_eq!(g["owner"], "alice_w");
@@ -401,23 +346,22 @@ async fn groups_fan_out_to_members_only_and_track_membership() {
         .expect_error(404, "group_not_found");
 
     // Carol adds her contact Dave; Bob cannot remove anyone; Carol leaves; the owner removes Bob.
-    post(
-        &s,
+    s.post_as(
         &bob,
         &format!("/v1/groups/{gid}/members"),
         json!({"members": ["dave_d"]}),
     )
     .await
     .expect_error(403, "not_a_contact");
-    let g = post(
-        &s,
-        &carol,
-        &format!("/v1/groups/{gid}/members"),
-        json!({"members": ["dave_d"]}),
-    )
-    .await
-    .expect(200)
-    .body;
+    let g = s
+        .post_as(
+            &carol,
+            &format!("/v1/groups/{gid}/members"),
+            json!({"members": ["dave_d"]}),
+        )
+        .await
+        .expect(200)
+        .body;
     assert_eq!(g["members"].as_array().unwrap().len(), 4);
     let path = |who: &str| format!("/v1/groups/{gid}/members/{who}");
     s.call(Method::DELETE, &path("carol_c"), Some(&bob.token), None)
@@ -468,10 +412,9 @@ async fn groups_fan_out_to_members_only_and_track_membership() {
 #[tokio::test]
 async fn groups_hold_at_most_500() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
+    let alice = s.user(1, "alice_w").await;
     let members: Vec<String> = (0..501).map(|i| format!("member_{i}")).collect();
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/groups",
         json!({"name": "Huge", "members": members}),
@@ -483,9 +426,9 @@ async fn groups_hold_at_most_500() {
 #[tokio::test]
 async fn sync_pages_every_boundary_and_rejects_bad_cursors() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     for i in 0..23 {
         send(&s, &alice, "bob_the_2nd", &format!("m{i}"))
             .await
@@ -550,11 +493,11 @@ async fn sync_pages_every_boundary_and_rejects_bad_cursors() {
 #[tokio::test]
 async fn concurrent_senders_keep_each_senders_order_in_the_recipients_log() {
     let s = TestServer::start().await;
-    let bob = user(&s, 0, "bob_the_2nd").await;
+    let bob = s.user(0, "bob_the_2nd").await;
     let mut senders = Vec::new();
     for i in 1..=4 {
-        let u = user(&s, i, &format!("sender_{i}")).await;
-        befriend(&s, &u, &bob).await;
+        let u = s.user(i, &format!("sender_{i}")).await;
+        s.befriend(&u, &bob).await;
         senders.push(u);
     }
     let mut set = tokio::task::JoinSet::new();

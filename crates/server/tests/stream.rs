@@ -11,48 +11,13 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_server::testing::TestServer;
+use switchboard_server::testing::{TestServer, TestUser};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const PASSWORD: &str = "correct horse battery";
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-struct User {
-    token: String,
-    public_id: String,
-}
-
-async fn user(s: &TestServer, n: u32, public_id: &str) -> User {
-    s.register(&format!("+86138001380{n:02}"), public_id, PASSWORD)
-        .await;
-    User {
-        token: s.sign_in(public_id, PASSWORD).await,
-        public_id: public_id.into(),
-    }
-}
-
-async fn befriend(s: &TestServer, a: &User, b: &User) {
-    let r = s
-        .call(
-            Method::POST,
-            "/v1/contacts/requests",
-            Some(&a.token),
-            Some(json!({"public_id": b.public_id})),
-        )
-        .await;
-    let id = r.expect(201).body["id"].as_str().unwrap().to_string();
-    s.call(
-        Method::POST,
-        &format!("/v1/contacts/requests/{id}/accept"),
-        Some(&b.token),
-        None,
-    )
-    .await
-    .expect(200);
-}
 
 async fn send_to(base: &str, token: &str, to: &str, body: &str) {
     let r = reqwest::Client::new()
@@ -92,7 +57,7 @@ async fn next_event(ws: &mut Socket) -> Result<Value, String> {
     }
 }
 
-async fn head(s: &TestServer, u: &User) -> i64 {
+async fn head(s: &TestServer, u: &TestUser) -> i64 {
     let mut since = 0;
     loop {
         let page = s
@@ -110,9 +75,9 @@ async fn head(s: &TestServer, u: &User) -> i64 {
 #[tokio::test]
 async fn replays_after_the_cursor_then_pushes_live() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     for i in 0..3 {
         send_to(&s.base, &alice.token, "bob_the_2nd", &format!("old {i}")).await;
     }
@@ -132,9 +97,9 @@ async fn replays_after_the_cursor_then_pushes_live() {
 #[tokio::test]
 async fn resuming_from_every_cursor_gives_exactly_the_rest() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     for i in 0..12 {
         send_to(&s.base, &alice.token, "bob_the_2nd", &format!("m{i}")).await;
     }
@@ -160,9 +125,9 @@ async fn resuming_from_every_cursor_gives_exactly_the_rest() {
 #[tokio::test]
 async fn no_gap_or_duplicate_when_connecting_during_a_burst() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     let start = head(&s, &bob).await;
     let total = 300;
     let (base, token) = (s.base.clone(), alice.token.clone());
@@ -202,12 +167,21 @@ async fn no_gap_or_duplicate_when_connecting_during_a_burst() {
 #[tokio::test]
 async fn a_revoked_session_hears_it_then_its_socket_closes() {
     let s = TestServer::start().await;
-    s.register("+8613800138001", "alice_w", PASSWORD).await;
-    let laptop = s.sign_in("alice_w", PASSWORD).await;
-    let phone = s.sign_in("alice_w", PASSWORD).await;
+    s.register(
+        "+8613800138001",
+        "alice_w",
+        switchboard_server::testing::TEST_PASSWORD,
+    )
+    .await;
+    let laptop = s
+        .sign_in("alice_w", switchboard_server::testing::TEST_PASSWORD)
+        .await;
+    let phone = s
+        .sign_in("alice_w", switchboard_server::testing::TEST_PASSWORD)
+        .await;
     let since = head(
         &s,
-        &User {
+        &TestUser {
             token: laptop.clone(),
             public_id: String::new(),
         },
@@ -268,9 +242,9 @@ async fn a_revoked_session_hears_it_then_its_socket_closes() {
 #[tokio::test]
 async fn bad_input_on_the_socket_gets_a_clear_answer_and_harms_nothing() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     let since = head(&s, &bob).await;
     let mut ws = connect(s.addr, &bob.token, since).await.unwrap();
     ws.send(Ws::Text("{not json".into())).await.unwrap();
@@ -361,9 +335,9 @@ impl Proxy {
 #[tokio::test]
 async fn a_thousand_messages_through_a_hundred_cuts_and_a_restart_arrive_once_in_order() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w").await;
-    let bob = user(&s, 2, "bob_the_2nd").await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     let start = head(&s, &bob).await;
     let proxy = Arc::new(Proxy::start(s.addr).await);
     let total = 1000;

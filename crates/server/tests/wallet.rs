@@ -10,62 +10,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_server::store::Store as _;
 use switchboard_server::store::sqlite::SqliteStore;
-use switchboard_server::testing::{Reply, TestServer};
+use switchboard_server::testing::{Reply, TestServer, TestUser};
 
-const PASSWORD: &str = "correct horse battery";
-const RESIDENT_ID: &str = "11010519491231002X";
-
-#[derive(Clone)]
-struct User {
-    token: String,
-    public_id: String,
-}
-
-async fn user(s: &TestServer, n: u32, public_id: &str, verified: bool) -> User {
-    s.register(&format!("+86138001380{n:02}"), public_id, PASSWORD)
-        .await;
-    let token = s.sign_in(public_id, PASSWORD).await;
-    if verified {
-        s.call(
-            Method::POST,
-            "/v1/me/identity",
-            Some(&token),
-            Some(json!({"legal_name": "张三", "id_number": RESIDENT_ID})),
-        )
-        .await
-        .expect(200);
-    }
-    User {
-        token,
-        public_id: public_id.into(),
-    }
-}
-
-async fn post(s: &TestServer, u: &User, path: &str, body: Value) -> Reply {
-    s.call(Method::POST, path, Some(&u.token), Some(body)).await
-}
-
-async fn befriend(s: &TestServer, a: &User, b: &User) {
-    let r = post(
-        s,
-        a,
-        "/v1/contacts/requests",
-        json!({"public_id": b.public_id}),
-    )
-    .await
-    .expect(201);
-    let id = r.body["id"].as_str().unwrap().to_string();
-    post(
-        s,
-        b,
-        &format!("/v1/contacts/requests/{id}/accept"),
-        json!({}),
-    )
-    .await
-    .expect(200);
-}
-
-async fn balance(s: &TestServer, u: &User) -> i64 {
+async fn balance(s: &TestServer, u: &TestUser) -> i64 {
     s.get("/v1/wallet", &u.token).await.expect(200).body["balance"]
         .as_i64()
         .unwrap()
@@ -75,9 +22,8 @@ fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-async fn top_up(s: &TestServer, u: &User, amount: i64) -> Reply {
-    post(
-        s,
+async fn top_up(s: &TestServer, u: &TestUser, amount: i64) -> Reply {
+    s.post_as(
         u,
         "/v1/wallet/topups",
         json!({"amount": amount, "idempotency_key": key()}),
@@ -95,9 +41,9 @@ async fn ledger_ok(s: &TestServer) {
 #[tokio::test]
 async fn top_up_transfer_and_history_need_a_verified_identity() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w", false).await;
-    let bob = user(&s, 2, "bob_the_2nd", true).await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.user(1, "alice_w").await;
+    let bob = s.verified_user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     let w = s.get("/v1/wallet", &alice.token).await.expect(200).body;
     assert_eq!(
         w,
@@ -110,7 +56,7 @@ async fn top_up_transfer_and_history_need_a_verified_identity() {
         Method::POST,
         "/v1/me/identity",
         Some(&alice.token),
-        Some(json!({"legal_name": "张三", "id_number": RESIDENT_ID})),
+        Some(json!({"legal_name": "张三", "id_number": switchboard_server::testing::TEST_RESIDENT_ID})),
     )
     .await
     .expect(200);
@@ -120,9 +66,7 @@ async fn top_up_transfer_and_history_need_a_verified_identity() {
         (r["amount"].as_i64(), r["balance"].as_i64()),
         (Some(10_000), Some(10_000))
     );
-    let t = post(
-        &s,
-        &alice,
+    let t = s.post_as(&alice,
         "/v1/wallet/transfers",
         json!({"to": "bob_the_2nd", "amount": 2_550, "note": "lunch", "idempotency_key": key()}),
     )
@@ -196,7 +140,7 @@ async fn top_up_transfer_and_history_need_a_verified_identity() {
 #[tokio::test]
 async fn bad_amounts_are_invalid_amount_and_move_nothing() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w", true).await;
+    let alice = s.verified_user(1, "alice_w").await;
     for bad in [
         json!(0),
         json!(-100),
@@ -208,8 +152,7 @@ async fn bad_amounts_are_invalid_amount_and_move_nothing() {
         json!(5_000_001),
         json!([1]),
     ] {
-        post(
-            &s,
+        s.post_as(
             &alice,
             "/v1/wallet/topups",
             json!({"amount": bad, "idempotency_key": key()}),
@@ -223,21 +166,19 @@ async fn bad_amounts_are_invalid_amount_and_move_nothing() {
 #[tokio::test]
 async fn overdrafts_and_strangers_are_refused() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w", true).await;
-    let bob = user(&s, 2, "bob_the_2nd", true).await;
-    let carol = user(&s, 3, "carol_c", true).await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.verified_user(1, "alice_w").await;
+    let bob = s.verified_user(2, "bob_the_2nd").await;
+    let carol = s.verified_user(3, "carol_c").await;
+    s.befriend(&alice, &bob).await;
     top_up(&s, &alice, 1_000).await.expect(201);
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/wallet/transfers",
         json!({"to": "bob_the_2nd", "amount": 1_001, "idempotency_key": key()}),
     )
     .await
     .expect_error(402, "insufficient_funds");
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/wallet/transfers",
         json!({"to": "carol_c", "amount": 1, "idempotency_key": key()}),
@@ -258,12 +199,13 @@ async fn overdrafts_and_strangers_are_refused() {
 #[tokio::test]
 async fn an_idempotency_key_moves_money_once_whatever_the_retries() {
     let s = TestServer::start().await;
-    let alice = user(&s, 1, "alice_w", true).await;
-    let bob = user(&s, 2, "bob_the_2nd", true).await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.verified_user(1, "alice_w").await;
+    let bob = s.verified_user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     top_up(&s, &alice, 10_000).await.expect(201);
     let body = json!({"to": "bob_the_2nd", "amount": 700, "idempotency_key": "pay-rent-2026-11"});
-    let first = post(&s, &alice, "/v1/wallet/transfers", body.clone())
+    let first = s
+        .post_as(&alice, "/v1/wallet/transfers", body.clone())
         .await
         .expect(201)
         .body;
@@ -295,12 +237,11 @@ async fn an_idempotency_key_moves_money_once_whatever_the_retries() {
     }
     assert_eq!(balance(&s, &bob).await, 700, "and money moved once");
     let other = json!({"to": "bob_the_2nd", "amount": 701, "idempotency_key": "pay-rent-2026-11"});
-    post(&s, &alice, "/v1/wallet/transfers", other)
+    s.post_as(&alice, "/v1/wallet/transfers", other)
         .await
         .expect_error(409, "idempotency_conflict");
     // The same key is the caller's own: another account may use it freely.
-    post(
-        &s,
+    s.post_as(
         &bob,
         "/v1/wallet/transfers",
         json!({"to": "alice_w", "amount": 1, "idempotency_key": "pay-rent-2026-11"}),
@@ -313,24 +254,22 @@ async fn an_idempotency_key_moves_money_once_whatever_the_retries() {
 #[tokio::test]
 async fn red_envelopes_to_a_contact_and_to_a_group() {
     let s = TestServer::start_with(|c| c.wallet.refund_sweep_ms = 20).await;
-    let alice = user(&s, 1, "alice_w", true).await;
-    let bob = user(&s, 2, "bob_the_2nd", true).await;
-    let carol = user(&s, 3, "carol_c", true).await;
-    let dave = user(&s, 4, "dave_d", true).await;
-    befriend(&s, &alice, &bob).await;
-    befriend(&s, &alice, &carol).await;
+    let alice = s.verified_user(1, "alice_w").await;
+    let bob = s.verified_user(2, "bob_the_2nd").await;
+    let carol = s.verified_user(3, "carol_c").await;
+    let dave = s.verified_user(4, "dave_d").await;
+    s.befriend(&alice, &bob).await;
+    s.befriend(&alice, &carol).await;
     top_up(&s, &alice, 50_000).await.expect(201);
     let env = |to: &str, total: Value, count: u32, mode: &str| json!({"to": to, "total": total, "count": count, "mode": mode, "greeting": "恭喜发财", "idempotency_key": key()});
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/red-envelopes",
         env("bob_the_2nd", json!(20_001), 1, "lucky"),
     )
     .await
     .expect_error(400, "invalid_amount");
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/red-envelopes",
         env("bob_the_2nd", json!(100), 2, "lucky"),
@@ -338,97 +277,72 @@ async fn red_envelopes_to_a_contact_and_to_a_group() {
     .await
     .expect_error(400, "invalid_envelope");
 
-    let direct = post(
-        &s,
-        &alice,
-        "/v1/red-envelopes",
-        env("bob_the_2nd", json!(888), 1, "lucky"),
-    )
-    .await
-    .expect(201)
-    .body;
+    let direct = s
+        .post_as(
+            &alice,
+            "/v1/red-envelopes",
+            env("bob_the_2nd", json!(888), 1, "lucky"),
+        )
+        .await
+        .expect(201)
+        .body;
     let id = direct["id"].as_str().unwrap();
-    post(
-        &s,
-        &alice,
-        &format!("/v1/red-envelopes/{id}/claim"),
-        json!({}),
-    )
-    .await
-    .expect_error(404, "envelope_not_found");
-    post(
-        &s,
-        &carol,
-        &format!("/v1/red-envelopes/{id}/claim"),
-        json!({}),
-    )
-    .await
-    .expect_error(404, "envelope_not_found");
-    let c = post(
-        &s,
-        &bob,
-        &format!("/v1/red-envelopes/{id}/claim"),
-        json!({}),
-    )
-    .await
-    .expect(200)
-    .body;
+    s.post_as(&alice, &format!("/v1/red-envelopes/{id}/claim"), json!({}))
+        .await
+        .expect_error(404, "envelope_not_found");
+    s.post_as(&carol, &format!("/v1/red-envelopes/{id}/claim"), json!({}))
+        .await
+        .expect_error(404, "envelope_not_found");
+    let c = s
+        .post_as(&bob, &format!("/v1/red-envelopes/{id}/claim"), json!({}))
+        .await
+        .expect(200)
+        .body;
     assert_eq!(c["amount"], 888);
-    post(
-        &s,
-        &bob,
-        &format!("/v1/red-envelopes/{id}/claim"),
-        json!({}),
-    )
-    .await
-    .expect_error(409, "already_claimed");
+    s.post_as(&bob, &format!("/v1/red-envelopes/{id}/claim"), json!({}))
+        .await
+        .expect_error(409, "already_claimed");
 
-    let group = post(
-        &s,
-        &alice,
-        "/v1/groups",
-        json!({"name": "Family", "members": ["bob_the_2nd", "carol_c"]}),
-    )
-    .await
-    .expect(201)
-    .body;
+    let group = s
+        .post_as(
+            &alice,
+            "/v1/groups",
+            json!({"name": "Family", "members": ["bob_the_2nd", "carol_c"]}),
+        )
+        .await
+        .expect(201)
+        .body;
     let gid = group["id"].as_str().unwrap();
-    post(
-        &s,
+    s.post_as(
         &alice,
         "/v1/red-envelopes",
         env(gid, json!(100), 101, "lucky"),
     )
     .await
     .expect_error(400, "invalid_envelope");
-    let g = post(
-        &s,
-        &alice,
-        "/v1/red-envelopes",
-        env(gid, json!(1_000), 3, "lucky"),
-    )
-    .await
-    .expect(201)
-    .body;
+    let g = s
+        .post_as(
+            &alice,
+            "/v1/red-envelopes",
+            env(gid, json!(1_000), 3, "lucky"),
+        )
+        .await
+        .expect(201)
+        .body;
     let gid_env = g["id"].as_str().unwrap();
     let mut got = 0;
     for u in [&bob, &carol, &alice] {
-        let c = post(
-            &s,
-            u,
-            &format!("/v1/red-envelopes/{gid_env}/claim"),
-            json!({}),
-        )
-        .await
-        .expect(200)
-        .body;
+        let c = s
+            .post_as(u, &format!("/v1/red-envelopes/{gid_env}/claim"), json!({}))
+            .await
+            .expect(200)
+            .body;
         let amount = c["amount"].as_i64().unwrap();
         assert!(amount >= 1, "every share is at least a fen");
         got += amount;
     }
     assert_eq!(got, 1_000, "the shares add up to the total");
-    post(
-        &s,
+    s.post_as(
         &dave,
         &format!("/v1/red-envelopes/{gid_env}/claim"),
         json!({}),
@@ -465,7 +379,7 @@ async fn red_envelopes_to_a_contact_and_to_a_group() {
     ledger_ok(&s).await;
 }
 
-async fn wait_refunded(s: &TestServer, u: &User, id: &str) -> Value {
+async fn wait_refunded(s: &TestServer, u: &TestUser, id: &str) -> Value {
     for _ in 0..300 {
         let v = s
             .get(&format!("/v1/red-envelopes/{id}"), &u.token)
@@ -483,34 +397,29 @@ async fn wait_refunded(s: &TestServer, u: &User, id: &str) -> Value {
 #[tokio::test]
 async fn unclaimed_money_returns_after_24_hours_exactly_once() {
     let s = TestServer::start_with(|c| c.wallet.refund_sweep_ms = 20).await;
-    let alice = user(&s, 1, "alice_w", true).await;
-    let bob = user(&s, 2, "bob_the_2nd", true).await;
-    let carol = user(&s, 3, "carol_c", true).await;
-    befriend(&s, &alice, &bob).await;
-    befriend(&s, &alice, &carol).await;
+    let alice = s.verified_user(1, "alice_w").await;
+    let bob = s.verified_user(2, "bob_the_2nd").await;
+    let carol = s.verified_user(3, "carol_c").await;
+    s.befriend(&alice, &bob).await;
+    s.befriend(&alice, &carol).await;
     top_up(&s, &alice, 1_000).await.expect(201);
-    let group = post(
-        &s,
-        &alice,
-        "/v1/groups",
-        json!({"name": "G", "members": ["bob_the_2nd", "carol_c"]}),
-    )
-    .await
-    .expect(201)
-    .body;
-    let e = post(&s, &alice, "/v1/red-envelopes", json!({"to": group["id"], "total": 900, "count": 3, "mode": "equal", "idempotency_key": key()}))
+    let group = s
+        .post_as(
+            &alice,
+            "/v1/groups",
+            json!({"name": "G", "members": ["bob_the_2nd", "carol_c"]}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let e = s.post_as(&alice, "/v1/red-envelopes", json!({"to": group["id"], "total": 900, "count": 3, "mode": "equal", "idempotency_key": key()}))
         .await
         .expect(201)
         .body;
     let id = e["id"].as_str().unwrap();
-    post(
-        &s,
-        &bob,
-        &format!("/v1/red-envelopes/{id}/claim"),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    s.post_as(&bob, &format!("/v1/red-envelopes/{id}/claim"), json!({}))
+        .await
+        .expect(200);
     s.clock.advance_secs(24 * 3600 - 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(balance(&s, &alice).await, 100, "not before 24 h");
@@ -518,14 +427,9 @@ async fn unclaimed_money_returns_after_24_hours_exactly_once() {
     let v = wait_refunded(&s, &alice, id).await;
     assert_eq!(v["refunded"], 600);
     assert_eq!(balance(&s, &alice).await, 700);
-    post(
-        &s,
-        &carol,
-        &format!("/v1/red-envelopes/{id}/claim"),
-        json!({}),
-    )
-    .await
-    .expect_error(409, "envelope_empty");
+    s.post_as(&carol, &format!("/v1/red-envelopes/{id}/claim"), json!({}))
+        .await
+        .expect_error(409, "envelope_empty");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         balance(&s, &alice).await,
@@ -547,14 +451,14 @@ async fn unclaimed_money_returns_after_24_hours_exactly_once() {
 #[tokio::test]
 async fn the_last_claim_racing_the_expiry_pays_exactly_once() {
     let s = TestServer::start_with(|c| c.wallet.refund_sweep_ms = 1).await;
-    let alice = user(&s, 1, "alice_w", true).await;
-    let bob = user(&s, 2, "bob_the_2nd", true).await;
-    befriend(&s, &alice, &bob).await;
+    let alice = s.verified_user(1, "alice_w").await;
+    let bob = s.verified_user(2, "bob_the_2nd").await;
+    s.befriend(&alice, &bob).await;
     let rounds = 25;
     top_up(&s, &alice, 100 * rounds).await.expect(201);
     let (mut claimed, mut refunded) = (0, 0);
     for round in 0..rounds {
-        let e = post(&s, &alice, "/v1/red-envelopes", json!({"to": "bob_the_2nd", "total": 100, "count": 1, "mode": "equal", "idempotency_key": key()}))
+        let e = s.post_as(&alice, "/v1/red-envelopes", json!({"to": "bob_the_2nd", "total": 100, "count": 1, "mode": "equal", "idempotency_key": key()}))
             .await
             .expect(201)
             .body;
@@ -607,11 +511,11 @@ async fn a_bank_of_concurrent_clients_never_makes_loses_or_overdraws_money() {
         .iter()
         .enumerate()
     {
-        users.push(user(&s, i as u32 + 1, name, true).await);
+        users.push(s.verified_user(i as u32 + 1, name).await);
     }
     for i in 0..users.len() {
         for j in i + 1..users.len() {
-            befriend(&s, &users[i], &users[j]).await;
+            s.befriend(&users[i], &users[j]).await;
         }
         top_up(&s, &users[i], 10_000).await.expect(201);
     }
@@ -715,22 +619,22 @@ async fn run_model(ops: Vec<Op>) {
     let names = ["m_alice", "m_bob99", "m_carol"];
     let mut users = Vec::new();
     for (i, n) in names.iter().enumerate() {
-        users.push(user(&s, i as u32 + 1, n, true).await);
+        users.push(s.verified_user(i as u32 + 1, n).await);
     }
     for i in 0..3 {
         for j in i + 1..3 {
-            befriend(&s, &users[i], &users[j]).await;
+            s.befriend(&users[i], &users[j]).await;
         }
     }
-    let group = post(
-        &s,
-        &users[0],
-        "/v1/groups",
-        json!({"name": "G", "members": [names[1], names[2]]}),
-    )
-    .await
-    .expect(201)
-    .body;
+    let group = s
+        .post_as(
+            &users[0],
+            "/v1/groups",
+            json!({"name": "G", "members": [names[1], names[2]]}),
+        )
+        .await
+        .expect(201)
+        .body;
     let gid = group["id"].as_str().unwrap().to_string();
     let mut balances = [0i64; 3];
     let mut envelopes: Vec<ModelEnvelope> = Vec::new();
@@ -739,7 +643,8 @@ async fn run_model(ops: Vec<Op>) {
         match op {
             Op::TopUp(u, amount) => {
                 let body = json!({"amount": amount, "idempotency_key": key()});
-                let r = post(&s, &users[u], "/v1/wallet/topups", body.clone())
+                let r = s
+                    .post_as(&users[u], "/v1/wallet/topups", body.clone())
                     .await
                     .expect(201);
                 balances[u] += amount;
@@ -747,7 +652,9 @@ async fn run_model(ops: Vec<Op>) {
             }
             Op::Transfer(f, t, amount) => {
                 let body = json!({"to": names[t], "amount": amount, "idempotency_key": key()});
-                let r = post(&s, &users[f], "/v1/wallet/transfers", body.clone()).await;
+                let r = s
+                    .post_as(&users[f], "/v1/wallet/transfers", body.clone())
+                    .await;
                 if f == t {
                     r.expect_error(403, "not_a_contact");
                 } else if balances[f] < amount {
@@ -761,7 +668,9 @@ async fn run_model(ops: Vec<Op>) {
             }
             Op::Envelope(u, total, count) => {
                 let body = json!({"to": gid, "total": total, "count": count, "mode": "equal", "idempotency_key": key()});
-                let r = post(&s, &users[u], "/v1/red-envelopes", body.clone()).await;
+                let r = s
+                    .post_as(&users[u], "/v1/red-envelopes", body.clone())
+                    .await;
                 if total < i64::from(count) {
                     r.expect_error(400, "invalid_envelope");
                 } else if balances[u] < total {
@@ -783,13 +692,13 @@ async fn run_model(ops: Vec<Op>) {
                 let Some(env) = envelopes.get_mut(e) else {
                     continue;
                 };
-                let r = post(
-                    &s,
-                    &users[u],
-                    &format!("/v1/red-envelopes/{}/claim", env.id),
-                    json!({}),
-                )
-                .await;
+                let r = s
+                    .post_as(
+                        &users[u],
+                        &format!("/v1/red-envelopes/{}/claim", env.id),
+                        json!({}),
+                    )
+                    .await;
                 if env.claimed_by.contains(&u) {
                     r.expect_error(409, "already_claimed");
                 } else if env.expired || env.claimed_by.len() == env.shares.len() {
@@ -817,7 +726,7 @@ async fn run_model(ops: Vec<Op>) {
                 let Some((u, path, body, first)) = &last else {
                     continue;
                 };
-                let again = post(&s, &users[*u], path, body.clone()).await;
+                let again = s.post_as(&users[*u], path, body.clone()).await;
                 assert_eq!(
                     (again.status, &again.body),
                     (first.status, &first.body),
