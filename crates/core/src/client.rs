@@ -1,0 +1,113 @@
+//! The service's API as the core uses it: typed requests, typed errors.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchboard_protocol::ErrorBody;
+use switchboard_protocol::auth::{SessionCreated, SignInRequest};
+use switchboard_protocol::messaging::{Message, SendMessage};
+
+use crate::error::{CoreError, Result};
+use crate::vault::Token;
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .map_err(|e| CoreError::Network(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CoreError::Network(e.without_url().to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| CoreError::Network(e.to_string()))?;
+        if status.is_success() {
+            let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(body)
+                .map_err(|e| CoreError::Network(format!("unexpected answer: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => Err(CoreError::Api(e.error)),
+            Err(_) => Err(CoreError::Network(format!("the service answered {status}"))),
+        }
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&Token>,
+        body: &B,
+    ) -> Result<T> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t.expose());
+        }
+        self.send(req).await
+    }
+
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        device_name: &str,
+    ) -> Result<(SessionCreated, Token)> {
+        let req = SignInRequest {
+            login: login.to_string(),
+            password: password.to_string(),
+            device_name: device_name.to_string(),
+            totp_code: None,
+        };
+        let created: SessionCreated = self.post("/v1/sessions", None, &req).await?;
+        let token = Token::new(created.token.clone());
+        Ok((created, token))
+    }
+
+    pub async fn sign_out(&self, token: &Token) -> Result<()> {
+        let req = self
+            .http
+            .delete(format!("{}/v1/sessions/current", self.base))
+            .bearer_auth(token.expose());
+        self.send::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    pub async fn send_message(
+        &self,
+        token: &Token,
+        client_id: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<Message> {
+        let req = SendMessage {
+            client_id: client_id.to_string(),
+            to: to.to_string(),
+            body: body.to_string(),
+        };
+        self.post("/v1/messages", Some(token), &req).await
+    }
+
+    /// The WebSocket URL of the event stream after `since`.
+    pub fn events_url(&self, since: i64) -> String {
+        let ws = self.base.replacen("http", "ws", 1);
+        format!("{ws}/v1/events?since={since}")
+    }
+}

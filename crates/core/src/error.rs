@@ -1,0 +1,55 @@
+//! Errors as typed codes, so the CLI can print them and the app can branch on them.
+
+use switchboard_protocol::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The service answered with an error.
+    #[error("{0}")]
+    Api(ApiError),
+    /// The service could not be reached.
+    #[error("cannot reach the service: {0}")]
+    Network(String),
+    #[error("no profile named or numbered {0:?}")]
+    NoSuchProfile(String),
+    #[error("the keyring: {0}")]
+    Vault(String),
+    #[error("local storage: {0}")]
+    Storage(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl CoreError {
+    /// A stable code: the service's own for API errors, else one of core's.
+    pub fn code(&self) -> &str {
+        match self {
+            CoreError::Api(e) => e.code.as_str(),
+            CoreError::Network(_) => "network",
+            CoreError::NoSuchProfile(_) => "no_such_profile",
+            CoreError::Vault(_) => "vault",
+            CoreError::Storage(_) => "storage",
+            CoreError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+impl From<sqlx::Error> for CoreError {
+    fn from(e: sqlx::Error) -> Self {
+        CoreError::Storage(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for CoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        CoreError::Storage(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for CoreError {
+    fn from(e: std::io::Error) -> Self {
+        CoreError::Storage(e.to_string())
+    }
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,340 @@
+//! switchboard-core: the client engine, with no window. Every profile (one signed-in account
+//! on one service) runs at once in its own sandbox: its own folder (0700) and SQLite
+//! database, its token only in the OS keyring, its own task that a supervisor restarts if it
+//! fails. [`Engine`] is the typed API the CLI and the desktop app both call.
+
+pub mod client;
+mod db;
+pub mod error;
+pub mod profile;
+pub mod registry;
+pub mod store;
+pub mod vault;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+pub use crate::error::{CoreError, Result};
+use crate::profile::ProfileRuntime;
+pub use crate::profile::{ConnState, ProfileEvent, ProfileEventKind};
+pub use crate::registry::ProfileRecord;
+use crate::registry::Registry;
+use crate::store::{Conversation, OutboxEntry, ProfileStore, StoredMessage};
+use crate::vault::Vault;
+
+/// How to add a profile by signing in.
+#[derive(Clone)]
+pub struct SignIn {
+    pub server: String,
+    pub login: String,
+    pub password: String,
+    pub name: Option<String>,
+    pub color: Option<String>,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn")
+            .field("server", &self.server)
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A profile as front ends list it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileInfo {
+    #[serde(flatten)]
+    pub record: ProfileRecord,
+    pub state: ConnState,
+    pub unread: i64,
+}
+
+struct Running {
+    runtime: Arc<ProfileRuntime>,
+    cancel: CancellationToken,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+/// The core: the registry, every live profile, and the bus they publish on.
+pub struct Engine {
+    data_dir: PathBuf,
+    registry: Registry,
+    vault: Arc<dyn Vault>,
+    bus: broadcast::Sender<ProfileEvent>,
+    running: Mutex<HashMap<String, Running>>,
+    device_name: String,
+}
+
+const COLORS: [&str; 6] = [
+    "#2f6fed", "#e0662b", "#1f9d6b", "#a845d6", "#d6456a", "#3aa0b8",
+];
+
+/// `<data dir>/switchboard`: `--data-dir`/`SWITCHBOARD_DATA_DIR` when given, else the
+/// platform's data dir.
+pub fn data_dir(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    let dirs = directories::ProjectDirs::from("", "", "switchboard")
+        .ok_or_else(|| CoreError::Invalid("no home directory; pass --data-dir".into()))?;
+    Ok(dirs.data_dir().to_path_buf())
+}
+
+fn make_private_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Opens (creating) the data dir and its registry. Profiles start with [`start_all`].
+    pub async fn open(data_dir: &Path, vault: Arc<dyn Vault>) -> Result<Self> {
+        make_private_dir(data_dir)?;
+        make_private_dir(&data_dir.join("profiles"))?;
+        let registry = Registry::open(&data_dir.join("profiles.db")).await?;
+        let (bus, _) = broadcast::channel(4096);
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "desktop".into());
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            registry,
+            vault,
+            bus,
+            running: Mutex::new(HashMap::new()),
+            device_name: format!("Switchboard on {host}"),
+        })
+    }
+
+    pub fn profile_dir(&self, id: &str) -> PathBuf {
+        self.data_dir.join("profiles").join(id)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ProfileEvent> {
+        self.bus.subscribe()
+    }
+
+    /// Signs in and adds the profile; it starts at once.
+    pub async fn add_profile(&self, req: SignIn) -> Result<ProfileInfo> {
+        let client = Client::new(&req.server)?;
+        let (session, token) = client
+            .sign_in(&req.login, &req.password, &self.device_name)
+            .await?;
+        let existing = self.registry.list().await?;
+        let id = format!("p_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let record = ProfileRecord {
+            id: id.clone(),
+            name: req
+                .name
+                .unwrap_or_else(|| session.account.display_name.clone()),
+            color: req
+                .color
+                .unwrap_or_else(|| COLORS[existing.len() % COLORS.len()].to_string()),
+            position: 0,
+            server_url: client.base().to_string(),
+            account_id: session.account.account_id.clone(),
+            public_id: session.account.public_id.clone(),
+            session_id: session.session_id.clone(),
+            created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        if let Err(e) = self.registry.insert(&record).await {
+            // Do not leave a session behind on the service for a profile that does not exist.
+            let _ = client.sign_out(&token).await;
+            return Err(e);
+        }
+        make_private_dir(&self.profile_dir(&id))?;
+        if let Err(e) = self.vault.store(&id, &token) {
+            let _ = client.sign_out(&token).await;
+            self.registry.remove(&id).await?;
+            let _ = std::fs::remove_dir_all(self.profile_dir(&id));
+            return Err(e);
+        }
+        self.start(record.clone()).await?;
+        self.info(&record).await
+    }
+
+    async fn info(&self, record: &ProfileRecord) -> Result<ProfileInfo> {
+        let running = self.running.lock().await;
+        let (state, unread) = match running.get(&record.id) {
+            Some(r) => (
+                r.runtime.state.borrow().clone(),
+                r.runtime.store.unread_total().await?,
+            ),
+            None => (ConnState::SignedOut, 0),
+        };
+        Ok(ProfileInfo {
+            record: record.clone(),
+            state,
+            unread,
+        })
+    }
+
+    pub async fn list_profiles(&self) -> Result<Vec<ProfileInfo>> {
+        let mut out = Vec::new();
+        for record in self.registry.list().await? {
+            out.push(self.info(&record).await?);
+        }
+        Ok(out)
+    }
+
+    /// Starts every registered profile that has a token.
+    pub async fn start_all(&self) -> Result<()> {
+        for record in self.registry.list().await? {
+            self.start(record).await?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, record: ProfileRecord) -> Result<()> {
+        let mut running = self.running.lock().await;
+        if running.contains_key(&record.id) {
+            return Ok(());
+        }
+        let Some(token) = self.vault.load(&record.id)? else {
+            return Ok(());
+        };
+        let store = ProfileStore::open(&self.profile_dir(&record.id).join("profile.db")).await?;
+        let runtime = Arc::new(ProfileRuntime {
+            id: record.id.clone(),
+            public_id: record.public_id.clone(),
+            session_id: record.session_id.clone(),
+            client: Client::new(&record.server_url)?,
+            token,
+            store,
+            bus: self.bus.clone(),
+            state: watch::Sender::new(ConnState::Connecting),
+            outbox_ready: Notify::new(),
+        });
+        let cancel = CancellationToken::new();
+        let supervisor = tokio::spawn(supervise(runtime.clone(), cancel.clone()));
+        running.insert(
+            record.id.clone(),
+            Running {
+                runtime,
+                cancel,
+                supervisor,
+            },
+        );
+        Ok(())
+    }
+
+    async fn runtime(&self, id_or_name: &str) -> Result<Arc<ProfileRuntime>> {
+        let record = self.registry.find(id_or_name).await?;
+        let running = self.running.lock().await;
+        running
+            .get(&record.id)
+            .map(|r| r.runtime.clone())
+            .ok_or_else(|| CoreError::Invalid(format!("profile {} is signed out", record.name)))
+    }
+
+    /// Queues a message; the profile's task sends it now if online, else on reconnect.
+    pub async fn send(&self, profile: &str, to: &str, body: &str) -> Result<OutboxEntry> {
+        if body.is_empty() || body.chars().count() > 4096 {
+            return Err(CoreError::Invalid(
+                "a message has 1 to 4096 characters".into(),
+            ));
+        }
+        let rt = self.runtime(profile).await?;
+        let client_id = uuid::Uuid::new_v4().to_string();
+        let entry = rt
+            .store
+            .enqueue(
+                &client_id,
+                to,
+                body,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            )
+            .await?;
+        rt.outbox_ready.notify_one();
+        Ok(entry)
+    }
+
+    pub async fn conversations(&self, profile: &str) -> Result<Vec<Conversation>> {
+        self.runtime(profile).await?.store.conversations().await
+    }
+
+    pub async fn messages(&self, profile: &str, conversation: &str) -> Result<Vec<StoredMessage>> {
+        self.runtime(profile)
+            .await?
+            .store
+            .messages(conversation)
+            .await
+    }
+
+    pub async fn search(&self, profile: &str, text: &str) -> Result<Vec<StoredMessage>> {
+        self.runtime(profile).await?.store.search(text).await
+    }
+
+    pub async fn state(&self, profile: &str) -> Result<ConnState> {
+        Ok(self.runtime(profile).await?.state.borrow().clone())
+    }
+
+    /// Signs the service session out, deletes the keyring entry and the profile's folder.
+    pub async fn remove_profile(&self, id_or_name: &str) -> Result<()> {
+        let record = self.registry.find(id_or_name).await?;
+        if let Some(r) = self.running.lock().await.remove(&record.id) {
+            r.cancel.cancel();
+            let _ = r.supervisor.await;
+            r.runtime.store.close().await;
+        }
+        if let Some(token) = self.vault.load(&record.id)? {
+            let client = Client::new(&record.server_url)?;
+            if let Err(e) = client.sign_out(&token).await {
+                // Still remove locally: the user asked for the profile to be gone.
+                tracing::warn!(profile = %record.id, code = e.code(), "could not sign the session out");
+            }
+        }
+        self.vault.delete(&record.id)?;
+        let dir = self.profile_dir(&record.id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        self.registry.remove(&record.id).await
+    }
+
+    /// Stops every profile and closes every database.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
+        for r in &all {
+            r.cancel.cancel();
+        }
+        for r in all {
+            let _ = r.supervisor.await;
+            r.runtime.store.close().await;
+        }
+        self.registry.close().await;
+    }
+}
+
+/// Runs a profile's task, restarting it with back-off if it panics; one profile's failure
+/// never touches another's.
+async fn supervise(runtime: Arc<ProfileRuntime>, cancel: CancellationToken) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let task = tokio::spawn(runtime.clone().run(cancel.clone()));
+        match task.await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                tracing::error!(profile = %runtime.id, "profile task panicked; restarting");
+                runtime
+                    .state
+                    .send_replace(ConnState::Offline("restarting after a failure".into()));
+            }
+            Err(_) => return,
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}

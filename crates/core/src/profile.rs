@@ -1,0 +1,198 @@
+//! A profile's task: it owns the profile's connection and cursor. It sends the outbox, holds
+//! the event stream, applies each event (and the cursor) in one transaction, publishes it on
+//! the core's bus, and reconnects with exponential back-off and jitter. A revoked or expired
+//! session stops it in the `SignedOut` state with the local data kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use switchboard_protocol::ErrorCode;
+use switchboard_protocol::messaging::{Event, EventKind};
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::error::{CoreError, Result};
+use crate::store::{Applied, ProfileStore};
+use crate::vault::Token;
+
+/// Where a profile's connection stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum ConnState {
+    Connecting,
+    Live,
+    /// Offline, retrying; the reason.
+    Offline(String),
+    /// The session was revoked or expired: sign in again. Local data is kept.
+    SignedOut,
+}
+
+/// What the core tells its front ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileEvent {
+    pub profile: String,
+    pub kind: ProfileEventKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProfileEventKind {
+    /// An event from the service, applied to the profile's database.
+    Event(Event),
+    State(ConnState),
+}
+
+/// Shared with the profile's task.
+pub struct ProfileRuntime {
+    pub id: String,
+    pub public_id: String,
+    pub session_id: String,
+    pub client: Client,
+    pub token: Token,
+    pub store: ProfileStore,
+    pub bus: broadcast::Sender<ProfileEvent>,
+    pub state: watch::Sender<ConnState>,
+    /// Poked when a message is queued.
+    pub outbox_ready: Notify,
+}
+
+enum End {
+    Cancelled,
+    SignedOut,
+}
+
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+impl ProfileRuntime {
+    fn set_state(&self, s: ConnState) {
+        if *self.state.borrow() != s {
+            self.state.send_replace(s.clone());
+            let _ = self.bus.send(ProfileEvent {
+                profile: self.id.clone(),
+                kind: ProfileEventKind::State(s),
+            });
+        }
+    }
+
+    /// Runs until cancelled or signed out.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            self.set_state(ConnState::Connecting);
+            let outcome = self.session(&cancel, &mut backoff).await;
+            match outcome {
+                Ok(End::Cancelled) => return,
+                Ok(End::SignedOut) => {
+                    self.set_state(ConnState::SignedOut);
+                    return;
+                }
+                Err(e) => self.set_state(ConnState::Offline(e.to_string())),
+            }
+            // Full jitter: many profiles (or clients) never retry in lockstep.
+            let wait = backoff.mul_f64(0.5 + jitter() / 2.0);
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn signed_out(e: &CoreError) -> bool {
+        matches!(e, CoreError::Api(a) if matches!(a.code,
+            ErrorCode::SessionRevoked | ErrorCode::SessionExpired | ErrorCode::Unauthorized))
+    }
+
+    /// Sends queued messages in order; a refusal other than signed-out drops that message
+    /// (it can never succeed), a network failure stops and leaves the rest for later.
+    async fn flush_outbox(&self) -> Result<bool> {
+        for entry in self.store.outbox().await? {
+            match self
+                .client
+                .send_message(&self.token, &entry.client_id, &entry.to_id, &entry.body)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if Self::signed_out(&e) => return Ok(false),
+                Err(CoreError::Api(e)) => {
+                    tracing::warn!(profile = %self.id, code = %e.code, "the service refused a queued message");
+                    self.store.drop_from_outbox(&entry.client_id).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    async fn session(&self, cancel: &CancellationToken, backoff: &mut Duration) -> Result<End> {
+        let cursor = self.store.cursor().await?;
+        let mut req = self
+            .client
+            .events_url(cursor)
+            .into_client_request()
+            .map_err(|e| CoreError::Network(e.to_string()))?;
+        let auth = format!("Bearer {}", self.token.expose())
+            .parse()
+            .map_err(|_| CoreError::Invalid("token is not a header value".into()))?;
+        req.headers_mut().insert("authorization", auth);
+        let (ws, _) = match tokio_tungstenite::connect_async(req).await {
+            Ok(ok) => ok,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status() == 401 => {
+                return Ok(End::SignedOut);
+            }
+            Err(e) => return Err(CoreError::Network(e.to_string())),
+        };
+        let (_, mut incoming) = ws.split();
+        self.set_state(ConnState::Live);
+        *backoff = BACKOFF_START;
+        if !self.flush_outbox().await? {
+            return Ok(End::SignedOut);
+        }
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(End::Cancelled),
+                _ = self.outbox_ready.notified() => {
+                    if !self.flush_outbox().await? {
+                        return Ok(End::SignedOut);
+                    }
+                }
+                frame = incoming.next() => {
+                    let text = match frame {
+                        Some(Ok(Ws::Text(t))) => t,
+                        Some(Ok(Ws::Close(c))) => {
+                            if c.as_ref().is_some_and(|c| u16::from(c.code) == 4001 || u16::from(c.code) == 4002) {
+                                return Ok(End::SignedOut);
+                            }
+                            return Err(CoreError::Network("the service closed the stream".into()));
+                        }
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => return Err(CoreError::Network(e.to_string())),
+                        None => return Err(CoreError::Network("the stream ended".into())),
+                    };
+                    let Ok(event) = serde_json::from_str::<Event>(&text) else { continue };
+                    if self.store.apply(&event, &self.public_id).await? == Applied::New {
+                        let revoked_me = event.kind == EventKind::SessionRevoked
+                            && event.data["session_id"] == self.session_id.as_str();
+                        let _ = self.bus.send(ProfileEvent { profile: self.id.clone(), kind: ProfileEventKind::Event(event) });
+                        if revoked_me {
+                            return Ok(End::SignedOut);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A uniform number in [0, 1).
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+}

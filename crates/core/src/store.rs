@@ -1,0 +1,324 @@
+//! One profile's local database: its events, conversations, messages (with a full-text
+//! index), outbox and cursor. Every event is applied, and the cursor advanced, in one
+//! transaction, and only the event right after the cursor is applied: a crash or a
+//! reconnect can neither lose nor repeat one.
+
+use std::path::Path;
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+use switchboard_protocol::messaging::{Event, EventKind, Message};
+
+use crate::error::{CoreError, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/profile");
+
+/// What applying an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied; the cursor is now this event's sequence.
+    New,
+    /// Already applied before (a replay after a reconnect).
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Conversation {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub last_message_at: Option<String>,
+    pub last_body: Option<String>,
+    pub unread: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct StoredMessage {
+    pub id: String,
+    pub conversation_id: String,
+    pub client_id: String,
+    pub sender: String,
+    pub sender_name: String,
+    pub body: String,
+    pub sent_at: String,
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OutboxEntry {
+    pub position: i64,
+    pub client_id: String,
+    pub to_id: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+pub struct ProfileStore {
+    pool: SqlitePool,
+}
+
+impl ProfileStore {
+    pub async fn open(path: &Path) -> Result<Self> {
+        Ok(Self {
+            pool: crate::db::open(path, &MIGRATOR).await?,
+        })
+    }
+
+    pub async fn cursor(&self) -> Result<i64> {
+        let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM cursor WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq)
+    }
+
+    /// Applies `event` if it is the one after the cursor. `me` is this profile's public ID
+    /// (a message it sent is not unread, and a direct chat is named after the other side).
+    pub async fn apply(&self, event: &Event, me: &str) -> Result<Applied> {
+        let mut tx = self.pool.begin().await?;
+        let (cursor,): (i64,) = sqlx::query_as("SELECT seq FROM cursor WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        if event.seq <= cursor {
+            return Ok(Applied::Duplicate);
+        }
+        if event.seq != cursor + 1 {
+            return Err(CoreError::Invalid(format!(
+                "event {} arrived while the cursor is at {cursor}: a gap, resync from the cursor",
+                event.seq
+            )));
+        }
+        let at = event
+            .at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        sqlx::query("INSERT INTO events (seq, kind, at, data) VALUES (?, ?, ?, ?)")
+            .bind(event.seq)
+            .bind(event.kind.as_str())
+            .bind(&at)
+            .bind(event.data.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if event.kind == EventKind::MessageNew {
+            if let Ok(m) = serde_json::from_value::<Message>(event.data.clone()) {
+                let group = m.to.starts_with("g_");
+                let mine = m.from.eq_ignore_ascii_case(me);
+                let (conversation, title) = match (group, mine) {
+                    (true, _) => (m.to.clone(), m.to.clone()),
+                    (false, true) => (m.to.clone(), m.to.clone()),
+                    (false, false) => (m.from.clone(), m.from_display_name.clone()),
+                };
+                let sent_at = m
+                    .sent_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO conversations (id, kind, title, last_message_at, last_body, unread) \
+                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+                     last_message_at = excluded.last_message_at, last_body = excluded.last_body, \
+                     unread = unread + excluded.unread",
+                )
+                .bind(&conversation)
+                .bind(if group { "group" } else { "direct" })
+                .bind(&title)
+                .bind(&sent_at)
+                .bind(&m.body)
+                .bind(i64::from(!mine))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO messages (id, conversation_id, client_id, sender, sender_name, body, \
+                     sent_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&m.id)
+                .bind(&conversation)
+                .bind(&m.client_id)
+                .bind(&m.from)
+                .bind(&m.from_display_name)
+                .bind(&m.body)
+                .bind(&sent_at)
+                .bind(event.seq)
+                .execute(&mut *tx)
+                .await?;
+                if mine {
+                    // Our own message came back through the log: it has left the outbox.
+                    sqlx::query("DELETE FROM outbox WHERE client_id = ?")
+                        .bind(&m.client_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        sqlx::query("UPDATE cursor SET seq = ? WHERE id = 1")
+            .bind(event.seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Applied::New)
+    }
+
+    pub async fn conversations(&self) -> Result<Vec<Conversation>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM conversations ORDER BY last_message_at DESC, id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn messages(&self, conversation: &str) -> Result<Vec<StoredMessage>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq")
+                .bind(conversation)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Full-text search of message bodies (SQLite FTS5 query syntax, terms quoted).
+    pub async fn search(&self, text: &str) -> Result<Vec<StoredMessage>> {
+        let query: String = text
+            .split_whitespace()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(
+            "SELECT m.* FROM messages_fts f JOIN messages m ON m.rowid = f.rowid \
+             WHERE messages_fts MATCH ? ORDER BY m.seq",
+        )
+        .bind(query)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn unread_total(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(SUM(unread), 0) FROM conversations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn mark_read(&self, conversation: &str) -> Result<()> {
+        sqlx::query("UPDATE conversations SET unread = 0 WHERE id = ?")
+            .bind(conversation)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Queues a message; it is sent (once, in order) by the profile's task.
+    pub async fn enqueue(
+        &self,
+        client_id: &str,
+        to: &str,
+        body: &str,
+        now: i64,
+    ) -> Result<OutboxEntry> {
+        Ok(sqlx::query_as(
+            "INSERT INTO outbox (client_id, to_id, body, created_at) VALUES (?, ?, ?, ?) RETURNING *",
+        )
+        .bind(client_id)
+        .bind(to)
+        .bind(body)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        Ok(sqlx::query_as("SELECT * FROM outbox ORDER BY position")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Drops a message the service refused for good (e.g. not a contact).
+    pub async fn drop_from_outbox(&self, client_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM outbox WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn message_event(seq: i64, from: &str, to: &str, body: &str) -> Event {
+        Event {
+            seq,
+            kind: EventKind::MessageNew,
+            at: time::OffsetDateTime::UNIX_EPOCH,
+            data: json!({"id": format!("m_{seq}"), "client_id": format!("c{seq}"), "from": from,
+                "from_display_name": from, "to": to, "body": body, "sent_at": "2026-11-21T10:00:00Z"}),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_apply_once_in_order_and_build_conversations() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ProfileStore::open(&dir.path().join("profile.db"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.apply(&message_event(1, "bob", "alice", "hi alice"), "alice")
+                .await
+                .unwrap(),
+            Applied::New
+        );
+        assert_eq!(
+            s.apply(&message_event(1, "bob", "alice", "hi alice"), "alice")
+                .await
+                .unwrap(),
+            Applied::Duplicate
+        );
+        assert!(
+            s.apply(&message_event(3, "bob", "alice", "gap"), "alice")
+                .await
+                .is_err(),
+            "a gap is refused"
+        );
+        s.apply(&message_event(2, "alice", "bob", "hello bob"), "alice")
+            .await
+            .unwrap();
+        assert_eq!(s.cursor().await.unwrap(), 2);
+        let convs = s.conversations().await.unwrap();
+        assert_eq!(convs.len(), 1, "both directions are one conversation");
+        assert_eq!(
+            (convs[0].id.as_str(), convs[0].unread),
+            ("bob", 1),
+            "only the received one is unread"
+        );
+        assert_eq!(s.messages("bob").await.unwrap().len(), 2);
+        assert_eq!(s.search("alice").await.unwrap().len(), 1);
+        assert_eq!(
+            s.search("\"; DROP").await.unwrap().len(),
+            0,
+            "search input is quoted, not parsed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sent_message_leaves_the_outbox_when_it_comes_back_through_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ProfileStore::open(&dir.path().join("profile.db"))
+            .await
+            .unwrap();
+        s.enqueue("c1", "bob", "queued", 0).await.unwrap();
+        s.enqueue("c9", "bob", "later", 0).await.unwrap();
+        assert_eq!(s.outbox().await.unwrap().len(), 2);
+        s.apply(&message_event(1, "alice", "bob", "queued"), "alice")
+            .await
+            .unwrap();
+        let left = s.outbox().await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].client_id, "c9");
+    }
+}

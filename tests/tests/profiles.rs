@@ -1,0 +1,354 @@
+//! The client core against a real service on loopback: several profiles live at once, each
+//! in its own sandbox, with a test keyring (hermetic: temp data dir, in-memory vault).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::vault::{MemoryVault, Vault};
+use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
+use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
+
+const PHONE: &str = "+8613800138000";
+
+async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn sign_in(s: &TestServer, login: &str, name: &str) -> SignIn {
+    SignIn {
+        server: s.base.clone(),
+        login: login.into(),
+        password: TEST_PASSWORD.into(),
+        name: Some(name.into()),
+        color: None,
+    }
+}
+
+struct World {
+    s: TestServer,
+    engine: Engine,
+    vault: Arc<MemoryVault>,
+    dir: tempfile::TempDir,
+    bob: TestUser,
+    work: TestUser,
+    home: TestUser,
+}
+
+/// The primary and the secondary account of one phone, both befriended by Bob, and an
+/// engine with both as profiles, live.
+async fn world() -> World {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_work", TEST_PASSWORD).await;
+    s.register(PHONE, "alice_home", TEST_PASSWORD).await;
+    let work = TestUser {
+        token: s.sign_in("alice_work", TEST_PASSWORD).await,
+        public_id: "alice_work".into(),
+    };
+    let home = TestUser {
+        token: s.sign_in("alice_home", TEST_PASSWORD).await,
+        public_id: "alice_home".into(),
+    };
+    let bob = s.user(9, "bob_the_2nd").await;
+    s.befriend(&bob, &work).await;
+    s.befriend(&bob, &home).await;
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Arc::new(MemoryVault::default());
+    let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    engine
+        .add_profile(sign_in(&s, "alice_work", "Work"))
+        .await
+        .unwrap();
+    engine
+        .add_profile(sign_in(&s, "alice_home", "Personal"))
+        .await
+        .unwrap();
+    for name in ["Work", "Personal"] {
+        wait_until("both profiles are live", async || {
+            engine.state(name).await.unwrap() == ConnState::Live
+        })
+        .await;
+    }
+    World {
+        s,
+        engine,
+        vault,
+        dir,
+        bob,
+        work,
+        home,
+    }
+}
+
+async fn bob_says(w: &World, to: &str, body: &str) {
+    w.s.post_as(
+        &w.bob,
+        "/v1/messages",
+        serde_json::json!({"client_id": uuid(), "to": to, "body": body}),
+    )
+    .await
+    .expect(201);
+}
+
+fn uuid() -> String {
+    // The e2e crate does not need the uuid crate for one helper.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        (t >> 48) as u32,
+        t as u64 & 0xffff_ffff_ffff
+    )
+}
+
+#[tokio::test]
+async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages() {
+    let w = world().await;
+    let mut bus = w.engine.subscribe();
+    bob_says(&w, "alice_work", "the report is due").await;
+    bob_says(&w, "alice_home", "dinner at 7?").await;
+    for (profile, body) in [("Work", "the report is due"), ("Personal", "dinner at 7?")] {
+        wait_until("the message is stored", async || {
+            w.engine
+                .messages(profile, "bob_the_2nd")
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.body == body)
+        })
+        .await;
+        let msgs = w.engine.messages(profile, "bob_the_2nd").await.unwrap();
+        assert_eq!(msgs.len(), 1, "{profile} holds only its own message");
+        let convs = w.engine.conversations(profile).await.unwrap();
+        assert_eq!((convs[0].id.as_str(), convs[0].unread), ("bob_the_2nd", 1));
+    }
+    // The bus tags each event with the profile it belongs to.
+    let profiles = w.engine.list_profiles().await.unwrap();
+    let id_of = |name: &str| {
+        profiles
+            .iter()
+            .find(|p| p.record.name == name)
+            .unwrap()
+            .record
+            .id
+            .clone()
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), bus.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let ProfileEventKind::Event(e) = &ev.kind {
+            if e.kind == switchboard_protocol::messaging::EventKind::MessageNew {
+                seen.push((
+                    ev.profile.clone(),
+                    e.data["body"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    seen.sort();
+    let mut want = vec![
+        (id_of("Work"), "the report is due".to_string()),
+        (id_of("Personal"), "dinner at 7?".to_string()),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+    assert_eq!(profiles.iter().map(|p| p.unread).sum::<i64>(), 2);
+    assert!(profiles.iter().all(|p| p.state == ConnState::Live));
+    let _ = (&w.work, &w.home, &w.dir);
+    w.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sent_message_goes_out_once_and_comes_back_into_the_profile() {
+    let w = world().await;
+    w.engine
+        .send("Work", "bob_the_2nd", "on my way")
+        .await
+        .unwrap();
+    wait_until("the outbox message is stored as sent", async || {
+        w.engine
+            .messages("Work", "bob_the_2nd")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.body == "on my way")
+    })
+    .await;
+    let bobs = w.s.get("/v1/sync?limit=1000", &w.bob.token).await.body;
+    let got: Vec<_> = bobs["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["body"] == "on my way")
+        .collect();
+    assert_eq!(got.len(), 1, "sent exactly once");
+    assert_eq!(
+        got[0]["data"]["from"], "alice_work",
+        "from the right account"
+    );
+    w.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() {
+    let w = world().await;
+    bob_says(&w, "alice_work", "before").await;
+    wait_until("stored", async || {
+        !w.engine
+            .messages("Work", "bob_the_2nd")
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    // Revoke the Work profile's session from another device of the same account.
+    let sessions = w.s.get("/v1/sessions", &w.work.token).await.body;
+    let engine_session = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.s.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/sessions/{engine_session}"),
+        Some(&w.work.token),
+        None,
+    )
+    .await
+    .expect(204);
+    wait_until("Work is signed out", async || {
+        w.engine.state("Work").await.is_err()
+            || w.engine.state("Work").await.unwrap() == ConnState::SignedOut
+    })
+    .await;
+    bob_says(&w, "alice_home", "still here").await;
+    wait_until("Personal still delivers", async || {
+        w.engine
+            .messages("Personal", "bob_the_2nd")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.body == "still here")
+    })
+    .await;
+    assert_eq!(
+        w.engine
+            .messages("Work", "bob_the_2nd")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "local data is kept"
+    );
+    w.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn removing_a_profile_erases_its_folder_keyring_entry_and_server_session() {
+    let w = world().await;
+    let profiles = w.engine.list_profiles().await.unwrap();
+    let work = profiles
+        .iter()
+        .find(|p| p.record.name == "Work")
+        .unwrap()
+        .record
+        .clone();
+    let token = w.vault.load(&work.id).unwrap().unwrap();
+    let folder = w.engine.profile_dir(&work.id);
+    assert!(folder.join("profile.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "a private folder"
+        );
+    }
+    // No token bytes anywhere under the data dir.
+    for entry in walk(w.dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !contains(&bytes, token.expose().as_bytes()),
+            "{} holds the token",
+            entry.display()
+        );
+    }
+    w.engine.remove_profile("work").await.unwrap();
+    assert!(!folder.exists(), "the folder is gone");
+    assert!(
+        w.vault.load(&work.id).unwrap().is_none(),
+        "the keyring entry is gone"
+    );
+    w.s.get("/v1/me", token.expose())
+        .await
+        .expect_error(401, "session_revoked");
+    assert_eq!(w.engine.list_profiles().await.unwrap().len(), 1);
+    assert_eq!(w.vault.len(), 1);
+    w.engine.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
+    let w = world().await;
+    bob_says(&w, "alice_work", "one").await;
+    wait_until("stored", async || {
+        w.engine
+            .messages("Work", "bob_the_2nd")
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    w.engine.shutdown().await;
+    bob_says(&w, "alice_work", "two (while closed)").await;
+    let engine = Engine::open(w.dir.path(), w.vault.clone()).await.unwrap();
+    engine.start_all().await.unwrap();
+    wait_until("caught up", async || {
+        engine.messages("Work", "bob_the_2nd").await.unwrap().len() == 2
+    })
+    .await;
+    let bodies: Vec<String> = engine
+        .messages("Work", "bob_the_2nd")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["one", "two (while closed)"], "each once, in order");
+    engine.shutdown().await;
+}
