@@ -11,7 +11,18 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Debian packages the build and the tests need.
-const APT_PACKAGES: &[&str] = &["build-essential", "pkg-config", "curl"];
+/// Debian packages the build and the tests need: a C toolchain for the bundled SQLite and
+/// ring, and a private D-Bus session with gnome-keyring for the keyring tests.
+const APT_PACKAGES: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "curl",
+    "dbus-daemon",
+    "dbus-session-bus-common",
+    "dbus-bin",
+    "gnome-keyring",
+    "procps",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -169,7 +169,18 @@ impl Engine {
                 r.runtime.state.borrow().clone(),
                 r.runtime.store.unread_total().await?,
             ),
-            None => (ConnState::SignedOut, 0),
+            None => {
+                let state = if self.vault.load(&record.id)?.is_some() {
+                    ConnState::Stopped
+                } else {
+                    ConnState::SignedOut
+                };
+                let store =
+                    ProfileStore::open(&self.profile_dir(&record.id).join("profile.db")).await?;
+                let unread = store.unread_total().await;
+                store.close().await;
+                (state, unread?)
+            }
         };
         Ok(ProfileInfo {
             record: record.clone(),
@@ -194,6 +205,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts one profile (the CLI's `send` needs no other).
+    pub async fn start_profile(&self, id_or_name: &str) -> Result<()> {
+        let record = self.registry.find(id_or_name).await?;
+        self.start(record).await
+    }
+
     async fn start(&self, record: ProfileRecord) -> Result<()> {
         let mut running = self.running.lock().await;
         if running.contains_key(&record.id) {
@@ -213,6 +230,7 @@ impl Engine {
             bus: self.bus.clone(),
             state: watch::Sender::new(ConnState::Connecting),
             outbox_ready: Notify::new(),
+            refused: std::sync::Mutex::default(),
         });
         let cancel = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(runtime.clone(), cancel.clone()));
@@ -256,6 +274,49 @@ impl Engine {
             .await?;
         rt.outbox_ready.notify_one();
         Ok(entry)
+    }
+
+    /// Queues a message and waits until the service has it (it left the outbox).
+    pub async fn send_and_wait(
+        &self,
+        profile: &str,
+        to: &str,
+        body: &str,
+        limit: Duration,
+    ) -> Result<OutboxEntry> {
+        let entry = self.send(profile, to, body).await?;
+        let rt = self.runtime(profile).await?;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if !rt
+                .store
+                .outbox()
+                .await?
+                .iter()
+                .any(|e| e.client_id == entry.client_id)
+            {
+                let refused = rt
+                    .refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&entry.client_id);
+                return match refused {
+                    Some(e) => Err(CoreError::Api(e)),
+                    None => Ok(entry),
+                };
+            }
+            if let ConnState::SignedOut = *rt.state.borrow() {
+                return Err(CoreError::Invalid(
+                    "the profile is signed out; add it again".into(),
+                ));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CoreError::Network(
+                    "not delivered yet; it stays queued and goes out the next time the profile runs".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn conversations(&self, profile: &str) -> Result<Vec<Conversation>> {

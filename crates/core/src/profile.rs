@@ -30,6 +30,8 @@ pub enum ConnState {
     Offline(String),
     /// The session was revoked or expired: sign in again. Local data is kept.
     SignedOut,
+    /// Signed in, but not running in this process.
+    Stopped,
 }
 
 /// What the core tells its front ends.
@@ -59,6 +61,9 @@ pub struct ProfileRuntime {
     pub state: watch::Sender<ConnState>,
     /// Poked when a message is queued.
     pub outbox_ready: Notify,
+    /// Queued messages the service refused for good, by client id, with its reason.
+    pub refused:
+        std::sync::Mutex<std::collections::HashMap<String, switchboard_protocol::ApiError>>,
 }
 
 enum End {
@@ -123,6 +128,10 @@ impl ProfileRuntime {
                 Err(CoreError::Api(e)) => {
                     tracing::warn!(profile = %self.id, code = %e.code, "the service refused a queued message");
                     self.store.drop_from_outbox(&entry.client_id).await?;
+                    self.refused
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(entry.client_id.clone(), e);
                 }
                 Err(e) => return Err(e),
             }

@@ -1,0 +1,236 @@
+//! `switchboard`: the same core as the desktop app, without a window.
+//!
+//! ```text
+//! switchboard [--data-dir DIR] profile add --server URL --login ID_OR_PHONE --password-stdin [--name NAME] [--color HEX]
+//! switchboard [--data-dir DIR] profile list
+//! switchboard [--data-dir DIR] profile remove NAME_OR_ID
+//! switchboard [--data-dir DIR] send --profile NAME --to PUBLIC_ID "text"
+//! switchboard [--data-dir DIR] run
+//! ```
+//! Exit codes: 0 ok, 2 usage, 1 failure with a one-line reason on stderr.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use switchboard_core::vault::{KeyringVault, Vault};
+use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Every Switchboard account signed in at once, without a window."
+)]
+struct Args {
+    /// Where profiles live (instead of the platform data dir).
+    #[arg(long, global = true, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Add, list and remove profiles.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCmd,
+    },
+    /// Send a message from one profile.
+    Send {
+        #[arg(long)]
+        profile: String,
+        #[arg(long)]
+        to: String,
+        text: String,
+    },
+    /// Keep every profile live; one line per event on stdout.
+    Run,
+}
+
+#[derive(Subcommand)]
+enum ProfileCmd {
+    /// Sign in and add a profile.
+    Add {
+        #[arg(long)]
+        server: String,
+        /// A public ID or a phone number (E.164).
+        #[arg(long)]
+        login: String,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        name: Option<String>,
+        /// `#rrggbb`.
+        #[arg(long)]
+        color: Option<String>,
+    },
+    /// id, name, account, server, state, unread.
+    List,
+    /// Sign out, delete the keyring entry and the profile's folder.
+    Remove { name_or_id: String },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchboard: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn vault() -> anyhow::Result<Arc<dyn Vault>> {
+    #[cfg(target_os = "linux")]
+    {
+        let store = zbus_secret_service_keyring_store::Store::new()
+            .context("the Secret Service keyring is not available")?;
+        keyring_core::set_default_store(store);
+    }
+    Ok(Arc::new(KeyringVault))
+}
+
+fn check_color(color: &Option<String>) -> anyhow::Result<()> {
+    if let Some(c) = color {
+        let ok =
+            c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            bail!("--color takes #rrggbb, not {c:?}");
+        }
+    }
+    Ok(())
+}
+
+fn state_word(s: &ConnState) -> String {
+    match s {
+        ConnState::Connecting => "connecting".into(),
+        ConnState::Live => "live".into(),
+        ConnState::Offline(why) => format!("offline ({why})"),
+        ConnState::SignedOut => "signed out".into(),
+        ConnState::Stopped => "ready".into(),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let dir = switchboard_core::data_dir(args.data_dir.as_deref())?;
+    let engine = Engine::open(&dir, vault()?).await?;
+    let result = command(&engine, args.command).await;
+    engine.shutdown().await;
+    result
+}
+
+async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Profile {
+            command:
+                ProfileCmd::Add {
+                    server,
+                    login,
+                    password_stdin: _,
+                    name,
+                    color,
+                },
+        } => {
+            check_color(&color)?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_string();
+            if password.is_empty() {
+                bail!("no password on standard input");
+            }
+            let p = engine
+                .add_profile(SignIn {
+                    server,
+                    login,
+                    password,
+                    name,
+                    color,
+                })
+                .await?;
+            println!("{}\t{}\t{}", p.record.id, p.record.name, p.record.public_id);
+        }
+        Cmd::Profile {
+            command: ProfileCmd::List,
+        } => {
+            for p in engine.list_profiles().await? {
+                let r = &p.record;
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    r.name,
+                    r.public_id,
+                    r.server_url,
+                    state_word(&p.state),
+                    p.unread
+                );
+            }
+        }
+        Cmd::Profile {
+            command: ProfileCmd::Remove { name_or_id },
+        } => {
+            engine.remove_profile(&name_or_id).await?;
+        }
+        Cmd::Send { profile, to, text } => {
+            engine.start_profile(&profile).await?;
+            let sent = engine
+                .send_and_wait(&profile, &to, &text, Duration::from_secs(20))
+                .await?;
+            println!("sent {}", sent.client_id);
+        }
+        Cmd::Run => {
+            let mut bus = engine.subscribe();
+            engine.start_all().await?;
+            let names: std::collections::HashMap<String, String> = engine
+                .list_profiles()
+                .await?
+                .into_iter()
+                .map(|p| (p.record.id.clone(), p.record.name.clone()))
+                .collect();
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    ev = bus.recv() => {
+                        let Ok(ev) = ev else { continue };
+                        let name = names.get(&ev.profile).cloned().unwrap_or(ev.profile.clone());
+                        match ev.kind {
+                            ProfileEventKind::Event(e) => {
+                                println!("{name} {} {}", e.kind.as_str(), summary(&e.data));
+                            }
+                            ProfileEventKind::State(s) => println!("{name} state {}", state_word(&s)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line about an event's data, without money amounts or anything secret.
+fn summary(data: &serde_json::Value) -> String {
+    if let (Some(from), Some(body)) = (data["from"].as_str(), data["body"].as_str()) {
+        let body: String = body.chars().take(80).filter(|c| !c.is_control()).collect();
+        return format!("{from}: {body}");
+    }
+    data["public_id"]
+        .as_str()
+        .or(data["session_id"].as_str())
+        .unwrap_or("")
+        .to_string()
+}

@@ -1,0 +1,352 @@
+//! The `switchboard` binary against a real service on loopback and a real Secret Service
+//! keyring (gnome-keyring) on a private D-Bus session: nothing touches the user's home,
+//! data dir or keyring.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
+
+/// A private session bus with an unlocked gnome-keyring on it; both stop on drop.
+struct PrivateKeyring {
+    bus: Child,
+    address: String,
+    home: tempfile::TempDir,
+}
+
+impl PrivateKeyring {
+    fn start() -> Self {
+        let home = tempfile::tempdir().unwrap();
+        // The bus gets the private home too: a service it activates stays inside it.
+        let bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_RUNTIME_DIR", home.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon (package dbus-daemon) is installed by cargo xtask test");
+        // From here on, Drop stops the bus whatever happens.
+        let mut me = Self {
+            bus,
+            address: String::new(),
+            home,
+        };
+        let mut address = String::new();
+        BufReader::new(me.bus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        me.address = address.trim().to_string();
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &me.address)
+            .env("HOME", me.home.path())
+            .env("XDG_DATA_HOME", me.home.path().join("data"))
+            .env("XDG_RUNTIME_DIR", me.home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect(
+                "gnome-keyring-daemon (package gnome-keyring) is installed by cargo xtask test",
+            );
+        let _ = keyring
+            .stdin
+            .take()
+            .map(|mut i| i.write_all(b"test-keyring-password"));
+        assert!(keyring.wait().unwrap().success(), "gnome-keyring started");
+        // The daemon claims the Secret Service name a moment after it forks; asking earlier
+        // would make the bus start a second, locked one.
+        for _ in 0..200 {
+            let names = Command::new("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/",
+                    "org.freedesktop.DBus.ListNames",
+                ])
+                .env("DBUS_SESSION_BUS_ADDRESS", &me.address)
+                .output()
+                .expect("dbus-send (package dbus-bin)");
+            if text(&names.stdout).contains("org.freedesktop.secrets") {
+                return me;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("gnome-keyring never took the Secret Service name");
+    }
+}
+
+impl Drop for PrivateKeyring {
+    fn drop(&mut self) {
+        // The keyring daemon leaves with its bus.
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+struct Cli<'a> {
+    keyring: &'a PrivateKeyring,
+    data: PathBuf,
+}
+
+impl Cli<'_> {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        let home = self.keyring.home.path();
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("xdg-data"))
+            .env("XDG_RUNTIME_DIR", home)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.keyring.address)
+            .env("SWITCHBOARD_DATA_DIR", &self.data);
+        c
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring() {
+    let s = TestServer::start().await;
+    let phone = "+8613800138000";
+    s.register(phone, "alice_work", TEST_PASSWORD).await;
+    s.register(phone, "alice_home", TEST_PASSWORD).await;
+    let work = TestUser {
+        token: s.sign_in("alice_work", TEST_PASSWORD).await,
+        public_id: "alice_work".into(),
+    };
+    let home = TestUser {
+        token: s.sign_in("alice_home", TEST_PASSWORD).await,
+        public_id: "alice_home".into(),
+    };
+    let bob = s.user(9, "bob_the_2nd").await;
+    s.befriend(&bob, &work).await;
+    s.befriend(&bob, &home).await;
+
+    let keyring = PrivateKeyring::start();
+    let data = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        keyring: &keyring,
+        data: data.path().to_path_buf(),
+    };
+    let pw = format!("{TEST_PASSWORD}\n");
+
+    let out = cli.run(
+        &[
+            "profile",
+            "add",
+            "--server",
+            &s.base,
+            "--login",
+            "alice_work",
+            "--password-stdin",
+            "--name",
+            "Work",
+            "--color",
+            "#2f6fed",
+        ],
+        Some(&pw),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // By phone number the service asks which account; the CLI says so in one line.
+    let out = cli.run(
+        &[
+            "profile",
+            "add",
+            "--server",
+            &s.base,
+            "--login",
+            phone,
+            "--password-stdin",
+        ],
+        Some(&pw),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("public ID"), "{err}");
+    let out = cli.run(
+        &[
+            "profile",
+            "add",
+            "--server",
+            &s.base,
+            "--login",
+            "alice_home",
+            "--password-stdin",
+            "--name",
+            "Personal",
+        ],
+        Some(&pw),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli.run(
+        &[
+            "profile",
+            "add",
+            "--server",
+            &s.base,
+            "--login",
+            "alice_home",
+            "--password-stdin",
+            "--color",
+            "blue",
+        ],
+        Some(&pw),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad colour is refused before signing in"
+    );
+
+    let list = text(&cli.run(&["profile", "list"], None).stdout);
+    let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert_eq!(
+        (rows[0][1], rows[0][2], rows[0][4]),
+        ("Work", "alice_work", "ready"),
+        "{list}"
+    );
+    assert_eq!((rows[1][1], rows[1][2]), ("Personal", "alice_home"));
+
+    // The CLI's sessions exist on the service; their tokens are in no file of the data dir.
+    let sessions = s.get("/v1/sessions", &work.token).await.body;
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        2,
+        "the test's own and the CLI's"
+    );
+    for f in files_under(data.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(!text(&bytes).contains("Bearer"), "{}", f.display());
+    }
+
+    let out = cli.run(
+        &[
+            "send",
+            "--profile",
+            "work",
+            "--to",
+            "bob_the_2nd",
+            "hello from the cli",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bobs = s.get("/v1/sync?limit=1000", &bob.token).await.body;
+    let got: Vec<_> = bobs["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["body"] == "hello from the cli")
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["data"]["from"], "alice_work");
+    let out = cli.run(
+        &["send", "--profile", "work", "--to", "nobody_here", "x"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused message is a failure: {}",
+        text(&out.stdout)
+    );
+
+    // `run`: every profile live at once, one line per event.
+    let mut run = cli
+        .cmd(&["run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (stdout, lines) = (run.stdout.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    let wait_for = |needle: &str| {
+        for _ in 0..500 {
+            if lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no line with {needle:?}: {:?}", lines.lock().unwrap());
+    };
+    wait_for("Work state live");
+    wait_for("Personal state live");
+    for (n, to, body) in [(1, "alice_work", "for work"), (2, "alice_home", "for home")] {
+        s.post_as(&bob, "/v1/messages", serde_json::json!({"client_id": format!("00000000-0000-4000-8000-00000000000{n}"), "to": to, "body": body}))
+            .await
+            .expect(201);
+    }
+    wait_for("Work message.new bob_the_2nd: for work");
+    wait_for("Personal message.new bob_the_2nd: for home");
+    let _ = run.kill();
+    let _ = run.wait();
+    reader.join().unwrap();
+
+    let out = cli.run(&["profile", "remove", "Work"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sessions = s.get("/v1/sessions", &work.token).await.body;
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        1,
+        "the CLI's session was signed out"
+    );
+    let list = text(&cli.run(&["profile", "list"], None).stdout);
+    assert_eq!(list.lines().count(), 1);
+    let out = cli.run(&["profile", "remove", "Work"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+    let out = cli.run(&["profile", "frobnicate"], None);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
