@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_core::notify::{Policy, Preview, RecordingSink};
 use switchboard_core::vault::{MemoryVault, Vault};
 use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
@@ -45,6 +46,10 @@ struct World {
 /// The primary and the secondary account of one phone, both befriended by Bob, and an
 /// engine with both as profiles, live.
 async fn world() -> World {
+    world_with(None).await
+}
+
+async fn world_with(sink: Option<Arc<RecordingSink>>) -> World {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_work", TEST_PASSWORD).await;
     s.register(PHONE, "alice_home", TEST_PASSWORD).await;
@@ -62,6 +67,9 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let vault = Arc::new(MemoryVault::default());
     let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    if let Some(sink) = sink {
+        engine.enable_notifications(sink);
+    }
     engine
         .add_profile(sign_in(&s, "alice_work", "Work"))
         .await
@@ -350,5 +358,81 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
         .map(|m| m.body)
         .collect();
     assert_eq!(bodies, ["one", "two (while closed)"], "each once, in order");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() {
+    let sink = Arc::new(RecordingSink::default());
+    let w = world_with(Some(sink.clone())).await;
+    w.engine
+        .set_policy(
+            "Personal",
+            Policy {
+                preview: Preview::SenderOnly,
+                ..Policy::default()
+            },
+        )
+        .await
+        .unwrap();
+    bob_says(&w, "alice_work", "the report is due").await;
+    bob_says(&w, "alice_home", "a private matter").await;
+    wait_until("two notifications", async || sink.shown().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut shown: Vec<(String, String)> = sink
+        .shown()
+        .into_iter()
+        .map(|n| (n.title, n.body))
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        [
+            (
+                "Personal · bob_the_2nd".to_string(),
+                "new message".to_string()
+            ),
+            (
+                "Work · bob_the_2nd".to_string(),
+                "the report is due".to_string()
+            ),
+        ],
+        "one per profile, titled with the profile's name, previews per policy"
+    );
+    // A restart replays nothing into notifications.
+    w.engine.shutdown().await;
+    let engine = Engine::open(w.dir.path(), w.vault.clone()).await.unwrap();
+    engine.enable_notifications(sink.clone());
+    engine.start_all().await.unwrap();
+    wait_until("live again", async || {
+        engine.state("Work").await.unwrap() == ConnState::Live
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.shown().len(),
+        2,
+        "nothing is notified twice after a restart"
+    );
+    // Focus on Bob's chat in Work: nothing for it; the other profile still notifies.
+    let work_id = engine
+        .list_profiles()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.record.name == "Work")
+        .unwrap()
+        .record
+        .id;
+    engine.set_focus(Some((work_id, "bob_the_2nd".into())));
+    bob_says(&w, "alice_work", "seen in the open chat").await;
+    bob_says(&w, "alice_home", "elsewhere").await;
+    wait_until("the other profile's notification", async || {
+        sink.shown().len() == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.shown().len(), 3);
+    assert_eq!(sink.shown()[2].title, "Personal · bob_the_2nd");
     engine.shutdown().await;
 }

@@ -195,6 +195,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Run => {
             let mut bus = engine.subscribe();
+            engine.enable_notifications(Arc::new(switchboard_core::notify::DesktopSink::default()));
             engine.start_all().await?;
             let names: std::collections::HashMap<String, String> = engine
                 .list_profiles()

@@ -105,6 +105,16 @@ impl Client {
         self.post("/v1/messages", Some(token), &req).await
     }
 
+    /// The account's newest event sequence number.
+    pub async fn head(&self, token: &Token) -> Result<i64> {
+        let req = self
+            .http
+            .get(format!("{}/v1/sync?since=0&limit=1", self.base))
+            .bearer_auth(token.expose());
+        let page: switchboard_protocol::messaging::SyncPage = self.send(req).await?;
+        Ok(page.head)
+    }
+
     /// The WebSocket URL of the event stream after `since`.
     pub fn events_url(&self, since: i64) -> String {
         let ws = self.base.replacen("http", "ws", 1);

@@ -6,6 +6,7 @@
 pub mod client;
 mod db;
 pub mod error;
+pub mod notify;
 pub mod profile;
 pub mod registry;
 pub mod store;
@@ -56,6 +57,26 @@ pub struct ProfileInfo {
     pub unread: i64,
 }
 
+/// The notifier and where it shows things, shared with its task.
+struct Notifications {
+    notifier: std::sync::Mutex<notify::Notifier>,
+    sink: Arc<dyn notify::NotificationSink>,
+}
+
+impl Notifications {
+    fn with<T>(&self, f: impl FnOnce(&mut notify::Notifier) -> T) -> T {
+        f(&mut self.notifier.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Shows off the async workers: a notification server may be slow to answer.
+    async fn show(&self, batch: Vec<notify::Notification>) {
+        for n in batch {
+            let sink = self.sink.clone();
+            let _ = tokio::task::spawn_blocking(move || sink.show(&n)).await;
+        }
+    }
+}
+
 struct Running {
     runtime: Arc<ProfileRuntime>,
     cancel: CancellationToken,
@@ -70,6 +91,7 @@ pub struct Engine {
     bus: broadcast::Sender<ProfileEvent>,
     running: Mutex<HashMap<String, Running>>,
     device_name: String,
+    notifications: std::sync::OnceLock<(Arc<Notifications>, CancellationToken)>,
 }
 
 const COLORS: [&str; 6] = [
@@ -112,7 +134,78 @@ impl Engine {
             bus,
             running: Mutex::new(HashMap::new()),
             device_name: format!("Switchboard on {host}"),
+            notifications: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Raises native notifications for every profile through `sink` from now on (call before
+    /// starting profiles).
+    pub fn enable_notifications(&self, sink: Arc<dyn notify::NotificationSink>) {
+        let n = Arc::new(Notifications {
+            notifier: std::sync::Mutex::new(notify::Notifier::new()),
+            sink,
+        });
+        let cancel = CancellationToken::new();
+        if self.notifications.set((n.clone(), cancel.clone())).is_err() {
+            return;
+        }
+        let mut bus = self.bus.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => {
+                        let batch = n.with(|x| x.tick(notify::local_now()));
+                        n.show(batch).await;
+                    }
+                    ev = bus.recv() => {
+                        let ev = match ev {
+                            Ok(ev) => ev,
+                            // A lagging notifier skips, it never blocks the profiles.
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        };
+                        let batch = match &ev.kind {
+                            ProfileEventKind::Event(e) => {
+                                let me = n.with(|x| x.public_id(&ev.profile));
+                                n.with(|x| x.on_event(&ev.profile, &me, e, notify::local_now()))
+                            }
+                            ProfileEventKind::State(ConnState::SignedOut) => n.with(|x| x.on_signed_out(&ev.profile)),
+                            ProfileEventKind::State(_) => Vec::new(),
+                        };
+                        n.show(batch).await;
+                    }
+                }
+            }
+        });
+    }
+
+    pub async fn set_policy(&self, profile: &str, policy: notify::Policy) -> Result<()> {
+        let record = self.registry.find(profile).await?;
+        self.registry.set_policy(&record.id, &policy).await?;
+        if let Some((n, _)) = self.notifications.get() {
+            n.with(|x| x.set_profile(&record.id, &record.name, &record.public_id, policy));
+        }
+        Ok(())
+    }
+
+    pub async fn policy(&self, profile: &str) -> Result<notify::Policy> {
+        let record = self.registry.find(profile).await?;
+        self.registry.policy(&record.id).await
+    }
+
+    pub fn set_do_not_disturb(&self, on: bool) {
+        if let Some((n, _)) = self.notifications.get() {
+            n.with(|x| x.do_not_disturb = on);
+        }
+    }
+
+    /// The conversation open in a focused window, if any: it raises no notifications.
+    pub fn set_focus(&self, focus: Option<(String, String)>) {
+        if let Some((n, _)) = self.notifications.get() {
+            n.with(|x| x.focused = focus);
+        }
     }
 
     pub fn profile_dir(&self, id: &str) -> PathBuf {
@@ -129,6 +222,13 @@ impl Engine {
         let (session, token) = client
             .sign_in(&req.login, &req.password, &self.device_name)
             .await?;
+        let history_until = match client.head(&token).await {
+            Ok(head) => head,
+            Err(e) => {
+                let _ = client.sign_out(&token).await;
+                return Err(e);
+            }
+        };
         let existing = self.registry.list().await?;
         let id = format!("p_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let record = ProfileRecord {
@@ -145,6 +245,7 @@ impl Engine {
             public_id: session.account.public_id.clone(),
             session_id: session.session_id.clone(),
             created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            history_until,
         };
         if let Err(e) = self.registry.insert(&record).await {
             // Do not leave a session behind on the service for a profile that does not exist.
@@ -232,6 +333,13 @@ impl Engine {
             outbox_ready: Notify::new(),
             refused: std::sync::Mutex::default(),
         });
+        if let Some((n, _)) = self.notifications.get() {
+            let policy = self.registry.policy(&record.id).await?;
+            n.with(|x| {
+                x.set_profile(&record.id, &record.name, &record.public_id, policy);
+                x.set_history_until(&record.id, record.history_until);
+            });
+        }
         let cancel = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(runtime.clone(), cancel.clone()));
         running.insert(
@@ -355,6 +463,9 @@ impl Engine {
             }
         }
         self.vault.delete(&record.id)?;
+        if let Some((n, _)) = self.notifications.get() {
+            n.with(|x| x.remove_profile(&record.id));
+        }
         let dir = self.profile_dir(&record.id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
@@ -364,6 +475,9 @@ impl Engine {
 
     /// Stops every profile and closes every database.
     pub async fn shutdown(&self) {
+        if let Some((_, cancel)) = self.notifications.get() {
+            cancel.cancel();
+        }
         let all: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
         for r in &all {
             r.cancel.cancel();

@@ -22,6 +22,8 @@ pub struct ProfileRecord {
     /// The service's id of this profile's session (not the token).
     pub session_id: String,
     pub created_at: i64,
+    /// Events up to this sequence number were history when the profile was added.
+    pub history_until: i64,
 }
 
 pub struct Registry {
@@ -55,8 +57,8 @@ impl Registry {
     pub async fn insert(&self, p: &ProfileRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO profiles (id, name, color, position, server_url, account_id, public_id, \
-             session_id, created_at) \
-             VALUES (?, ?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM profiles), ?, ?, ?, ?, ?)",
+             session_id, created_at, history_until) \
+             VALUES (?, ?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM profiles), ?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.name)
@@ -66,6 +68,7 @@ impl Registry {
         .bind(&p.public_id)
         .bind(&p.session_id)
         .bind(p.created_at)
+        .bind(p.history_until)
         .execute(&self.pool)
         .await
         .map_err(|e| match &e {
@@ -106,6 +109,25 @@ impl Registry {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn policy(&self, id: &str) -> Result<crate::notify::Policy> {
+        let (json,): (String,) = sqlx::query_as("SELECT policy FROM profiles WHERE id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        // `{}` (the default) and any field a newer version added both read as sensible.
+        Ok(serde_json::from_str(&json).unwrap_or_default())
+    }
+
+    pub async fn set_policy(&self, id: &str, policy: &crate::notify::Policy) -> Result<()> {
+        let json = serde_json::to_string(policy).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        sqlx::query("UPDATE profiles SET policy = ? WHERE id = ?")
+            .bind(json)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -248,6 +248,8 @@ pub struct SyncPage {
     pub next: i64,
     /// Whether more events follow `next` already.
     pub more: bool,
+    /// The account's newest sequence number right now.
+    pub head: i64,
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl Hub {
 /// A cursor must be one the service handed out: 0 up to the account's newest event. One past
 /// the end means the client holds events this service does not (a restored backup, another
 /// service): answering "nothing new" forever would hide that, so it is an error.
-async fn check_since(app: &App, account: &str, since: i64) -> Result<()> {
+async fn check_since(app: &App, account: &str, since: i64) -> Result<i64> {
     if since < 0 {
         return Err(Error::invalid_request(
             "since is a sequence number: 0 or more",
@@ -177,7 +177,7 @@ async fn check_since(app: &App, account: &str, since: i64) -> Result<()> {
             "since={since} is past this account's newest event ({head}); resume from {head} or earlier"
         )));
     }
-    Ok(())
+    Ok(head)
 }
 
 /// Page through the event log
@@ -193,7 +193,7 @@ pub async fn sync(
     auth: Auth,
     Query(q): Query<SyncQuery>,
 ) -> Result<Json<SyncPage>> {
-    check_since(&app, &auth.account.id, q.since).await?;
+    let head = check_since(&app, &auth.account.id, q.since).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Error::invalid_request("limit must be between 1 and 1000"));
@@ -207,7 +207,12 @@ pub async fn sync(
     rows.truncate(limit as usize);
     let next = rows.last().map_or(q.since, |r| r.seq);
     let events = rows.iter().map(to_event).collect::<Result<Vec<_>>>()?;
-    Ok(Json(SyncPage { events, next, more }))
+    Ok(Json(SyncPage {
+        events,
+        next,
+        more,
+        head: head.max(next),
+    }))
 }
 
 /// Live event stream (WebSocket)
