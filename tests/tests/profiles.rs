@@ -436,3 +436,91 @@ async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() 
     assert_eq!(sink.shown()[2].title, "Personal · bob_the_2nd");
     engine.shutdown().await;
 }
+
+/// One profile whose service is down, one whose session was revoked, and one that keeps
+/// delivering as if nothing happened; messages written offline go out once on reconnect.
+#[tokio::test]
+async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_goes_out_once() {
+    use switchboard_server::testing::TcpProxy;
+    // Service A behind a proxy we can take down; service B stays up.
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    let proxy = TcpProxy::start(a.addr).await;
+    let alice_a = a.user(1, "alice_a").await;
+    let bob_a = a.user(2, "bobby_a").await;
+    a.befriend(&bob_a, &alice_a).await;
+    let alice_b = b.user(1, "alice_b").await;
+    let bob_b = b.user(2, "bobby_b").await;
+    b.befriend(&bob_b, &alice_b).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
+        .await
+        .unwrap();
+    let via_proxy = SignIn {
+        server: proxy.url(),
+        login: "alice_a".into(),
+        password: TEST_PASSWORD.into(),
+        name: Some("A".into()),
+        color: None,
+    };
+    engine.add_profile(via_proxy).await.unwrap();
+    engine
+        .add_profile(sign_in(&b, "alice_b", "B"))
+        .await
+        .unwrap();
+    for p in ["A", "B"] {
+        wait_until("live", async || {
+            engine.state(p).await.unwrap() == ConnState::Live
+        })
+        .await;
+    }
+
+    proxy.down();
+    wait_until("A is offline", async || {
+        matches!(engine.state("A").await.unwrap(), ConnState::Offline(_))
+    })
+    .await;
+    // Written while offline: queued, in order.
+    for body in ["first while offline", "second while offline"] {
+        engine.send("A", "bobby_a", body).await.unwrap();
+    }
+    // B is untouched: a message to it arrives at once.
+    b.post_as(
+        &bob_b,
+        "/v1/messages",
+        serde_json::json!({"client_id": uuid(), "to": "alice_b", "body": "B still works"}),
+    )
+    .await
+    .expect(201);
+    wait_until("B delivers while A is down", async || {
+        engine
+            .messages("B", "bobby_b")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.body == "B still works")
+    })
+    .await;
+    assert_eq!(engine.state("B").await.unwrap(), ConnState::Live);
+
+    proxy.up();
+    wait_until("A's outbox is delivered", async || {
+        engine.messages("A", "bobby_a").await.unwrap().len() == 2
+    })
+    .await;
+    let bobs = a.get("/v1/sync?limit=1000", &bob_a.token).await.body;
+    let got: Vec<String> = bobs["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message.new")
+        .map(|e| e["data"]["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        got,
+        ["first while offline", "second while offline"],
+        "once each, in order"
+    );
+    engine.shutdown().await;
+}

@@ -392,3 +392,83 @@ pub async fn register_remote(
     .await;
     token
 }
+
+/// A TCP proxy on loopback in front of a service: its connections can be cut at any moment,
+/// and it can refuse new ones (the service looks down) and take them again.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    upstream: Arc<std::sync::Mutex<SocketAddr>>,
+    live: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let upstream = Arc::new(std::sync::Mutex::new(upstream));
+        let live: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (up, lv, dn) = (upstream.clone(), live.clone(), down.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if dn.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection reset
+                }
+                let target = *up.lock().expect("upstream");
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                lv.lock().expect("live").push(task.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            upstream,
+            live,
+            down,
+            accept,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_upstream(&self, addr: SocketAddr) {
+        *self.upstream.lock().expect("upstream") = addr;
+    }
+
+    /// Drops every open connection mid-stream; returns how many there were.
+    pub fn cut(&self) -> usize {
+        let mut live = self.live.lock().expect("live");
+        let open: Vec<_> = live.drain(..).filter(|h| !h.is_finished()).collect();
+        for h in &open {
+            h.abort();
+        }
+        open.len()
+    }
+
+    /// Cuts everything and refuses new connections until [`up`](Self::up).
+    pub fn down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+
+    pub fn up(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}

@@ -5,14 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_server::testing::{TestServer, TestUser};
-use tokio::net::{TcpListener, TcpStream};
+use switchboard_server::testing::{TcpProxy, TestServer, TestUser};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -289,49 +289,6 @@ async fn bad_input_on_the_socket_gets_a_clear_answer_and_harms_nothing() {
         .expect_error(401, "unauthorized");
 }
 
-/// A TCP proxy on loopback whose connections can be cut at any moment.
-struct Proxy {
-    addr: SocketAddr,
-    upstream: Arc<Mutex<SocketAddr>>,
-    live: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let upstream = Arc::new(Mutex::new(upstream));
-        let live: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (up, lv) = (upstream.clone(), live.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = *up.lock().unwrap();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                lv.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        Proxy {
-            addr,
-            upstream,
-            live,
-        }
-    }
-
-    /// Drops every open connection mid-stream; returns how many there were.
-    fn cut(&self) -> usize {
-        let mut live = self.live.lock().unwrap();
-        let open: Vec<_> = live.drain(..).filter(|h| !h.is_finished()).collect();
-        for h in &open {
-            h.abort();
-        }
-        open.len()
-    }
-}
-
 #[tokio::test]
 async fn a_thousand_messages_through_a_hundred_cuts_and_a_restart_arrive_once_in_order() {
     let s = TestServer::start().await;
@@ -339,7 +296,7 @@ async fn a_thousand_messages_through_a_hundred_cuts_and_a_restart_arrive_once_in
     let bob = s.user(2, "bob_the_2nd").await;
     s.befriend(&alice, &bob).await;
     let start = head(&s, &bob).await;
-    let proxy = Arc::new(Proxy::start(s.addr).await);
+    let proxy = Arc::new(TcpProxy::start(s.addr).await);
     let total = 1000;
 
     // The receiver resumes from its cursor after every cut; any duplicate, gap or reordering
@@ -408,7 +365,7 @@ async fn a_thousand_messages_through_a_hundred_cuts_and_a_restart_arrive_once_in
         if i == total / 2 {
             // A restart in the middle: same database, new port.
             s = s.restart().await;
-            *proxy.upstream.lock().unwrap() = s.addr;
+            proxy.set_upstream(s.addr);
         }
         send_to(&s.base, &alice.token, "bob_the_2nd", &format!("m{i}")).await;
         if i % 10 == 0 {
