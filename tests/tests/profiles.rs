@@ -524,3 +524,33 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     );
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_panicking_profile_task_is_restarted_and_the_other_profile_never_notices() {
+    let w = world().await;
+    w.engine.inject_panic("Work").await.unwrap();
+    // While Work's task restarts, Personal keeps delivering.
+    bob_says(&w, "alice_home", "unaffected").await;
+    wait_until("Personal delivers", async || {
+        w.engine
+            .messages("Personal", "bob_the_2nd")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.body == "unaffected")
+    })
+    .await;
+    // Work comes back by itself and resumes from its cursor.
+    bob_says(&w, "alice_work", "after the restart").await;
+    wait_until("Work delivers again", async || {
+        w.engine
+            .messages("Work", "bob_the_2nd")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.body == "after the restart")
+    })
+    .await;
+    assert_eq!(w.engine.state("Work").await.unwrap(), ConnState::Live);
+    w.engine.shutdown().await;
+}

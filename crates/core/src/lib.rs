@@ -332,6 +332,8 @@ impl Engine {
             state: watch::Sender::new(ConnState::Connecting),
             outbox_ready: Notify::new(),
             refused: std::sync::Mutex::default(),
+            #[cfg(feature = "fault-injection")]
+            poisoned: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some((n, _)) = self.notifications.get() {
             let policy = self.registry.policy(&record.id).await?;
@@ -425,6 +427,15 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Makes the profile's task panic (tests of the supervisor only).
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_panic(&self, profile: &str) -> Result<()> {
+        let rt = self.runtime(profile).await?;
+        rt.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
+        rt.outbox_ready.notify_one();
+        Ok(())
     }
 
     pub async fn conversations(&self, profile: &str) -> Result<Vec<Conversation>> {

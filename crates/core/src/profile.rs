@@ -64,6 +64,9 @@ pub struct ProfileRuntime {
     /// Queued messages the service refused for good, by client id, with its reason.
     pub refused:
         std::sync::Mutex<std::collections::HashMap<String, switchboard_protocol::ApiError>>,
+    /// Fault injection for the supervisor's tests: the task panics when it next wakes.
+    #[cfg(feature = "fault-injection")]
+    pub poisoned: std::sync::atomic::AtomicBool,
 }
 
 enum End {
@@ -167,6 +170,10 @@ impl ProfileRuntime {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(End::Cancelled),
                 _ = self.outbox_ready.notified() => {
+                    #[cfg(feature = "fault-injection")]
+                    if self.poisoned.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                        panic!("injected fault in profile {}", self.id);
+                    }
                     if !self.flush_outbox().await? {
                         return Ok(End::SignedOut);
                     }
