@@ -9,9 +9,7 @@ use std::time::Duration;
 use switchboard_core::notify::{Policy, Preview, RecordingSink};
 use switchboard_core::vault::{MemoryVault, Vault};
 use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
-use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
-
-const PHONE: &str = "+8613800138000";
+use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
 
 async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
     for _ in 0..500 {
@@ -51,19 +49,7 @@ async fn world() -> World {
 
 async fn world_with(sink: Option<Arc<RecordingSink>>) -> World {
     let s = TestServer::start().await;
-    s.register(PHONE, "alice_work", TEST_PASSWORD).await;
-    s.register(PHONE, "alice_home", TEST_PASSWORD).await;
-    let work = TestUser {
-        token: s.sign_in("alice_work", TEST_PASSWORD).await,
-        public_id: "alice_work".into(),
-    };
-    let home = TestUser {
-        token: s.sign_in("alice_home", TEST_PASSWORD).await,
-        public_id: "alice_home".into(),
-    };
-    let bob = s.user(9, "bob_the_2nd").await;
-    s.befriend(&bob, &work).await;
-    s.befriend(&bob, &home).await;
+    let TwoAccountsOnePhone { work, home, bob } = s.two_accounts_one_phone().await;
     let dir = tempfile::tempdir().unwrap();
     let vault = Arc::new(MemoryVault::default());
     let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
@@ -222,16 +208,7 @@ async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() 
     })
     .await;
     // Revoke the Work profile's session from another device of the same account.
-    let sessions = w.s.get("/v1/sessions", &w.work.token).await.body;
-    let engine_session = sessions["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["current"] == false)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let engine_session = w.s.other_session(&w.work.token).await;
     w.s.call(
         reqwest::Method::DELETE,
         &format!("/v1/sessions/{engine_session}"),

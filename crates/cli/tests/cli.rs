@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
+use switchboard_server::testing::{TEST_PASSWORD, TestServer, TwoAccountsOnePhone};
 
 /// A private session bus with an unlocked gnome-keyring on it; both stop on drop.
 struct PrivateKeyring {
@@ -151,19 +151,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring() {
     let s = TestServer::start().await;
     let phone = "+8613800138000";
-    s.register(phone, "alice_work", TEST_PASSWORD).await;
-    s.register(phone, "alice_home", TEST_PASSWORD).await;
-    let work = TestUser {
-        token: s.sign_in("alice_work", TEST_PASSWORD).await,
-        public_id: "alice_work".into(),
-    };
-    let home = TestUser {
-        token: s.sign_in("alice_home", TEST_PASSWORD).await,
-        public_id: "alice_home".into(),
-    };
-    let bob = s.user(9, "bob_the_2nd").await;
-    s.befriend(&bob, &work).await;
-    s.befriend(&bob, &home).await;
+    let TwoAccountsOnePhone { work, bob, .. } = s.two_accounts_one_phone().await;
 
     let keyring = PrivateKeyring::start();
     let data = tempfile::tempdir().unwrap();

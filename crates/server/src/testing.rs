@@ -472,3 +472,44 @@ impl Drop for TcpProxy {
         self.cut();
     }
 }
+
+/// The work and the personal account of one phone number (`+86 138 0013 8000`), both signed
+/// in, and a friend (`bob_the_2nd`) who is a contact of each.
+pub struct TwoAccountsOnePhone {
+    pub work: TestUser,
+    pub home: TestUser,
+    pub bob: TestUser,
+}
+
+impl TestServer {
+    pub async fn two_accounts_one_phone(&self) -> TwoAccountsOnePhone {
+        let phone = "+8613800138000";
+        let mut users = Vec::new();
+        for public_id in ["alice_work", "alice_home"] {
+            self.register(phone, public_id, TEST_PASSWORD).await;
+            let token = self.sign_in(public_id, TEST_PASSWORD).await;
+            users.push(TestUser {
+                token,
+                public_id: public_id.into(),
+            });
+        }
+        let bob = self.user(9, "bob_the_2nd").await;
+        for u in &users {
+            self.befriend(&bob, u).await;
+        }
+        let home = users.pop().expect("two users");
+        let work = users.pop().expect("two users");
+        TwoAccountsOnePhone { work, home, bob }
+    }
+
+    /// The id of a session of `token`'s account other than `token`'s own.
+    pub async fn other_session(&self, token: &str) -> String {
+        let sessions = self.get("/v1/sessions", token).await.expect(200).body;
+        sessions["sessions"]
+            .as_array()
+            .and_then(|all| all.iter().find(|x| x["current"] == false))
+            .and_then(|s| s["id"].as_str())
+            .expect("another session")
+            .to_string()
+    }
+}

@@ -189,16 +189,7 @@ async fn a_revoked_session_hears_it_then_its_socket_closes() {
     .await;
     let mut laptop_ws = connect(s.addr, &laptop, since).await.unwrap();
     let mut phone_ws = connect(s.addr, &phone, since).await.unwrap();
-    let sessions = s.get("/v1/sessions", &phone).await.body;
-    let laptop_id = sessions["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["current"] == false)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let laptop_id = s.other_session(&phone).await;
     s.call(
         Method::DELETE,
         &format!("/v1/sessions/{laptop_id}"),
