@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 
 /// Debian packages the build and the tests need.
 /// Debian packages the build and the tests need: a C toolchain for the bundled SQLite and
-/// ring, and a private D-Bus session with gnome-keyring for the keyring tests.
+/// ring; a private D-Bus session with gnome-keyring for the keyring tests; and a virtual X
+/// display with dunst for the native-notification test.
 const APT_PACKAGES: &[&str] = &[
     "build-essential",
     "pkg-config",
@@ -22,6 +23,8 @@ const APT_PACKAGES: &[&str] = &[
     "dbus-bin",
     "gnome-keyring",
     "procps",
+    "dunst",
+    "xvfb",
 ];
 
 fn main() {

@@ -20,9 +20,20 @@ struct PrivateKeyring {
 
 impl PrivateKeyring {
     fn start() -> Self {
+        Self::start_with_display(None)
+    }
+
+    /// With a display, the bus can start a notification server (dunst) on demand.
+    fn start_with_display(display: Option<&str>) -> Self {
         let home = tempfile::tempdir().unwrap();
         // The bus gets the private home too: a service it activates stays inside it.
-        let bus = Command::new("dbus-daemon")
+        let mut bus = Command::new("dbus-daemon");
+        if let Some(d) = display {
+            bus.env("DISPLAY", d);
+        } else {
+            bus.env_remove("DISPLAY");
+        }
+        let bus = bus
             .args(["--session", "--nofork", "--print-address=1"])
             .env("HOME", home.path())
             .env("XDG_DATA_HOME", home.path().join("data"))
@@ -337,4 +348,152 @@ async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring()
     assert_eq!(text(&out.stderr).lines().count(), 1);
     let out = cli.run(&["profile", "frobnicate"], None);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+/// A virtual X display (for the notification server); stops on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Self {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (package xvfb) is installed by cargo xtask test");
+        let mut n = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut n)
+            .unwrap();
+        Self {
+            child,
+            display: format!(":{}", n.trim()),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_raises_native_notifications_on_a_real_notification_server() {
+    let s = TestServer::start().await;
+    let TwoAccountsOnePhone { bob, .. } = s.two_accounts_one_phone().await;
+    let x = Xvfb::start();
+    let keyring = PrivateKeyring::start_with_display(Some(&x.display));
+    // Record every call to the notification server on the private bus.
+    let mut monitor = Command::new("dbus-monitor")
+        .args([
+            "--address",
+            &keyring.address,
+            "interface='org.freedesktop.Notifications'",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-monitor (package dbus-bin)");
+    let recorded = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let (out, recorded) = (monitor.stdout.take().unwrap(), recorded.clone());
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut r = recorded.lock().unwrap();
+                r.push_str(&l);
+                r.push('\n');
+            }
+        })
+    };
+    let data = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        keyring: &keyring,
+        data: data.path().to_path_buf(),
+    };
+    let pw = format!("{TEST_PASSWORD}\n");
+    for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
+        let out = cli.run(
+            &[
+                "profile",
+                "add",
+                "--server",
+                &s.base,
+                "--login",
+                login,
+                "--password-stdin",
+                "--name",
+                name,
+            ],
+            Some(&pw),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let mut run = cli
+        .cmd(&["run"])
+        .env("DISPLAY", &x.display)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let run_reader = {
+        let (out, lines) = (run.stdout.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push_str(&(l + "\n"));
+            }
+        })
+    };
+    let wait_for = |buf: &std::sync::Mutex<String>, needle: &str| {
+        for _ in 0..1000 {
+            if buf.lock().unwrap().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("never saw {needle:?} in:\n{}", buf.lock().unwrap());
+    };
+    wait_for(&lines, "Work state live");
+    wait_for(&lines, "Personal state live");
+    for (n, to, body) in [(1, "alice_work", "for work"), (2, "alice_home", "for home")] {
+        s.post_as(&bob, "/v1/messages", serde_json::json!({"client_id": format!("00000000-0000-4000-8000-00000000000{n}"), "to": to, "body": body}))
+            .await
+            .expect(201);
+    }
+    wait_for(&recorded, "string \"Work · bob_the_2nd\"");
+    wait_for(&recorded, "string \"Personal · bob_the_2nd\"");
+    let calls = recorded.lock().unwrap().clone();
+    assert!(calls.contains("member=Notify"), "{calls}");
+    assert!(
+        calls.contains("string \"for work\"") && calls.contains("string \"for home\""),
+        "bodies: {calls}"
+    );
+    assert!(
+        calls.contains("|bob_the_2nd\""),
+        "the action names the conversation to open: {calls}"
+    );
+    assert_eq!(
+        calls.matches("member=Notify").count(),
+        2,
+        "one notification per message: {calls}"
+    );
+    let _ = run.kill();
+    let _ = run.wait();
+    run_reader.join().unwrap();
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    reader.join().unwrap();
 }
