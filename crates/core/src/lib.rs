@@ -208,6 +208,19 @@ impl Engine {
         }
     }
 
+    /// Runs a keyring call on a blocking thread: the OS keyring answers over D-Bus (or
+    /// Keychain, or Credential Manager) and may take its time; the async workers never wait.
+    async fn vault_call<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Vault, &str) -> Result<T> + Send + 'static,
+        profile_id: &str,
+    ) -> Result<T> {
+        let (vault, id) = (self.vault.clone(), profile_id.to_string());
+        tokio::task::spawn_blocking(move || call(vault.as_ref(), &id))
+            .await
+            .map_err(|e| CoreError::Vault(format!("keyring task failed: {e}")))?
+    }
+
     pub fn profile_dir(&self, id: &str) -> PathBuf {
         self.data_dir.join("profiles").join(id)
     }
@@ -253,7 +266,11 @@ impl Engine {
             return Err(e);
         }
         make_private_dir(&self.profile_dir(&id))?;
-        if let Err(e) = self.vault.store(&id, &token) {
+        let stored = token.clone();
+        if let Err(e) = self
+            .vault_call(move |v, id| v.store(id, &stored), &id)
+            .await
+        {
             let _ = client.sign_out(&token).await;
             self.registry.remove(&id).await?;
             let _ = std::fs::remove_dir_all(self.profile_dir(&id));
@@ -271,7 +288,11 @@ impl Engine {
                 r.runtime.store.unread_total().await?,
             ),
             None => {
-                let state = if self.vault.load(&record.id)?.is_some() {
+                let state = if self
+                    .vault_call(|v, id| v.load(id), &record.id)
+                    .await?
+                    .is_some()
+                {
                     ConnState::Stopped
                 } else {
                     ConnState::SignedOut
@@ -317,7 +338,7 @@ impl Engine {
         if running.contains_key(&record.id) {
             return Ok(());
         }
-        let Some(token) = self.vault.load(&record.id)? else {
+        let Some(token) = self.vault_call(|v, id| v.load(id), &record.id).await? else {
             return Ok(());
         };
         let store = ProfileStore::open(&self.profile_dir(&record.id).join("profile.db")).await?;
@@ -466,14 +487,14 @@ impl Engine {
             let _ = r.supervisor.await;
             r.runtime.store.close().await;
         }
-        if let Some(token) = self.vault.load(&record.id)? {
+        if let Some(token) = self.vault_call(|v, id| v.load(id), &record.id).await? {
             let client = Client::new(&record.server_url)?;
             if let Err(e) = client.sign_out(&token).await {
                 // Still remove locally: the user asked for the profile to be gone.
                 tracing::warn!(profile = %record.id, code = e.code(), "could not sign the session out");
             }
         }
-        self.vault.delete(&record.id)?;
+        self.vault_call(|v, id| v.delete(id), &record.id).await?;
         if let Some((n, _)) = self.notifications.get() {
             n.with(|x| x.remove_profile(&record.id));
         }
