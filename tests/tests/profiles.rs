@@ -28,6 +28,7 @@ fn sign_in(s: &TestServer, login: &str, name: &str) -> SignIn {
         password: TEST_PASSWORD.into(),
         name: Some(name.into()),
         color: None,
+        totp_code: None,
     }
 }
 
@@ -440,6 +441,7 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
         password: TEST_PASSWORD.into(),
         name: Some("A".into()),
         color: None,
+        totp_code: None,
     };
     engine.add_profile(via_proxy).await.unwrap();
     engine
@@ -530,4 +532,90 @@ async fn a_panicking_profile_task_is_restarted_and_the_other_profile_never_notic
     .await;
     assert_eq!(w.engine.state("Work").await.unwrap(), ConnState::Live);
     w.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn search_finds_messages_across_every_profile() {
+    let w = world().await;
+    bob_says(&w, "alice_work", "quarterly budget review").await;
+    bob_says(&w, "alice_home", "holiday budget").await;
+    bob_says(&w, "alice_home", "unrelated").await;
+    wait_until("all stored", async || {
+        w.engine
+            .messages("Personal", "bob_the_2nd")
+            .await
+            .unwrap()
+            .len()
+            == 2
+            && w.engine
+                .messages("Work", "bob_the_2nd")
+                .await
+                .unwrap()
+                .len()
+                == 1
+    })
+    .await;
+    let mut hits: Vec<String> = w
+        .engine
+        .search_all("budget")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, m)| m.body)
+        .collect();
+    hits.sort();
+    assert_eq!(hits, ["holiday budget", "quarterly budget review"]);
+    assert_eq!(
+        w.engine.search("Work", "budget").await.unwrap().len(),
+        1,
+        "one profile's search stays in it"
+    );
+    w.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_account_with_two_step_verification_is_added_with_its_code() {
+    use switchboard_server::clock::Clock as _;
+    use switchboard_server::totp;
+    let s = TestServer::start().await;
+    let u = s.user(1, "alice_2fa").await;
+    let setup = s.post_as(&u, "/v1/me/totp", serde_json::json!({})).await;
+    let secret = totp::decode_secret(setup.body["secret"].as_str().unwrap()).unwrap();
+    let code_now = || totp::code_at_step(&secret, totp::step_at(s.clock.now_ms()));
+    s.post_as(
+        &u,
+        "/v1/me/totp/confirm",
+        serde_json::json!({"code": code_now()}),
+    )
+    .await
+    .expect(200);
+    s.clock.advance_secs(30);
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
+        .await
+        .unwrap();
+    let err = engine
+        .add_profile(sign_in(&s, "alice_2fa", "Secure"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "totp_required",
+        "the app can ask for the code: {err}"
+    );
+    assert!(
+        engine.list_profiles().await.unwrap().is_empty(),
+        "nothing half-added"
+    );
+    let with_code = SignIn {
+        totp_code: Some(code_now()),
+        ..sign_in(&s, "alice_2fa", "Secure")
+    };
+    engine.add_profile(with_code).await.unwrap();
+    wait_until("live", async || {
+        engine.state("Secure").await.unwrap() == ConnState::Live
+    })
+    .await;
+    engine.shutdown().await;
 }

@@ -69,6 +69,9 @@ enum ProfileCmd {
         /// `#rrggbb`.
         #[arg(long)]
         color: Option<String>,
+        /// The current code of the authenticator app, for accounts with two-step verification.
+        #[arg(long)]
+        totp: Option<String>,
     },
     /// id, name, account, server, state, unread.
     List,
@@ -143,6 +146,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                     password_stdin: _,
                     name,
                     color,
+                    totp,
                 },
         } => {
             check_color(&color)?;
@@ -161,6 +165,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                     password,
                     name,
                     color,
+                    totp_code: totp,
                 })
                 .await?;
             println!("{}\t{}\t{}", p.record.id, p.record.name, p.record.public_id);

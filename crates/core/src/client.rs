@@ -69,13 +69,14 @@ impl Client {
         &self,
         login: &str,
         password: &str,
+        totp_code: Option<&str>,
         device_name: &str,
     ) -> Result<(SessionCreated, Token)> {
         let req = SignInRequest {
             login: login.to_string(),
             password: password.to_string(),
             device_name: device_name.to_string(),
-            totp_code: None,
+            totp_code: totp_code.map(str::to_string),
         };
         let created: SessionCreated = self.post("/v1/sessions", None, &req).await?;
         let token = Token::new(created.token.clone());

@@ -37,6 +37,8 @@ pub struct SignIn {
     pub password: String,
     pub name: Option<String>,
     pub color: Option<String>,
+    /// For accounts with two-step verification: a TOTP or recovery code.
+    pub totp_code: Option<String>,
 }
 
 impl std::fmt::Debug for SignIn {
@@ -233,7 +235,12 @@ impl Engine {
     pub async fn add_profile(&self, req: SignIn) -> Result<ProfileInfo> {
         let client = Client::new(&req.server)?;
         let (session, token) = client
-            .sign_in(&req.login, &req.password, &self.device_name)
+            .sign_in(
+                &req.login,
+                &req.password,
+                req.totp_code.as_deref(),
+                &self.device_name,
+            )
             .await?;
         let history_until = match client.head(&token).await {
             Ok(head) => head,
@@ -473,6 +480,25 @@ impl Engine {
 
     pub async fn search(&self, profile: &str, text: &str) -> Result<Vec<StoredMessage>> {
         self.runtime(profile).await?.store.search(text).await
+    }
+
+    /// Full-text search across every running profile: (profile id, message), each profile's
+    /// hits in order.
+    pub async fn search_all(&self, text: &str) -> Result<Vec<(String, StoredMessage)>> {
+        let runtimes: Vec<Arc<ProfileRuntime>> = self
+            .running
+            .lock()
+            .await
+            .values()
+            .map(|r| r.runtime.clone())
+            .collect();
+        let mut out = Vec::new();
+        for rt in runtimes {
+            for m in rt.store.search(text).await? {
+                out.push((rt.id.clone(), m));
+            }
+        }
+        Ok(out)
     }
 
     pub async fn state(&self, profile: &str) -> Result<ConnState> {
