@@ -39,7 +39,7 @@ fn main() {
                 "usage: cargo xtask <command>\n\n  \
                  run     build and start switchboard-server in development mode\n  \
                  test    formatting, lints and every test (hermetic)\n  \
-                 bench   [service] print performance figures (release build)\n  \
+                 bench   [service|core] print performance figures (release build)\n  \
                  setup   install what the other two need"
             );
             std::process::exit(2);
@@ -257,6 +257,13 @@ fn bench(which: &[String]) -> Result<()> {
                 "--bench",
                 "stream",
             ]);
+            c
+        })?;
+    }
+    if all || which.iter().any(|w| w == "core") {
+        status({
+            let mut c = cargo();
+            c.args(["bench", "--package", "switchboard-e2e", "--bench", "core"]);
             c
         })?;
     }

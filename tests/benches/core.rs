@@ -1,0 +1,158 @@
+//! `cargo xtask bench core`: figures for the client core, printed, never asserted.
+//!
+//! The service runs in the same process (a port-0 server over a temp SQLite file), so the two
+//! share this machine's two cores; the figures are upper bounds on the core's own cost.
+//! P4: cold start of 20 profiles to all live. P2: latency from the service accepting a message
+//! to the event being applied in the profile's database and published to the notifier, with 20
+//! live profiles and 200 messages/s in total.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot run should stop loudly
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_core::vault::MemoryVault;
+use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
+use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
+use tokio::sync::Mutex;
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn all_live(engine: &Engine, names: &[String]) {
+    loop {
+        let mut live = 0;
+        for n in names {
+            if engine
+                .state(n)
+                .await
+                .map(|s| s == ConnState::Live)
+                .unwrap_or(false)
+            {
+                live += 1;
+            }
+        }
+        if live == names.len() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let s = TestServer::start_with(|c| {
+        c.sms.per_ip_per_hour = 100_000;
+        c.sessions.login_per_ip_per_hour = 100_000;
+    })
+    .await;
+    let profiles = 20;
+    let sender = s.user(99, "bench_sender").await;
+    let mut users: Vec<TestUser> = Vec::new();
+    for i in 0..profiles {
+        let u = s.user(i, &format!("bench_user_{i:02}")).await;
+        s.befriend(&sender, &u).await;
+        users.push(u);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Arc::new(MemoryVault::default());
+    let names: Vec<String> = (0..profiles).map(|i| format!("P{i:02}")).collect();
+    {
+        let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
+        for (i, u) in users.iter().enumerate() {
+            let req = SignIn {
+                server: s.base.clone(),
+                login: u.public_id.clone(),
+                password: TEST_PASSWORD.into(),
+                name: Some(names[i].clone()),
+                color: None,
+                totp_code: None,
+            };
+            let t = Instant::now();
+            if let Err(e) = engine.add_profile(req).await {
+                panic!("profile {i}: {e} after {:?}", t.elapsed());
+            }
+        }
+        all_live(&engine, &names).await;
+        engine.shutdown().await;
+    }
+
+    // P4: cold start.
+    let started = Instant::now();
+    let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    engine.start_all().await.unwrap();
+    all_live(&engine, &names).await;
+    println!(
+        "core bench P4: cold start of {profiles} profiles to all live: {:.0} ms (goal ≤ 1000 ms)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+
+    // P2: 200 messages/s in total for 10 s across the 20 profiles.
+    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let total = 2000;
+    let mut bus = engine.subscribe();
+    let collector = {
+        let (accepted, latencies) = (accepted.clone(), latencies.clone());
+        tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < total {
+                let Ok(ev) = bus.recv().await else { continue };
+                let now = Instant::now();
+                if let ProfileEventKind::Event(e) = ev.kind {
+                    if let Some(body) = e.data["body"].as_str() {
+                        // The answer to the POST may arrive after the event: wait for it.
+                        let t = loop {
+                            if let Some(t) = accepted.lock().await.get(body).copied() {
+                                break t;
+                            }
+                            tokio::task::yield_now().await;
+                        };
+                        latencies
+                            .lock()
+                            .await
+                            .push(now.saturating_duration_since(t).as_secs_f64() * 1000.0);
+                        seen += 1;
+                    }
+                }
+            }
+        })
+    };
+    let client = reqwest::Client::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let started = Instant::now();
+    for n in 0..total {
+        tick.tick().await;
+        let body = format!("bench {n}");
+        let to = &users[n % users.len()].public_id;
+        let r = client
+            .post(s.url("/v1/messages"))
+            .bearer_auth(&sender.token)
+            .json(&serde_json::json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to, "body": body}))
+            .send()
+            .await
+            .unwrap();
+        // Accepted = the service answered 201; the event may already be on its way.
+        assert_eq!(r.status(), 201);
+        accepted.lock().await.insert(body, Instant::now());
+    }
+    let send_secs = started.elapsed().as_secs_f64();
+    tokio::time::timeout(Duration::from_secs(60), collector)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut lat = latencies.lock().await.clone();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "core bench P2: {total} messages at {:.0}/s to {profiles} live profiles; service accepted → applied and published: p50 {:.1} ms, p99 {:.1} ms (goal p50 ≤ 5, p99 ≤ 50; negative shares of the answer's own latency read as 0)",
+        total as f64 / send_secs,
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+    engine.shutdown().await;
+}
