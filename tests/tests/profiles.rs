@@ -21,6 +21,19 @@ async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
     panic!("timed out waiting until {what}");
 }
 
+/// Waits until `profile` has stored a message from Bob with this body.
+async fn wait_for_message(engine: &Engine, profile: &str, body: &str) {
+    wait_until(&format!("{profile} stores {body:?}"), async || {
+        engine
+            .messages(profile, "bob_the_2nd")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.body == body)
+    })
+    .await;
+}
+
 fn sign_in(s: &TestServer, login: &str, name: &str) -> SignIn {
     SignIn {
         server: s.base.clone(),
@@ -172,15 +185,7 @@ async fn a_sent_message_goes_out_once_and_comes_back_into_the_profile() {
         .send("Work", "bob_the_2nd", "on my way")
         .await
         .unwrap();
-    wait_until("the outbox message is stored as sent", async || {
-        w.engine
-            .messages("Work", "bob_the_2nd")
-            .await
-            .unwrap()
-            .iter()
-            .any(|m| m.body == "on my way")
-    })
-    .await;
+    wait_for_message(&w.engine, "Work", "on my way").await;
     let bobs = w.s.get("/v1/sync?limit=1000", &w.bob.token).await.body;
     let got: Vec<_> = bobs["events"]
         .as_array()
@@ -224,15 +229,7 @@ async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() 
     })
     .await;
     bob_says(&w, "alice_home", "still here").await;
-    wait_until("Personal still delivers", async || {
-        w.engine
-            .messages("Personal", "bob_the_2nd")
-            .await
-            .unwrap()
-            .iter()
-            .any(|m| m.body == "still here")
-    })
-    .await;
+    wait_for_message(&w.engine, "Personal", "still here").await;
     assert_eq!(
         w.engine
             .messages("Work", "bob_the_2nd")
@@ -510,26 +507,10 @@ async fn a_panicking_profile_task_is_restarted_and_the_other_profile_never_notic
     w.engine.inject_panic("Work").await.unwrap();
     // While Work's task restarts, Personal keeps delivering.
     bob_says(&w, "alice_home", "unaffected").await;
-    wait_until("Personal delivers", async || {
-        w.engine
-            .messages("Personal", "bob_the_2nd")
-            .await
-            .unwrap()
-            .iter()
-            .any(|m| m.body == "unaffected")
-    })
-    .await;
+    wait_for_message(&w.engine, "Personal", "unaffected").await;
     // Work comes back by itself and resumes from its cursor.
     bob_says(&w, "alice_work", "after the restart").await;
-    wait_until("Work delivers again", async || {
-        w.engine
-            .messages("Work", "bob_the_2nd")
-            .await
-            .unwrap()
-            .iter()
-            .any(|m| m.body == "after the restart")
-    })
-    .await;
+    wait_for_message(&w.engine, "Work", "after the restart").await;
     assert_eq!(w.engine.state("Work").await.unwrap(), ConnState::Live);
     w.engine.shutdown().await;
 }
