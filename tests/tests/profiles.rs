@@ -600,3 +600,112 @@ async fn an_account_with_two_step_verification_is_added_with_its_code() {
     .await;
     engine.shutdown().await;
 }
+
+/// The flows the app's "add profile" offers, through core alone: register a number's first
+/// account, then its secondary one, each becoming a live profile; contacts and money between
+/// them, with the wrong-identity guard asking before paying from the other profile.
+#[tokio::test]
+async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
+    use switchboard_core::account::Register;
+    use switchboard_protocol::auth::SmsPurpose;
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
+        .await
+        .unwrap();
+    let phone = "+8613900139000";
+    let mut made = Vec::new();
+    for (public_id, name) in [("carol_work", "Work"), ("carol_home", "Home")] {
+        engine
+            .request_sms_code(&s.base, phone, SmsPurpose::Register)
+            .await
+            .unwrap();
+        let code = engine
+            .dev_sms_code(&s.base, phone, SmsPurpose::Register)
+            .await
+            .unwrap()
+            .expect("a development service shows the code it sent");
+        let registered = engine
+            .register_profile(Register {
+                server: s.base.clone(),
+                phone: phone.into(),
+                sms_code: code,
+                public_id: public_id.into(),
+                password: TEST_PASSWORD.into(),
+                display_name: format!("Carol ({name})"),
+                name: Some(name.into()),
+                color: None,
+            })
+            .await
+            .unwrap();
+        made.push(registered.account.is_secondary);
+        s.clock.advance_secs(61); // the resend cooldown, before the number's next code
+    }
+    assert_eq!(
+        made,
+        [false, true],
+        "the second account of a number is its secondary"
+    );
+    let err = engine
+        .request_sms_code(&s.base, "+86139", SmsPurpose::Register)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "invalid_phone",
+        "a bad number is refused clearly"
+    );
+
+    // Work asks Home to be a contact; Home sees and accepts the request.
+    engine
+        .request_contact("Work", "carol_home", "it's me")
+        .await
+        .unwrap();
+    let requests = engine.contact_requests("Home").await.unwrap();
+    assert_eq!(requests.incoming.len(), 1);
+    engine
+        .accept_contact("Home", &requests.incoming[0].id)
+        .await
+        .unwrap();
+    let contacts = engine.contacts("Work").await.unwrap();
+    assert_eq!(contacts[0].public_id, "carol_home");
+    assert!(
+        engine
+            .find_user("Work", "carol_home")
+            .await
+            .unwrap()
+            .is_contact
+    );
+
+    // Money needs real-name verification first, and a clear code when missing.
+    let unverified = engine.top_up("Work", 10_000, false).await.unwrap_err();
+    assert_eq!(unverified.code(), "identity_unverified");
+    for p in ["Work", "Home"] {
+        engine
+            .verify_identity(p, "张三", switchboard_server::testing::TEST_RESIDENT_ID)
+            .await
+            .unwrap();
+    }
+    engine.top_up("Work", 10_000, false).await.unwrap();
+    let paid = engine
+        .transfer("Work", "carol_home", 2_550, "lunch", false)
+        .await
+        .unwrap();
+    assert_eq!(paid.balance, 7_450);
+    // Paying from Home right after paying from Work asks first, and moves nothing.
+    let guard = engine
+        .transfer("Home", "carol_work", 100, "back", false)
+        .await
+        .unwrap_err();
+    assert_eq!(guard.code(), "confirm_profile");
+    assert_eq!(engine.wallet("Home").await.unwrap().balance, 2_550);
+    engine
+        .transfer("Home", "carol_work", 100, "back", true)
+        .await
+        .unwrap();
+    assert_eq!(engine.wallet("Home").await.unwrap().balance, 2_450);
+    let history = engine.transactions("Work", None).await.unwrap();
+    let amounts: Vec<i64> = history.transactions.iter().map(|t| t.amount).collect();
+    assert_eq!(amounts, [100, -2_550, 10_000], "newest first, signed");
+    engine.shutdown().await;
+}

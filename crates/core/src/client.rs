@@ -106,6 +106,58 @@ impl Client {
         self.post("/v1/messages", Some(token), &req).await
     }
 
+    async fn get<T: DeserializeOwned>(&self, path: &str, token: Option<&Token>) -> Result<T> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t.expose());
+        }
+        self.send(req).await
+    }
+
+    /// `GET` with a bearer token: the calls a signed-in profile makes.
+    pub async fn get_as<T: DeserializeOwned>(&self, token: &Token, path: &str) -> Result<T> {
+        self.get(path, Some(token)).await
+    }
+
+    /// `POST` with a bearer token.
+    pub async fn post_as<B: Serialize, T: DeserializeOwned>(
+        &self,
+        token: &Token,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.post(path, Some(token), body).await
+    }
+
+    /// `POST` without a session: SMS codes and registration.
+    pub async fn post_anonymous<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.post(path, None, body).await
+    }
+
+    /// The newest SMS code the service sent to `phone` for `purpose`, from its development
+    /// outbox: `None` when it has none, an error (404) when the service is not in dev mode.
+    pub async fn dev_sms_code(
+        &self,
+        phone: &str,
+        purpose: switchboard_protocol::auth::SmsPurpose,
+    ) -> Result<Option<String>> {
+        let mut url = reqwest::Url::parse(&format!("{}/v1/dev/sms-outbox", self.base))
+            .map_err(|e| CoreError::Invalid(e.to_string()))?;
+        url.query_pairs_mut().append_pair("phone", phone);
+        let outbox: switchboard_protocol::auth::DevSmsOutbox =
+            self.send(self.http.get(url)).await?;
+        Ok(outbox
+            .messages
+            .into_iter()
+            .rev()
+            .find(|m| m.purpose == purpose)
+            .map(|m| m.code))
+    }
+
     /// The account's newest event sequence number.
     pub async fn head(&self, token: &Token) -> Result<i64> {
         let req = self

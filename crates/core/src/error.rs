@@ -18,6 +18,9 @@ pub enum CoreError {
     Storage(String),
     #[error("{0}")]
     Invalid(String),
+    /// Money moved from another profile a moment ago: confirm this one is meant.
+    #[error("you just moved money as another profile; confirm you mean to pay from {0}")]
+    ConfirmProfile(String),
 }
 
 impl CoreError {
@@ -30,6 +33,7 @@ impl CoreError {
             CoreError::Vault(_) => "vault",
             CoreError::Storage(_) => "storage",
             CoreError::Invalid(_) => "invalid",
+            CoreError::ConfirmProfile(_) => "confirm_profile",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! database, its token only in the OS keyring, its own task that a supervisor restarts if it
 //! fails. [`Engine`] is the typed API the CLI and the desktop app both call.
 
+pub mod account;
 pub mod client;
 mod db;
 pub mod error;
@@ -52,6 +53,7 @@ impl std::fmt::Debug for SignIn {
 
 /// A profile as front ends list it.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProfileInfo {
     #[serde(flatten)]
     pub record: ProfileRecord,
@@ -94,6 +96,8 @@ pub struct Engine {
     running: Mutex<HashMap<String, Running>>,
     device_name: String,
     notifications: std::sync::OnceLock<(Arc<Notifications>, CancellationToken)>,
+    /// The profile money last moved from, and when (the wrong-identity guard).
+    last_money: std::sync::Mutex<Option<(String, std::time::Instant)>>,
 }
 
 const COLORS: [&str; 6] = [
@@ -137,6 +141,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             device_name: format!("Switchboard on {host}"),
             notifications: std::sync::OnceLock::new(),
+            last_money: std::sync::Mutex::new(None),
         })
     }
 
@@ -288,12 +293,16 @@ impl Engine {
     }
 
     async fn info(&self, record: &ProfileRecord) -> Result<ProfileInfo> {
-        let running = self.running.lock().await;
-        let (state, unread) = match running.get(&record.id) {
-            Some(r) => (
-                r.runtime.state.borrow().clone(),
-                r.runtime.store.unread_total().await?,
-            ),
+        // The lock is not held across the read: a busy profile database must not stall
+        // every other call on the engine.
+        let runtime = self
+            .running
+            .lock()
+            .await
+            .get(&record.id)
+            .map(|r| r.runtime.clone());
+        let (state, unread) = match runtime {
+            Some(rt) => (rt.state.borrow().clone(), rt.store.unread_total().await?),
             None => {
                 let state = if self
                     .vault_call(|v, id| v.load(id), &record.id)
@@ -499,6 +508,67 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// The profile's conversation was read: its unread count drops to zero.
+    pub async fn mark_read(&self, profile: &str, conversation: &str) -> Result<()> {
+        self.runtime(profile)
+            .await?
+            .store
+            .mark_read(conversation)
+            .await
+    }
+
+    /// One profile as the sidebar shows it.
+    pub async fn profile(&self, id_or_name: &str) -> Result<ProfileInfo> {
+        let record = self.registry.find(id_or_name).await?;
+        self.info(&record).await
+    }
+
+    pub async fn rename_profile(&self, profile: &str, name: &str) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 40 {
+            return Err(CoreError::Invalid(
+                "a profile name has 1 to 40 characters".into(),
+            ));
+        }
+        let record = self.registry.find(profile).await?;
+        self.registry.rename(&record.id, name).await?;
+        if let Some((n, _)) = self.notifications.get() {
+            let policy = self.registry.policy(&record.id).await?;
+            n.with(|x| x.set_profile(&record.id, name, &record.public_id, policy));
+        }
+        Ok(())
+    }
+
+    pub async fn recolor_profile(&self, profile: &str, color: &str) -> Result<()> {
+        let valid = color.len() == 7
+            && color.starts_with('#')
+            && color[1..].chars().all(|c| c.is_ascii_hexdigit());
+        if !valid {
+            return Err(CoreError::Invalid(format!(
+                "{color:?} is not a colour like #2f6fed"
+            )));
+        }
+        let record = self.registry.find(profile).await?;
+        self.registry
+            .recolor(&record.id, &color.to_ascii_lowercase())
+            .await
+    }
+
+    /// Puts the profiles in this order (ids); any not named keep their order after these.
+    pub async fn reorder_profiles(&self, ids: &[String]) -> Result<()> {
+        self.registry.reorder(ids).await
+    }
+
+    /// Runs one call to the profile's service with its token.
+    async fn online<T, F, Fut>(&self, profile: &str, call: F) -> Result<T>
+    where
+        F: FnOnce(Client, vault::Token) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let rt = self.runtime(profile).await?;
+        call(rt.client.clone(), rt.token.clone()).await
     }
 
     pub async fn state(&self, profile: &str) -> Result<ConnState> {

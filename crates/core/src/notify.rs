@@ -14,6 +14,7 @@ use switchboard_protocol::messaging::{Event, EventKind};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Preview {
     /// Sender and text.
@@ -27,6 +28,7 @@ pub enum Preview {
 /// A window of quiet: `days` (0 = Monday … 6 = Sunday) from `start` to `end`, minutes after
 /// local midnight; a window whose end is before its start runs past midnight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct QuietHours {
     pub days: Vec<u8>,
     pub start_min: u16,
@@ -49,6 +51,7 @@ impl QuietHours {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct Policy {
     pub enabled: bool,

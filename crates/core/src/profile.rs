@@ -22,6 +22,7 @@ use crate::vault::Token;
 
 /// Where a profile's connection stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "state", content = "detail", rename_all = "snake_case")]
 pub enum ConnState {
     Connecting,
@@ -36,12 +37,14 @@ pub enum ConnState {
 
 /// What the core tells its front ends.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProfileEvent {
     pub profile: String,
     pub kind: ProfileEventKind,
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProfileEventKind {
     /// An event from the service, applied to the profile's database.

@@ -10,6 +10,7 @@ use crate::error::{CoreError, Result};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/registry");
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProfileRecord {
     pub id: String,
     pub name: String,

@@ -23,6 +23,7 @@ pub enum Applied {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Conversation {
     pub id: String,
     pub kind: String,
@@ -33,6 +34,7 @@ pub struct Conversation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StoredMessage {
     pub id: String,
     pub conversation_id: String,
@@ -45,6 +47,7 @@ pub struct StoredMessage {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OutboxEntry {
     pub position: i64,
     pub client_id: String,

@@ -10,6 +10,7 @@ use crate::Timestamp;
 
 /// What an SMS code may be used for; a code works only for the purpose it was sent for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum SmsPurpose {
     Register,
@@ -29,6 +30,7 @@ impl SmsPurpose {
 
 /// `POST /v1/sms/codes`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SmsCodeRequest {
     /// E.164, with the country code: `+8613812345678`.
@@ -38,6 +40,7 @@ pub struct SmsCodeRequest {
 
 /// `202` to `POST /v1/sms/codes`: the code is on its way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SmsCodeSent {
     /// Seconds the code stays valid.
     pub expires_in: u64,
@@ -47,16 +50,19 @@ pub struct SmsCodeSent {
 
 /// `GET /v1/dev/sms-outbox?phone=` (development services only).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DevSmsOutbox {
     /// Oldest first.
     pub messages: Vec<DevSms>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DevSms {
     pub phone: String,
     pub purpose: SmsPurpose,
     pub code: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub sent_at: Timestamp,
@@ -64,6 +70,7 @@ pub struct DevSms {
 
 /// `POST /v1/accounts`
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub phone: String,
@@ -85,6 +92,7 @@ impl std::fmt::Debug for RegisterRequest {
 
 /// An account as its owner and sign-in answers see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AccountSummary {
     pub account_id: String,
     pub public_id: String,
@@ -95,6 +103,7 @@ pub struct AccountSummary {
 
 /// `POST /v1/recovery`: a new password through an SMS code; every session is signed out.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RecoveryRequest {
     pub phone: String,
@@ -113,6 +122,7 @@ impl std::fmt::Debug for RecoveryRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RecoveryDone {
     pub account: AccountSummary,
     /// How many sessions were signed out.
@@ -121,6 +131,7 @@ pub struct RecoveryDone {
 
 /// `POST /v1/sessions`: sign in with a public ID or a phone number and the password.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     /// A public ID, or a phone number in E.164.
@@ -144,6 +155,7 @@ impl std::fmt::Debug for SignInRequest {
 
 /// `POST /v1/sessions/sms`: sign in with an SMS code sent for `login`.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SmsSignInRequest {
     pub phone: String,
@@ -170,9 +182,11 @@ impl std::fmt::Debug for SmsSignInRequest {
 
 /// `201` to a sign-in: the bearer token is shown this once and never stored in clear.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SessionCreated {
     pub token: String,
     pub session_id: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
@@ -192,17 +206,21 @@ impl std::fmt::Debug for SessionCreated {
 
 /// `GET /v1/sessions`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SessionList {
     pub sessions: Vec<SessionInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SessionInfo {
     pub id: String,
     pub device_name: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub last_seen_at: Timestamp,
@@ -212,6 +230,7 @@ pub struct SessionInfo {
 
 /// `GET /v1/me`: the signed-in account as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Me {
     pub account_id: String,
     pub public_id: String,
@@ -220,10 +239,12 @@ pub struct Me {
     pub is_secondary: bool,
     pub totp_enabled: bool,
     pub identity_verified: bool,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the public ID may next be changed; absent when it may be changed now.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
@@ -235,6 +256,7 @@ pub struct Me {
 
 /// `PATCH /v1/me`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     pub display_name: String,
@@ -242,6 +264,7 @@ pub struct UpdateMe {
 
 /// `PUT /v1/me/public_id`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ChangePublicId {
     pub public_id: String,
@@ -249,6 +272,7 @@ pub struct ChangePublicId {
 
 /// `POST /v1/me/password`: every other session is signed out.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
@@ -263,6 +287,7 @@ impl std::fmt::Debug for ChangePassword {
 
 /// `POST /v1/me/identity`: real-name verification.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyIdentity {
     pub legal_name: String,
@@ -277,6 +302,7 @@ impl std::fmt::Debug for VerifyIdentity {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct IdentityVerified {
     pub identity_verified: bool,
     /// The legal name as recorded.
@@ -287,6 +313,7 @@ pub struct IdentityVerified {
 
 /// `POST /v1/me/totp`: a new secret to scan; nothing changes until it is confirmed.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TotpSetup {
     /// Base32, as authenticator apps expect.
     pub secret: String,
@@ -301,6 +328,7 @@ impl std::fmt::Debug for TotpSetup {
 
 /// A TOTP code (or, where it says so, a recovery code).
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     pub code: String,
@@ -314,6 +342,7 @@ impl std::fmt::Debug for TotpCode {
 
 /// `200` to `POST /v1/me/totp/confirm`: shown once, each usable once.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TotpRecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
@@ -326,6 +355,7 @@ impl std::fmt::Debug for TotpRecoveryCodes {
 
 /// `GET /healthz`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Health {
     pub status: String,
 }

@@ -7,6 +7,7 @@ use crate::Timestamp;
 
 /// `GET /v1/users/{public_id}`: what anyone signed in may see of an account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UserProfile {
     pub public_id: String,
     pub display_name: String,
@@ -16,6 +17,7 @@ pub struct UserProfile {
 
 /// `POST /v1/contacts/requests`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct NewContactRequest {
     pub public_id: String,
@@ -25,6 +27,7 @@ pub struct NewContactRequest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Pending,
@@ -33,6 +36,7 @@ pub enum RequestStatus {
 
 /// The answer to creating or accepting a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ContactRequestState {
     pub id: String,
     pub status: RequestStatus,
@@ -40,6 +44,7 @@ pub struct ContactRequestState {
 
 /// A friend request; also the data of `contact.request` and `contact.accepted` events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ContactRequest {
     pub id: String,
     /// Public ID of the account that asked.
@@ -50,6 +55,7 @@ pub struct ContactRequest {
     pub to_display_name: String,
     pub note: String,
     pub status: RequestStatus,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -57,15 +63,18 @@ pub struct ContactRequest {
 
 /// `GET /v1/contacts/requests`: pending requests, both ways.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ContactRequestList {
     pub incoming: Vec<ContactRequest>,
     pub outgoing: Vec<ContactRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Contact {
     pub public_id: String,
     pub display_name: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
@@ -73,12 +82,14 @@ pub struct Contact {
 
 /// `GET /v1/contacts`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ContactList {
     pub contacts: Vec<Contact>,
 }
 
 /// `POST /v1/groups`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct NewGroup {
     pub name: String,
@@ -88,21 +99,25 @@ pub struct NewGroup {
 
 /// `POST /v1/groups/{id}/members`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct AddMembers {
     pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct GroupMember {
     pub public_id: String,
     pub display_name: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub joined_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Group {
     /// `g_…`: never a valid public ID, so a message's `to` is never ambiguous.
     pub id: String,
@@ -110,6 +125,7 @@ pub struct Group {
     /// Public ID of the member who may remove others.
     pub owner: String,
     pub members: Vec<GroupMember>,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -117,12 +133,14 @@ pub struct Group {
 
 /// `GET /v1/groups`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct GroupList {
     pub groups: Vec<Group>,
 }
 
 /// Data of `group.joined` and `group.left` events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct GroupChange {
     pub group_id: String,
     pub group_name: String,
@@ -135,6 +153,7 @@ pub struct GroupChange {
 
 /// `POST /v1/messages`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// A UUID made by the client; sending again with the same one returns the same message.
@@ -147,6 +166,7 @@ pub struct SendMessage {
 
 /// A message; also the data of `message.new` events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Message {
     pub id: String,
     pub client_id: String,
@@ -156,6 +176,7 @@ pub struct Message {
     /// Recipient's public ID, or the group id.
     pub to: String,
     pub body: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub sent_at: Timestamp,
@@ -163,6 +184,7 @@ pub struct Message {
 
 /// Data of `session.revoked` events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SessionRevoked {
     pub session_id: String,
 }
@@ -170,6 +192,7 @@ pub struct SessionRevoked {
 /// What an event is about. Clients must skip kinds they do not know (`Unknown`): new kinds
 /// are added without a new API version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum EventKind {
     #[serde(rename = "message.new")]
     MessageNew,
@@ -218,9 +241,11 @@ impl EventKind {
 
 /// One entry of an account's event log. `seq` counts from 1 per account with no gaps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Event {
     pub seq: i64,
     pub kind: EventKind,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
@@ -230,6 +255,7 @@ pub struct Event {
 
 /// `GET /v1/sync` and `GET /v1/events`
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SyncQuery {
     /// The last sequence number the client has (0 for everything).
@@ -242,6 +268,7 @@ pub struct SyncQuery {
 
 /// `GET /v1/sync`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SyncPage {
     pub events: Vec<Event>,
     /// The cursor to pass as `since` next time.

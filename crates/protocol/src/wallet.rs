@@ -10,6 +10,7 @@ use crate::Timestamp;
 
 /// `GET /v1/wallet`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Wallet {
     /// In fen (0.01 CNY).
     pub balance: i64,
@@ -19,6 +20,7 @@ pub struct Wallet {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Transaction {
     pub id: String,
     /// `topup`, `transfer`, `red_envelope`, `red_envelope_claim`, `red_envelope_refund`.
@@ -29,6 +31,7 @@ pub struct Transaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterparty: Option<String>,
     pub note: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
@@ -36,6 +39,7 @@ pub struct Transaction {
 
 /// `GET /v1/wallet/transactions?before=&limit=`
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct TransactionQuery {
     /// The `next_before` of the previous page; absent for the newest.
@@ -47,6 +51,7 @@ pub struct TransactionQuery {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TransactionPage {
     /// Newest first.
     pub transactions: Vec<Transaction>,
@@ -57,6 +62,7 @@ pub struct TransactionPage {
 
 /// `POST /v1/wallet/topups`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
     /// Fen, a whole number > 0.
@@ -67,6 +73,7 @@ pub struct TopUp {
 
 /// `POST /v1/wallet/transfers`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
     /// A contact's public ID.
@@ -80,6 +87,7 @@ pub struct Transfer {
 
 /// The answer to a top-up or a transfer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MoneyMoved {
     pub transaction_id: String,
     pub amount: i64,
@@ -88,6 +96,7 @@ pub struct MoneyMoved {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum EnvelopeMode {
     /// Random shares.
@@ -98,6 +107,7 @@ pub enum EnvelopeMode {
 
 /// `POST /v1/red-envelopes`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct NewRedEnvelope {
     /// A contact's public ID (count 1) or a group id (count 1–100).
@@ -113,9 +123,11 @@ pub struct NewRedEnvelope {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EnvelopeClaim {
     pub public_id: String,
     pub amount: i64,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
@@ -123,6 +135,7 @@ pub struct EnvelopeClaim {
 
 /// A red envelope; also the data of `red_envelope.new` events (without claims).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RedEnvelope {
     pub id: String,
     pub from: String,
@@ -131,10 +144,12 @@ pub struct RedEnvelope {
     pub count: u32,
     pub mode: EnvelopeMode,
     pub greeting: String,
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Unclaimed money goes back to the sender then.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
@@ -145,6 +160,7 @@ pub struct RedEnvelope {
 
 /// `POST /v1/red-envelopes/{id}/claim`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Claimed {
     pub amount: i64,
 }
