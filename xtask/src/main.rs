@@ -10,11 +10,20 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the build and the tests need.
 /// Debian packages the build and the tests need: a C toolchain for the bundled SQLite and
-/// ring; a private D-Bus session with gnome-keyring for the keyring tests; and a virtual X
-/// display with dunst for the native-notification test.
+/// ring; WebKitGTK and friends for the Tauri shell; a private D-Bus session with gnome-keyring
+/// for the keyring tests; a virtual X display with dunst for the native-notification and
+/// window tests; WebKitWebDriver for driving the app's window.
 const APT_PACKAGES: &[&str] = &[
+    "libwebkit2gtk-4.1-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
+    "libssl-dev",
+    "libxdo-dev",
+    "libsoup-3.0-dev",
+    "libjavascriptcoregtk-4.1-dev",
+    "webkit2gtk-driver",
+    "xauth",
     "build-essential",
     "pkg-config",
     "curl",
@@ -145,6 +154,17 @@ fn setup() -> Result<()> {
             })?;
         }
     }
+    if !succeeds("node", &["--version"]) {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    if !succeeds("tauri-driver", &["--help"]) {
+        eprintln!("xtask: installing tauri-driver");
+        status({
+            let mut c = cargo();
+            c.args(["install", "tauri-driver", "--version", "^2", "--locked"]);
+            c
+        })?;
+    }
     if !succeeds("cargo", &["nextest", "--version"]) {
         eprintln!("xtask: installing cargo-nextest");
         status({
@@ -156,6 +176,46 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
+fn npm(args: &[&str]) -> Command {
+    let mut c = Command::new("npm");
+    c.current_dir(root().join("ui")).args(args);
+    c
+}
+
+/// Installs the UI's packages (exactly the lock file's) and builds `ui/dist`.
+fn build_ui() -> Result<()> {
+    let ui = root().join("ui");
+    let stamp = ui.join("node_modules/.package-lock.json");
+    let stale = match (
+        std::fs::metadata(&stamp),
+        std::fs::metadata(ui.join("package-lock.json")),
+    ) {
+        (Ok(a), Ok(b)) => a.modified()? < b.modified()?,
+        _ => true,
+    };
+    if stale {
+        status(npm(&["ci", "--no-audit", "--no-fund"]))?;
+    }
+    status(npm(&["run", "build"]))
+}
+
+/// The desktop app with the UI embedded, as the end-to-end test and `run` start it.
+fn build_app() -> Result<PathBuf> {
+    build_ui()?;
+    status({
+        let mut c = cargo();
+        c.args([
+            "build",
+            "--package",
+            "switchboard-app",
+            "--features",
+            "custom-protocol",
+        ]);
+        c
+    })?;
+    Ok(root().join("target/debug/switchboard-app"))
+}
+
 fn run(extra: &[String]) -> Result<()> {
     setup()?;
     status({
@@ -163,12 +223,23 @@ fn run(extra: &[String]) -> Result<()> {
         c.args(["build", "--package", "switchboard-server"]);
         c
     })?;
+    let app = build_app()?;
     let bin = root().join("target/debug/switchboard-server");
-    println!("Starting the service in development mode (Ctrl+C stops it).");
-    println!("SMS codes appear below and at /v1/dev/sms-outbox?phone=<E.164 number>.");
-    let mut c = Command::new(bin);
-    c.arg("--dev").args(extra);
-    status(c)
+    let listen = "127.0.0.1:8750";
+    println!("Starting the service in development mode and the app (closing the app stops both).");
+    println!("SMS codes appear below, and the app offers to fill them in.");
+    let mut server = Command::new(bin)
+        .args(["--dev", "--listen", listen])
+        .args(extra)
+        .spawn()
+        .context("cannot start switchboard-server")?;
+    let result = Command::new(app)
+        .env("SWITCHBOARD_SERVICE_URL", format!("http://{listen}"))
+        .status()
+        .context("cannot start switchboard-app");
+    let _ = server.kill();
+    let _ = server.wait();
+    result.map(|_| ())
 }
 
 fn test(extra: &[String]) -> Result<()> {
@@ -191,6 +262,9 @@ fn test(extra: &[String]) -> Result<()> {
         ]);
         c
     })?;
+
+    build_ui()?;
+    status(npm(&["test"]))?;
 
     // Hermetic: the tests get a home and XDG dirs of their own, and afterwards that home must
     // still be empty: nothing may have written to "the user's" files.
@@ -232,6 +306,44 @@ fn test(extra: &[String]) -> Result<()> {
         ])
         .args(extra);
     status(nextest)?;
+
+    // The app in a real window: Xvfb, a private D-Bus session (dunst is activated on it for
+    // notifications, gnome-keyring unlocked for tokens), driven through WebDriver.
+    let app = build_app()?;
+    let window_home = tempfile::Builder::new()
+        .prefix("switchboard-app-home")
+        .tempdir()?;
+    let mut window = Command::new("xvfb-run");
+    window
+        .current_dir(root())
+        .args([
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            "dbus-run-session",
+            "--",
+            "sh",
+            "-c",
+            "eval \"$(printf switchboard | gnome-keyring-daemon --unlock --components=secrets)\" && \
+             exec cargo nextest run --package switchboard-e2e --test app_window --run-ignored only --no-fail-fast",
+        ])
+        .env("SWITCHBOARD_APP", &app)
+        .env("CARGO_HOME", &cargo_home)
+        .env("RUSTUP_HOME", &rustup_home);
+    for (var, sub) in [
+        ("HOME", "home"),
+        ("XDG_DATA_HOME", "home/.local/share"),
+        ("XDG_CONFIG_HOME", "home/.config"),
+        ("XDG_STATE_HOME", "home/.local/state"),
+        ("XDG_CACHE_HOME", "home/.cache"),
+        ("XDG_RUNTIME_DIR", "runtime"),
+    ] {
+        // A throwaway home of its own: the keyring daemon and WebKit write there by design.
+        let dir = window_home.path().join(sub);
+        std::fs::create_dir_all(&dir)?;
+        window.env(var, dir);
+    }
+    status(window)?;
 
     let mut written = Vec::new();
     collect_files(&home, &made, &mut written);

@@ -97,16 +97,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn vault() -> anyhow::Result<Arc<dyn Vault>> {
-    #[cfg(target_os = "linux")]
-    {
-        let store = zbus_secret_service_keyring_store::Store::new()
-            .context("the Secret Service keyring is not available")?;
-        keyring_core::set_default_store(store);
-    }
-    Ok(Arc::new(KeyringVault))
-}
-
 fn check_color(color: &Option<String>) -> anyhow::Result<()> {
     if let Some(c) = color {
         let ok =
@@ -130,7 +120,7 @@ fn state_word(s: &ConnState) -> String {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let dir = switchboard_core::data_dir(args.data_dir.as_deref())?;
-    let engine = Engine::open(&dir, vault()?).await?;
+    let engine = Engine::open(&dir, KeyringVault::os()?).await?;
     let result = command(&engine, args.command).await;
     engine.shutdown().await;
     result

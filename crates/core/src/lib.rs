@@ -302,7 +302,11 @@ impl Engine {
             .get(&record.id)
             .map(|r| r.runtime.clone());
         let (state, unread) = match runtime {
-            Some(rt) => (rt.state.borrow().clone(), rt.store.unread_total().await?),
+            Some(rt) => {
+                // The watch guard is not held across the read (it is not Send).
+                let state = rt.state.borrow().clone();
+                (state, rt.store.unread_total().await?)
+            }
             None => {
                 let state = if self
                     .vault_call(|v, id| v.load(id), &record.id)
@@ -508,6 +512,11 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Messages written but not yet accepted by the service, oldest first.
+    pub async fn outbox(&self, profile: &str) -> Result<Vec<OutboxEntry>> {
+        self.runtime(profile).await?.store.outbox().await
     }
 
     /// The profile's conversation was read: its unread count drops to zero.

@@ -6,8 +6,9 @@
 //! bursts coalesced. A missing notification server never blocks: the failure is logged once.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use switchboard_protocol::messaging::{Event, EventKind};
@@ -136,23 +137,60 @@ impl NotificationSink for RecordingSink {
     }
 }
 
+/// What a click on a notification opens: (profile id, conversation).
+pub type OnClick = Arc<dyn Fn(&str, Option<&str>) + Send + Sync>;
+
 /// The desktop's notification server (freedesktop D-Bus, macOS, Windows) via notify-rust.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DesktopSink {
     failed_once: AtomicBool,
+    on_click: Option<OnClick>,
+    /// Threads waiting for a click; bounded, so a flood of unanswered notifications cannot
+    /// pile up threads (past the bound a notification still shows, without click-through).
+    watchers: Arc<AtomicUsize>,
+}
+
+/// Notifications whose click is waited for at once.
+const CLICK_WATCHERS: usize = 32;
+
+impl DesktopSink {
+    /// A sink whose notifications, when clicked, call `on_click` with their profile and
+    /// conversation (the app brings that exact chat to front).
+    pub fn with_click(on_click: OnClick) -> Self {
+        Self {
+            on_click: Some(on_click),
+            ..Self::default()
+        }
+    }
 }
 
 impl NotificationSink for DesktopSink {
     fn show(&self, n: &Notification) -> Result<(), String> {
         let mut note = notify_rust::Notification::new();
         note.appname("Switchboard").summary(&n.title).body(&n.body);
-        // The action carries profile and conversation, so a click can open exactly that.
+        // "default" is what a click on the notification itself invokes.
+        note.action("default", "Open");
+        // The target rides along as a hint too, so what a click opens is visible on the bus.
         let target = format!("{}|{}", n.profile, n.conversation.as_deref().unwrap_or(""));
-        note.action(&target, "Open");
+        #[cfg(all(unix, not(target_os = "macos")))]
+        note.hint(notify_rust::Hint::Custom(
+            "x-switchboard-target".into(),
+            target,
+        ));
+        #[cfg(not(all(unix, not(target_os = "macos"))))]
+        let _ = target;
         if n.sound {
             note.sound_name("message-new-instant");
         }
         match note.show() {
+            #[cfg(all(unix, not(target_os = "macos")))]
+            Ok(handle) => {
+                if let Some(on_click) = self.on_click.clone() {
+                    self.watch_click(handle, on_click, n.profile.clone(), n.conversation.clone());
+                }
+                Ok(())
+            }
+            #[cfg(not(all(unix, not(target_os = "macos"))))]
             Ok(_) => Ok(()),
             Err(e) => {
                 // Logged once: a desktop with no notification server should not flood the log.
@@ -161,6 +199,38 @@ impl NotificationSink for DesktopSink {
                 }
                 Err(e.to_string())
             }
+        }
+    }
+}
+
+impl DesktopSink {
+    /// Waits on a thread of its own for the notification's click or close (notify-rust's wait
+    /// is blocking); the thread ends when the notification does.
+    #[cfg(all(unix, not(target_os = "macos")))]
+    fn watch_click(
+        &self,
+        handle: notify_rust::NotificationHandle,
+        on_click: OnClick,
+        profile: String,
+        conversation: Option<String>,
+    ) {
+        if self.watchers.fetch_add(1, Ordering::SeqCst) >= CLICK_WATCHERS {
+            self.watchers.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        let watchers = self.watchers.clone();
+        let spawned = std::thread::Builder::new()
+            .name("notification-click".into())
+            .spawn(move || {
+                handle.wait_for_action(|action| {
+                    if action == "default" {
+                        on_click(&profile, conversation.as_deref());
+                    }
+                });
+                watchers.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.watchers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -45,6 +45,21 @@ fn user(profile_id: &str) -> String {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KeyringVault;
 
+impl KeyringVault {
+    /// The platform's keyring as the default store (Secret Service over D-Bus on Linux;
+    /// Keychain and Credential Manager elsewhere), once per process, before any profile call.
+    pub fn os() -> Result<std::sync::Arc<dyn Vault>> {
+        #[cfg(target_os = "linux")]
+        {
+            let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| {
+                CoreError::Vault(format!("the Secret Service keyring is not available: {e}"))
+            })?;
+            keyring_core::set_default_store(store);
+        }
+        Ok(std::sync::Arc::new(KeyringVault))
+    }
+}
+
 impl Vault for KeyringVault {
     fn store(&self, profile_id: &str, token: &Token) -> Result<()> {
         let entry = keyring_core::Entry::new(SERVICE, &user(profile_id)).map_err(vault_err)?;

@@ -1,0 +1,264 @@
+//! Every IPC command, declared once. Each translates to one core call, after checking that the
+//! calling window may act for the profile (the window's label, never a parameter the page
+//! sends, decides). The `commands!` macro turns this list into the Tauri commands, the handler,
+//! the list `build.rs` makes permissions from, and the TypeScript bindings the UI calls.
+
+use switchboard_core::account::{Envelope, Register, Registered};
+use switchboard_core::notify::Policy;
+use switchboard_core::store::{Conversation, OutboxEntry, StoredMessage};
+use switchboard_core::{ProfileInfo, SignIn};
+use switchboard_protocol::auth::{SmsCodeSent, SmsPurpose};
+use switchboard_protocol::messaging::{
+    Contact, ContactRequestList, ContactRequestState, Group, UserProfile,
+};
+use switchboard_protocol::wallet::{Claimed, MoneyMoved, RedEnvelope, TransactionPage, Wallet};
+
+use crate::ipc::{Caller, IpcResult};
+use crate::shell::{AppInfo, SearchHit, Shell, SignInForm};
+
+macro_rules! commands {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($caller:ident, $shell:ident, $app:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[tauri::command(rename_all = "snake_case")]
+            pub async fn $name<R: tauri::Runtime>(
+                window: tauri::WebviewWindow<R>,
+                state: tauri::State<'_, Shell>,
+                $($arg: $ty),*
+            ) -> IpcResult<$ret> {
+                let $caller = Caller::of(&window);
+                let $shell: &Shell = &state;
+                let $app = tauri::Manager::app_handle(&window).clone();
+                let _ = (&$caller, &$shell, &$app);
+                $body
+            }
+        )*
+
+        /// Every command's name, in declaration order.
+        pub const COMMANDS: &[&str] = &[$(stringify!($name)),*];
+
+        /// The IPC handler the app (and its tests) install.
+        pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$($name),*]
+        }
+
+        /// Adds every command, with its argument and result types, to the TypeScript bindings.
+        pub fn typescript(out: &mut crate::bindings::Bindings) {
+            $(
+                let args = vec![$((stringify!($arg), out.ty::<$ty>())),*];
+                out.command::<$ret>(stringify!($name), args, &[$($doc),*]);
+            )*
+        }
+    };
+}
+
+commands! {
+    /// The app's version and the service a new profile uses unless told otherwise.
+    fn app_info(caller, shell, app) -> AppInfo {
+        Ok(shell.info(&caller))
+    }
+
+    /// Every profile (main window) or the window's own (a profile window), in sidebar order.
+    fn list_profiles(caller, shell, app) -> Vec<ProfileInfo> {
+        let all = shell.engine.list_profiles().await?;
+        Ok(all.into_iter().filter(|p| caller.may_act_for(&p.record.id).is_ok()).collect())
+    }
+
+    /// Adds a profile by signing in (public ID or phone, password, TOTP when asked).
+    fn add_profile(caller, shell, app, form: SignInForm) -> ProfileInfo {
+        caller.must_be_main()?;
+        let info = shell.engine.add_profile(SignIn::from(form)).await?;
+        Ok(info)
+    }
+
+    /// Texts a code to the phone (registering, signing in, recovering).
+    fn request_sms_code(caller, shell, app, server: String, phone: String, purpose: SmsPurpose) -> SmsCodeSent {
+        caller.must_be_main()?;
+        Ok(shell.engine.request_sms_code(&server, &phone, purpose).await?)
+    }
+
+    /// A development service's newest code for this phone (its SMS outbox).
+    fn dev_sms_code(caller, shell, app, server: String, phone: String, purpose: SmsPurpose) -> Option<String> {
+        caller.must_be_main()?;
+        Ok(shell.engine.dev_sms_code(&server, &phone, purpose).await?)
+    }
+
+    /// Registers a new account (or the number's secondary) and adds it as a profile.
+    fn register_profile(caller, shell, app, form: Register) -> Registered {
+        caller.must_be_main()?;
+        Ok(shell.engine.register_profile(form).await?)
+    }
+
+    /// Signs the session out, deletes the keyring entry and the profile's folder.
+    fn remove_profile(caller, shell, app, profile: String) -> () {
+        caller.must_be_main()?;
+        crate::shell::close_profile_window(&app, &profile);
+        Ok(shell.engine.remove_profile(&profile).await?)
+    }
+
+    fn rename_profile(caller, shell, app, profile: String, name: String) -> () {
+        caller.must_be_main()?;
+        Ok(shell.engine.rename_profile(&profile, &name).await?)
+    }
+
+    fn recolor_profile(caller, shell, app, profile: String, color: String) -> () {
+        caller.must_be_main()?;
+        Ok(shell.engine.recolor_profile(&profile, &color).await?)
+    }
+
+    /// Puts the profiles in this order (ids).
+    fn reorder_profiles(caller, shell, app, ids: Vec<String>) -> () {
+        caller.must_be_main()?;
+        Ok(shell.engine.reorder_profiles(&ids).await?)
+    }
+
+    /// Opens (or brings up) the profile in its own window, beside the main one.
+    fn open_profile_window(caller, shell, app, profile: String) -> () {
+        caller.must_be_main()?;
+        let info = shell.engine.profile(&profile).await?;
+        crate::shell::open_profile_window(&app, &info.record.id, &info.record.name)
+    }
+
+    fn conversations(caller, shell, app, profile: String) -> Vec<Conversation> {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.conversations(&profile).await?)
+    }
+
+    fn messages(caller, shell, app, profile: String, conversation: String) -> Vec<StoredMessage> {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.messages(&profile, &conversation).await?)
+    }
+
+    /// Messages written but not yet accepted by the service (shown as pending).
+    fn outbox(caller, shell, app, profile: String) -> Vec<OutboxEntry> {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.outbox(&profile).await?)
+    }
+
+    /// Queues a message; it goes out now if online, else on reconnect.
+    fn send_message(caller, shell, app, profile: String, to: String, body: String) -> OutboxEntry {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.send(&profile, &to, &body).await?)
+    }
+
+    fn mark_read(caller, shell, app, profile: String, conversation: String) -> () {
+        caller.may_act_for(&profile)?;
+        shell.engine.mark_read(&profile, &conversation).await?;
+        shell.refresh_tray(&app).await;
+        Ok(())
+    }
+
+    /// The conversation this window shows (none: a list or another page); while the window has
+    /// focus it raises no notifications.
+    fn set_open_conversation(caller, shell, app, profile: String, conversation: Option<String>) -> () {
+        caller.may_act_for(&profile)?;
+        shell.set_open_conversation(&caller, profile, conversation);
+        Ok(())
+    }
+
+    /// Full-text search of one profile's messages, or of every profile's (main window only).
+    fn search(caller, shell, app, profile: Option<String>, text: String) -> Vec<SearchHit> {
+        let hits = match profile {
+            Some(p) => {
+                caller.may_act_for(&p)?;
+                shell.engine.search(&p, &text).await?.into_iter().map(|message| SearchHit { profile: p.clone(), message }).collect()
+            }
+            None => {
+                caller.must_be_main()?;
+                shell.engine.search_all(&text).await?.into_iter().map(|(profile, message)| SearchHit { profile, message }).collect()
+            }
+        };
+        Ok(hits)
+    }
+
+    fn find_user(caller, shell, app, profile: String, public_id: String) -> UserProfile {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.find_user(&profile, &public_id).await?)
+    }
+
+    fn contacts(caller, shell, app, profile: String) -> Vec<Contact> {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.contacts(&profile).await?)
+    }
+
+    fn contact_requests(caller, shell, app, profile: String) -> ContactRequestList {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.contact_requests(&profile).await?)
+    }
+
+    fn request_contact(caller, shell, app, profile: String, public_id: String, note: String) -> ContactRequestState {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.request_contact(&profile, &public_id, &note).await?)
+    }
+
+    fn accept_contact(caller, shell, app, profile: String, request_id: String) -> () {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.accept_contact(&profile, &request_id).await?)
+    }
+
+    fn groups(caller, shell, app, profile: String) -> Vec<Group> {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.groups(&profile).await?)
+    }
+
+    fn create_group(caller, shell, app, profile: String, name: String, members: Vec<String>) -> Group {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.create_group(&profile, &name, members).await?)
+    }
+
+    fn wallet(caller, shell, app, profile: String) -> Wallet {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.wallet(&profile).await?)
+    }
+
+    fn transactions(caller, shell, app, profile: String, before: Option<i64>) -> TransactionPage {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.transactions(&profile, before).await?)
+    }
+
+    fn verify_identity(caller, shell, app, profile: String, legal_name: String, id_number: String) -> () {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.verify_identity(&profile, &legal_name, &id_number).await?)
+    }
+
+    /// `confirmed`: the user confirmed the profile after `confirm_profile` asked.
+    fn top_up(caller, shell, app, profile: String, amount: i64, confirmed: bool) -> MoneyMoved {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.top_up(&profile, amount, confirmed).await?)
+    }
+
+    fn transfer(caller, shell, app, profile: String, to: String, amount: i64, note: String, confirmed: bool) -> MoneyMoved {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.transfer(&profile, &to, amount, &note, confirmed).await?)
+    }
+
+    fn send_red_envelope(caller, shell, app, profile: String, envelope: Envelope, confirmed: bool) -> RedEnvelope {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.send_red_envelope(&profile, envelope, confirmed).await?)
+    }
+
+    fn claim_red_envelope(caller, shell, app, profile: String, envelope_id: String) -> Claimed {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.claim_red_envelope(&profile, &envelope_id).await?)
+    }
+
+    fn notification_policy(caller, shell, app, profile: String) -> Policy {
+        caller.may_act_for(&profile)?;
+        Ok(shell.engine.policy(&profile).await?)
+    }
+
+    fn set_notification_policy(caller, shell, app, profile: String, policy: Policy) -> () {
+        caller.must_be_main()?;
+        Ok(shell.engine.set_policy(&profile, policy).await?)
+    }
+
+    /// Global do-not-disturb: no notification from any profile while on.
+    fn set_do_not_disturb(caller, shell, app, on: bool) -> () {
+        caller.must_be_main()?;
+        shell.set_do_not_disturb(&app, on).await;
+        Ok(())
+    }
+}

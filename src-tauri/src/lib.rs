@@ -1,0 +1,176 @@
+//! switchboard-app: the desktop shell over switchboard-core. It owns windows, the tray and
+//! notification click-through; every command translates to one core call (see
+//! `commands.rs`), and the window a call comes from decides which profiles it may touch.
+
+pub mod bindings;
+pub mod commands;
+pub mod ipc;
+pub mod shell;
+pub mod tray;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use switchboard_core::Engine;
+use switchboard_core::notify::DesktopSink;
+use switchboard_core::vault::KeyringVault;
+use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
+
+use crate::ipc::profile_window_label;
+use crate::shell::{DEFAULT_SERVICE, OpenConversation, Shell};
+
+/// Forwards the core's events to the windows that show their profile, and keeps the tray's
+/// count current. Ends when the engine shuts down (its bus closes).
+async fn forward_events<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>) {
+    let mut bus = engine.subscribe();
+    loop {
+        let ev = match bus.recv().await {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                // The windows re-read what they show on any event; one is enough.
+                let _ = app.emit_to("main", "profiles-changed", ());
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let _ = app.emit_to("main", "profile-event", &ev);
+        let _ = app.emit_to(
+            profile_window_label(&ev.profile).as_str(),
+            "profile-event",
+            &ev,
+        );
+        // A burst of events redraws the tray once.
+        while let Ok(ev) = bus.try_recv() {
+            let _ = app.emit_to("main", "profile-event", &ev);
+            let _ = app.emit_to(
+                profile_window_label(&ev.profile).as_str(),
+                "profile-event",
+                &ev,
+            );
+        }
+        if let Some(shell) = app.try_state::<Shell>() {
+            shell.refresh_tray(&app).await;
+        }
+    }
+}
+
+/// Stops every profile (flushing and closing their databases), then exits.
+pub fn quit<R: Runtime>(app: AppHandle<R>) {
+    tauri::async_runtime::spawn(async move {
+        if let Some(shell) = app.try_state::<Shell>() {
+            shell.engine.shutdown().await;
+        }
+        app.exit(0);
+    });
+}
+
+/// Sets the app up around an engine: state, event forwarding, window focus tracking. Shared
+/// by the real app and the IPC tests (which use Tauri's mock runtime).
+pub fn install<R: Runtime>(
+    builder: tauri::Builder<R>,
+    engine: Arc<Engine>,
+    default_server: String,
+) -> tauri::Builder<R> {
+    builder
+        .manage(Shell::new(engine, default_server))
+        .invoke_handler(commands::handler())
+        .on_window_event(|window, event| {
+            let Some(shell) = window.try_state::<Shell>() else {
+                return;
+            };
+            match event {
+                WindowEvent::Focused(true) => shell.window_focus(Some(window.label().to_string())),
+                WindowEvent::Focused(false) => shell.window_focus(None),
+                // Closing the main window keeps every profile running, in the tray.
+                WindowEvent::CloseRequested { api, .. } if window.label() == "main" => {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+                _ => {}
+            }
+        })
+}
+
+/// Starts forwarding the core's events to the windows and the tray (from `setup`).
+pub fn start_forwarding<R: Runtime>(app: &AppHandle<R>, engine: Arc<Engine>) {
+    tauri::async_runtime::spawn(forward_events(app.clone(), engine));
+}
+
+fn data_dir() -> anyhow::Result<std::path::PathBuf> {
+    let explicit = std::env::var_os("SWITCHBOARD_DATA_DIR").map(std::path::PathBuf::from);
+    Ok(switchboard_core::data_dir(explicit.as_deref())?)
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opened = tauri::async_runtime::block_on(async {
+        let vault = KeyringVault::os()?;
+        anyhow::Ok(Engine::open(&data_dir()?, vault).await?)
+    });
+    let engine = match opened {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("switchboard-app: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server =
+        std::env::var("SWITCHBOARD_SERVICE_URL").unwrap_or_else(|_| DEFAULT_SERVICE.to_string());
+    let builder = tauri::Builder::default()
+        // First: a second launch hands over to this one and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            shell::bring_to_front(
+                app,
+                OpenConversation {
+                    profile: String::new(),
+                    conversation: None,
+                },
+            );
+        }))
+        .plugin(tauri_plugin_window_state::Builder::default().build());
+    let started = engine.clone();
+    let app = install(builder, engine, server)
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let click = handle.clone();
+            started.enable_notifications(Arc::new(DesktopSink::with_click(Arc::new(
+                move |profile: &str, conversation: Option<&str>| {
+                    shell::bring_to_front(
+                        &click,
+                        OpenConversation {
+                            profile: profile.to_string(),
+                            conversation: conversation.map(str::to_string),
+                        },
+                    );
+                },
+            ))));
+            start_forwarding(&handle, started.clone());
+            tray::create(&handle)?;
+            let engine = started.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = engine.start_all().await {
+                    tracing::error!(code = e.code(), "cannot start the profiles");
+                }
+                if let Some(shell) = handle.try_state::<Shell>() {
+                    shell.refresh_tray(&handle).await;
+                }
+            });
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+    match app {
+        Ok(app) => {
+            app.run(|_, _| {});
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard-app: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

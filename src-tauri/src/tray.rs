@@ -1,0 +1,227 @@
+//! The tray: an icon that shows the total unread count, and a menu listing every profile
+//! with its count, do-not-disturb and quit.
+
+use switchboard_core::ProfileInfo;
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Runtime};
+
+use crate::shell::{OpenConversation, Shell, bring_to_front};
+
+const TRAY_ID: &str = "switchboard";
+const BASE_ICON: &[u8] = include_bytes!("../icons/64x64.png");
+
+pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let menu = menu(app, &[], false)?;
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(0))
+        .tooltip("Switchboard")
+        .menu(&menu)
+        .show_menu_on_left_click(true)
+        .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
+        .build(app)?;
+    Ok(())
+}
+
+fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
+    match id {
+        "show" => bring_to_front(
+            app,
+            OpenConversation {
+                profile: String::new(),
+                conversation: None,
+            },
+        ),
+        "quit" => crate::quit(app.clone()),
+        "dnd" => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Some(shell) = app.try_state::<Shell>() {
+                    let on = !shell.do_not_disturb();
+                    shell.set_do_not_disturb(&app, on).await;
+                }
+            });
+        }
+        other => {
+            if let Some(profile) = other.strip_prefix("profile:") {
+                bring_to_front(
+                    app,
+                    OpenConversation {
+                        profile: profile.to_string(),
+                        conversation: None,
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn menu<R: Runtime>(
+    app: &AppHandle<R>,
+    profiles: &[ProfileInfo],
+    dnd: bool,
+) -> tauri::Result<Menu<R>> {
+    let menu = Menu::new(app)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "show",
+        "Show Switchboard",
+        true,
+        None::<&str>,
+    )?)?;
+    menu.append(&PredefinedMenuItem::separator(app)?)?;
+    for p in profiles {
+        let label = if p.unread > 0 {
+            format!("{} ({})", p.record.name, p.unread)
+        } else {
+            p.record.name.clone()
+        };
+        let id = format!("profile:{}", p.record.id);
+        menu.append(&MenuItem::with_id(app, id, label, true, None::<&str>)?)?;
+    }
+    if !profiles.is_empty() {
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+    }
+    menu.append(&CheckMenuItem::with_id(
+        app,
+        "dnd",
+        "Do not disturb",
+        true,
+        dnd,
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?)?;
+    Ok(menu)
+}
+
+pub fn update<R: Runtime>(app: &AppHandle<R>, profiles: &[ProfileInfo], dnd: bool) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let total: i64 = profiles.iter().map(|p| p.unread).sum();
+    let _ = tray.set_icon(Some(icon(total)));
+    let _ = tray.set_tooltip(Some(match total {
+        0 => "Switchboard".to_string(),
+        n => format!("Switchboard · {n} unread"),
+    }));
+    if let Ok(m) = menu(app, profiles, dnd) {
+        let _ = tray.set_menu(Some(m));
+    }
+}
+
+/// The app icon with a red badge showing `count` (99+ past 99) in its lower right corner.
+pub fn icon(count: i64) -> Image<'static> {
+    let (mut rgba, w, h) = match Image::from_bytes(BASE_ICON) {
+        Ok(img) => (img.rgba().to_vec(), img.width(), img.height()),
+        Err(_) => (vec![0x2f; 64 * 64 * 4], 64, 64),
+    };
+    if count > 0 {
+        draw_badge(&mut rgba, w as usize, h as usize, count);
+    }
+    Image::new_owned(rgba, w, h)
+}
+
+/// Digits 0-9 and '+' in a 3×5 bitmap font, one row per 3 bits.
+const GLYPHS: [[u8; 5]; 11] = [
+    [7, 5, 5, 5, 7],
+    [2, 6, 2, 2, 7],
+    [7, 1, 7, 4, 7],
+    [7, 1, 7, 1, 7],
+    [5, 5, 7, 1, 1],
+    [7, 4, 7, 1, 7],
+    [7, 4, 7, 5, 7],
+    [7, 1, 1, 1, 1],
+    [7, 5, 7, 5, 7],
+    [7, 5, 7, 1, 7],
+    [0, 2, 7, 2, 0],
+];
+
+fn draw_badge(rgba: &mut [u8], w: usize, h: usize, count: i64) {
+    let text = if count > 99 {
+        "99+".to_string()
+    } else {
+        count.to_string()
+    };
+    let scale = w / 16;
+    let glyph_w = 3 * scale;
+    let gap = scale;
+    let text_w = text.len() * glyph_w + (text.len() - 1) * gap;
+    let badge_h = 7 * scale;
+    let badge_w = (text_w + 2 * scale).max(badge_h);
+    let (x0, y0) = (w - badge_w, h - badge_h);
+    let mut put = |x: usize, y: usize, c: [u8; 4]| {
+        if x < w && y < h {
+            let i = (y * w + x) * 4;
+            rgba[i..i + 4].copy_from_slice(&c);
+        }
+    };
+    // A rounded badge: corners cut by a radius of half its height.
+    let r = badge_h as f32 / 2.0;
+    for y in 0..badge_h {
+        for x in 0..badge_w {
+            let cx = if (x as f32) < r {
+                r
+            } else if (x as f32) > badge_w as f32 - r {
+                badge_w as f32 - r
+            } else {
+                x as f32
+            };
+            let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - r);
+            if dx * dx + dy * dy <= r * r {
+                put(x0 + x, y0 + y, [0xd9, 0x30, 0x25, 0xff]);
+            }
+        }
+    }
+    let tx = x0 + (badge_w - text_w) / 2;
+    let ty = y0 + scale;
+    for (n, ch) in text.chars().enumerate() {
+        let glyph = match ch {
+            '+' => GLYPHS[10],
+            d => GLYPHS[d.to_digit(10).unwrap_or(0) as usize],
+        };
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..3 {
+                if bits & (4 >> col) != 0 {
+                    for sy in 0..scale {
+                        for sx in 0..scale {
+                            put(
+                                tx + n * (glyph_w + gap) + col * scale + sx,
+                                ty + row * scale + sy,
+                                [0xff; 4],
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn red_pixels(img: &Image<'_>) -> usize {
+        img.rgba()
+            .chunks(4)
+            .filter(|p| p == &[0xd9, 0x30, 0x25, 0xff])
+            .count()
+    }
+
+    #[test]
+    fn the_icon_shows_a_badge_only_when_something_is_unread() {
+        assert_eq!(red_pixels(&icon(0)), 0, "no badge at zero");
+        let one = icon(1);
+        assert!(red_pixels(&one) > 100, "a badge at one");
+        assert_ne!(
+            icon(7).rgba(),
+            one.rgba(),
+            "the number is drawn, not just a dot"
+        );
+        assert!(
+            red_pixels(&icon(1000)) >= red_pixels(&one),
+            "99+ takes a wider badge"
+        );
+    }
+}

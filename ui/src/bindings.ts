@@ -1,0 +1,383 @@
+// Generated from src-tauri/src/commands.rs by
+// `UPDATE_BINDINGS=1 cargo test -p switchboard-app bindings`. Do not edit.
+/* eslint-disable */
+import { invoke } from "@tauri-apps/api/core";
+
+export type AccountSummary = { account_id: string, public_id: string, display_name: string, 
+/**
+ * The second account of a phone number.
+ */
+is_secondary: boolean, };
+
+export type AppInfo = { version: string, default_server: string, 
+/**
+ * The profile a profile window shows; absent in the main window.
+ */
+window_profile: string | null, };
+
+export type Claimed = { amount: number, };
+
+export type ConnState = { "state": "connecting" } | { "state": "live" } | { "state": "offline", "detail": string } | { "state": "signed_out" } | { "state": "stopped" };
+
+export type Contact = { public_id: string, display_name: string, since: string, };
+
+export type ContactRequest = { id: string, 
+/**
+ * Public ID of the account that asked.
+ */
+from: string, from_display_name: string, 
+/**
+ * Public ID of the account asked.
+ */
+to: string, to_display_name: string, note: string, status: RequestStatus, created_at: string, };
+
+export type ContactRequestList = { incoming: Array<ContactRequest>, outgoing: Array<ContactRequest>, };
+
+export type ContactRequestState = { id: string, status: RequestStatus, };
+
+export type Conversation = { id: string, kind: string, title: string, last_message_at: string | null, last_body: string | null, unread: number, };
+
+export type Envelope = { 
+/**
+ * A contact's public ID or a group id.
+ */
+to: string, 
+/**
+ * In fen.
+ */
+total: number, count: number, mode: EnvelopeMode, greeting: string, };
+
+export type EnvelopeClaim = { public_id: string, amount: number, at: string, };
+
+export type EnvelopeMode = "lucky" | "equal";
+
+export type Event = { seq: number, kind: EventKind, at: string, 
+/**
+ * Depends on `kind`: `Message`, `ContactRequest`, `GroupChange`, `SessionRevoked`, …
+ */
+data: JsonValue, };
+
+export type EventKind = "message.new" | "contact.request" | "contact.accepted" | "group.joined" | "group.left" | "wallet.credit" | "wallet.debit" | "red_envelope.new" | "red_envelope.claimed" | "red_envelope.refunded" | "session.revoked" | "Unknown";
+
+export type Group = { 
+/**
+ * `g_…`: never a valid public ID, so a message's `to` is never ambiguous.
+ */
+id: string, name: string, 
+/**
+ * Public ID of the member who may remove others.
+ */
+owner: string, members: Array<GroupMember>, created_at: string, };
+
+export type GroupMember = { public_id: string, display_name: string, joined_at: string, };
+
+export type IpcError = { code: string, message: string, 
+/**
+ * With `account_choice_required`: the accounts of that phone number to choose from.
+ */
+public_ids?: Array<string>, };
+
+export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
+
+export type MoneyMoved = { transaction_id: string, amount: number, 
+/**
+ * The caller's balance right after.
+ */
+balance: number, };
+
+export type OpenConversation = { profile: string, conversation: string | null, };
+
+export type OutboxEntry = { position: number, client_id: string, to_id: string, body: string, created_at: number, };
+
+export type Policy = { enabled: boolean, preview: Preview, sound: boolean, quiet_hours: Array<QuietHours>, 
+/**
+ * Show money amounts in notifications.
+ */
+show_amounts: boolean, };
+
+export type Preview = "full" | "sender_only" | "nothing";
+
+export type ProfileEvent = { profile: string, kind: ProfileEventKind, };
+
+export type ProfileEventKind = { "type": "event" } & Event | { "type": "state" } & ConnState;
+
+export type ProfileInfo = { state: ConnState, unread: number, id: string, name: string, 
+/**
+ * `#rrggbb`.
+ */
+color: string, position: number, server_url: string, account_id: string, public_id: string, 
+/**
+ * The service's id of this profile's session (not the token).
+ */
+session_id: string, created_at: number, 
+/**
+ * Events up to this sequence number were history when the profile was added.
+ */
+history_until: number, };
+
+export type QuietHours = { days: Array<number>, start_min: number, end_min: number, };
+
+export type RedEnvelope = { id: string, from: string, to: string, total: number, count: number, mode: EnvelopeMode, greeting: string, created_at: string, 
+/**
+ * Unclaimed money goes back to the sender then.
+ */
+expires_at: string, claims: Array<EnvelopeClaim>, 
+/**
+ * Returned to the sender at expiry (0 until then, and when all was claimed).
+ */
+refunded: number, };
+
+export type Register = { server: string, phone: string, sms_code: string, public_id: string, password: string, display_name: string, 
+/**
+ * The profile's name in the sidebar; the display name when absent.
+ */
+name: string | null, color: string | null, };
+
+export type Registered = { account: AccountSummary, profile: ProfileInfo, };
+
+export type RequestStatus = "pending" | "accepted";
+
+export type SearchHit = { profile: string, message: StoredMessage, };
+
+export type SignInForm = { server: string, login: string, password: string, name: string | null, color: string | null, totp_code: string | null, };
+
+export type SmsCodeSent = { 
+/**
+ * Seconds the code stays valid.
+ */
+expires_in: number, 
+/**
+ * Seconds before another code may be requested for this number and purpose.
+ */
+resend_after: number, };
+
+export type SmsPurpose = "register" | "login" | "recover";
+
+export type StoredMessage = { id: string, conversation_id: string, client_id: string, sender: string, sender_name: string, body: string, sent_at: string, seq: number, };
+
+export type Transaction = { id: string, 
+/**
+ * `topup`, `transfer`, `red_envelope`, `red_envelope_claim`, `red_envelope_refund`.
+ */
+kind: string, 
+/**
+ * Signed, in fen: + credit, − debit.
+ */
+amount: number, 
+/**
+ * The other account's public ID, when there is one.
+ */
+counterparty?: string | null, note: string, at: string, };
+
+export type TransactionPage = { 
+/**
+ * Newest first.
+ */
+transactions: Array<Transaction>, 
+/**
+ * Pass as `before` for the next (older) page; absent on the last page.
+ */
+next_before?: number | null, };
+
+export type UserProfile = { public_id: string, display_name: string, 
+/**
+ * Whether the caller and this user are contacts.
+ */
+is_contact: boolean, };
+
+export type Wallet = { 
+/**
+ * In fen (0.01 CNY).
+ */
+balance: number, currency: string, 
+/**
+ * Real-name verification done (needed to top up, send and claim).
+ */
+verified: boolean, };
+
+/**
+ * The app's version and the service a new profile uses unless told otherwise.
+ */
+export function appInfo(): Promise<AppInfo> {
+  return invoke("app_info");
+}
+
+/**
+ * Every profile (main window) or the window's own (a profile window), in sidebar order.
+ */
+export function listProfiles(): Promise<Array<ProfileInfo>> {
+  return invoke("list_profiles");
+}
+
+/**
+ * Adds a profile by signing in (public ID or phone, password, TOTP when asked).
+ */
+export function addProfile(form: SignInForm): Promise<ProfileInfo> {
+  return invoke("add_profile", { form });
+}
+
+/**
+ * Texts a code to the phone (registering, signing in, recovering).
+ */
+export function requestSmsCode(server: string, phone: string, purpose: SmsPurpose): Promise<SmsCodeSent> {
+  return invoke("request_sms_code", { server, phone, purpose });
+}
+
+/**
+ * A development service's newest code for this phone (its SMS outbox).
+ */
+export function devSmsCode(server: string, phone: string, purpose: SmsPurpose): Promise<string | null> {
+  return invoke("dev_sms_code", { server, phone, purpose });
+}
+
+/**
+ * Registers a new account (or the number's secondary) and adds it as a profile.
+ */
+export function registerProfile(form: Register): Promise<Registered> {
+  return invoke("register_profile", { form });
+}
+
+/**
+ * Signs the session out, deletes the keyring entry and the profile's folder.
+ */
+export function removeProfile(profile: string): Promise<null> {
+  return invoke("remove_profile", { profile });
+}
+
+export function renameProfile(profile: string, name: string): Promise<null> {
+  return invoke("rename_profile", { profile, name });
+}
+
+export function recolorProfile(profile: string, color: string): Promise<null> {
+  return invoke("recolor_profile", { profile, color });
+}
+
+/**
+ * Puts the profiles in this order (ids).
+ */
+export function reorderProfiles(ids: Array<string>): Promise<null> {
+  return invoke("reorder_profiles", { ids });
+}
+
+/**
+ * Opens (or brings up) the profile in its own window, beside the main one.
+ */
+export function openProfileWindow(profile: string): Promise<null> {
+  return invoke("open_profile_window", { profile });
+}
+
+export function conversations(profile: string): Promise<Array<Conversation>> {
+  return invoke("conversations", { profile });
+}
+
+export function messages(profile: string, conversation: string): Promise<Array<StoredMessage>> {
+  return invoke("messages", { profile, conversation });
+}
+
+/**
+ * Messages written but not yet accepted by the service (shown as pending).
+ */
+export function outbox(profile: string): Promise<Array<OutboxEntry>> {
+  return invoke("outbox", { profile });
+}
+
+/**
+ * Queues a message; it goes out now if online, else on reconnect.
+ */
+export function sendMessage(profile: string, to: string, body: string): Promise<OutboxEntry> {
+  return invoke("send_message", { profile, to, body });
+}
+
+export function markRead(profile: string, conversation: string): Promise<null> {
+  return invoke("mark_read", { profile, conversation });
+}
+
+/**
+ * The conversation this window shows (none: a list or another page); while the window has
+ * focus it raises no notifications.
+ */
+export function setOpenConversation(profile: string, conversation: string | null): Promise<null> {
+  return invoke("set_open_conversation", { profile, conversation });
+}
+
+/**
+ * Full-text search of one profile's messages, or of every profile's (main window only).
+ */
+export function search(profile: string | null, text: string): Promise<Array<SearchHit>> {
+  return invoke("search", { profile, text });
+}
+
+export function findUser(profile: string, public_id: string): Promise<UserProfile> {
+  return invoke("find_user", { profile, public_id });
+}
+
+export function contacts(profile: string): Promise<Array<Contact>> {
+  return invoke("contacts", { profile });
+}
+
+export function contactRequests(profile: string): Promise<ContactRequestList> {
+  return invoke("contact_requests", { profile });
+}
+
+export function requestContact(profile: string, public_id: string, note: string): Promise<ContactRequestState> {
+  return invoke("request_contact", { profile, public_id, note });
+}
+
+export function acceptContact(profile: string, request_id: string): Promise<null> {
+  return invoke("accept_contact", { profile, request_id });
+}
+
+export function groups(profile: string): Promise<Array<Group>> {
+  return invoke("groups", { profile });
+}
+
+export function createGroup(profile: string, name: string, members: Array<string>): Promise<Group> {
+  return invoke("create_group", { profile, name, members });
+}
+
+export function wallet(profile: string): Promise<Wallet> {
+  return invoke("wallet", { profile });
+}
+
+export function transactions(profile: string, before: number | null): Promise<TransactionPage> {
+  return invoke("transactions", { profile, before });
+}
+
+export function verifyIdentity(profile: string, legal_name: string, id_number: string): Promise<null> {
+  return invoke("verify_identity", { profile, legal_name, id_number });
+}
+
+/**
+ * `confirmed`: the user confirmed the profile after `confirm_profile` asked.
+ */
+export function topUp(profile: string, amount: number, confirmed: boolean): Promise<MoneyMoved> {
+  return invoke("top_up", { profile, amount, confirmed });
+}
+
+export function transfer(profile: string, to: string, amount: number, note: string, confirmed: boolean): Promise<MoneyMoved> {
+  return invoke("transfer", { profile, to, amount, note, confirmed });
+}
+
+export function sendRedEnvelope(profile: string, envelope: Envelope, confirmed: boolean): Promise<RedEnvelope> {
+  return invoke("send_red_envelope", { profile, envelope, confirmed });
+}
+
+export function claimRedEnvelope(profile: string, envelope_id: string): Promise<Claimed> {
+  return invoke("claim_red_envelope", { profile, envelope_id });
+}
+
+export function notificationPolicy(profile: string): Promise<Policy> {
+  return invoke("notification_policy", { profile });
+}
+
+export function setNotificationPolicy(profile: string, policy: Policy): Promise<null> {
+  return invoke("set_notification_policy", { profile, policy });
+}
+
+/**
+ * Global do-not-disturb: no notification from any profile while on.
+ */
+export function setDoNotDisturb(on: boolean): Promise<null> {
+  return invoke("set_do_not_disturb", { on });
+}
+

@@ -1,0 +1,112 @@
+import { describe, expect, it } from "vitest";
+import type { Conversation, ProfileInfo } from "./bindings";
+import { errorMessage, pickLang, t } from "./i18n";
+import {
+  formatMoney,
+  initial,
+  matchProfiles,
+  mergeInbox,
+  parseAmount,
+  profileForShortcut,
+  timeToMinutes,
+  totalUnread,
+} from "./logic";
+
+function profile(id: string, name: string, unread = 0): ProfileInfo {
+  return {
+    id,
+    name,
+    color: "#2f6fed",
+    position: 0,
+    server_url: "http://127.0.0.1:8750",
+    account_id: `a_${id}`,
+    public_id: `${name.toLowerCase()}_id`,
+    session_id: "s",
+    created_at: 0,
+    history_until: 0,
+    state: { state: "live" },
+    unread,
+  };
+}
+
+function conv(id: string, at: string): Conversation {
+  return { id, kind: "direct", title: id, last_message_at: at, last_body: "hi", unread: 0 };
+}
+
+describe("amounts", () => {
+  it("parses yuan into fen and refuses what is not an amount", () => {
+    expect(parseAmount("25")).toBe(2500);
+    expect(parseAmount("25.5")).toBe(2550);
+    expect(parseAmount("0.01")).toBe(1);
+    for (const bad of ["", "0", "-1", "1.234", "1e3", "abc", "12,345.6.7"]) {
+      expect(parseAmount(bad)).toBeNull();
+    }
+  });
+  it("formats fen with the sign in front", () => {
+    expect(formatMoney(1234)).toBe("¥12.34");
+    expect(formatMoney(-5)).toBe("−¥0.05");
+  });
+});
+
+describe("profiles", () => {
+  const ps = [profile("p1", "Work", 3), profile("p2", "Personal", 4)];
+  it("sums unread counts for the tray and the title", () => {
+    expect(totalUnread(ps)).toBe(7);
+  });
+  it("maps Ctrl+1..9 to profiles in order", () => {
+    const key = (k: string, ctrlKey = true) => ({ key: k, ctrlKey, metaKey: false, altKey: false });
+    expect(profileForShortcut(ps, key("2"))).toBe("p2");
+    expect(profileForShortcut(ps, key("3"))).toBeNull();
+    expect(profileForShortcut(ps, key("1", false))).toBeNull();
+  });
+  it("finds profiles by name or account for the quick switcher", () => {
+    expect(matchProfiles(ps, "pers").map((p) => p.id)).toEqual(["p2"]);
+    expect(matchProfiles(ps, "work_id").map((p) => p.id)).toEqual(["p1"]);
+    expect(matchProfiles(ps, " ")).toHaveLength(2);
+  });
+  it("merges inboxes newest first, each row keeping its profile", () => {
+    const rows = mergeInbox(
+      ps,
+      new Map([
+        ["p1", [conv("bob", "2026-11-21T10:00:00Z")]],
+        ["p2", [conv("carol", "2026-11-21T11:00:00Z"), conv("dan", "2026-11-20T09:00:00Z")]],
+      ]),
+    );
+    expect(rows.map((r) => `${r.profile.id}/${r.conversation.id}`)).toEqual([
+      "p2/carol",
+      "p1/bob",
+      "p2/dan",
+    ]);
+  });
+  it("puts a letter on the avatar", () => {
+    expect(initial(" work")).toBe("W");
+    expect(initial("工作")).toBe("工");
+  });
+});
+
+describe("quiet hours", () => {
+  it("reads times and refuses impossible ones", () => {
+    expect(timeToMinutes("19:00")).toBe(1140);
+    expect(timeToMinutes("9:05")).toBe(545);
+    expect(timeToMinutes("24:00")).toBeNull();
+  });
+});
+
+describe("language", () => {
+  it("follows the system locale unless chosen", () => {
+    expect(pickLang(["zh-CN", "en"], null)).toBe("zh");
+    expect(pickLang(["de-DE", "en-GB"], null)).toBe("en");
+    expect(pickLang(["zh-CN"], "en")).toBe("en");
+  });
+  it("shows errors by code in the user's language, the service's text otherwise", () => {
+    const e = { code: "phone_account_limit", message: "x" };
+    expect(errorMessage(e, "en")).toMatch(/two accounts/);
+    expect(errorMessage(e, "zh")).toMatch(/两个账号/);
+    expect(errorMessage({ code: "brand_new", message: "As the service says" }, "en")).toBe(
+      "As the service says",
+    );
+  });
+  it("fills in names", () => {
+    expect(t("typeMessage", { name: "Work" }, "en")).toBe("Message as Work");
+  });
+});

@@ -1,0 +1,589 @@
+// The app's one page. It keeps no profile data of its own (no web storage): every view asks
+// the core through the generated bindings, and re-reads when the core reports an event.
+
+import { listen } from "@tauri-apps/api/event";
+import * as api from "./bindings";
+import type { AppInfo, Conversation, OpenConversation, ProfileEvent, ProfileInfo, SmsPurpose } from "./bindings";
+import { h, replace, value } from "./dom";
+import { type Key, type Lang, errorMessage, pickLang, setLang, t } from "./i18n";
+import {
+  formatMoney,
+  initial,
+  matchProfiles,
+  mergeInbox,
+  minutesToTime,
+  parseAmount,
+  profileForShortcut,
+  timeToMinutes,
+  totalUnread,
+} from "./logic";
+
+type View = "chats" | "contacts" | "wallet" | "settings" | "inbox" | "search";
+
+const S = {
+  info: null as AppInfo | null,
+  profiles: [] as ProfileInfo[],
+  current: null as string | null,
+  view: "chats" as View,
+  conversation: null as string | null,
+  status: "" as string,
+};
+
+const root = document.getElementById("app")!;
+const sidebar = h("nav", { class: "sidebar", "data-testid": "sidebar" });
+const main = h("main", { class: "main" });
+const overlay = h("div", { class: "overlay", hidden: true });
+root.append(sidebar, main, overlay);
+
+function cur(): ProfileInfo | undefined {
+  return S.profiles.find((p) => p.id === S.current);
+}
+
+function flash(message: string, isError = true) {
+  const bar = h("div", { class: isError ? "toast error" : "toast", role: "status", "data-testid": "toast" }, message);
+  document.body.append(bar);
+  setTimeout(() => bar.remove(), 6000);
+}
+
+/** Runs an action, showing its error (in the user's language) instead of throwing. */
+async function attempt<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (e) {
+    flash(errorMessage(e));
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- sidebar
+
+async function loadProfiles() {
+  S.profiles = (await attempt(() => api.listProfiles())) ?? S.profiles;
+  if (S.info?.window_profile) S.current = S.info.window_profile;
+  if (!S.current || !S.profiles.some((p) => p.id === S.current)) S.current = S.profiles[0]?.id ?? null;
+  const n = totalUnread(S.profiles);
+  document.title = n > 0 ? `(${n}) Switchboard` : "Switchboard";
+  renderSidebar();
+}
+
+function renderSidebar() {
+  const items = S.profiles.map((p, i) =>
+    h(
+      "button",
+      {
+        class: `profile ${p.id === S.current ? "active" : ""}`,
+        style: `--c:${p.color}`,
+        title: `${p.name} (${p.public_id}) · ${t(`state_${p.state.state}` as Key)}${i < 9 ? ` · Ctrl+${i + 1}` : ""}`,
+        "data-testid": `profile-${p.name}`,
+        "data-state": p.state.state,
+        onclick: () => select(p.id),
+      },
+      h("span", { class: "avatar" }, initial(p.name)),
+      h("span", { class: `dot ${p.state.state}` }),
+      p.unread > 0 ? h("span", { class: "badge", "data-testid": `unread-${p.name}` }, String(p.unread)) : null,
+      h("span", { class: "pname" }, p.name),
+    ),
+  );
+  const mainOnly = !S.info?.window_profile;
+  replace(
+    sidebar,
+    h("div", { class: "brand" }, "Switchboard"),
+    ...items,
+    mainOnly && h("button", { class: "side-action", title: t("addProfile"), "data-testid": "add-profile", onclick: () => openAddProfile() }, "+"),
+    mainOnly && S.profiles.length > 1 && h("button", { class: "side-action", title: t("inbox"), "data-testid": "inbox", onclick: () => show("inbox") }, "≡"),
+    mainOnly && h("button", { class: "side-action", title: t("searchAll"), onclick: () => show("search") }, "⌕"),
+  );
+}
+
+function select(profile: string, conversation: string | null = null) {
+  const changed = profile !== S.current;
+  S.current = profile;
+  if (changed || conversation) S.conversation = conversation;
+  if (S.view === "inbox" || S.view === "search" || conversation) S.view = "chats";
+  renderSidebar();
+  void renderMain();
+}
+
+function show(view: View) {
+  S.view = view;
+  void renderMain();
+}
+
+// ---------------------------------------------------------------- main area
+
+async function renderMain() {
+  const p = cur();
+  if (S.view === "inbox") return renderInbox();
+  if (S.view === "search") return renderSearch(null);
+  if (!p) {
+    replace(main, h("div", { class: "empty" }, h("p", {}, t("noProfiles")), h("button", { class: "primary", onclick: () => openAddProfile() }, t("addProfile"))));
+    return;
+  }
+  const tabs: [View, Key][] = [["chats", "chats"], ["contacts", "contacts"], ["wallet", "wallet"], ["settings", "settings"]];
+  const header = h(
+    "header",
+    { class: "bar", style: `--c:${p.color}` },
+    h("span", { class: "avatar small" }, initial(p.name)),
+    h("strong", { "data-testid": "current-profile" }, p.name),
+    h("span", { class: "muted" }, ` ${p.public_id} · ${t(`state_${p.state.state}` as Key)}`),
+    h("span", { class: "spacer" }),
+    ...tabs.map(([v, k]) => h("button", { class: `tab ${S.view === v ? "active" : ""}`, "data-testid": `tab-${v}`, onclick: () => show(v) }, t(k))),
+  );
+  const banner =
+    p.state.state === "signed_out"
+      ? h("div", { class: "banner", "data-testid": "signed-out" }, t("signedOutBanner", { name: p.name }), " ",
+          !S.info?.window_profile && h("button", { onclick: () => openAddProfile(p.public_id) }, t("signInAgain")))
+      : null;
+  const body = h("section", { class: "body" });
+  replace(main, header, banner, body);
+  if (S.view !== "chats") void api.setOpenConversation(p.id, null).catch(() => {});
+  if (S.view === "chats") await renderChats(p, body);
+  else if (S.view === "contacts") await renderContacts(p, body);
+  else if (S.view === "wallet") await renderWallet(p, body);
+  else if (S.view === "settings") await renderSettings(p, body);
+}
+
+async function renderChats(p: ProfileInfo, body: HTMLElement) {
+  const convs = (await attempt(() => api.conversations(p.id))) ?? [];
+  const list = h(
+    "div",
+    { class: "list" },
+    h("input", { class: "search", placeholder: t("search"), onkeydown: (e: Event) => {
+      const ev = e as KeyboardEvent;
+      if (ev.key === "Enter") void renderSearch(p.id, (ev.target as HTMLInputElement).value);
+    } }),
+    convs.length === 0 ? h("p", { class: "muted pad" }, t("noConversations")) : null,
+    ...convs.map((c) => conversationRow(p, c, () => openConversation(p.id, c.id))),
+  );
+  const chat = h("div", { class: "chat" });
+  replace(body, list, chat);
+  if (S.conversation) await renderChat(p, S.conversation, chat);
+  else replace(chat, h("p", { class: "muted center" }, t("pickConversation")));
+}
+
+function conversationRow(p: ProfileInfo, c: Conversation, onclick: () => void, tag = false) {
+  return h(
+    "button",
+    { class: `conv ${S.conversation === c.id && S.current === p.id ? "active" : ""}`, "data-testid": `conv-${c.id}`, onclick },
+    tag ? h("span", { class: "tag", style: `--c:${p.color}` }, p.name) : null,
+    h("span", { class: "title" }, c.title),
+    c.unread > 0 ? h("span", { class: "badge" }, String(c.unread)) : null,
+    h("span", { class: "preview" }, c.last_body ?? ""),
+  );
+}
+
+async function openConversation(profile: string, conversation: string) {
+  S.current = profile;
+  S.conversation = conversation;
+  S.view = "chats";
+  await attempt(() => api.markRead(profile, conversation));
+  await loadProfiles();
+  await renderMain();
+}
+
+async function renderChat(p: ProfileInfo, conversation: string, pane: HTMLElement) {
+  await attempt(() => api.setOpenConversation(p.id, conversation));
+  const [messages, outbox] = await Promise.all([
+    attempt(() => api.messages(p.id, conversation)),
+    attempt(() => api.outbox(p.id)),
+  ]);
+  const log = h(
+    "div",
+    { class: "messages", "data-testid": "messages" },
+    ...(messages ?? []).map((m) =>
+      h("div", { class: `msg ${m.sender === p.public_id ? "mine" : ""}`, "data-testid": "message" },
+        h("span", { class: "who" }, m.sender === p.public_id ? t("you") : m.sender_name),
+        h("span", { class: "text" }, m.body),
+        h("time", {}, new Date(m.sent_at).toLocaleTimeString())),
+    ),
+    ...(outbox ?? []).filter((o) => o.to_id === conversation).map((o) =>
+      h("div", { class: "msg mine pending", "data-testid": "pending" }, h("span", { class: "text" }, o.body), h("time", {}, t("pending"))),
+    ),
+  );
+  const input = h("textarea", { name: "body", rows: 2, placeholder: t("typeMessage", { name: p.name }), "data-testid": "composer" });
+  const send = async () => {
+    const text = input.value.trim();
+    if (!text) return;
+    if (await attempt(() => api.sendMessage(p.id, conversation, text))) {
+      input.value = "";
+      await renderChat(p, conversation, pane);
+    }
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      void send();
+    }
+  });
+  replace(pane,
+    h("div", { class: "chat-title" }, conversation),
+    log,
+    h("div", { class: "composer", style: `--c:${p.color}` }, input, h("button", { class: "primary", "data-testid": "send", onclick: send }, t("send"))),
+  );
+  log.scrollTop = log.scrollHeight;
+  if (S.current === p.id && S.conversation === conversation) input.focus();
+}
+
+async function renderInbox() {
+  const byProfile = new Map<string, Conversation[]>();
+  await Promise.all(S.profiles.map(async (p) => byProfile.set(p.id, (await api.conversations(p.id).catch(() => [])) as Conversation[])));
+  const rows = mergeInbox(S.profiles, byProfile);
+  replace(main, h("header", { class: "bar" }, h("strong", {}, t("inbox"))),
+    h("section", { class: "body column" }, ...rows.map((r) => conversationRow(r.profile, r.conversation, () => openConversation(r.profile.id, r.conversation.id), true))));
+}
+
+async function renderSearch(profile: string | null, initialText = "") {
+  const results = h("div", { class: "column" });
+  const run = async (text: string) => {
+    const hits = (await attempt(() => api.search(profile, text))) ?? [];
+    replace(results, ...hits.map((hit) => {
+      const p = S.profiles.find((x) => x.id === hit.profile);
+      return h("button", { class: "conv", onclick: () => openConversation(hit.profile, hit.message.conversation_id) },
+        p ? h("span", { class: "tag", style: `--c:${p.color}` }, p.name) : null,
+        h("span", { class: "title" }, hit.message.sender_name),
+        h("span", { class: "preview" }, hit.message.body));
+    }));
+  };
+  const input = h("input", { class: "search", value: initialText, placeholder: profile ? t("search") : t("searchAll"), onkeydown: (e: Event) => {
+    if ((e as KeyboardEvent).key === "Enter") void run((e.target as HTMLInputElement).value);
+  } });
+  replace(main, h("header", { class: "bar" }, h("strong", {}, profile ? t("search") : t("searchAll"))), h("section", { class: "body column" }, input, results));
+  input.focus();
+  if (initialText) await run(initialText);
+}
+
+// ---------------------------------------------------------------- contacts
+
+async function renderContacts(p: ProfileInfo, body: HTMLElement) {
+  const [contacts, requests] = await Promise.all([attempt(() => api.contacts(p.id)), attempt(() => api.contactRequests(p.id))]);
+  const find = h("form", { class: "card", onsubmit: async (e: Event) => {
+    e.preventDefault();
+    const f = e.target as HTMLFormElement;
+    if (await attempt(() => api.requestContact(p.id, value(f, "public_id"), value(f, "note")))) {
+      flash(t("addContact") + " ✓", false);
+      f.reset();
+    }
+  } }, h("h3", {}, t("findById")), h("input", { name: "public_id", placeholder: t("publicId"), required: true }), h("input", { name: "note", placeholder: t("note") }), h("button", { class: "primary" }, t("addContact")));
+  const incoming = (requests?.incoming ?? []).filter((r) => r.status === "pending");
+  const reqs = incoming.length
+    ? h("div", { class: "card" }, h("h3", {}, t("requests")), ...incoming.map((r) =>
+        h("div", { class: "row" }, h("span", {}, `${r.from_display_name} (${r.from}) ${r.note}`),
+          h("button", { onclick: async () => { if ((await attempt(() => api.acceptContact(p.id, r.id))) !== undefined) await renderMain(); } }, t("accept")))))
+    : null;
+  const list = h("div", { class: "card" }, h("h3", {}, t("contacts")), ...(contacts ?? []).map((c) =>
+    h("button", { class: "conv", onclick: () => openConversation(p.id, c.public_id) }, h("span", { class: "title" }, c.display_name), h("span", { class: "preview" }, c.public_id))));
+  const group = h("form", { class: "card", onsubmit: async (e: Event) => {
+    e.preventDefault();
+    const f = e.target as HTMLFormElement;
+    const members = value(f, "members").split(/[\s,]+/).filter(Boolean);
+    const g = await attempt(() => api.createGroup(p.id, value(f, "name"), members));
+    if (g) await openConversation(p.id, g.id);
+  } }, h("h3", {}, t("newGroup")), h("input", { name: "name", placeholder: t("groupName"), required: true }), h("input", { name: "members", placeholder: t("members") + " (ID, ID…)" }), h("button", {}, t("create")));
+  replace(body, h("div", { class: "column" }, find, reqs, list, group));
+}
+
+// ---------------------------------------------------------------- wallet
+
+/** Runs a money action; if the wrong-identity guard asks, confirms with the user and retries. */
+async function pay<T>(p: ProfileInfo, action: (confirmed: boolean) => Promise<T>): Promise<T | undefined> {
+  try {
+    return await action(false);
+  } catch (e) {
+    if ((e as { code?: string }).code === "confirm_profile" && (await confirmDialog(t("confirmProfile", { name: p.name }), t("confirm", { name: p.name }), p.color))) {
+      return attempt(() => action(true));
+    }
+    if ((e as { code?: string }).code !== "confirm_profile") flash(errorMessage(e));
+    return undefined;
+  }
+}
+
+function amountOf(f: HTMLElement, name: string): number | null {
+  const fen = parseAmount(value(f, name));
+  if (fen === null) flash(errorMessage({ code: "invalid_amount", message: "" }));
+  return fen;
+}
+
+async function renderWallet(p: ProfileInfo, body: HTMLElement) {
+  const [wallet, page] = await Promise.all([attempt(() => api.wallet(p.id)), attempt(() => api.transactions(p.id, null))]);
+  const again = () => renderMain();
+  const form = (title: Key, fields: HTMLElement[], submit: (f: HTMLFormElement) => Promise<unknown>, testid: string) =>
+    h("form", { class: "card", "data-testid": testid, onsubmit: async (e: Event) => {
+      e.preventDefault();
+      if ((await submit(e.target as HTMLFormElement)) !== undefined) await again();
+    } }, h("h3", {}, t(title)), ...fields, h("button", { class: "primary" }, t(title)));
+  const verify = wallet && !wallet.verified
+    ? form("verify", [h("p", { class: "muted" }, t("unverified")), h("input", { name: "legal_name", placeholder: t("legalName"), required: true }), h("input", { name: "id_number", placeholder: t("idNumber"), required: true })],
+        (f) => attempt(() => api.verifyIdentity(p.id, value(f, "legal_name"), value(f, "id_number"))), "verify")
+    : null;
+  const topUp = form("topUp", [h("input", { name: "amount", placeholder: t("amount"), inputmode: "decimal" })], async (f) => {
+    const fen = amountOf(f, "amount");
+    return fen === null ? undefined : pay(p, (ok) => api.topUp(p.id, fen, ok));
+  }, "top-up");
+  const transfer = form("transfer", [h("input", { name: "to", placeholder: t("to"), required: true }), h("input", { name: "amount", placeholder: t("amount"), inputmode: "decimal" }), h("input", { name: "note", placeholder: t("note") })], async (f) => {
+    const fen = amountOf(f, "amount");
+    return fen === null ? undefined : pay(p, (ok) => api.transfer(p.id, value(f, "to"), fen, value(f, "note"), ok));
+  }, "transfer");
+  const envelope = form("redEnvelope", [
+    h("input", { name: "to", placeholder: t("to"), required: true }),
+    h("input", { name: "total", placeholder: t("amount"), inputmode: "decimal" }),
+    h("input", { name: "count", type: "number", min: 1, max: 100, value: 1 }),
+    h("select", { name: "mode" }, h("option", { value: "lucky" }, t("lucky")), h("option", { value: "equal" }, t("equal"))),
+    h("input", { name: "greeting", placeholder: t("greeting") }),
+  ], async (f) => {
+    const fen = amountOf(f, "total");
+    if (fen === null) return undefined;
+    const sent = await pay(p, (ok) => api.sendRedEnvelope(p.id, { to: value(f, "to"), total: fen, count: Number(value(f, "count")), mode: value(f, "mode") === "equal" ? "equal" : "lucky", greeting: value(f, "greeting") }, ok));
+    if (sent) flash(`${t("redEnvelope")}: ${sent.id}`, false);
+    return sent;
+  }, "red-envelope");
+  const claim = form("claim", [h("input", { name: "id", placeholder: t("envelopeId"), required: true })], async (f) => {
+    const got = await attempt(() => api.claimRedEnvelope(p.id, value(f, "id")));
+    if (got) flash(`+${formatMoney(got.amount)}`, false);
+    return got;
+  }, "claim");
+  replace(body, h("div", { class: "column wallet", style: `--c:${p.color}` },
+    h("div", { class: "card balance" }, h("span", { class: "muted" }, t("balance")), h("strong", { "data-testid": "balance" }, wallet ? formatMoney(wallet.balance) : "—"),
+      wallet?.verified ? h("span", { class: "muted" }, t("verified")) : null),
+    verify, topUp, transfer, envelope, claim,
+    h("div", { class: "card" }, h("h3", {}, t("history")), ...(page?.transactions ?? []).map((tx) =>
+      h("div", { class: "row", "data-testid": "transaction" }, h("span", {}, `${tx.kind} ${tx.counterparty ?? ""} ${tx.note}`), h("strong", {}, formatMoney(tx.amount))))),
+  ));
+}
+
+// ---------------------------------------------------------------- settings
+
+async function renderSettings(p: ProfileInfo, body: HTMLElement) {
+  const policy = await attempt(() => api.notificationPolicy(p.id));
+  const mainWindow = !S.info?.window_profile;
+  const days = t("days").split(",");
+  const q = policy?.quiet_hours[0];
+  const profileCard = mainWindow && h("form", { class: "card", onsubmit: async (e: Event) => {
+    e.preventDefault();
+    const f = e.target as HTMLFormElement;
+    if ((await attempt(async () => { await api.renameProfile(p.id, value(f, "name")); await api.recolorProfile(p.id, value(f, "color")); })) !== undefined) {
+      await loadProfiles();
+      await renderMain();
+    }
+  } },
+    h("h3", {}, p.name),
+    h("label", {}, t("rename"), h("input", { name: "name", value: p.name, "data-testid": "rename" })),
+    h("label", {}, t("color"), h("input", { name: "color", type: "color", value: p.color })),
+    h("div", { class: "row" },
+      h("button", { class: "primary" }, t("save")),
+      h("button", { type: "button", onclick: async () => {
+        const ids = S.profiles.map((x) => x.id);
+        const i = ids.indexOf(p.id);
+        if (i > 0) { [ids[i - 1], ids[i]] = [ids[i], ids[i - 1]]; await attempt(() => api.reorderProfiles(ids)); await loadProfiles(); }
+      } }, t("moveUp")),
+      h("button", { type: "button", onclick: () => attempt(() => api.openProfileWindow(p.id)) }, t("openWindow")),
+      h("button", { type: "button", class: "danger", "data-testid": "remove", onclick: async () => {
+        const dir = `profiles/${p.id}`;
+        if (await confirmDialog(t("removeConfirm", { name: p.name, dir }), t("remove"), "#d93025")) {
+          if ((await attempt(() => api.removeProfile(p.id))) !== undefined) { S.current = null; await loadProfiles(); await renderMain(); }
+        }
+      } }, t("remove")),
+    ));
+  const notif = policy && h("form", { class: "card", "data-testid": "policy", onsubmit: async (e: Event) => {
+    e.preventDefault();
+    const f = e.target as HTMLFormElement;
+    const checked = (n: string) => f.querySelector<HTMLInputElement>(`[name="${n}"]`)?.checked ?? false;
+    const start = timeToMinutes(value(f, "q_start"));
+    const end = timeToMinutes(value(f, "q_end"));
+    const qdays = days.map((_, i) => i).filter((i) => checked(`q_day_${i}`));
+    const quiet = start !== null && end !== null && qdays.length > 0 ? [{ days: qdays, start_min: start, end_min: end }] : [];
+    const next = { enabled: checked("enabled"), preview: value(f, "preview") as typeof policy.preview, sound: checked("sound"), show_amounts: checked("show_amounts"), quiet_hours: quiet };
+    if ((await attempt(() => api.setNotificationPolicy(p.id, next))) !== undefined) flash(t("saved"), false);
+  } },
+    h("h3", {}, t("notifications")),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "enabled", checked: policy.enabled }), t("enabled")),
+    h("label", {}, t("preview"), h("select", { name: "preview" }, ...(["full", "sender_only", "nothing"] as const).map((v) => {
+      const o = h("option", { value: v }, t(`preview_${v}` as Key));
+      o.selected = policy.preview === v;
+      return o;
+    }))),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "sound", checked: policy.sound }), t("sound")),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "show_amounts", checked: policy.show_amounts }), t("showAmounts")),
+    h("fieldset", {}, h("legend", {}, t("quietHours")),
+      h("div", { class: "row" }, ...days.map((d, i) => h("label", { class: "check" }, h("input", { type: "checkbox", name: `q_day_${i}`, checked: q?.days.includes(i) ?? false }), d))),
+      h("div", { class: "row" },
+        h("label", {}, t("quietFrom"), h("input", { name: "q_start", type: "time", value: minutesToTime(q?.start_min ?? 19 * 60) })),
+        h("label", {}, t("quietUntil"), h("input", { name: "q_end", type: "time", value: minutesToTime(q?.end_min ?? 9 * 60) })))),
+    mainWindow && h("button", { class: "primary" }, t("save")));
+  const global = mainWindow && h("div", { class: "card" },
+    h("label", { class: "check" }, h("input", { type: "checkbox", onchange: (e: Event) => attempt(() => api.setDoNotDisturb((e.target as HTMLInputElement).checked)) }), t("dnd")),
+    h("label", {}, t("language"), h("select", { onchange: (e: Event) => {
+      const v = (e.target as HTMLSelectElement).value;
+      if (v) localStorage.setItem("lang", v); else localStorage.removeItem("lang");
+      setLang(pickLang(navigator.languages, v || null));
+      renderSidebar();
+      void renderMain();
+    } }, ...[["", t("systemLanguage")], ["en", "English"], ["zh", "简体中文"]].map(([v, label]) => {
+      const o = h("option", { value: v }, label);
+      o.selected = (localStorage.getItem("lang") ?? "") === v;
+      return o;
+    }))));
+  replace(body, h("div", { class: "column" }, profileCard, notif, global));
+}
+
+// ---------------------------------------------------------------- dialogs
+
+function dialog(content: HTMLElement, onClose?: () => void) {
+  overlay.hidden = false;
+  const close = () => { overlay.hidden = true; overlay.replaceChildren(); onClose?.(); };
+  replace(overlay, h("div", { class: "dialog", role: "dialog" }, content));
+  overlay.onclick = (e) => { if (e.target === overlay) close(); };
+  return close;
+}
+
+function confirmDialog(text: string, yes: string, color: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    let answered = false;
+    const close = dialog(h("div", { "data-testid": "confirm" },
+      h("p", {}, text),
+      h("div", { class: "row end" },
+        h("button", { onclick: () => { answered = true; close(); resolve(false); } }, t("cancel")),
+        h("button", { class: "primary", style: `background:${color}`, "data-testid": "confirm-yes", onclick: () => { answered = true; close(); resolve(true); } }, yes))),
+      () => { if (!answered) resolve(false); });
+  });
+}
+
+type AddMode = "signin" | "register" | "secondary";
+
+function openAddProfile(login = "") {
+  let mode: AddMode = "signin";
+  const pane = h("div", { class: "add" });
+  const close = dialog(pane);
+  const server = () => value(pane, "server") || S.info?.default_server || "";
+  const done = async (p: ProfileInfo) => {
+    close();
+    await loadProfiles();
+    select(p.id);
+  };
+  const codeField = (purpose: SmsPurpose) => {
+    const note = h("p", { class: "muted dev", hidden: true }, t("devService"));
+    const fill = h("button", { type: "button", hidden: true, "data-testid": "fill-code", onclick: async () => {
+      const code = await attempt(() => api.devSmsCode(server(), value(pane, "phone"), purpose));
+      const input = pane.querySelector<HTMLInputElement>('[name="sms_code"]');
+      if (code && input) input.value = code;
+    } }, t("fillDevCode"));
+    const send = h("button", { type: "button", "data-testid": "send-code", onclick: async () => {
+      const sent = await attempt(() => api.requestSmsCode(server(), value(pane, "phone"), purpose));
+      if (!sent) return;
+      // Only a development service answers its outbox: offer to fill the code from there.
+      const dev = await api.devSmsCode(server(), value(pane, "phone"), purpose).then(() => true, () => false);
+      note.hidden = fill.hidden = !dev;
+      let left = Number(sent.resend_after);
+      send.disabled = true;
+      const tick = setInterval(() => {
+        left -= 1;
+        send.textContent = left > 0 ? t("resendIn", { n: left }) : t("sendCode");
+        if (left <= 0) { clearInterval(tick); send.disabled = false; }
+      }, 1000);
+    } }, t("sendCode"));
+    return [h("input", { name: "phone", placeholder: t("phone"), required: true, "data-testid": "phone" }), h("div", { class: "row" }, h("input", { name: "sms_code", placeholder: t("smsCode"), required: true, inputmode: "numeric", "data-testid": "sms-code" }), send, fill), note];
+  };
+  const render = () => {
+    const tabs = (["signin", "register", "secondary"] as AddMode[]).map((m) =>
+      h("button", { type: "button", class: `tab ${m === mode ? "active" : ""}`, "data-testid": `add-${m}`, onclick: () => { mode = m; render(); } },
+        t(m === "signin" ? "signIn" : m === "register" ? "register" : "registerSecondary")));
+    const common = [h("label", {}, t("server"), h("input", { name: "server", value: S.info?.default_server ?? "", "data-testid": "server" })), h("input", { name: "name", placeholder: t("profileName"), "data-testid": "profile-name" })];
+    const form = mode === "signin"
+      ? h("form", { onsubmit: async (e: Event) => {
+          e.preventDefault();
+          const f = e.target as HTMLFormElement;
+          try {
+            await done(await api.addProfile({ server: server(), login: value(f, "login"), password: value(f, "password"), name: value(f, "name") || null, color: null, totp_code: value(f, "totp") || null }));
+          } catch (err) {
+            const er = err as { code?: string; public_ids?: string[] };
+            if (er.code === "account_choice_required" && er.public_ids) {
+              const choice = f.querySelector(".choice")!;
+              replace(choice, h("p", {}, t("chooseAccount")), ...er.public_ids.map((id) => h("button", { type: "button", onclick: () => { (f.querySelector('[name="login"]') as HTMLInputElement).value = id; f.requestSubmit(); } }, id)));
+            } else {
+              if (er.code === "totp_required") (f.querySelector('[name="totp"]') as HTMLElement).hidden = false;
+              flash(errorMessage(err));
+            }
+          }
+        } }, ...common,
+          h("input", { name: "login", placeholder: t("login"), value: login, required: true, "data-testid": "login" }),
+          h("input", { name: "password", type: "password", placeholder: t("password"), required: true, "data-testid": "password" }),
+          h("input", { name: "totp", placeholder: t("totp"), hidden: true, inputmode: "numeric" }),
+          h("div", { class: "choice" }),
+          h("button", { class: "primary", "data-testid": "submit" }, t("signIn")))
+      : h("form", { onsubmit: async (e: Event) => {
+          e.preventDefault();
+          const f = e.target as HTMLFormElement;
+          const made = await attempt(() => api.registerProfile({ server: server(), phone: value(f, "phone"), sms_code: value(f, "sms_code"), public_id: value(f, "public_id"), password: value(f, "password"), display_name: value(f, "display_name"), name: value(f, "name") || null, color: null }));
+          if (made) await done(made.profile);
+        } }, ...common,
+          mode === "secondary" ? h("p", { class: "muted" }, t("secondaryHint")) : null,
+          ...codeField("register"),
+          h("input", { name: "public_id", placeholder: t("publicId"), required: true, "data-testid": "public-id" }),
+          h("input", { name: "display_name", placeholder: t("displayName"), required: true, "data-testid": "display-name" }),
+          h("input", { name: "password", type: "password", placeholder: t("password"), required: true, "data-testid": "password" }),
+          h("button", { class: "primary", "data-testid": "submit" }, t("create")));
+    replace(pane, h("div", { class: "tabs" }, ...tabs), form);
+  };
+  render();
+}
+
+function openQuickSwitcher() {
+  const list = h("div", { class: "column" });
+  const input = h("input", { placeholder: t("quickSwitch"), "data-testid": "quick-switch" });
+  const close = dialog(h("div", {}, input, list));
+  const draw = () => replace(list, ...matchProfiles(S.profiles, input.value).map((p) =>
+    h("button", { class: "conv", onclick: () => { close(); select(p.id); } }, h("span", { class: "tag", style: `--c:${p.color}` }, p.name), h("span", { class: "preview" }, p.public_id))));
+  input.addEventListener("input", draw);
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { const first = matchProfiles(S.profiles, input.value)[0]; if (first) { close(); select(first.id); } }
+    if (e.key === "Escape") close();
+  });
+  draw();
+  input.focus();
+}
+
+// ---------------------------------------------------------------- wiring
+
+document.addEventListener("keydown", (e) => {
+  const id = profileForShortcut(S.profiles, e);
+  if (id) {
+    e.preventDefault();
+    select(id);
+  } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k" && !S.info?.window_profile) {
+    e.preventDefault();
+    openQuickSwitcher();
+  } else if (e.key === "Escape" && !overlay.hidden) {
+    overlay.hidden = true;
+    overlay.replaceChildren();
+  }
+});
+
+let pending: ReturnType<typeof setTimeout> | null = null;
+/** Re-reads after events, at most every 150 ms, without losing the last one. */
+function refreshSoon(touchesOpenView: boolean) {
+  if (pending) clearTimeout(pending);
+  pending = setTimeout(async () => {
+    pending = null;
+    await loadProfiles();
+    if (touchesOpenView && !overlay.querySelector("form") && S.view !== "settings") {
+      if (S.conversation && S.view === "chats") await attempt(() => api.markRead(S.current!, S.conversation!));
+      await renderMain();
+    }
+  }, 150);
+}
+
+async function boot() {
+  setLang(pickLang(navigator.languages, localStorage.getItem("lang")) as Lang);
+  S.info = (await attempt(() => api.appInfo())) ?? null;
+  await loadProfiles();
+  await renderMain();
+  await listen<ProfileEvent>("profile-event", (e) => refreshSoon(e.payload.profile === S.current || S.view === "inbox"));
+  await listen("profiles-changed", () => refreshSoon(true));
+  await listen<OpenConversation>("open-conversation", async (e) => {
+    const { profile, conversation } = e.payload;
+    if (!profile) return;
+    if (conversation) await openConversation(profile, conversation);
+    else select(profile);
+  });
+}
+
+void boot();
