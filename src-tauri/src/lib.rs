@@ -136,6 +136,9 @@ pub fn main() -> ExitCode {
     let started = engine.clone();
     let app = install(builder, engine, server)
         .setup(move |app| {
+            // The core spawns its tasks on Tauri's tokio runtime.
+            let runtime = tauri::async_runtime::handle();
+            let _entered = runtime.inner().enter();
             let handle = app.handle().clone();
             let click = handle.clone();
             started.enable_notifications(Arc::new(DesktopSink::with_click(Arc::new(

@@ -1,0 +1,291 @@
+//! The desktop app in a real window (Xvfb), driven through WebDriver (tauri-driver +
+//! WebKitWebDriver), against a real service on loopback, with notifications recorded on the
+//! private D-Bus session. `cargo xtask test` runs it inside `xvfb-run dbus-run-session` with an
+//! unlocked gnome-keyring and `SWITCHBOARD_APP` pointing at the app built with its UI; it is
+//! `#[ignore]`d in the plain test run, which has no display. Screenshots of every step go to
+//! `target/e2e/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+use switchboard_server::testing::{TEST_PASSWORD, TEST_RESIDENT_ID, TestServer};
+
+/// A child process killed on drop, whatever the test's outcome.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Ui {
+    c: Client,
+    step: usize,
+}
+
+impl Ui {
+    async fn el(&self, css: &str) -> fantoccini::elements::Element {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.el(css).await;
+        // Dialogs scroll: bring the element into view as a user would.
+        let arg = serde_json::to_value(&e).unwrap();
+        let _ = self
+            .c
+            .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+            .await;
+        if let Err(err) = e.click().await {
+            let png = self.c.screenshot().await.unwrap_or_default();
+            let _ = std::fs::write(screenshots_dir().join("failed-click.png"), png);
+            panic!("cannot click {css}: {err}");
+        }
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.el(css).await;
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.el(css).await.text().await.unwrap()
+    }
+
+    /// Waits until `css` holds `want` (the UI updates from core events, asynchronously).
+    async fn wait_text(&self, css: &str, want: &str) {
+        for _ in 0..200 {
+            if let Ok(e) = self.c.find(Locator::Css(css)).await {
+                if e.text().await.is_ok_and(|t| t.contains(want)) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let page = self.c.source().await.unwrap_or_default();
+        panic!("{css} never showed {want:?}; page: {page}");
+    }
+
+    async fn shot(&mut self, name: &str) {
+        self.step += 1;
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(screenshots_dir().join(format!("{:02}-{name}.png", self.step)), png).unwrap();
+    }
+
+    async fn key_chord(&self, key: &str) {
+        let body = self.el("body").await;
+        body.send_keys(&format!("{}{key}{}", char::from(Key::Control), char::from(Key::Null)))
+            .await
+            .unwrap();
+    }
+
+    /// Registers an account through the add-profile dialog's SMS flow.
+    async fn register(&mut self, tab: &str, phone: &str, public_id: &str, name: &str) {
+        self.click("[data-testid=add-profile]").await;
+        self.click(&format!("[data-testid=add-{tab}]")).await;
+        self.fill("[data-testid=phone]", phone).await;
+        self.click("[data-testid=send-code]").await;
+        // A development service: the code field offers to fill itself from the dev outbox.
+        let fill = self.el("[data-testid=fill-code]:not([hidden])").await;
+        fill.click().await.unwrap();
+        for _ in 0..50 {
+            let code = self.el("[data-testid=sms-code]").await.prop("value").await.unwrap();
+            if code.is_some_and(|c| c.len() == 6) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.fill("[data-testid=public-id]", public_id).await;
+        self.fill("[data-testid=display-name]", &format!("Dana ({name})")).await;
+        self.fill("[data-testid=profile-name]", name).await;
+        self.fill("[data-testid=password]", TEST_PASSWORD).await;
+        self.shot(&format!("register-{name}")).await;
+        self.click("[data-testid=submit]").await;
+        self.wait_text("[data-testid=current-profile]", name).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a display, a D-Bus session and the app binary: run by `cargo xtask test`"]
+async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
+    let app = std::env::var("SWITCHBOARD_APP")
+        .expect("SWITCHBOARD_APP names the app binary built with its UI (cargo xtask test)");
+    let s = TestServer::start().await;
+    let bob = s.verified_user(7, "bob_the_2nd").await;
+
+    // Everything the app writes stays in a temp home; notifications are recorded on the bus.
+    let home = tempfile::tempdir().unwrap();
+    let recorded = Arc::new(Mutex::new(String::new()));
+    let mut monitor = Owned(
+        Command::new("dbus-monitor")
+            .arg("interface='org.freedesktop.Notifications'")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dbus-monitor (package dbus-bin)"),
+    );
+    let out = monitor.0.stdout.take().unwrap();
+    let sink = recorded.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let mut r = sink.lock().unwrap();
+            r.push_str(&l);
+            r.push('\n');
+        }
+    });
+    let _driver = Owned(
+        Command::new("tauri-driver")
+            .args(["--port", "4444", "--native-port", "4445"])
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_CACHE_HOME", home.path().join("cache"))
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .env("SWITCHBOARD_DATA_DIR", home.path().join("switchboard"))
+            .env("SWITCHBOARD_SERVICE_URL", &s.base)
+            .spawn()
+            .expect("tauri-driver (cargo xtask setup installs it)"),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "tauri:options".into(),
+        serde_json::json!({ "application": app }),
+    );
+    let mut client = None;
+    for _ in 0..100 {
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect("http://127.0.0.1:4444")
+            .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let mut ui = Ui {
+        c: client.expect("tauri-driver accepts a session"),
+        step: 0,
+    };
+    ui.el("[data-testid=add-profile]").await;
+    ui.shot("first-start").await;
+
+    // Both accounts of one phone number, registered through the UI.
+    let phone = "+8613700137000";
+    ui.register("register", phone, "dana_work", "Work").await;
+    s.clock.advance_secs(61); // the number's resend cooldown, on the service's clock
+    ui.register("secondary", phone, "dana_home", "Home").await;
+    ui.shot("two-profiles").await;
+
+    // Home (in front) asks Bob to be a contact; Bob accepts through the API.
+    ui.click("[data-testid=tab-contacts]").await;
+    ui.fill("input[name=public_id]", "bob_the_2nd").await;
+    ui.click("form.card button.primary").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = s.get("/v1/contacts/requests", &bob.token).await.expect(200).body;
+    let id = requests["incoming"][0]["id"].as_str().expect("Home's request reached Bob").to_string();
+    s.post_as(&bob, &format!("/v1/contacts/requests/{id}/accept"), serde_json::json!({}))
+        .await
+        .expect(200);
+
+    // Work goes in front (Ctrl+1); Bob messages Home, which is not.
+    ui.key_chord("1").await;
+    ui.wait_text("[data-testid=current-profile]", "Work").await;
+    s.post_as(
+        &bob,
+        "/v1/messages",
+        serde_json::json!({"client_id": "00000000-0000-4000-8000-0000000000a1", "to": "dana_home", "body": "lunch at noon?"}),
+    )
+    .await
+    .expect(201);
+    ui.wait_text("[data-testid=unread-Home]", "1").await;
+    ui.shot("unread-badge").await;
+    for _ in 0..100 {
+        if recorded.lock().unwrap().contains("Home · ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = recorded.lock().unwrap().clone();
+    assert!(
+        calls.contains("string \"Home · Bob") || calls.contains("string \"Home · bob_the_2nd"),
+        "one native notification, titled with the profile that got the message: {calls}"
+    );
+    assert!(calls.contains("lunch at noon?"), "{calls}");
+    assert!(
+        !calls.contains("string \"Work · "),
+        "nothing for the profile that got nothing: {calls}"
+    );
+
+    // Clicking the notification (dunst invokes its default action) opens exactly that chat.
+    let clicked = Command::new("dunstctl").args(["action", "0"]).status();
+    assert!(clicked.is_ok_and(|s| s.success()), "dunstctl action");
+    ui.wait_text("[data-testid=current-profile]", "Home").await;
+    ui.wait_text("[data-testid=messages]", "lunch at noon?").await;
+    ui.shot("click-through").await;
+
+    // A reply from the composer reaches Bob.
+    ui.fill("[data-testid=composer]", "yes, see you there").await;
+    ui.click("[data-testid=send]").await;
+    let mut delivered = false;
+    for _ in 0..100 {
+        let sync = s.get("/v1/sync?since=0&limit=100", &bob.token).await.expect(200).body;
+        if sync.to_string().contains("yes, see you there") {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "the reply reached Bob");
+    ui.wait_text("[data-testid=messages]", "yes, see you there").await;
+    ui.shot("reply").await;
+
+    // The wallet: verify, top up, transfer to Bob.
+    ui.click("[data-testid=tab-wallet]").await;
+    ui.fill("[data-testid=verify] input[name=legal_name]", "张三").await;
+    ui.fill("[data-testid=verify] input[name=id_number]", TEST_RESIDENT_ID).await;
+    ui.click("[data-testid=verify] button").await;
+    ui.wait_text("[data-testid=balance]", "¥0.00").await;
+    ui.fill("[data-testid=top-up] input[name=amount]", "100").await;
+    ui.click("[data-testid=top-up] button").await;
+    ui.wait_text("[data-testid=balance]", "¥100.00").await;
+    ui.fill("[data-testid=transfer] input[name=to]", "bob_the_2nd").await;
+    ui.fill("[data-testid=transfer] input[name=amount]", "25.50").await;
+    ui.click("[data-testid=transfer] button").await;
+    ui.wait_text("[data-testid=balance]", "¥74.50").await;
+    ui.shot("wallet").await;
+    let bobs = s.get("/v1/wallet", &bob.token).await.expect(200).body;
+    assert_eq!(bobs["balance"], 2550, "Bob got the transfer");
+
+    // Switching is instant: Ctrl+1 then Ctrl+2, no reconnect (both stay live).
+    ui.key_chord("1").await;
+    ui.wait_text("[data-testid=current-profile]", "Work").await;
+    ui.key_chord("2").await;
+    ui.wait_text("[data-testid=current-profile]", "Home").await;
+    let states = ui.c.find_all(Locator::Css("[data-state=live]")).await.unwrap();
+    assert_eq!(states.len(), 2, "both profiles live after switching");
+    ui.shot("switched").await;
+    let _ = ui.text("body").await;
+    ui.c.close().await.unwrap();
+}
