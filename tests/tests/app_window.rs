@@ -89,14 +89,22 @@ impl Ui {
     async fn shot(&mut self, name: &str) {
         self.step += 1;
         let png = self.c.screenshot().await.unwrap();
-        std::fs::write(screenshots_dir().join(format!("{:02}-{name}.png", self.step)), png).unwrap();
+        std::fs::write(
+            screenshots_dir().join(format!("{:02}-{name}.png", self.step)),
+            png,
+        )
+        .unwrap();
     }
 
     async fn key_chord(&self, key: &str) {
         let body = self.el("body").await;
-        body.send_keys(&format!("{}{key}{}", char::from(Key::Control), char::from(Key::Null)))
-            .await
-            .unwrap();
+        body.send_keys(&format!(
+            "{}{key}{}",
+            char::from(Key::Control),
+            char::from(Key::Null)
+        ))
+        .await
+        .unwrap();
     }
 
     /// Registers an account through the add-profile dialog's SMS flow.
@@ -109,14 +117,20 @@ impl Ui {
         let fill = self.el("[data-testid=fill-code]:not([hidden])").await;
         fill.click().await.unwrap();
         for _ in 0..50 {
-            let code = self.el("[data-testid=sms-code]").await.prop("value").await.unwrap();
+            let code = self
+                .el("[data-testid=sms-code]")
+                .await
+                .prop("value")
+                .await
+                .unwrap();
             if code.is_some_and(|c| c.len() == 6) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.fill("[data-testid=public-id]", public_id).await;
-        self.fill("[data-testid=display-name]", &format!("Dana ({name})")).await;
+        self.fill("[data-testid=display-name]", &format!("Dana ({name})"))
+            .await;
         self.fill("[data-testid=profile-name]", name).await;
         self.fill("[data-testid=password]", TEST_PASSWORD).await;
         self.shot(&format!("register-{name}")).await;
@@ -203,11 +217,22 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
     ui.fill("input[name=public_id]", "bob_the_2nd").await;
     ui.click("form.card button.primary").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let requests = s.get("/v1/contacts/requests", &bob.token).await.expect(200).body;
-    let id = requests["incoming"][0]["id"].as_str().expect("Home's request reached Bob").to_string();
-    s.post_as(&bob, &format!("/v1/contacts/requests/{id}/accept"), serde_json::json!({}))
+    let requests = s
+        .get("/v1/contacts/requests", &bob.token)
         .await
-        .expect(200);
+        .expect(200)
+        .body;
+    let id = requests["incoming"][0]["id"]
+        .as_str()
+        .expect("Home's request reached Bob")
+        .to_string();
+    s.post_as(
+        &bob,
+        &format!("/v1/contacts/requests/{id}/accept"),
+        serde_json::json!({}),
+    )
+    .await
+    .expect(200);
 
     // Work goes in front (Ctrl+1); Bob messages Home, which is not.
     ui.key_chord("1").await;
@@ -242,15 +267,21 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
     let clicked = Command::new("dunstctl").args(["action", "0"]).status();
     assert!(clicked.is_ok_and(|s| s.success()), "dunstctl action");
     ui.wait_text("[data-testid=current-profile]", "Home").await;
-    ui.wait_text("[data-testid=messages]", "lunch at noon?").await;
+    ui.wait_text("[data-testid=messages]", "lunch at noon?")
+        .await;
     ui.shot("click-through").await;
 
     // A reply from the composer reaches Bob.
-    ui.fill("[data-testid=composer]", "yes, see you there").await;
+    ui.fill("[data-testid=composer]", "yes, see you there")
+        .await;
     ui.click("[data-testid=send]").await;
     let mut delivered = false;
     for _ in 0..100 {
-        let sync = s.get("/v1/sync?since=0&limit=100", &bob.token).await.expect(200).body;
+        let sync = s
+            .get("/v1/sync?since=0&limit=100", &bob.token)
+            .await
+            .expect(200)
+            .body;
         if sync.to_string().contains("yes, see you there") {
             delivered = true;
             break;
@@ -258,20 +289,29 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(delivered, "the reply reached Bob");
-    ui.wait_text("[data-testid=messages]", "yes, see you there").await;
+    ui.wait_text("[data-testid=messages]", "yes, see you there")
+        .await;
     ui.shot("reply").await;
 
     // The wallet: verify, top up, transfer to Bob.
     ui.click("[data-testid=tab-wallet]").await;
-    ui.fill("[data-testid=verify] input[name=legal_name]", "张三").await;
-    ui.fill("[data-testid=verify] input[name=id_number]", TEST_RESIDENT_ID).await;
+    ui.fill("[data-testid=verify] input[name=legal_name]", "张三")
+        .await;
+    ui.fill(
+        "[data-testid=verify] input[name=id_number]",
+        TEST_RESIDENT_ID,
+    )
+    .await;
     ui.click("[data-testid=verify] button").await;
     ui.wait_text("[data-testid=balance]", "¥0.00").await;
-    ui.fill("[data-testid=top-up] input[name=amount]", "100").await;
+    ui.fill("[data-testid=top-up] input[name=amount]", "100")
+        .await;
     ui.click("[data-testid=top-up] button").await;
     ui.wait_text("[data-testid=balance]", "¥100.00").await;
-    ui.fill("[data-testid=transfer] input[name=to]", "bob_the_2nd").await;
-    ui.fill("[data-testid=transfer] input[name=amount]", "25.50").await;
+    ui.fill("[data-testid=transfer] input[name=to]", "bob_the_2nd")
+        .await;
+    ui.fill("[data-testid=transfer] input[name=amount]", "25.50")
+        .await;
     ui.click("[data-testid=transfer] button").await;
     ui.wait_text("[data-testid=balance]", "¥74.50").await;
     ui.shot("wallet").await;
@@ -283,7 +323,10 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
     ui.wait_text("[data-testid=current-profile]", "Work").await;
     ui.key_chord("2").await;
     ui.wait_text("[data-testid=current-profile]", "Home").await;
-    let states = ui.c.find_all(Locator::Css("[data-state=live]")).await.unwrap();
+    let states =
+        ui.c.find_all(Locator::Css("[data-state=live]"))
+            .await
+            .unwrap();
     assert_eq!(states.len(), 2, "both profiles live after switching");
     ui.shot("switched").await;
     let _ = ui.text("body").await;
