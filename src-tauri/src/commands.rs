@@ -14,7 +14,7 @@ use switchboard_protocol::messaging::{
 use switchboard_protocol::wallet::{Claimed, MoneyMoved, RedEnvelope, TransactionPage, Wallet};
 
 use crate::ipc::{Caller, IpcResult};
-use crate::shell::{AppInfo, SearchHit, Shell, SignInForm};
+use crate::shell::{AppInfo, SearchHit, Shell};
 
 macro_rules! commands {
     ($(
@@ -68,9 +68,9 @@ commands! {
     }
 
     /// Adds a profile by signing in (public ID or phone, password, TOTP when asked).
-    fn add_profile(caller, shell, app, form: SignInForm) -> ProfileInfo {
+    fn add_profile(caller, shell, app, form: SignIn) -> ProfileInfo {
         caller.must_be_main()?;
-        let info = shell.engine.add_profile(SignIn::from(form)).await?;
+        let info = shell.engine.add_profile(form).await?;
         Ok(info)
     }
 

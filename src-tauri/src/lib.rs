@@ -102,6 +102,7 @@ fn data_dir() -> anyhow::Result<std::path::PathBuf> {
 }
 
 pub fn main() -> ExitCode {
+    let _ = shell::LAUNCHED.set(std::time::Instant::now());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use switchboard_core::Engine;
 use switchboard_core::store::StoredMessage;
-use switchboard_core::{Engine, SignIn};
 use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 use crate::ipc::{Caller, IpcResult, profile_window_label};
@@ -30,30 +30,6 @@ pub struct SearchHit {
     pub message: StoredMessage,
 }
 
-/// The sign-in form. The password crosses IPC once, inbound, and goes straight to the service.
-#[derive(Clone, Deserialize, ts_rs::TS)]
-pub struct SignInForm {
-    pub server: String,
-    pub login: String,
-    pub password: String,
-    pub name: Option<String>,
-    pub color: Option<String>,
-    pub totp_code: Option<String>,
-}
-
-impl From<SignInForm> for SignIn {
-    fn from(f: SignInForm) -> Self {
-        SignIn {
-            server: f.server,
-            login: f.login,
-            password: f.password,
-            name: f.name.filter(|n| !n.trim().is_empty()),
-            color: f.color,
-            totp_code: f.totp_code.filter(|c| !c.trim().is_empty()),
-        }
-    }
-}
-
 pub struct Shell {
     pub engine: Arc<Engine>,
     default_server: String,
@@ -62,7 +38,11 @@ pub struct Shell {
     /// The window that has focus, if any of ours.
     focused: Mutex<Option<String>>,
     do_not_disturb: Mutex<bool>,
+    ui_up: std::sync::atomic::AtomicBool,
 }
+
+/// When the process started, for the start-up figure.
+pub static LAUNCHED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 impl Shell {
     pub fn new(engine: Arc<Engine>, default_server: String) -> Self {
@@ -72,10 +52,18 @@ impl Shell {
             open: Mutex::default(),
             focused: Mutex::default(),
             do_not_disturb: Mutex::new(false),
+            ui_up: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     pub fn info(&self, caller: &Caller) -> AppInfo {
+        if let Some(launched) = LAUNCHED.get() {
+            if !self.ui_up.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                // The page has loaded and run its script: the start-up figure benches read.
+                let ui_ready_ms = launched.elapsed().as_millis() as u64;
+                tracing::info!(ui_ready_ms, "the UI is up");
+            }
+        }
         AppInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             default_server: self.default_server.clone(),

@@ -709,3 +709,73 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
     assert_eq!(amounts, [100, -2_550, 10_000], "newest first, signed");
     engine.shutdown().await;
 }
+
+/// Quiet hours hold a profile's notifications (the other profile still notifies) and a single
+/// digest says what they held once they end; a burst of 100 shows a few, then one summary.
+#[tokio::test]
+async fn quiet_hours_hold_then_digest_and_a_burst_is_coalesced() {
+    use switchboard_core::notify::{BURST_SECS, BURST_SHOWN, QuietHours};
+    let sink = Arc::new(RecordingSink::default());
+    let w = world_with(Some(sink.clone())).await;
+    // Quiet all day, every day: whatever the clock says now, Work is quiet.
+    let quiet = Policy {
+        quiet_hours: vec![QuietHours {
+            days: (0..7).collect(),
+            start_min: 0,
+            end_min: 24 * 60,
+        }],
+        ..Policy::default()
+    };
+    w.engine.set_policy("Work", quiet).await.unwrap();
+    for body in ["first", "second"] {
+        bob_says(&w, "alice_work", body).await;
+    }
+    bob_says(&w, "alice_home", "not quiet here").await;
+    wait_for_message(&w.engine, "Work", "second").await;
+    wait_until("Personal's notification", async || !sink.shown().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // past a notifier tick
+    let titles: Vec<String> = sink.shown().into_iter().map(|n| n.title).collect();
+    assert_eq!(
+        titles,
+        ["Personal · bob_the_2nd"],
+        "quiet hours hold Work's"
+    );
+    // Quiet hours end: one digest of what they held.
+    w.engine
+        .set_policy("Work", Policy::default())
+        .await
+        .unwrap();
+    wait_until("the digest", async || sink.shown().len() == 2).await;
+    let digest = sink.shown()[1].clone();
+    assert_eq!(digest.title, "Work");
+    assert_eq!(digest.body, "2 new messages during quiet hours");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(sink.shown().len(), 2, "the digest comes once");
+
+    // A burst of 100 messages to Work (its digest started no burst): a few shown, the rest
+    // summarised once.
+    let before = sink.shown().len();
+    for i in 0..100 {
+        bob_says(&w, "alice_work", &format!("burst {i}")).await;
+    }
+    wait_for_message(&w.engine, "Work", "burst 99").await;
+    // The summary comes when the burst's window closes.
+    tokio::time::sleep(Duration::from_secs(BURST_SECS.unsigned_abs())).await;
+    wait_until("the burst's summary", async || {
+        sink.shown()[before..]
+            .iter()
+            .any(|n| n.title.contains("new messages"))
+    })
+    .await;
+    let burst: Vec<_> = sink.shown()[before..].to_vec();
+    assert_eq!(
+        burst.len(),
+        BURST_SHOWN + 1,
+        "a flood becomes {BURST_SHOWN} notifications and one summary: {burst:?}"
+    );
+    assert_eq!(
+        burst[BURST_SHOWN].title,
+        format!("Work · {} new messages", 100 - BURST_SHOWN)
+    );
+    w.engine.shutdown().await;
+}

@@ -139,7 +139,11 @@ export type RequestStatus = "pending" | "accepted";
 
 export type SearchHit = { profile: string, message: StoredMessage, };
 
-export type SignInForm = { server: string, login: string, password: string, name: string | null, color: string | null, totp_code: string | null, };
+export type SignIn = { server: string, login: string, password: string, name: string | null, color: string | null, 
+/**
+ * For accounts with two-step verification: a TOTP or recovery code.
+ */
+totp_code: string | null, };
 
 export type SmsCodeSent = { 
 /**
@@ -212,7 +216,7 @@ export function listProfiles(): Promise<Array<ProfileInfo>> {
 /**
  * Adds a profile by signing in (public ID or phone, password, TOTP when asked).
  */
-export function addProfile(form: SignInForm): Promise<ProfileInfo> {
+export function addProfile(form: SignIn): Promise<ProfileInfo> {
   return invoke("add_profile", { form });
 }
 

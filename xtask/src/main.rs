@@ -36,6 +36,16 @@ const APT_PACKAGES: &[&str] = &[
     "xvfb",
 ];
 
+/// The per-user directories a test run gets its own of: variable, path under its temp root.
+const HOME_DIRS: [(&str, &str); 6] = [
+    ("HOME", "home"),
+    ("XDG_DATA_HOME", "home/.local/share"),
+    ("XDG_CONFIG_HOME", "home/.config"),
+    ("XDG_STATE_HOME", "home/.local/state"),
+    ("XDG_CACHE_HOME", "home/.cache"),
+    ("XDG_RUNTIME_DIR", "runtime"),
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -43,12 +53,14 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("bundle") => bundle(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  \
                  run     build and start switchboard-server in development mode\n  \
                  test    formatting, lints and every test (hermetic)\n  \
-                 bench   [service|core] print performance figures (release build)\n  \
+                 bench   [service|core|app] print performance figures (release build)\n  \
+                 bundle  build the desktop app's .deb (target/release/bundle)\n  \
                  setup   install what the other two need"
             );
             std::process::exit(2);
@@ -281,14 +293,7 @@ fn test(extra: &[String]) -> Result<()> {
     let rustup_home =
         std::env::var_os("RUSTUP_HOME").map_or_else(|| real_home.join(".rustup"), PathBuf::from);
     let mut made = BTreeSet::new();
-    for (var, sub) in [
-        ("HOME", "home"),
-        ("XDG_DATA_HOME", "home/.local/share"),
-        ("XDG_CONFIG_HOME", "home/.config"),
-        ("XDG_STATE_HOME", "home/.local/state"),
-        ("XDG_CACHE_HOME", "home/.cache"),
-        ("XDG_RUNTIME_DIR", "runtime"),
-    ] {
+    for (var, sub) in HOME_DIRS {
         let dir = sandbox.path().join(sub);
         std::fs::create_dir_all(&dir)?;
         made.insert(dir.clone());
@@ -330,14 +335,7 @@ fn test(extra: &[String]) -> Result<()> {
         .env("SWITCHBOARD_APP", &app)
         .env("CARGO_HOME", &cargo_home)
         .env("RUSTUP_HOME", &rustup_home);
-    for (var, sub) in [
-        ("HOME", "home"),
-        ("XDG_DATA_HOME", "home/.local/share"),
-        ("XDG_CONFIG_HOME", "home/.config"),
-        ("XDG_STATE_HOME", "home/.local/state"),
-        ("XDG_CACHE_HOME", "home/.cache"),
-        ("XDG_RUNTIME_DIR", "runtime"),
-    ] {
+    for (var, sub) in HOME_DIRS {
         // A throwaway home of its own: the keyring daemon and WebKit write there by design.
         let dir = window_home.path().join(sub);
         std::fs::create_dir_all(&dir)?;
@@ -379,7 +377,43 @@ fn bench(which: &[String]) -> Result<()> {
             c
         })?;
     }
+    if all || which.iter().any(|w| w == "app") {
+        build_ui()?;
+        status({
+            let mut c = cargo();
+            c.args([
+                "build",
+                "--release",
+                "--package",
+                "switchboard-app",
+                "--features",
+                "custom-protocol",
+                "--package",
+                "switchboard-cli",
+            ]);
+            c
+        })?;
+        apt_install(&["procps", "util-linux"])?;
+        let mut c = Command::new("xvfb-run");
+        c.current_dir(root())
+            .args(["-a", "-s", "-screen 0 1280x800x24"])
+            .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["bench", "--package", "switchboard-e2e", "--bench", "app"])
+            .env("SWITCHBOARD_RELEASE_DIR", root().join("target/release"));
+        status(c)?;
+    }
     Ok(())
+}
+
+/// The .deb through the Tauri CLI (an AppImage needs linuxdeploy, which the bundler downloads
+/// from GitHub: not possible offline).
+fn bundle() -> Result<()> {
+    setup()?;
+    build_ui()?;
+    let mut c = Command::new(root().join("ui/node_modules/.bin/tauri"));
+    c.current_dir(root().join("src-tauri"))
+        .args(["build", "--bundles", "deb"]);
+    status(c)
 }
 
 fn collect_files(dir: &Path, made: &BTreeSet<PathBuf>, out: &mut Vec<PathBuf>) {

@@ -31,7 +31,8 @@ use crate::store::{Conversation, OutboxEntry, ProfileStore, StoredMessage};
 use crate::vault::Vault;
 
 /// How to add a profile by signing in.
-#[derive(Clone)]
+#[derive(Clone, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SignIn {
     pub server: String,
     pub login: String,
@@ -238,6 +239,14 @@ impl Engine {
 
     /// Signs in and adds the profile; it starts at once.
     pub async fn add_profile(&self, req: SignIn) -> Result<ProfileInfo> {
+        // A form's empty optional fields mean "not given".
+        let given = |v: Option<String>| v.filter(|x| !x.trim().is_empty());
+        let req = SignIn {
+            name: given(req.name),
+            totp_code: given(req.totp_code),
+            color: given(req.color),
+            ..req
+        };
         let client = Client::new(&req.server)?;
         let (session, token) = client
             .sign_in(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use switchboard_protocol::ErrorCode;
 use switchboard_protocol::messaging::{Event, EventKind};
@@ -182,20 +182,31 @@ impl ProfileRuntime {
                     }
                 }
                 frame = incoming.next() => {
-                    let text = match frame {
-                        Some(Ok(Ws::Text(t))) => t,
-                        Some(Ok(Ws::Close(c))) => {
-                            if c.as_ref().is_some_and(|c| u16::from(c.code) == 4001 || u16::from(c.code) == 4002) {
-                                return Ok(End::SignedOut);
-                            }
-                            return Err(CoreError::Network("the service closed the stream".into()));
-                        }
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => return Err(CoreError::Network(e.to_string())),
-                        None => return Err(CoreError::Network("the stream ended".into())),
+                    let first = match Self::frame(frame) {
+                        Frame::Event(e) => e,
+                        Frame::Skip => continue,
+                        Frame::End(end) => return end,
                     };
-                    let Ok(event) = serde_json::from_str::<Event>(&text) else { continue };
-                    if self.store.apply(&event, &self.public_id).await? == Applied::New {
+                    // Take every frame that is already here (a backlog arrives in bursts) and
+                    // apply them in one transaction.
+                    let mut batch = vec![first];
+                    let mut end = None;
+                    while batch.len() < MAX_BATCH {
+                        let Some(frame) = incoming.next().now_or_never() else { break };
+                        match Self::frame(frame) {
+                            Frame::Event(e) => batch.push(e),
+                            Frame::Skip => {}
+                            Frame::End(e) => {
+                                end = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    let applied = self.store.apply_all(&batch, &self.public_id).await?;
+                    for (event, applied) in batch.into_iter().zip(applied) {
+                        if applied != Applied::New {
+                            continue;
+                        }
                         let revoked_me = event.kind == EventKind::SessionRevoked
                             && event.data["session_id"] == self.session_id.as_str();
                         let _ = self.bus.send(ProfileEvent { profile: self.id.clone(), kind: ProfileEventKind::Event(event) });
@@ -203,11 +214,50 @@ impl ProfileRuntime {
                             return Ok(End::SignedOut);
                         }
                     }
+                    if let Some(end) = end {
+                        return end;
+                    }
                 }
             }
         }
     }
+
+    /// What one frame of the stream means for the session.
+    fn frame(
+        frame: Option<std::result::Result<Ws, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Frame {
+        match frame {
+            Some(Ok(Ws::Text(t))) => match serde_json::from_str::<Event>(&t) {
+                Ok(e) => Frame::Event(e),
+                // An event this version cannot read is skipped, not fatal.
+                Err(_) => Frame::Skip,
+            },
+            Some(Ok(Ws::Close(c))) => {
+                if c.as_ref()
+                    .is_some_and(|c| matches!(u16::from(c.code), 4001 | 4002))
+                {
+                    Frame::End(Ok(End::SignedOut))
+                } else {
+                    Frame::End(Err(CoreError::Network(
+                        "the service closed the stream".into(),
+                    )))
+                }
+            }
+            Some(Ok(_)) => Frame::Skip,
+            Some(Err(e)) => Frame::End(Err(CoreError::Network(e.to_string()))),
+            None => Frame::End(Err(CoreError::Network("the stream ended".into()))),
+        }
+    }
 }
+
+enum Frame {
+    Event(Event),
+    Skip,
+    End(Result<End>),
+}
+
+/// Events applied in one transaction at most.
+const MAX_BATCH: usize = 512;
 
 /// A uniform number in [0, 1).
 fn jitter() -> f64 {

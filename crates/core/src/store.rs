@@ -77,9 +77,30 @@ impl ProfileStore {
     /// Applies `event` if it is the one after the cursor. `me` is this profile's public ID
     /// (a message it sent is not unread, and a direct chat is named after the other side).
     pub async fn apply(&self, event: &Event, me: &str) -> Result<Applied> {
+        let mut applied = self.apply_all(std::slice::from_ref(event), me).await?;
+        Ok(applied.pop().unwrap_or(Applied::Duplicate))
+    }
+
+    /// Applies events in order in one transaction (a backlog arrives many frames at a time;
+    /// one commit per event would make catching up a week of messages crawl). A gap anywhere
+    /// applies none of them: the task resyncs from the cursor.
+    pub async fn apply_all(&self, events: &[Event], me: &str) -> Result<Vec<Applied>> {
         let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            out.push(Self::apply_in(&mut tx, event, me).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn apply_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        event: &Event,
+        me: &str,
+    ) -> Result<Applied> {
         let (cursor,): (i64,) = sqlx::query_as("SELECT seq FROM cursor WHERE id = 1")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         if event.seq <= cursor {
             return Ok(Applied::Duplicate);
@@ -99,7 +120,7 @@ impl ProfileStore {
             .bind(event.kind.as_str())
             .bind(&at)
             .bind(event.data.to_string())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if event.kind == EventKind::MessageNew {
             if let Ok(m) = serde_json::from_value::<Message>(event.data.clone()) {
@@ -126,7 +147,7 @@ impl ProfileStore {
                 .bind(&sent_at)
                 .bind(&m.body)
                 .bind(i64::from(!mine))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 sqlx::query(
                     "INSERT INTO messages (id, conversation_id, client_id, sender, sender_name, body, \
@@ -140,22 +161,21 @@ impl ProfileStore {
                 .bind(&m.body)
                 .bind(&sent_at)
                 .bind(event.seq)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 if mine {
                     // Our own message came back through the log: it has left the outbox.
                     sqlx::query("DELETE FROM outbox WHERE client_id = ?")
                         .bind(&m.client_id)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                 }
             }
         }
         sqlx::query("UPDATE cursor SET seq = ? WHERE id = 1")
             .bind(event.seq)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(Applied::New)
     }
 
@@ -306,6 +326,35 @@ mod tests {
             0,
             "search input is quoted, not parsed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_in_one_go_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ProfileStore::open(&dir.path().join("profile.db"))
+            .await
+            .unwrap();
+        let batch: Vec<Event> = (1..=3)
+            .map(|i| message_event(i, "bob", "alice", &format!("m{i}")))
+            .collect();
+        assert_eq!(
+            s.apply_all(&batch, "alice").await.unwrap(),
+            [Applied::New, Applied::New, Applied::New]
+        );
+        // A replayed event, a new one, then a gap: nothing of this batch is kept.
+        let bad = [
+            message_event(3, "bob", "alice", "m3"),
+            message_event(4, "bob", "alice", "m4"),
+            message_event(6, "bob", "alice", "m6"),
+        ];
+        assert!(s.apply_all(&bad, "alice").await.is_err());
+        assert_eq!(
+            s.cursor().await.unwrap(),
+            3,
+            "the gap undid the whole batch"
+        );
+        assert_eq!(s.messages("bob").await.unwrap().len(), 3);
+        assert_eq!(s.unread_total().await.unwrap(), 3);
     }
 
     #[tokio::test]
