@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use switchboard_core::vault::{KeyringVault, Vault};
+use switchboard_core::vault::KeyringVault;
 use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
 
 #[derive(Parser)]
