@@ -48,24 +48,41 @@ impl Ui {
     }
 
     async fn click(&self, css: &str) {
-        let e = self.el(css).await;
-        // Dialogs scroll: bring the element into view as a user would.
-        let arg = serde_json::to_value(&e).unwrap();
-        let _ = self
-            .c
-            .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
-            .await;
-        if let Err(err) = e.click().await {
-            let png = self.c.screenshot().await.unwrap_or_default();
-            let _ = std::fs::write(screenshots_dir().join("failed-click.png"), png);
-            panic!("cannot click {css}: {err}");
+        let mut last = String::new();
+        for _ in 0..10 {
+            let e = self.el(css).await;
+            // Dialogs scroll: bring the element into view as a user would.
+            let arg = serde_json::to_value(&e).unwrap();
+            let _ = self
+                .c
+                .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+                .await;
+            match e.click().await {
+                Ok(()) => return,
+                // Replaced by a re-render between finding and clicking: find it again.
+                Err(err) => last = err.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let png = self.c.screenshot().await.unwrap_or_default();
+        let _ = std::fs::write(screenshots_dir().join("failed-click.png"), png);
+        panic!("cannot click {css}: {last}");
     }
 
     async fn fill(&self, css: &str, text: &str) {
-        let e = self.el(css).await;
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        // The view re-renders when an event arrives: a field found a moment ago may have been
+        // replaced (the UI keeps what was typed); find it again then.
+        for _ in 0..10 {
+            let e = self.el(css).await;
+            if e.clear().await.is_ok() && e.send_keys(text).await.is_ok() {
+                let now = e.prop("value").await.ok().flatten();
+                if now.as_deref() == Some(text) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot type into {css}");
     }
 
     async fn text(&self, css: &str) -> String {

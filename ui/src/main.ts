@@ -557,6 +557,21 @@ document.addEventListener("keydown", (e) => {
   }
 });
 
+/** Re-renders without losing what the user is typing: values and focus survive by field. */
+async function keepingInput(render: () => Promise<void>) {
+  const key = (el: Element) =>
+    `${el.closest("[data-testid]")?.getAttribute("data-testid") ?? ""}/${el.getAttribute("name") ?? el.getAttribute("data-testid") ?? ""}`;
+  const fields = () => [...main.querySelectorAll<HTMLInputElement | HTMLTextAreaElement>("input:not([type=checkbox]), textarea")];
+  const typed = new Map(fields().filter((f) => f.value !== f.defaultValue).map((f) => [key(f), f.value]));
+  const focused = document.activeElement && main.contains(document.activeElement) ? key(document.activeElement) : null;
+  await render();
+  for (const f of fields()) {
+    const k = key(f);
+    if (typed.has(k)) f.value = typed.get(k)!;
+    if (k === focused) f.focus();
+  }
+}
+
 let pending: ReturnType<typeof setTimeout> | null = null;
 /** Re-reads after events, at most every 150 ms, without losing the last one. */
 function refreshSoon(touchesOpenView: boolean) {
@@ -566,7 +581,7 @@ function refreshSoon(touchesOpenView: boolean) {
     await loadProfiles();
     if (touchesOpenView && !overlay.querySelector("form") && S.view !== "settings") {
       if (S.conversation && S.view === "chats") await attempt(() => api.markRead(S.current!, S.conversation!));
-      await renderMain();
+      await keepingInput(renderMain);
     }
   }, 150);
 }
