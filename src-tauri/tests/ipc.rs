@@ -50,9 +50,11 @@ fn a_profile_window_cannot_act_for_another_profile() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path());
     let main = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .data_directory(dir.path().join("webview"))
         .build()
         .unwrap();
     let own = WebviewWindowBuilder::new(&app, "profile-p_a", Default::default())
+        .data_directory(dir.path().join("webview"))
         .build()
         .unwrap();
 
@@ -95,6 +97,7 @@ fn errors_cross_ipc_as_a_code_and_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path());
     let main = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .data_directory(dir.path().join("webview"))
         .build()
         .unwrap();
     let bad = call(
