@@ -238,18 +238,12 @@ impl Engine {
 
     /// Adds `amount` fen from the sandbox funding source.
     pub async fn top_up(&self, profile: &str, amount: i64, confirmed: bool) -> Result<MoneyMoved> {
-        let id = self.guard_money(profile, confirmed).await?;
         let body = TopUp {
             amount: amount.into(),
             idempotency_key: uuid::Uuid::new_v4().to_string(),
         };
-        let moved = self
-            .online(&id, |c, t| async move {
-                c.post_as(&t, "/v1/wallet/topups", &body).await
-            })
-            .await?;
-        self.moved_money(&id);
-        Ok(moved)
+        self.pay(profile, confirmed, "/v1/wallet/topups", &body)
+            .await
     }
 
     /// Sends `amount` fen to a contact. `confirmed`: the user has confirmed this profile after
@@ -262,20 +256,14 @@ impl Engine {
         note: &str,
         confirmed: bool,
     ) -> Result<MoneyMoved> {
-        let id = self.guard_money(profile, confirmed).await?;
         let body = Transfer {
             to: to.to_string(),
             amount: amount.into(),
             note: note.to_string(),
             idempotency_key: uuid::Uuid::new_v4().to_string(),
         };
-        let moved = self
-            .online(&id, |c, t| async move {
-                c.post_as(&t, "/v1/wallet/transfers", &body).await
-            })
-            .await?;
-        self.moved_money(&id);
-        Ok(moved)
+        self.pay(profile, confirmed, "/v1/wallet/transfers", &body)
+            .await
     }
 
     pub async fn send_red_envelope(
@@ -284,7 +272,6 @@ impl Engine {
         envelope: Envelope,
         confirmed: bool,
     ) -> Result<RedEnvelope> {
-        let id = self.guard_money(profile, confirmed).await?;
         let body = NewRedEnvelope {
             to: envelope.to,
             total: envelope.total.into(),
@@ -293,13 +280,8 @@ impl Engine {
             greeting: envelope.greeting,
             idempotency_key: uuid::Uuid::new_v4().to_string(),
         };
-        let sent = self
-            .online(&id, |c, t| async move {
-                c.post_as(&t, "/v1/red-envelopes", &body).await
-            })
-            .await?;
-        self.moved_money(&id);
-        Ok(sent)
+        self.pay(profile, confirmed, "/v1/red-envelopes", &body)
+            .await
     }
 
     pub async fn claim_red_envelope(&self, profile: &str, envelope_id: &str) -> Result<Claimed> {
@@ -308,6 +290,22 @@ impl Engine {
             c.post_as(&t, &path, &serde_json::json!({})).await
         })
         .await
+    }
+
+    /// One money call: the wrong-identity guard first, the profile remembered after.
+    async fn pay<B: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        profile: &str,
+        confirmed: bool,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let id = self.guard_money(profile, confirmed).await?;
+        let moved = self
+            .online(&id, |c, t| async move { c.post_as(&t, path, body).await })
+            .await?;
+        self.moved_money(&id);
+        Ok(moved)
     }
 
     /// Money moves only from the profile the user moved it from a moment ago, or after they
