@@ -195,6 +195,9 @@ fn npm(args: &[&str]) -> Command {
 }
 
 /// Installs the UI's packages (exactly the lock file's) and builds `ui/dist`.
+///
+/// `@tauri-apps/cli` is pinned to an exact version whose per-platform packages all exist in
+/// the registry: with one missing, `npm install` writes a lock file that `npm ci` refuses.
 fn build_ui() -> Result<()> {
     let ui = root().join("ui");
     let stamp = ui.join("node_modules/.package-lock.json");
@@ -211,18 +214,12 @@ fn build_ui() -> Result<()> {
     status(npm(&["run", "build"]))
 }
 
-/// The desktop app with the UI embedded, as the end-to-end test and `run` start it.
+/// The desktop app with the UI embedded (the crate's default feature), as `run` starts it.
 fn build_app() -> Result<PathBuf> {
     build_ui()?;
     status({
         let mut c = cargo();
-        c.args([
-            "build",
-            "--package",
-            "switchboard-app",
-            "--features",
-            "custom-protocol",
-        ]);
+        c.args(["build", "--package", "switchboard-app"]);
         c
     })?;
     Ok(root().join("target/debug/switchboard-app"))
@@ -261,6 +258,9 @@ fn test(extra: &[String]) -> Result<()> {
         c.args(["fmt", "--all", "--check"]);
         c
     })?;
+    // The UI first: the app crate embeds ui/dist at compile time, in clippy's check too.
+    build_ui()?;
+    status(npm(&["test"]))?;
     status({
         let mut c = cargo();
         c.args([
@@ -274,9 +274,6 @@ fn test(extra: &[String]) -> Result<()> {
         ]);
         c
     })?;
-
-    build_ui()?;
-    status(npm(&["test"]))?;
 
     // Hermetic: the tests get a home and XDG dirs of their own, and afterwards that home must
     // still be empty: nothing may have written to "the user's" files.
@@ -313,8 +310,10 @@ fn test(extra: &[String]) -> Result<()> {
     status(nextest)?;
 
     // The app in a real window: Xvfb, a private D-Bus session (dunst is activated on it for
-    // notifications, gnome-keyring unlocked for tokens), driven through WebDriver.
-    let app = build_app()?;
+    // notifications, gnome-keyring unlocked for tokens), driven through WebDriver. The binary
+    // is the one the workspace build above made (the app's integration tests need it), so
+    // `--workspace` again: the same feature set, nothing rebuilt.
+    let app = root().join("target/debug/switchboard-app");
     let window_home = tempfile::Builder::new()
         .prefix("switchboard-app-home")
         .tempdir()?;
@@ -330,7 +329,7 @@ fn test(extra: &[String]) -> Result<()> {
             "sh",
             "-c",
             "eval \"$(printf switchboard | gnome-keyring-daemon --unlock --components=secrets)\" && \
-             exec cargo nextest run --package switchboard-e2e --test app_window --run-ignored only --no-fail-fast",
+             exec cargo nextest run --workspace --locked --test app_window --run-ignored only --no-fail-fast",
         ])
         .env("SWITCHBOARD_APP", &app)
         .env("CARGO_HOME", &cargo_home)
@@ -386,8 +385,6 @@ fn bench(which: &[String]) -> Result<()> {
                 "--release",
                 "--package",
                 "switchboard-app",
-                "--features",
-                "custom-protocol",
                 "--package",
                 "switchboard-cli",
             ]);
