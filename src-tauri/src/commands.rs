@@ -5,6 +5,7 @@
 
 use switchboard_core::account::{Envelope, Register, Registered};
 use switchboard_core::notify::Policy;
+use switchboard_core::stats::Resources;
 use switchboard_core::store::{Conversation, OutboxEntry, StoredMessage};
 use switchboard_core::{ProfileInfo, SignIn};
 use switchboard_protocol::auth::{SmsCodeSent, SmsPurpose};
@@ -260,5 +261,13 @@ commands! {
         caller.must_be_main()?;
         shell.set_do_not_disturb(&app, on).await;
         Ok(())
+    }
+
+    /// What each profile costs (traffic, events per minute, database size, connection
+    /// history) beside the app's memory; a profile window sees its own profile only.
+    fn resources(caller, shell, app) -> Resources {
+        let mut all = shell.engine.resources().await?;
+        all.profiles.retain(|p| caller.may_act_for(&p.profile).is_ok());
+        Ok(all)
     }
 }

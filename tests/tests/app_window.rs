@@ -346,6 +346,18 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
             .unwrap();
     assert_eq!(states.len(), 2, "both profiles live after switching");
     ui.shot("switched").await;
+
+    // The resource view: a row per profile (its database has data, its connection went
+    // live) beside the app's memory.
+    ui.click("[data-testid=resources]").await;
+    for name in ["Work", "Home"] {
+        ui.wait_text(&format!("[data-testid=resources-{name}]"), "KiB")
+            .await;
+        ui.wait_text(&format!("[data-testid=resources-{name}]"), "live")
+            .await;
+    }
+    ui.wait_text("[data-testid=app-memory]", "MiB").await;
+    ui.shot("resources").await;
     let _ = ui.text("body").await;
     ui.c.close().await.unwrap();
 }

@@ -452,6 +452,18 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
         .await;
     }
 
+    let mut before = [0; 2];
+    let r = engine.resources().await.unwrap();
+    for (i, name) in ["A", "B"].iter().enumerate() {
+        let id = engine.profile(name).await.unwrap().record.id;
+        before[i] = r
+            .profiles
+            .iter()
+            .find(|p| p.profile == id)
+            .unwrap()
+            .events_total;
+    }
+
     proxy.down();
     wait_until("A is offline", async || {
         matches!(engine.state("A").await.unwrap(), ConnState::Offline(_))
@@ -498,6 +510,59 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
         ["first while offline", "second while offline"],
         "once each, in order"
     );
+
+    // The resource view tells the story: A went offline and came back, B never dropped; each
+    // counted its own traffic and events, and each database holds its messages.
+    let r = engine.resources().await.unwrap();
+    let mut rows = Vec::new();
+    for name in ["A", "B"] {
+        let id = engine.profile(name).await.unwrap().record.id;
+        rows.push(r.profiles.iter().find(|p| p.profile == id).unwrap().clone());
+    }
+    let [a_row, b_row] = <[_; 2]>::try_from(rows).unwrap();
+    let [a_before, b_before] = before;
+    let states = |row: &switchboard_core::stats::ProfileResources| {
+        row.history
+            .iter()
+            .map(|t| match &t.state {
+                ConnState::Offline(_) => "offline",
+                ConnState::Live => "live",
+                ConnState::Connecting => "connecting",
+                _ => "other",
+            })
+            .collect::<Vec<_>>()
+    };
+    let a_states = states(&a_row);
+    assert!(
+        a_states.windows(2).any(|w| w == ["live", "offline"]) && a_states.last() == Some(&"live"),
+        "A's history shows the outage and the recovery: {a_states:?}"
+    );
+    assert!(!states(&b_row).contains(&"offline"), "B never went offline");
+    assert_eq!(
+        a_row.events_total - a_before,
+        2,
+        "A applied its two sent messages"
+    );
+    assert_eq!(
+        b_row.events_total - b_before,
+        1,
+        "B applied the one it received"
+    );
+    for row in [&a_row, &b_row] {
+        assert_eq!(
+            row.events_per_minute, row.events_total,
+            "all within the minute"
+        );
+        assert!(row.bytes_received > 0, "{row:?}");
+        assert!(row.database_bytes >= 4096, "{row:?}");
+    }
+    assert!(
+        a_row.bytes_sent > b_row.bytes_sent,
+        "A sent two messages, B none: {} vs {}",
+        a_row.bytes_sent,
+        b_row.bytes_sent
+    );
+    assert!(r.memory_bytes.is_some_and(|m| m > 1 << 20));
     engine.shutdown().await;
 }
 

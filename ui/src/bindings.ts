@@ -115,6 +115,32 @@ session_id: string, created_at: number,
  */
 history_until: number, };
 
+export type ProfileResources = { profile: string, 
+/**
+ * Bytes of request bodies and outgoing frames (headers not counted).
+ */
+bytes_sent: number, 
+/**
+ * Bytes of response bodies and event-stream frames (headers not counted).
+ */
+bytes_received: number, 
+/**
+ * Events applied in the last 60 seconds.
+ */
+events_per_minute: number, 
+/**
+ * Events applied since the profile started in this process.
+ */
+events_total: number, 
+/**
+ * The profile's database, its write-ahead log included.
+ */
+database_bytes: number, 
+/**
+ * Newest last.
+ */
+history: Array<Transition>, };
+
 export type QuietHours = { days: Array<number>, start_min: number, end_min: number, };
 
 export type RedEnvelope = { id: string, from: string, to: string, total: number, count: number, mode: EnvelopeMode, greeting: string, created_at: string, 
@@ -136,6 +162,13 @@ name: string | null, color: string | null, };
 export type Registered = { account: AccountSummary, profile: ProfileInfo, };
 
 export type RequestStatus = "pending" | "accepted";
+
+export type Resources = { profiles: Array<ProfileResources>, 
+/**
+ * Proportional set size of this process and every process it started (the web views),
+ * where the platform tells (Linux); none elsewhere.
+ */
+memory_bytes: number | null, };
 
 export type SearchHit = { profile: string, message: StoredMessage, };
 
@@ -182,6 +215,12 @@ transactions: Array<Transaction>,
  * Pass as `before` for the next (older) page; absent on the last page.
  */
 next_before?: number | null, };
+
+export type Transition = { 
+/**
+ * RFC 3339, UTC.
+ */
+at: string, state: ConnState, };
 
 export type UserProfile = { public_id: string, display_name: string, 
 /**
@@ -383,5 +422,13 @@ export function setNotificationPolicy(profile: string, policy: Policy): Promise<
  */
 export function setDoNotDisturb(on: boolean): Promise<null> {
   return invoke("set_do_not_disturb", { on });
+}
+
+/**
+ * What each profile costs (traffic, events per minute, database size, connection
+ * history) beside the app's memory; a profile window sees its own profile only.
+ */
+export function resources(): Promise<Resources> {
+  return invoke("resources");
 }
 

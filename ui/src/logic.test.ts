@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Conversation, ProfileInfo } from "./bindings";
 import { errorMessage, pickLang, t } from "./i18n";
 import {
+  formatBytes,
   formatMoney,
   initial,
   matchProfiles,
@@ -45,6 +46,16 @@ describe("amounts", () => {
   it("formats fen with the sign in front", () => {
     expect(formatMoney(1234)).toBe("¥12.34");
     expect(formatMoney(-5)).toBe("−¥0.05");
+  });
+});
+
+describe("sizes", () => {
+  it("reads as a person would say it", () => {
+    expect(formatBytes(0)).toBe("0 B");
+    expect(formatBytes(1023)).toBe("1023 B");
+    expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatBytes(250 * 1024 * 1024)).toBe("250 MiB");
+    expect(formatBytes(3 * 1024 ** 3 + 1)).toBe("3.0 GiB");
   });
 });
 

@@ -18,6 +18,19 @@ export function formatMoney(fen: number): string {
   return `${sign}¥${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, "0")}`;
 }
 
+/** 1536 → "1.5 KiB": binary units, one decimal below 10, none above. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  if (i === 0) return `${n} B`;
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
 export function totalUnread(profiles: readonly ProfileInfo[]): number {
   return profiles.reduce((n, p) => n + p.unread, 0);
 }

@@ -7,6 +7,7 @@ import type { AppInfo, Conversation, OpenConversation, ProfileEvent, ProfileInfo
 import { h, replace, value } from "./dom";
 import { type Key, type Lang, errorMessage, pickLang, setLang, t } from "./i18n";
 import {
+  formatBytes,
   formatMoney,
   initial,
   matchProfiles,
@@ -18,7 +19,7 @@ import {
   totalUnread,
 } from "./logic";
 
-type View = "chats" | "contacts" | "wallet" | "settings" | "inbox" | "search";
+type View = "chats" | "contacts" | "wallet" | "settings" | "inbox" | "search" | "resources";
 
 const S = {
   info: null as AppInfo | null,
@@ -92,6 +93,7 @@ function renderSidebar() {
     mainOnly && h("button", { class: "side-action", title: t("addProfile"), "data-testid": "add-profile", onclick: () => openAddProfile() }, "+"),
     mainOnly && S.profiles.length > 1 && h("button", { class: "side-action", title: t("inbox"), "data-testid": "inbox", onclick: () => show("inbox") }, "≡"),
     mainOnly && h("button", { class: "side-action", title: t("searchAll"), onclick: () => show("search") }, "⌕"),
+    h("button", { class: "side-action", title: t("resources"), "data-testid": "resources", onclick: () => show("resources") }, "▤"),
   );
 }
 
@@ -99,7 +101,7 @@ function select(profile: string, conversation: string | null = null) {
   const changed = profile !== S.current;
   S.current = profile;
   if (changed || conversation) S.conversation = conversation;
-  if (S.view === "inbox" || S.view === "search" || conversation) S.view = "chats";
+  if (S.view === "inbox" || S.view === "search" || S.view === "resources" || conversation) S.view = "chats";
   renderSidebar();
   void renderMain();
 }
@@ -115,6 +117,7 @@ async function renderMain() {
   const p = cur();
   if (S.view === "inbox") return renderInbox();
   if (S.view === "search") return renderSearch(null);
+  if (S.view === "resources") return renderResources();
   if (!p) {
     replace(main, h("div", { class: "empty" }, h("p", {}, t("noProfiles")), h("button", { class: "primary", onclick: () => openAddProfile() }, t("addProfile"))));
     return;
@@ -230,6 +233,42 @@ async function renderInbox() {
   const rows = mergeInbox(S.profiles, byProfile);
   replace(main, h("header", { class: "bar" }, h("strong", {}, t("inbox"))),
     h("section", { class: "body column" }, ...rows.map((r) => conversationRow(r.profile, r.conversation, () => openConversation(r.profile.id, r.conversation.id), true))));
+}
+
+let resourcesTimer: ReturnType<typeof setInterval> | null = null;
+
+/** What each profile costs, re-read every 2 s while shown. */
+async function renderResources() {
+  const r = await attempt(() => api.resources());
+  if (!resourcesTimer) {
+    resourcesTimer = setInterval(() => {
+      if (S.view !== "resources") {
+        clearInterval(resourcesTimer!);
+        resourcesTimer = null;
+      } else if (overlay.hidden) void renderResources();
+    }, 2000);
+  }
+  if (!r) return;
+  const head = ["profile", "traffic", "eventsPerMinute", "eventsTotal", "database", "connectionHistory"] as Key[];
+  const rows = r.profiles.map((x) => {
+    const p = S.profiles.find((q) => q.id === x.profile);
+    return h("tr", { "data-testid": `resources-${p?.name ?? x.profile}` },
+      h("td", {}, h("span", { class: "tag", style: `--c:${p?.color ?? "#888"}` }, p?.name ?? x.profile)),
+      h("td", {}, `↑ ${formatBytes(Number(x.bytes_sent))} ↓ ${formatBytes(Number(x.bytes_received))}`),
+      h("td", { class: "num" }, String(x.events_per_minute)),
+      h("td", { class: "num" }, String(x.events_total)),
+      h("td", { class: "num" }, formatBytes(Number(x.database_bytes))),
+      h("td", { class: "history" }, ...x.history.slice(-5).reverse().map((c) =>
+        h("div", {}, h("time", {}, new Date(c.at).toLocaleTimeString()), " ", t(`state_${c.state.state}` as Key),
+          c.state.state === "offline" && c.state.detail ? h("span", { class: "muted" }, ` (${c.state.detail})`) : null))),
+    );
+  });
+  const memory = r.memory_bytes == null ? t("memoryUnknown") : formatBytes(Number(r.memory_bytes));
+  replace(main,
+    h("header", { class: "bar" }, h("strong", {}, t("resources")), h("span", { class: "spacer" }),
+      h("span", { "data-testid": "app-memory" }, t("appMemory", { size: memory }))),
+    h("section", { class: "body column" },
+      h("table", { class: "resources" }, h("thead", {}, h("tr", {}, ...head.map((k) => h("th", {}, t(k))))), h("tbody", {}, ...rows))));
 }
 
 async function renderSearch(profile: string | null, initialText = "") {

@@ -380,9 +380,11 @@ fn bench(which: &[String]) -> Result<()> {
         build_ui()?;
         status({
             let mut c = cargo();
+            // The app as shipped: the `dist` profile, as `bundle` builds it.
             c.args([
                 "build",
-                "--release",
+                "--profile",
+                "dist",
                 "--package",
                 "switchboard-app",
                 "--package",
@@ -396,7 +398,7 @@ fn bench(which: &[String]) -> Result<()> {
             .args(["-a", "-s", "-screen 0 1280x800x24"])
             .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["bench", "--package", "switchboard-e2e", "--bench", "app"])
-            .env("SWITCHBOARD_RELEASE_DIR", root().join("target/release"));
+            .env("SWITCHBOARD_RELEASE_DIR", root().join("target/dist"));
         status(c)?;
     }
     Ok(())
@@ -408,8 +410,14 @@ fn bundle() -> Result<()> {
     setup()?;
     build_ui()?;
     let mut c = Command::new(root().join("ui/node_modules/.bin/tauri"));
-    c.current_dir(root().join("src-tauri"))
-        .args(["build", "--bundles", "deb"]);
+    c.current_dir(root().join("src-tauri")).args([
+        "build",
+        "--bundles",
+        "deb",
+        "--",
+        "--profile",
+        "dist",
+    ]);
     status(c)
 }
 

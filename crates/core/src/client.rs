@@ -7,12 +7,15 @@ use switchboard_protocol::auth::{SessionCreated, SignInRequest};
 use switchboard_protocol::messaging::{Message, SendMessage};
 
 use crate::error::{CoreError, Result};
+use crate::stats::Stats;
 use crate::vault::Token;
 
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// The traffic of every call made through this client (and its clones).
+    stats: std::sync::Arc<Stats>,
 }
 
 impl Client {
@@ -24,7 +27,12 @@ impl Client {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_string(),
+            stats: std::sync::Arc::default(),
         })
+    }
+
+    pub fn stats(&self) -> &std::sync::Arc<Stats> {
+        &self.stats
     }
 
     pub fn base(&self) -> &str {
@@ -32,8 +40,12 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
-        let resp = req
-            .send()
+        let (http, req) = req.build_split();
+        let req = req.map_err(|e| CoreError::Invalid(e.without_url().to_string()))?;
+        self.stats
+            .sent(req.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len));
+        let resp = http
+            .execute(req)
             .await
             .map_err(|e| CoreError::Network(e.without_url().to_string()))?;
         let status = resp.status();
@@ -41,6 +53,7 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| CoreError::Network(e.to_string()))?;
+        self.stats.received(bytes.len());
         if status.is_success() {
             let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             return serde_json::from_slice(body)

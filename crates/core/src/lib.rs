@@ -10,6 +10,7 @@ pub mod error;
 pub mod notify;
 pub mod profile;
 pub mod registry;
+pub mod stats;
 pub mod store;
 pub mod vault;
 
@@ -371,11 +372,13 @@ impl Engine {
             return Ok(());
         };
         let store = ProfileStore::open(&self.profile_dir(&record.id).join("profile.db")).await?;
+        let client = Client::new(&record.server_url)?;
+        client.stats().state(&ConnState::Connecting);
         let runtime = Arc::new(ProfileRuntime {
             id: record.id.clone(),
             public_id: record.public_id.clone(),
             session_id: record.session_id.clone(),
-            client: Client::new(&record.server_url)?,
+            client,
             token,
             store,
             bus: self.bus.clone(),
@@ -587,6 +590,35 @@ impl Engine {
     {
         let rt = self.runtime(profile).await?;
         call(rt.client.clone(), rt.token.clone()).await
+    }
+
+    /// The resource view: each running profile's traffic, events per minute, database size
+    /// and connection history (in sidebar order), and the process tree's memory.
+    pub async fn resources(&self) -> Result<stats::Resources> {
+        let order = self.registry.list().await?;
+        let running: Vec<(String, Arc<ProfileRuntime>)> = {
+            let running = self.running.lock().await;
+            order
+                .iter()
+                .filter_map(|r| {
+                    running
+                        .get(&r.id)
+                        .map(|x| (r.id.clone(), x.runtime.clone()))
+                })
+                .collect()
+        };
+        let dirs: Vec<PathBuf> = running.iter().map(|(id, _)| self.profile_dir(id)).collect();
+        // File sizes and /proc are read off the async workers.
+        tokio::task::spawn_blocking(move || stats::Resources {
+            profiles: running
+                .iter()
+                .zip(dirs)
+                .map(|((id, rt), dir)| rt.client.stats().report(id, &dir))
+                .collect(),
+            memory_bytes: stats::process_tree_memory(),
+        })
+        .await
+        .map_err(|e| CoreError::Storage(format!("the resource view failed: {e}")))
     }
 
     pub async fn state(&self, profile: &str) -> Result<ConnState> {

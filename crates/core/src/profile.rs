@@ -83,6 +83,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 impl ProfileRuntime {
     fn set_state(&self, s: ConnState) {
         if *self.state.borrow() != s {
+            self.client.stats().state(&s);
             self.state.send_replace(s.clone());
             let _ = self.bus.send(ProfileEvent {
                 profile: self.id.clone(),
@@ -182,7 +183,7 @@ impl ProfileRuntime {
                     }
                 }
                 frame = incoming.next() => {
-                    let first = match Self::frame(frame) {
+                    let first = match self.frame(frame) {
                         Frame::Event(e) => e,
                         Frame::Skip => continue,
                         Frame::End(end) => return end,
@@ -193,7 +194,7 @@ impl ProfileRuntime {
                     let mut end = None;
                     while batch.len() < MAX_BATCH {
                         let Some(frame) = incoming.next().now_or_never() else { break };
-                        match Self::frame(frame) {
+                        match self.frame(frame) {
                             Frame::Event(e) => batch.push(e),
                             Frame::Skip => {}
                             Frame::End(e) => {
@@ -203,6 +204,9 @@ impl ProfileRuntime {
                         }
                     }
                     let applied = self.store.apply_all(&batch, &self.public_id).await?;
+                    self.client
+                        .stats()
+                        .applied(applied.iter().filter(|a| **a == Applied::New).count());
                     for (event, applied) in batch.into_iter().zip(applied) {
                         if applied != Applied::New {
                             continue;
@@ -224,8 +228,12 @@ impl ProfileRuntime {
 
     /// What one frame of the stream means for the session.
     fn frame(
+        &self,
         frame: Option<std::result::Result<Ws, tokio_tungstenite::tungstenite::Error>>,
     ) -> Frame {
+        if let Some(Ok(f)) = &frame {
+            self.client.stats().received(f.len());
+        }
         match frame {
             Some(Ok(Ws::Text(t))) => match serde_json::from_str::<Event>(&t) {
                 Ok(e) => Frame::Event(e),

@@ -84,99 +84,42 @@ impl ProfileStore {
     /// Applies events in order in one transaction (a backlog arrives many frames at a time;
     /// one commit per event would make catching up a week of messages crawl). A gap anywhere
     /// applies none of them: the task resyncs from the cursor.
+    ///
+    /// Set-wise: the batch is sorted out in memory first, then written with a handful of
+    /// multi-row statements whatever its size (each statement is a round trip to SQLite's
+    /// worker thread, and six per event were most of a backlog's time).
     pub async fn apply_all(&self, events: &[Event], me: &str) -> Result<Vec<Applied>> {
         let mut tx = self.pool.begin().await?;
+        let (mut cursor,): (i64,) = sqlx::query_as("SELECT seq FROM cursor WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
         let mut out = Vec::with_capacity(events.len());
+        let mut batch = Batch::default();
         for event in events {
-            out.push(Self::apply_in(&mut tx, event, me).await?);
+            if event.seq <= cursor {
+                out.push(Applied::Duplicate);
+                continue;
+            }
+            if event.seq != cursor + 1 {
+                return Err(CoreError::Invalid(format!(
+                    "event {} arrived while the cursor is at {cursor}: a gap, resync from the cursor",
+                    event.seq
+                )));
+            }
+            cursor = event.seq;
+            batch.add(event, me);
+            out.push(Applied::New);
         }
+        if batch.events.is_empty() {
+            return Ok(out);
+        }
+        batch.write(&mut tx).await?;
+        sqlx::query("UPDATE cursor SET seq = ? WHERE id = 1")
+            .bind(cursor)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(out)
-    }
-
-    async fn apply_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-        event: &Event,
-        me: &str,
-    ) -> Result<Applied> {
-        let (cursor,): (i64,) = sqlx::query_as("SELECT seq FROM cursor WHERE id = 1")
-            .fetch_one(&mut **tx)
-            .await?;
-        if event.seq <= cursor {
-            return Ok(Applied::Duplicate);
-        }
-        if event.seq != cursor + 1 {
-            return Err(CoreError::Invalid(format!(
-                "event {} arrived while the cursor is at {cursor}: a gap, resync from the cursor",
-                event.seq
-            )));
-        }
-        let at = event
-            .at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        sqlx::query("INSERT INTO events (seq, kind, at, data) VALUES (?, ?, ?, ?)")
-            .bind(event.seq)
-            .bind(event.kind.as_str())
-            .bind(&at)
-            .bind(event.data.to_string())
-            .execute(&mut **tx)
-            .await?;
-        if event.kind == EventKind::MessageNew {
-            if let Ok(m) = serde_json::from_value::<Message>(event.data.clone()) {
-                let group = m.to.starts_with("g_");
-                let mine = m.from.eq_ignore_ascii_case(me);
-                let (conversation, title) = match (group, mine) {
-                    (true, _) => (m.to.clone(), m.to.clone()),
-                    (false, true) => (m.to.clone(), m.to.clone()),
-                    (false, false) => (m.from.clone(), m.from_display_name.clone()),
-                };
-                let sent_at = m
-                    .sent_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
-                sqlx::query(
-                    "INSERT INTO conversations (id, kind, title, last_message_at, last_body, unread) \
-                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
-                     last_message_at = excluded.last_message_at, last_body = excluded.last_body, \
-                     unread = unread + excluded.unread",
-                )
-                .bind(&conversation)
-                .bind(if group { "group" } else { "direct" })
-                .bind(&title)
-                .bind(&sent_at)
-                .bind(&m.body)
-                .bind(i64::from(!mine))
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO messages (id, conversation_id, client_id, sender, sender_name, body, \
-                     sent_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&m.id)
-                .bind(&conversation)
-                .bind(&m.client_id)
-                .bind(&m.from)
-                .bind(&m.from_display_name)
-                .bind(&m.body)
-                .bind(&sent_at)
-                .bind(event.seq)
-                .execute(&mut **tx)
-                .await?;
-                if mine {
-                    // Our own message came back through the log: it has left the outbox.
-                    sqlx::query("DELETE FROM outbox WHERE client_id = ?")
-                        .bind(&m.client_id)
-                        .execute(&mut **tx)
-                        .await?;
-                }
-            }
-        }
-        sqlx::query("UPDATE cursor SET seq = ? WHERE id = 1")
-            .bind(event.seq)
-            .execute(&mut **tx)
-            .await?;
-        Ok(Applied::New)
     }
 
     pub async fn conversations(&self) -> Result<Vec<Conversation>> {
@@ -269,6 +212,140 @@ impl ProfileStore {
     }
 }
 
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// What a batch of new events writes, gathered before any statement runs.
+#[derive(Default)]
+struct Batch {
+    /// (seq, kind, at, data)
+    events: Vec<(i64, &'static str, String, String)>,
+    messages: Vec<StoredMessage>,
+    /// Conversation id → its row after the batch, in first-seen order. The title is the
+    /// first message's (as inserting one at a time would leave it); the last message and the
+    /// unread count are the batch's last and sum.
+    conversations: Vec<Conversation>,
+    /// Client ids of our own messages that came back through the log: they left the outbox.
+    sent: Vec<String>,
+}
+
+/// SQLite allows 32,766 bound values per statement; rows are written in chunks well below.
+const ROWS_PER_STATEMENT: usize = 400;
+
+impl Batch {
+    fn add(&mut self, event: &Event, me: &str) {
+        self.events.push((
+            event.seq,
+            event.kind.as_str(),
+            rfc3339(event.at),
+            event.data.to_string(),
+        ));
+        if event.kind != EventKind::MessageNew {
+            return;
+        }
+        let Ok(m) = serde_json::from_value::<Message>(event.data.clone()) else {
+            return;
+        };
+        let group = m.to.starts_with("g_");
+        let mine = m.from.eq_ignore_ascii_case(me);
+        let (conversation, title) = match (group, mine) {
+            (true, _) | (false, true) => (m.to.clone(), m.to.clone()),
+            (false, false) => (m.from.clone(), m.from_display_name.clone()),
+        };
+        let sent_at = rfc3339(m.sent_at);
+        match self.conversations.iter_mut().find(|c| c.id == conversation) {
+            Some(c) => {
+                c.last_message_at = Some(sent_at.clone());
+                c.last_body = Some(m.body.clone());
+                c.unread += i64::from(!mine);
+            }
+            None => self.conversations.push(Conversation {
+                id: conversation.clone(),
+                kind: if group { "group" } else { "direct" }.into(),
+                title,
+                last_message_at: Some(sent_at.clone()),
+                last_body: Some(m.body.clone()),
+                unread: i64::from(!mine),
+            }),
+        }
+        if mine {
+            self.sent.push(m.client_id.clone());
+        }
+        self.messages.push(StoredMessage {
+            id: m.id,
+            conversation_id: conversation,
+            client_id: m.client_id,
+            sender: m.from,
+            sender_name: m.from_display_name,
+            body: m.body,
+            sent_at,
+            seq: event.seq,
+        });
+    }
+
+    async fn write(self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+        for chunk in self.events.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO events (seq, kind, at, data) ");
+            q.push_values(chunk, |mut row, (seq, kind, at, data)| {
+                row.push_bind(*seq)
+                    .push_bind(*kind)
+                    .push_bind(at)
+                    .push_bind(data);
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        // Conversations before their messages (the foreign key).
+        for chunk in self.conversations.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO conversations (id, kind, title, last_message_at, last_body, unread) ",
+            );
+            q.push_values(chunk, |mut row, c| {
+                row.push_bind(&c.id)
+                    .push_bind(&c.kind)
+                    .push_bind(&c.title)
+                    .push_bind(&c.last_message_at)
+                    .push_bind(&c.last_body)
+                    .push_bind(c.unread);
+            });
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET last_message_at = excluded.last_message_at, \
+                 last_body = excluded.last_body, unread = unread + excluded.unread",
+            );
+            q.build().execute(&mut **tx).await?;
+        }
+        for chunk in self.messages.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO messages (id, conversation_id, client_id, sender, sender_name, body, \
+                 sent_at, seq) ",
+            );
+            q.push_values(chunk, |mut row, m| {
+                row.push_bind(&m.id)
+                    .push_bind(&m.conversation_id)
+                    .push_bind(&m.client_id)
+                    .push_bind(&m.sender)
+                    .push_bind(&m.sender_name)
+                    .push_bind(&m.body)
+                    .push_bind(&m.sent_at)
+                    .push_bind(m.seq);
+            });
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            q.build().execute(&mut **tx).await?;
+        }
+        for chunk in self.sent.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new("DELETE FROM outbox WHERE client_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            q.push(")");
+            q.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +432,76 @@ mod tests {
         );
         assert_eq!(s.messages("bob").await.unwrap().len(), 3);
         assert_eq!(s.unread_total().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_ends_exactly_where_applying_one_event_at_a_time_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = ProfileStore::open(&dir.path().join("one.db"))
+            .await
+            .unwrap();
+        let many = ProfileStore::open(&dir.path().join("many.db"))
+            .await
+            .unwrap();
+        for s in [&one, &many] {
+            s.enqueue("c2", "bob", "mine", 0).await.unwrap();
+            s.enqueue("c9", "carol", "still queued", 0).await.unwrap();
+        }
+        let mut events = vec![
+            message_event(1, "bob", "alice", "from bob"),
+            message_event(2, "alice", "bob", "mine"),
+            message_event(3, "carol", "g_team", "to the group"),
+            message_event(4, "bob", "alice", "bob again"),
+            message_event(5, "dave", "alice", "from dave"),
+        ];
+        events[0].data["from_display_name"] = json!("Bob Smith");
+        events[3].data["from_display_name"] = json!("Bobby");
+        for e in &events {
+            one.apply(e, "alice").await.unwrap();
+        }
+        // In two batches that overlap (a replay after a reconnect): the overlap is skipped.
+        let first = many.apply_all(&events[..3], "alice").await.unwrap();
+        assert_eq!(first, [Applied::New, Applied::New, Applied::New]);
+        let second = many.apply_all(&events[1..], "alice").await.unwrap();
+        assert_eq!(
+            second,
+            [
+                Applied::Duplicate,
+                Applied::Duplicate,
+                Applied::New,
+                Applied::New
+            ]
+        );
+
+        assert_eq!(many.cursor().await.unwrap(), 5);
+        let convs = many.conversations().await.unwrap();
+        assert_eq!(convs, one.conversations().await.unwrap());
+        let bob = convs.iter().find(|c| c.id == "bob").unwrap();
+        assert_eq!(
+            (bob.title.as_str(), bob.last_body.as_deref(), bob.unread),
+            ("Bob Smith", Some("bob again"), 2),
+            "named by the first message, showing the last, counting only received ones"
+        );
+        assert_eq!(convs.len(), 3);
+        for c in ["bob", "g_team", "dave"] {
+            assert_eq!(
+                many.messages(c).await.unwrap(),
+                one.messages(c).await.unwrap()
+            );
+        }
+        let left: Vec<_> = many
+            .outbox()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.client_id)
+            .collect();
+        assert_eq!(
+            left,
+            ["c9"],
+            "the sent one left the outbox, the other stayed"
+        );
+        assert_eq!(many.search("again").await.unwrap().len(), 1);
     }
 
     #[tokio::test]

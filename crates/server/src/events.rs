@@ -251,11 +251,19 @@ pub async fn events(
         }))
 }
 
+/// Sends frames with one flush at the end: a replay of thousands of events would otherwise
+/// pay a write to the socket per event.
 async fn send(
     sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
-    msg: WsMessage,
+    msgs: impl IntoIterator<Item = WsMessage>,
 ) -> std::result::Result<(), String> {
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await {
+    let all = async {
+        for msg in msgs {
+            sink.feed(msg).await?;
+        }
+        sink.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, all).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("send failed: {e}")),
         Err(_) => Err("client too slow to read".into()),
@@ -271,7 +279,7 @@ async fn close(
         code,
         reason: reason.into(),
     };
-    let _ = send(sink, WsMessage::Close(Some(frame))).await;
+    let _ = send(sink, [WsMessage::Close(Some(frame))]).await;
 }
 
 async fn stream(
@@ -295,15 +303,17 @@ async fn stream(
                     .events_after(&account, cursor, PAGE)
                     .await
                     .map_err(|e| e.to_string())?;
+                let mut page = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let ev = LiveEvent::from_row(row);
-                    send(&mut sink, WsMessage::Text(ev.json.into())).await?;
+                    page.push(WsMessage::Text(ev.json.into()));
                     cursor = row.seq;
                     if ev.revoked_session.as_deref() == Some(session.as_str()) {
                         open = false;
                         break;
                     }
                 }
+                send(&mut sink, page).await?;
                 if !open || (rows.len() as i64) < PAGE {
                     break;
                 }
@@ -347,7 +357,7 @@ async fn stream(
                     return Ok(());
                 }
                 if ev.seq == cursor + 1 {
-                    send(&mut sink, WsMessage::Text(ev.json.clone().into())).await?;
+                    send(&mut sink, [WsMessage::Text(ev.json.clone().into())]).await?;
                     cursor = ev.seq;
                     if ev.revoked_session.as_deref() == Some(session.as_str()) {
                         close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
@@ -365,7 +375,7 @@ async fn stream(
                             "code": ErrorCode::InvalidRequest,
                             "message": "this stream only sends; to resume, reconnect with ?since=<last seq>",
                         }});
-                        send(&mut sink, WsMessage::Text(reply.to_string().into())).await?;
+                        send(&mut sink, [WsMessage::Text(reply.to_string().into())]).await?;
                     }
                 }
             }
@@ -373,7 +383,7 @@ async fn stream(
                 if heard.elapsed() > SILENT_LIMIT {
                     return Err("client silent for too long".into());
                 }
-                send(&mut sink, WsMessage::Ping(Vec::new().into())).await?;
+                send(&mut sink, [WsMessage::Ping(Vec::new().into())]).await?;
             }
             () = &mut expiry => {
                 close(&mut sink, CLOSE_SESSION_EXPIRED, "session expired; sign in again".into()).await;

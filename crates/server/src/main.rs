@@ -1,6 +1,7 @@
 //! `switchboard-server [--config FILE] [--listen ADDR] [--database URL] [--dev]`
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -172,7 +173,10 @@ fn init_logging(
 ) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
     let filter = EnvFilter::try_new(&config.log.filter)
         .with_context(|| format!("log.filter {:?}", config.log.filter))?;
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal: under systemd or a pipe, escape codes garble the records.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     if !config.log.file {
         tracing_subscriber::registry()
             .with(filter)
