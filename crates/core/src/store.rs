@@ -285,42 +285,44 @@ impl Batch {
         });
     }
 
-    async fn write(self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
-        for chunk in self.events.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO events (seq, kind, at, data) ");
-            q.push_values(chunk, |mut row, (seq, kind, at, data)| {
+    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+        insert_rows(
+            tx,
+            "INSERT INTO events (seq, kind, at, data) ",
+            &self.events,
+            "",
+            |mut row, (seq, kind, at, data)| {
                 row.push_bind(*seq)
                     .push_bind(*kind)
                     .push_bind(at)
                     .push_bind(data);
-            });
-            q.build().execute(&mut **tx).await?;
-        }
+            },
+        )
+        .await?;
         // Conversations before their messages (the foreign key).
-        for chunk in self.conversations.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO conversations (id, kind, title, last_message_at, last_body, unread) ",
-            );
-            q.push_values(chunk, |mut row, c| {
+        insert_rows(
+            tx,
+            "INSERT INTO conversations (id, kind, title, last_message_at, last_body, unread) ",
+            &self.conversations,
+            " ON CONFLICT (id) DO UPDATE SET last_message_at = excluded.last_message_at, \
+             last_body = excluded.last_body, unread = unread + excluded.unread",
+            |mut row, c| {
                 row.push_bind(&c.id)
                     .push_bind(&c.kind)
                     .push_bind(&c.title)
                     .push_bind(&c.last_message_at)
                     .push_bind(&c.last_body)
                     .push_bind(c.unread);
-            });
-            q.push(
-                " ON CONFLICT (id) DO UPDATE SET last_message_at = excluded.last_message_at, \
-                 last_body = excluded.last_body, unread = unread + excluded.unread",
-            );
-            q.build().execute(&mut **tx).await?;
-        }
-        for chunk in self.messages.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO messages (id, conversation_id, client_id, sender, sender_name, body, \
-                 sent_at, seq) ",
-            );
-            q.push_values(chunk, |mut row, m| {
+            },
+        )
+        .await?;
+        insert_rows(
+            tx,
+            "INSERT INTO messages (id, conversation_id, client_id, sender, sender_name, body, \
+             sent_at, seq) ",
+            &self.messages,
+            " ON CONFLICT (id) DO NOTHING",
+            |mut row, m| {
                 row.push_bind(&m.id)
                     .push_bind(&m.conversation_id)
                     .push_bind(&m.client_id)
@@ -329,10 +331,9 @@ impl Batch {
                     .push_bind(&m.body)
                     .push_bind(&m.sent_at)
                     .push_bind(m.seq);
-            });
-            q.push(" ON CONFLICT (id) DO NOTHING");
-            q.build().execute(&mut **tx).await?;
-        }
+            },
+        )
+        .await?;
         for chunk in self.sent.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new("DELETE FROM outbox WHERE client_id IN (");
             let mut list = q.separated(", ");
@@ -344,6 +345,23 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// `head VALUES (…), (…) tail` for every row, in statements of at most `ROWS_PER_STATEMENT`.
+async fn insert_rows<'a, T>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    head: &str,
+    rows: &'a [T],
+    tail: &str,
+    bind: impl Fn(sqlx::query_builder::Separated<'_, sqlx::Sqlite, &'static str>, &'a T),
+) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new(head);
+        q.push_values(chunk, &bind);
+        q.push(tail);
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
