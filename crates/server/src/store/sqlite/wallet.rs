@@ -279,11 +279,8 @@ impl SqliteStore {
                 let e = load_envelope(&mut tx, envelope_id)
                     .await?
                     .ok_or(StoreError::NoEnvelope)?;
-                // The refund and the last claim are both decided here, inside the single
-                // writer: whichever commits first wins, and the other sees it.
-                if e.refunded_at.is_some() || now >= e.expires_at {
-                    return Err(StoreError::EnvelopeEmpty);
-                }
+                // Someone who claimed is told so, even once the envelope has expired or been
+                // emptied: it answers their question ("did I get it?") where "empty" would not.
                 let already: Option<(i64,)> = sqlx::query_as(
                     "SELECT idx FROM red_envelope_shares WHERE envelope_id = ? AND claimed_by = ?",
                 )
@@ -294,6 +291,11 @@ impl SqliteStore {
                 .map_err(db)?;
                 if already.is_some() {
                     return Err(StoreError::AlreadyClaimed);
+                }
+                // The refund and the last claim are both decided here, inside the single
+                // writer: whichever commits first wins, and the other sees it.
+                if e.refunded_at.is_some() || now >= e.expires_at {
+                    return Err(StoreError::EnvelopeEmpty);
                 }
                 let next: Option<(i64, i64)> = sqlx::query_as(
                     "SELECT idx, amount FROM red_envelope_shares \
