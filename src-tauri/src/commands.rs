@@ -263,6 +263,13 @@ commands! {
         Ok(())
     }
 
+    /// The UI's language ("en" or "zh"), so the tray speaks it too.
+    fn set_language(caller, shell, app, lang: String) -> () {
+        caller.must_be_main()?;
+        shell.set_language(&app, &lang).await?;
+        Ok(())
+    }
+
     /// What each profile costs (traffic, events per minute, database size, connection
     /// history) beside the app's memory; a profile window sees its own profile only.
     fn resources(caller, shell, app) -> Resources {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use switchboard_core::Engine;
 use switchboard_core::store::StoredMessage;
+use switchboard_core::{CoreError, Engine};
 use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 use crate::ipc::{Caller, IpcResult, profile_window_label};
@@ -38,6 +38,8 @@ pub struct Shell {
     /// The window that has focus, if any of ours.
     focused: Mutex<Option<String>>,
     do_not_disturb: Mutex<bool>,
+    /// The tray's words: the UI's language.
+    words: Mutex<&'static crate::tray::Words>,
     ui_up: std::sync::atomic::AtomicBool,
 }
 
@@ -52,6 +54,7 @@ impl Shell {
             open: Mutex::default(),
             focused: Mutex::default(),
             do_not_disturb: Mutex::new(false),
+            words: Mutex::new(&crate::tray::ENGLISH),
             ui_up: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -114,6 +117,19 @@ impl Shell {
         self.refresh_tray(app).await;
     }
 
+    /// The UI's language ("en" or "zh"), for the tray.
+    pub async fn set_language<R: Runtime>(
+        &self,
+        app: &AppHandle<R>,
+        lang: &str,
+    ) -> Result<(), CoreError> {
+        let words = crate::tray::words(lang)
+            .ok_or_else(|| CoreError::Invalid(format!("no language {lang:?}: en or zh")))?;
+        *lock(&self.words) = words;
+        self.refresh_tray(app).await;
+        Ok(())
+    }
+
     pub fn do_not_disturb(&self) -> bool {
         *lock(&self.do_not_disturb)
     }
@@ -121,7 +137,10 @@ impl Shell {
     /// Redraws the tray's count and menu from the core's unread counts.
     pub async fn refresh_tray<R: Runtime>(&self, app: &AppHandle<R>) {
         match self.engine.list_profiles().await {
-            Ok(profiles) => crate::tray::update(app, &profiles, self.do_not_disturb()),
+            Ok(profiles) => {
+                let words = *lock(&self.words);
+                crate::tray::update(app, &profiles, self.do_not_disturb(), words);
+            }
             Err(e) => tracing::warn!(code = e.code(), "cannot read unread counts for the tray"),
         }
     }

@@ -10,10 +10,53 @@ use tauri::{AppHandle, Manager, Runtime};
 use crate::shell::{OpenConversation, Shell, bring_to_front};
 
 const TRAY_ID: &str = "switchboard";
+
+/// The tray's words, in the UI's language (the UI tells the shell which at start and when the
+/// user changes it in Settings).
+pub struct Words {
+    show: &'static str,
+    dnd: &'static str,
+    quit: &'static str,
+    /// "{n}" stands for the count.
+    unread: &'static str,
+}
+
+pub const ENGLISH: Words = Words {
+    show: "Show Switchboard",
+    dnd: "Do not disturb",
+    quit: "Quit",
+    unread: "{n} unread",
+};
+
+pub const CHINESE: Words = Words {
+    show: "显示 Switchboard",
+    dnd: "勿扰",
+    quit: "退出",
+    unread: "{n} 条未读",
+};
+
+/// The words for a UI language code ("en", "zh"); none for a language the UI does not have.
+pub fn words(lang: &str) -> Option<&'static Words> {
+    match lang {
+        "en" => Some(&ENGLISH),
+        "zh" => Some(&CHINESE),
+        _ => None,
+    }
+}
+
+fn tooltip(total: i64, words: &Words) -> String {
+    match total {
+        0 => "Switchboard".to_string(),
+        n => format!(
+            "Switchboard · {}",
+            words.unread.replace("{n}", &n.to_string())
+        ),
+    }
+}
 const BASE_ICON: &[u8] = include_bytes!("../icons/64x64.png");
 
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
-    let menu = menu(app, &[], false)?;
+    let menu = menu(app, &[], false, &ENGLISH)?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(0))
         .tooltip("Switchboard")
@@ -61,12 +104,13 @@ fn menu<R: Runtime>(
     app: &AppHandle<R>,
     profiles: &[ProfileInfo],
     dnd: bool,
+    words: &Words,
 ) -> tauri::Result<Menu<R>> {
     let menu = Menu::new(app)?;
     menu.append(&MenuItem::with_id(
         app,
         "show",
-        "Show Switchboard",
+        words.show,
         true,
         None::<&str>,
     )?)?;
@@ -86,26 +130,29 @@ fn menu<R: Runtime>(
     menu.append(&CheckMenuItem::with_id(
         app,
         "dnd",
-        "Do not disturb",
+        words.dnd,
         true,
         dnd,
         None::<&str>,
     )?)?;
-    menu.append(&MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "quit",
+        words.quit,
+        true,
+        None::<&str>,
+    )?)?;
     Ok(menu)
 }
 
-pub fn update<R: Runtime>(app: &AppHandle<R>, profiles: &[ProfileInfo], dnd: bool) {
+pub fn update<R: Runtime>(app: &AppHandle<R>, profiles: &[ProfileInfo], dnd: bool, words: &Words) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
     let total: i64 = profiles.iter().map(|p| p.unread).sum();
     let _ = tray.set_icon(Some(icon(total)));
-    let _ = tray.set_tooltip(Some(match total {
-        0 => "Switchboard".to_string(),
-        n => format!("Switchboard · {n} unread"),
-    }));
-    if let Ok(m) = menu(app, profiles, dnd) {
+    let _ = tray.set_tooltip(Some(tooltip(total, words)));
+    if let Ok(m) = menu(app, profiles, dnd, words) {
         let _ = tray.set_menu(Some(m));
     }
 }
@@ -223,5 +270,14 @@ mod tests {
             red_pixels(&icon(1000)) >= red_pixels(&one),
             "99+ takes a wider badge"
         );
+    }
+
+    #[test]
+    fn the_tray_speaks_the_uis_languages() {
+        assert_eq!(tooltip(0, &ENGLISH), "Switchboard");
+        assert_eq!(tooltip(3, &ENGLISH), "Switchboard · 3 unread");
+        assert_eq!(tooltip(3, words("zh").unwrap()), "Switchboard · 3 条未读");
+        assert_eq!(words("zh").unwrap().quit, "退出");
+        assert!(words("fr").is_none(), "a language the UI lacks is refused");
     }
 }

@@ -425,6 +425,13 @@ export function setDoNotDisturb(on: boolean): Promise<null> {
 }
 
 /**
+ * The UI's language ("en" or "zh"), so the tray speaks it too.
+ */
+export function setLanguage(lang: string): Promise<null> {
+  return invoke("set_language", { lang });
+}
+
+/**
  * What each profile costs (traffic, events per minute, database size, connection
  * history) beside the app's memory; a profile window sees its own profile only.
  */

@@ -5,7 +5,7 @@ import { listen } from "@tauri-apps/api/event";
 import * as api from "./bindings";
 import type { AppInfo, Conversation, OpenConversation, ProfileEvent, ProfileInfo, SmsPurpose } from "./bindings";
 import { h, replace, value } from "./dom";
-import { type Key, type Lang, errorMessage, pickLang, setLang, t } from "./i18n";
+import { type Key, type Lang, errorMessage, lang, pickLang, setLang, t } from "./i18n";
 import {
   formatBytes,
   formatMoney,
@@ -454,6 +454,7 @@ async function renderSettings(p: ProfileInfo, body: HTMLElement) {
       const v = (e.target as HTMLSelectElement).value;
       if (v) localStorage.setItem("lang", v); else localStorage.removeItem("lang");
       setLang(pickLang(navigator.languages, v || null));
+      tellTray();
       renderSidebar();
       void renderMain();
     } }, ...[["", t("systemLanguage")], ["en", "English"], ["zh", "简体中文"]].map(([v, label]) => {
@@ -625,9 +626,15 @@ function refreshSoon(touchesOpenView: boolean) {
   }, 150);
 }
 
+/** The tray speaks the UI's language; only the main window decides it. */
+function tellTray() {
+  if (S.info && !S.info.window_profile) void api.setLanguage(lang()).catch(() => {});
+}
+
 async function boot() {
   setLang(pickLang(navigator.languages, localStorage.getItem("lang")) as Lang);
   S.info = (await attempt(() => api.appInfo())) ?? null;
+  tellTray();
   await loadProfiles();
   await renderMain();
   await listen<ProfileEvent>("profile-event", (e) => refreshSoon(e.payload.profile === S.current || S.view === "inbox"));
