@@ -106,18 +106,7 @@ fn pss_kb(instance: &Instance) -> u64 {
         if session != sid || !ours {
             continue;
         }
-        if let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
-            for l in rollup.lines() {
-                if let Some(v) = l.strip_prefix("Pss:") {
-                    total += v
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .unwrap_or(0);
-                }
-            }
-        }
+        total += switchboard_core::stats::pss_bytes(pid).unwrap_or(0) / 1024;
     }
     total
 }

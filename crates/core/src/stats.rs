@@ -114,9 +114,7 @@ impl Stats {
     }
 
     pub fn state(&self, state: &ConnState) {
-        let at = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let at = crate::store::rfc3339(time::OffsetDateTime::now_utc());
         let mut inner = self.inner();
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
@@ -189,20 +187,20 @@ pub fn process_tree_memory() -> Option<u64> {
         );
         i += 1;
     }
-    let mut total = 0;
-    for pid in tree {
-        // A process may end between the two reads, or belong to another user: skip it.
-        let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
-            continue;
-        };
-        total += rollup
-            .lines()
-            .filter_map(|l| l.strip_prefix("Pss:"))
-            .filter_map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .sum::<u64>()
-            * 1024;
-    }
+    // A process may end between the two reads, or belong to another user: it counts as 0.
+    let total: u64 = tree.into_iter().filter_map(pss_bytes).sum();
     (total > 0).then_some(total)
+}
+
+/// One process's proportional set size in bytes, from `/proc/<pid>/smaps_rollup` (Linux).
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let kib: u64 = rollup
+        .lines()
+        .filter_map(|l| l.strip_prefix("Pss:"))
+        .filter_map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .sum();
+    Some(kib * 1024)
 }
 
 #[cfg(test)]
