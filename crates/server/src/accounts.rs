@@ -10,7 +10,7 @@ use switchboard_protocol::auth::{
 use crate::app::App;
 use crate::clock::EntropyExt;
 use crate::error::{Error, Json, Result};
-use crate::store::{AccountRow, NewAccount};
+use crate::store::{AccountRow, NewAccount, Recovery};
 use crate::{password, phone, sms};
 
 pub const PUBLIC_ID_MIN: usize = 6;
@@ -161,7 +161,16 @@ pub async fn recover(
     let hash = app.hasher.hash(normalised).await?;
     let revoked = app
         .store
-        .account_recover(&code.id, &account.id, &hash, app.clock.now_ms())
+        .account_recover(
+            &Recovery {
+                code_id: &code.id,
+                account_id: &account.id,
+                password_hash: &hash,
+                login_key: &crate::sessions::account_key(&account.id),
+            },
+            app.clock.now_ms(),
+            &crate::sessions::revoked_event,
+        )
         .await?;
     app.hub.publish(&revoked);
     tracing::info!(account = %account.id, revoked = revoked.len(), "account recovered");

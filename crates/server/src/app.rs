@@ -28,7 +28,6 @@ use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 use crate::{accounts, contacts, events, groups, me, messages, metrics, sessions, sms, wallet};
 
 /// Everything a request handler may use.
@@ -178,13 +177,7 @@ pub async fn build(
 ) -> Result<(Router, App), LaunchError> {
     config.validate()?;
     let url = database_url(&config)?;
-    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::open(&url).await?)
-    } else {
-        return Err(LaunchError::Setup(format!(
-            "unsupported database URL {url:?}: this build serves sqlite:// URLs"
-        )));
-    };
+    let store: Arc<dyn Store> = crate::store::open(&url).await?;
     let (sms, dev_outbox): (Arc<dyn SmsGateway>, _) = if config.sms.gateway == "webhook" {
         let gw = WebhookGateway::new(config.sms.webhook_url.clone()).map_err(LaunchError::Setup)?;
         (Arc::new(gw), None)

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use switchboard_protocol::{ApiError, ErrorBody, ErrorCode};
 
-use crate::store::StoreError;
+use crate::store::{DbErrorKind, StoreError};
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -97,6 +97,11 @@ impl From<StoreError> for Error {
                 ErrorCode::IdempotencyConflict,
                 "this was sent before with different content",
             ),
+            // PostgreSQL refuses some text SQLite stores (NUL characters): bad input, and the
+            // transaction it was in wrote nothing.
+            StoreError::Database(e) if e.kind == DbErrorKind::InvalidValue => {
+                Error::invalid_request("the request contains characters that cannot be stored (such as NUL)")
+            }
             StoreError::Database(e) => {
                 tracing::error!(error = %e, "storage failure");
                 Error::new(
@@ -140,11 +145,51 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(Error::invalid_request(
+                "send the body as JSON with Content-Type: application/json",
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Error::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+                } else {
+                    Error::invalid_request(r.body_text())
+                }
+            })?;
+        // No text field of the API has a use for NUL, PostgreSQL cannot store it, and a
+        // stored one would cut a string short in C-based clients: refused on every backend
+        // alike, before anything is written.
+        if has_nul_escape(&bytes) {
+            return Err(Error::invalid_request(
+                "text may not contain NUL characters (\\u0000)",
+            ));
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| Json(v))
+            .map_err(json_rejection)
     }
+}
+
+/// `application/json` or any `…+json` type, as axum's own `Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")))
+}
+
+/// Whether a JSON text holds the escape `\u0000` (the only way JSON can carry a NUL): a
+/// backslash that is not itself escaped, then `u0000`.
+fn has_nul_escape(body: &[u8]) -> bool {
+    body.windows(6).enumerate().any(|(i, w)| {
+        w == b"\\u0000"
+            && body[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
 }
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
@@ -199,5 +244,18 @@ where
             .await
             .map(|p| Path(p.0))
             .map_err(|r: PathRejection| Error::invalid_request(r.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn a_nul_escape_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(has_nul_escape(br#"{"a":"x\u0000y"}"#));
+        assert!(has_nul_escape(br#"{"a":"\\\u0000"}"#), "\\\\ then \\u0000");
+        assert!(!has_nul_escape(br#"{"a":"\\u0000"}"#), "a backslash, then text u0000");
+        assert!(!has_nul_escape(br#"{"a":"\u0001"}"#));
     }
 }

@@ -115,8 +115,7 @@ fn ledger_check(config: &Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let url = switchboard_server::app::database_url(config)?;
-        let store = switchboard_server::store::sqlite::SqliteStore::open(&url).await?;
-        use switchboard_server::store::Store as _;
+        let store = switchboard_server::store::open(&url).await?;
         let verdict = store.ledger_check().await;
         store.close().await;
         match verdict? {

@@ -163,6 +163,7 @@ pub async fn change_password(
             &hash,
             Some(&auth.session.id),
             app.clock.now_ms(),
+            &crate::sessions::revoked_event,
         )
         .await?;
     app.hub.publish(&revoked);

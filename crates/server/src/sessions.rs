@@ -18,7 +18,7 @@ use crate::accounts::summary;
 use crate::app::{App, ClientIp};
 use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Path, Result};
-use crate::store::{AccountRow, SessionRow, ThrottlePolicy};
+use crate::store::{AccountRow, LoginGate, NewEvent, SessionRow, StoreResult, ThrottlePolicy};
 use crate::{phone, sms, totp};
 
 const HOUR_MS: Millis = 3600 * 1000;
@@ -28,6 +28,15 @@ const TOUCH_EVERY_MS: Millis = 60 * 1000;
 /// The throttling key of an account.
 pub fn account_key(account_id: &str) -> String {
     format!("acct:{account_id}")
+}
+
+/// The `session.revoked` event of one session, for the store to append with the revocation.
+pub fn revoked_event(account_id: &str, session_id: &str) -> StoreResult<NewEvent> {
+    Ok(NewEvent {
+        account_id: account_id.to_string(),
+        kind: "session.revoked",
+        data: serde_json::json!({ "session_id": session_id }).to_string(),
+    })
 }
 
 pub fn throttle_policy(app: &App) -> ThrottlePolicy {
@@ -65,30 +74,34 @@ async fn check_ip_limit(app: &App, ip: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuses the attempt if any key is locked or waiting.
-async fn check_throttle(app: &App, keys: &[String]) -> Result<()> {
+fn locked() -> Error {
+    Error::new(
+        ErrorCode::AccountLocked,
+        "this account is locked after too many failed sign-ins; recover it with an SMS code",
+    )
+}
+
+/// Reserves this attempt on every key before any password is hashed: refused while a key is
+/// locked or waiting, and otherwise counted as a failure until it is settled, so that
+/// concurrent guesses cannot all slip in before the first of them is judged.
+async fn reserve_attempt(app: &App, keys: &[String]) -> Result<()> {
     let now = app.clock.now_ms();
-    let states = app.store.login_states(keys).await?;
-    if states.iter().any(|s| s.locked) {
-        return Err(Error::new(
-            ErrorCode::AccountLocked,
-            "this account is locked after too many failed sign-ins; recover it with an SMS code",
-        ));
-    }
-    if let Some(until) = states
-        .iter()
-        .map(|s| s.throttled_until)
-        .max()
-        .filter(|u| *u > now)
+    match app
+        .store
+        .login_reserve(keys, now, throttle_policy(app))
+        .await?
     {
-        let wait = secs_until(until, now);
-        return Err(Error::new(
-            ErrorCode::LoginThrottled,
-            format!("too many failed sign-ins; try again in {wait} s"),
-        )
-        .retry_after(wait));
+        LoginGate::Open => Ok(()),
+        LoginGate::Locked => Err(locked()),
+        LoginGate::Throttled { until } => {
+            let wait = secs_until(until, now);
+            Err(Error::new(
+                ErrorCode::LoginThrottled,
+                format!("too many failed sign-ins; try again in {wait} s"),
+            )
+            .retry_after(wait))
+        }
     }
-    Ok(())
 }
 
 async fn record_failure(app: &App, keys: &[String]) -> Result<()> {
@@ -118,31 +131,37 @@ pub async fn second_factor_ok(app: &App, account: &AccountRow, code: &str) -> Re
         .await?)
 }
 
-/// With two-step verification on, a sign-in needs a code; a wrong one is a failed sign-in of
-/// `keys`.
-async fn require_second_factor(
+/// Why a second factor did not let a sign-in through.
+enum SecondFactor {
+    /// None given: the client must ask for one.
+    Missing(Error),
+    /// A wrong (or reused) code: a failed sign-in.
+    Wrong(Error),
+}
+
+/// With two-step verification on, a sign-in needs a code.
+async fn second_factor(
     app: &App,
     account: &AccountRow,
     code: Option<&str>,
-    keys: &[String],
-) -> Result<()> {
+) -> Result<(), SecondFactor> {
     if account.totp_secret.is_none() {
         return Ok(());
     }
     let Some(code) = code else {
-        return Err(Error::new(
+        return Err(SecondFactor::Missing(Error::new(
             ErrorCode::TotpRequired,
             "this account has two-step verification: enter the code from your authenticator app",
-        ));
+        )));
     };
-    if !second_factor_ok(app, account, code).await? {
-        record_failure(app, keys).await?;
-        return Err(Error::new(
+    match second_factor_ok(app, account, code).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(SecondFactor::Wrong(Error::new(
             ErrorCode::TotpInvalid,
             "that code is wrong or was used already; wait for the next one",
-        ));
+        ))),
+        Err(e) => Err(SecondFactor::Missing(e)),
     }
-    Ok(())
 }
 
 fn check_device_name(name: Option<&str>) -> Result<String> {
@@ -238,7 +257,7 @@ pub async fn sign_in(
         );
         (account.into_iter().collect::<Vec<_>>(), 1, vec![key])
     };
-    check_throttle(&app, &keys).await?;
+    reserve_attempt(&app, &keys).await?;
 
     let mut matched = Vec::new();
     for i in 0..verifications {
@@ -252,13 +271,27 @@ pub async fn sign_in(
         }
     }
     let Some(account) = matched.first().cloned() else {
-        record_failure(&app, &keys).await?;
+        // The reservation stands as the failure.
+        app.metrics.count("sign_in_failures_total");
         return Err(invalid_credentials());
     };
+    // The password was right: whatever is still missing, this was no failed guess.
     if candidates.len() > 1 {
+        app.store.login_refund(&keys, throttle_policy(&app)).await?;
         return Err(choice_required(&candidates));
     }
-    require_second_factor(&app, &account, req.totp_code.as_deref(), &keys).await?;
+    match second_factor(&app, &account, req.totp_code.as_deref()).await {
+        Ok(()) => {}
+        Err(SecondFactor::Missing(e)) => {
+            app.store.login_refund(&keys, throttle_policy(&app)).await?;
+            return Err(e);
+        }
+        // A wrong code is a failed sign-in: the reservation stands.
+        Err(SecondFactor::Wrong(e)) => {
+            app.metrics.count("sign_in_failures_total");
+            return Err(e);
+        }
+    }
     let created = open_session(&app, &account, device_name).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -296,10 +329,7 @@ pub async fn sms_sign_in(
         .iter()
         .any(|s| s.locked)
     {
-        return Err(Error::new(
-            ErrorCode::AccountLocked,
-            "this account is locked after too many failed sign-ins; recover it with an SMS code",
-        ));
+        return Err(locked());
     }
     let code = match sms::check_code(&app, &phone.e164, SmsPurpose::Login, &req.sms_code).await {
         Ok(code) => code,
@@ -332,8 +362,14 @@ pub async fn sms_sign_in(
         (None, 1) => accounts[0].clone(),
         (None, _) => return Err(choice_required(&accounts)),
     };
-    let key = [account_key(&account.id)];
-    require_second_factor(&app, &account, req.totp_code.as_deref(), &key).await?;
+    match second_factor(&app, &account, req.totp_code.as_deref()).await {
+        Ok(()) => {}
+        Err(SecondFactor::Missing(e)) => return Err(e),
+        Err(SecondFactor::Wrong(e)) => {
+            record_failure(&app, &[account_key(&account.id)]).await?;
+            return Err(e);
+        }
+    }
     if !app.store.sms_consume(&code.id, app.clock.now_ms()).await? {
         return Err(Error::new(
             ErrorCode::SmsCodeExpired,
@@ -421,7 +457,12 @@ pub async fn list(State(app): State<App>, auth: Auth) -> Result<Json<SessionList
 pub async fn revoke_current(State(app): State<App>, auth: Auth) -> Result<StatusCode> {
     let revoked = app
         .store
-        .session_revoke(&auth.account.id, &auth.session.id, app.clock.now_ms())
+        .session_revoke(
+            &auth.account.id,
+            &auth.session.id,
+            app.clock.now_ms(),
+            &revoked_event,
+        )
         .await?;
     app.hub.publish(revoked.as_slice());
     Ok(StatusCode::NO_CONTENT)
@@ -438,7 +479,7 @@ pub async fn revoke_one(
 ) -> Result<StatusCode> {
     let revoked = app
         .store
-        .session_revoke(&auth.account.id, &id, app.clock.now_ms())
+        .session_revoke(&auth.account.id, &id, app.clock.now_ms(), &revoked_event)
         .await?;
     let Some(event) = revoked else {
         return Err(Error::new(

@@ -22,7 +22,7 @@ use crate::app::{App, ClientIp};
 use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Query, Result};
 use crate::phone::{self, Phone};
-use crate::store::SmsCodeRow;
+use crate::store::{SmsCodeRow, SmsIssue, SmsLimits};
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 const HOUR_MS: Millis = 3600 * 1000;
@@ -180,45 +180,6 @@ pub async fn request_code(
 
     let cfg = &app.config.sms;
     let now = app.clock.now_ms();
-    let by_ip = app.store.sms_count_for_ip(&ip, now - HOUR_MS).await?;
-    if by_ip.count >= cfg.per_ip_per_hour {
-        let retry = by_ip.oldest.map_or(3600, |t| secs_until(t + HOUR_MS, now));
-        return Err(Error::new(
-            ErrorCode::RateLimited,
-            "too many codes requested from this network; try again later",
-        )
-        .retry_after(retry));
-    }
-    if let Some(last) = app.store.sms_latest(&phone.e164, purpose.as_str()).await? {
-        let ready_at =
-            last.created_at + i64::try_from(cfg.resend_cooldown_secs * 1000).unwrap_or(0);
-        if now < ready_at {
-            let wait = secs_until(ready_at, now);
-            return Err(Error::new(
-                ErrorCode::RateLimited,
-                format!("a code was just sent; you can ask for another in {wait} s"),
-            )
-            .retry_after(wait));
-        }
-    }
-    let by_number = app
-        .store
-        .sms_count_for_number(&phone.e164, purpose.as_str(), now - DAY_MS)
-        .await?;
-    if by_number.count >= cfg.per_number_per_day {
-        let retry = by_number
-            .oldest
-            .map_or(86_400, |t| secs_until(t + DAY_MS, now));
-        return Err(Error::new(
-            ErrorCode::RateLimited,
-            format!(
-                "at most {} codes a day for this number; try again later",
-                cfg.per_number_per_day
-            ),
-        )
-        .retry_after(retry));
-    }
-
     let code = app.entropy.digits(6);
     let id = app.entropy.id("sms_");
     let row = SmsCodeRow {
@@ -232,9 +193,46 @@ pub async fn request_code(
         attempts: 0,
         consumed_at: None,
     };
-    // Stored before sending so concurrent requests see it in their limits; removed again if
-    // the gateway refuses, so a failed delivery costs the user nothing.
-    app.store.sms_insert(&row).await?;
+    let limits = SmsLimits {
+        cooldown_ms: i64::try_from(cfg.resend_cooldown_secs * 1000).unwrap_or(0),
+        per_number: cfg.per_number_per_day,
+        number_since: now - DAY_MS,
+        per_ip: cfg.per_ip_per_hour,
+        ip_since: now - HOUR_MS,
+    };
+    // The limits are checked and the code stored in one step, so concurrent requests see each
+    // other; the code is removed again if the gateway refuses, so a failed delivery costs the
+    // user nothing.
+    match app.store.sms_issue(&row, &limits).await? {
+        SmsIssue::Issued => {}
+        SmsIssue::IpLimit { oldest } => {
+            let retry = oldest.map_or(3600, |t| secs_until(t + HOUR_MS, now));
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                "too many codes requested from this network; try again later",
+            )
+            .retry_after(retry));
+        }
+        SmsIssue::Cooldown { ready_at } => {
+            let wait = secs_until(ready_at, now);
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                format!("a code was just sent; you can ask for another in {wait} s"),
+            )
+            .retry_after(wait));
+        }
+        SmsIssue::NumberLimit { oldest } => {
+            let retry = oldest.map_or(86_400, |t| secs_until(t + DAY_MS, now));
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {} codes a day for this number; try again later",
+                    cfg.per_number_per_day
+                ),
+            )
+            .retry_after(retry));
+        }
+    }
     if has_accounts {
         let sms = OutgoingSms {
             phone: phone.e164.clone(),
@@ -336,9 +334,11 @@ pub async fn check_code(
     if now >= row.expires_at {
         return Err(expired("that code has expired"));
     }
-    if row.attempts >= max {
+    // The try is reserved before the code is compared: concurrent guesses each take one of
+    // the `max`, and once they are gone nobody gets to compare at all.
+    let Some(attempts) = app.store.sms_try(&row.id, max).await? else {
         return Err(expired("that code was entered wrongly too many times"));
-    }
+    };
     let given = code.trim();
     if bool::from(
         code_hash(&row.id, given)
@@ -347,7 +347,6 @@ pub async fn check_code(
     ) {
         return Ok(row);
     }
-    let attempts = app.store.sms_record_failure(&row.id).await?;
     let left = max - attempts;
     let error = if left <= 0 {
         Error::new(

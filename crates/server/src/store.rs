@@ -3,14 +3,124 @@
 //! Every method is one atomic step of the domain (a registration consumes its SMS code and
 //! creates the account in one transaction; a recovery consumes its code, sets the password and
 //! revokes every session in one), so a backend is correct if each method is, and a failure
-//! between two steps can never leave half-written state. SQLite is the default backend; a
-//! PostgreSQL backend implements the same trait and runs the same conformance tests.
+//! between two steps can never leave half-written state. Each method is also correct under any
+//! number of concurrent callers, on one node or many: what a step reads to decide is locked
+//! before it writes (see `store/sql.rs`). No domain rule lives here: limits, throttling
+//! policies and events come from the caller.
+//!
+//! SQLite is the default backend, PostgreSQL the one for several nodes; both run one SQL
+//! implementation (`store/sql.rs`) and the same conformance suite (`tests/store.rs`).
 
+/// How often a transaction aborted for a deadlock or a serialization conflict is run again
+/// before the error reaches the caller.
+pub const RETRIES: u32 = 8;
+
+pub mod postgres;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::clock::Millis;
+
+/// Opens the store a database URL names: `sqlite:…` or `postgres://…` / `postgresql://…`.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::Database(DbError::setup(
+            "the database URL must start with sqlite: or postgres://",
+        )))
+    }
+}
+
+/// What kind of failure the database reported, kept so callers can tell a conflict or a
+/// retryable abort from an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    UniqueViolation,
+    ForeignKeyViolation,
+    CheckViolation,
+    /// The database aborted the transaction to break a deadlock or a serialization conflict;
+    /// running it again is safe.
+    Retryable,
+    /// A value the database cannot store (PostgreSQL refuses NUL in text): bad input.
+    InvalidValue,
+    /// Could not reach the database, or the pool is exhausted.
+    Unavailable,
+    /// Opening or migrating the database.
+    Setup,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbError {
+    pub kind: DbErrorKind,
+    /// The violated constraint or index, when the database names it.
+    pub constraint: Option<String>,
+    pub message: String,
+}
+
+impl DbError {
+    pub fn setup(message: impl Into<String>) -> Self {
+        DbError {
+            kind: DbErrorKind::Setup,
+            constraint: None,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the violated constraint's name (or, where the database gives no name, its
+    /// message) mentions `what`.
+    pub fn concerns(&self, what: &str) -> bool {
+        self.constraint
+            .as_deref()
+            .map_or(self.message.contains(what), |c| c.contains(what))
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        let kind = match &e {
+            sqlx::Error::Database(d) => match d.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => DbErrorKind::UniqueViolation,
+                sqlx::error::ErrorKind::ForeignKeyViolation => DbErrorKind::ForeignKeyViolation,
+                sqlx::error::ErrorKind::CheckViolation => DbErrorKind::CheckViolation,
+                _ => match d.code().as_deref() {
+                    // PostgreSQL: serialization_failure, deadlock_detected. SQLite: BUSY and
+                    // LOCKED (another process holds the file; one node never sees them).
+                    Some("40001" | "40P01" | "5" | "6" | "517" | "262") => DbErrorKind::Retryable,
+                    // character_not_in_repertoire / untranslatable_character: NUL in text.
+                    Some("22021" | "22P05") => DbErrorKind::InvalidValue,
+                    _ => DbErrorKind::Other,
+                },
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbErrorKind::Unavailable
+            }
+            sqlx::Error::Tls(_) => DbErrorKind::Unavailable,
+            _ => DbErrorKind::Other,
+        };
+        let constraint = match &e {
+            sqlx::Error::Database(d) => d.constraint().map(str::to_string),
+            _ => None,
+        };
+        DbError {
+            kind,
+            constraint,
+            message: e.to_string(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,7 +153,19 @@ pub enum StoreError {
     #[error("no such envelope")]
     NoEnvelope,
     #[error("database: {0}")]
-    Database(String),
+    Database(DbError),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Database(d) if d.kind == DbErrorKind::Retryable)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e.into())
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -146,6 +268,53 @@ impl ThrottlePolicy {
             locked: failures >= i64::from(self.lock_after),
         }
     }
+}
+
+/// The event announcing that a session (account id, session id) was revoked.
+pub type Revoked<'a> = &'a (dyn Fn(&str, &str) -> StoreResult<NewEvent> + Send + Sync);
+
+/// What a recovery changes, for [`Store::account_recover`].
+#[derive(Debug, Clone)]
+pub struct Recovery<'a> {
+    pub code_id: &'a str,
+    pub account_id: &'a str,
+    pub password_hash: &'a str,
+    /// The account's sign-in throttling key, whose failures and lock the recovery lifts.
+    pub login_key: &'a str,
+}
+
+/// The limits an SMS code request must pass, for [`Store::sms_issue`].
+#[derive(Debug, Clone, Copy)]
+pub struct SmsLimits {
+    /// No new code for the number and purpose before the last one is this old.
+    pub cooldown_ms: i64,
+    /// At most `per_number` codes for the number and purpose created after `number_since`.
+    pub per_number: u32,
+    pub number_since: Millis,
+    /// At most `per_ip` codes for the client address created after `ip_since`.
+    pub per_ip: u32,
+    pub ip_since: Millis,
+}
+
+/// The outcome of [`Store::sms_issue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsIssue {
+    Issued,
+    /// The client address used up its limit; the oldest code counted.
+    IpLimit { oldest: Option<Millis> },
+    /// The last code is too recent; a new one may be asked for at `ready_at`.
+    Cooldown { ready_at: Millis },
+    /// The number used up its limit for the purpose; the oldest code counted.
+    NumberLimit { oldest: Option<Millis> },
+}
+
+/// The outcome of [`Store::login_reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginGate {
+    /// The attempt is reserved (and counted as a failure until settled).
+    Open,
+    Locked,
+    Throttled { until: Millis },
 }
 
 /// An event to append to an account's log, in the same transaction as the change it reports.
@@ -330,21 +499,17 @@ pub struct WindowCount {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- SMS codes ---------------------------------------------------------------------
-    /// Stores a new code; any earlier live code of the same number and purpose stops working.
-    async fn sms_insert(&self, code: &SmsCodeRow) -> StoreResult<()>;
+    /// Stores a new code if every limit allows it, deciding and recording in one step (so
+    /// concurrent requests cannot all pass a limit); any earlier live code of the same number
+    /// and purpose stops working.
+    async fn sms_issue(&self, code: &SmsCodeRow, limits: &SmsLimits) -> StoreResult<SmsIssue>;
     /// Forgets a code whose delivery failed, so it does not count against any limit.
     async fn sms_delete(&self, id: &str) -> StoreResult<()>;
     /// The newest code of a number and purpose, used or not.
     async fn sms_latest(&self, phone: &str, purpose: &str) -> StoreResult<Option<SmsCodeRow>>;
-    async fn sms_count_for_number(
-        &self,
-        phone: &str,
-        purpose: &str,
-        since: Millis,
-    ) -> StoreResult<WindowCount>;
-    async fn sms_count_for_ip(&self, ip: &str, since: Millis) -> StoreResult<WindowCount>;
-    /// Counts one wrong try; returns the tries so far.
-    async fn sms_record_failure(&self, id: &str) -> StoreResult<i64>;
+    /// Reserves one try of a live code before it is compared: the tries so far, this one
+    /// included, or None when the code has had `max` tries or was used.
+    async fn sms_try(&self, id: &str, max: i64) -> StoreResult<Option<i64>>;
     /// Marks a code used; false if it was used (or superseded) meanwhile.
     async fn sms_consume(&self, id: &str, now: Millis) -> StoreResult<bool>;
 
@@ -365,23 +530,23 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         not_before_last_change: Millis,
     ) -> StoreResult<bool>;
-    /// Sets the password and revokes every session but `keep`; returns the `session.revoked`
-    /// events appended, one per revoked session.
+    /// Sets the password and revokes every session but `keep`; returns the events `revoked`
+    /// made, one per revoked session.
     async fn account_set_password(
         &self,
         id: &str,
         hash: &str,
         keep: Option<&str>,
         now: Millis,
+        revoked: Revoked<'_>,
     ) -> StoreResult<Vec<EventRow>>;
-    /// Consumes the recovery code, sets the password, revokes every session and clears the
-    /// account's failures and lock, in one transaction.
+    /// Consumes the recovery code, sets the password, revokes every session and forgets the
+    /// throttling key `login_key` (failures and lock), in one transaction.
     async fn account_recover(
         &self,
-        code_id: &str,
-        account_id: &str,
-        hash: &str,
+        recovery: &Recovery<'_>,
         now: Millis,
+        revoked: Revoked<'_>,
     ) -> StoreResult<Vec<EventRow>>;
     /// False when the account is verified already.
     async fn account_set_identity(
@@ -411,6 +576,20 @@ pub trait Store: Send + Sync + 'static {
     // --- sign-in throttling and rate limits ----------------------------------------------------
     /// The state of every key (missing keys are clean).
     async fn login_states(&self, keys: &[String]) -> StoreResult<Vec<LoginState>>;
+    /// Reserves one sign-in attempt on every key before the password is checked: refused
+    /// (nothing written) while any key is locked or waiting; otherwise the attempt is counted
+    /// as a failure at once, so concurrent attempts see it and at most `policy.after` of them
+    /// get through. The caller settles it with [`login_reset`](Self::login_reset) (success) or
+    /// [`login_refund`](Self::login_refund) (it was no failure).
+    async fn login_reserve(
+        &self,
+        keys: &[String],
+        now: Millis,
+        policy: ThrottlePolicy,
+    ) -> StoreResult<LoginGate>;
+    /// Takes back one reserved failure from every key (the password was right, but no session
+    /// was opened: a second factor or an account choice is still needed).
+    async fn login_refund(&self, keys: &[String], policy: ThrottlePolicy) -> StoreResult<()>;
     /// Counts a failure on every key; returns their new states.
     async fn login_failure(
         &self,
@@ -438,12 +617,13 @@ pub trait Store: Send + Sync + 'static {
     async fn session_touch(&self, id: &str, now: Millis) -> StoreResult<()>;
     /// Sessions neither revoked nor expired, newest first.
     async fn sessions_live(&self, account_id: &str, now: Millis) -> StoreResult<Vec<SessionRow>>;
-    /// The `session.revoked` event, or None if there is no such live session of that account.
+    /// The event `revoked` made, or None if there is no such live session of that account.
     async fn session_revoke(
         &self,
         account_id: &str,
         id: &str,
         now: Millis,
+        revoked: Revoked<'_>,
     ) -> StoreResult<Option<EventRow>>;
 
     // --- contacts ------------------------------------------------------------------------------

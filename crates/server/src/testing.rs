@@ -1,5 +1,9 @@
-//! A port-0 service over a temp SQLite file with a hand-driven clock, for tests. Dropping it
-//! shuts the service down and removes its files.
+//! A port-0 service over a throwaway database with a hand-driven clock, for tests. Dropping it
+//! shuts the service down and removes its files (SQLite) or its database (PostgreSQL).
+//!
+//! The backend: SQLite, or PostgreSQL when `SWITCHBOARD_TEST_BACKEND=postgres`, in a database
+//! of its own on the throwaway cluster `SWITCHBOARD_TEST_PG` names (`cargo xtask test` starts
+//! one and runs the service's suites once per backend).
 
 // Test scaffolding: a failure here is a broken test set-up, and a panic says so best.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -13,6 +17,120 @@ use crate::clock::{ManualClock, OsEntropy};
 use crate::identity::ChecksumVerifier;
 use crate::{Config, Services};
 
+/// A storage backend the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The env var naming the test cluster: `postgres://user@host:port/db` of a database the
+/// tests may create databases from.
+pub const TEST_PG_ENV: &str = "SWITCHBOARD_TEST_PG";
+/// The env var choosing the backend of [`TestServer::start`]: `sqlite` (default) or `postgres`.
+pub const TEST_BACKEND_ENV: &str = "SWITCHBOARD_TEST_BACKEND";
+
+impl Backend {
+    /// The backend `SWITCHBOARD_TEST_BACKEND` names (SQLite when unset).
+    pub fn from_env() -> Self {
+        match std::env::var(TEST_BACKEND_ENV).as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            Ok("sqlite") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("{TEST_BACKEND_ENV}={other:?}: expected sqlite or postgres"),
+        }
+    }
+}
+
+/// The test cluster's URL, if one was given.
+pub fn test_cluster() -> Option<String> {
+    std::env::var(TEST_PG_ENV).ok().filter(|u| !u.is_empty())
+}
+
+/// A database for one test, gone when dropped: a SQLite file in a temp dir, or a database of
+/// its own on the test cluster.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    dir: tempfile::TempDir,
+    /// The cluster's admin URL and this database's name, to drop it afterwards.
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for the test database");
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.path().join("server.db").display()),
+                backend,
+                dir,
+                pg: None,
+            },
+            Backend::Postgres => {
+                let admin = test_cluster().unwrap_or_else(|| {
+                    panic!(
+                        "{TEST_PG_ENV} is not set: run the PostgreSQL tests through `cargo xtask \
+                         test`, or start a throwaway cluster with `cargo xtask pg` and export \
+                         the variable it prints"
+                    )
+                });
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("connecting to the test cluster");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("creating the test database");
+                let _ = sqlx::Connection::close(conn).await;
+                // The same cluster and user, this database: `scheme://authority[/db][?query]`.
+                let (scheme, rest) = admin.split_once("://").expect("a postgres:// URL");
+                let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+                let url = format!("{scheme}://{authority}/{name}");
+                TestDb {
+                    url,
+                    backend,
+                    dir,
+                    pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// The temp dir (the SQLite file lives there; PostgreSQL tests may keep files there too).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop is not async and may run inside a runtime: a thread of its own with a small
+        // runtime drops the database (FORCE: the service's pool may still be closing).
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            rt.block_on(async move {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub base: String,
@@ -20,29 +138,39 @@ pub struct TestServer {
     pub config: Config,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
-    dir: tempfile::TempDir,
+    db: TestDb,
 }
 
 impl TestServer {
-    /// A development-mode service (console SMS gateway, dev outbox) with default limits.
+    /// A development-mode service (console SMS gateway, dev outbox) with default limits, on
+    /// the backend `SWITCHBOARD_TEST_BACKEND` names.
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
     /// Like [`start`](Self::start), with the config adjusted first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir for the test database");
+        Self::start_on(Backend::from_env(), adjust).await
+    }
+
+    /// Like [`start_with`](Self::start_with), on a given backend.
+    pub async fn start_on(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::new(backend).await;
         let mut config = Config {
             dev: true,
             ..Config::default()
         };
         config.log.file = false;
-        config.database_url = format!("sqlite://{}", dir.path().join("server.db").display());
+        config.database_url = db.url.clone();
         adjust(&mut config);
-        Self::launch_in(dir, config, ManualClock::new()).await
+        Self::launch_in(db, config, ManualClock::new()).await
     }
 
-    async fn launch_in(dir: tempfile::TempDir, config: Config, clock: ManualClock) -> Self {
+    pub fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    async fn launch_in(db: TestDb, config: Config, clock: ManualClock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -68,7 +196,7 @@ impl TestServer {
             config,
             shutdown,
             task: Some(task),
-            dir,
+            db,
         }
     }
 
@@ -76,9 +204,9 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
-    /// The folder holding the database (removed on drop).
+    /// A temp folder of this server's (holding the database on SQLite; removed on drop).
     pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
+        self.db.dir()
     }
 
     /// Stops the service and starts it again on the same database and clock (a new port).
@@ -87,8 +215,14 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        Self::launch_in(dir, self.config.clone(), self.clock.clone()).await
+        let placeholder = TestDb {
+            url: String::new(),
+            backend: self.db.backend,
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg: None,
+        };
+        let db = std::mem::replace(&mut self.db, placeholder);
+        Self::launch_in(db, self.config.clone(), self.clock.clone()).await
     }
 }
 

@@ -10,15 +10,28 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_server::testing::register_remote;
+use switchboard_server::testing::{Backend, TestDb, register_remote};
 
-fn spawn(db: &Path, home: &Path) -> (Child, String) {
+/// Runs one statement straight on the database, behind the service's back.
+async fn raw_sql(url: &str, sql: &'static str) -> Result<(), String> {
+    let result = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let r = sqlx::query(sql).execute(&pool).await.map(|_| ());
+        pool.close().await;
+        r
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let r = sqlx::query(sql).execute(&pool).await.map(|_| ());
+        pool.close().await;
+        r
+    };
+    result.map_err(|e| e.to_string())
+}
+
+fn spawn(db: &str, home: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
         .args(["--dev", "--listen", "127.0.0.1:0"])
-        .env(
-            "SWITCHBOARD_DATABASE_URL",
-            format!("sqlite://{}", db.display()),
-        )
+        .env("SWITCHBOARD_DATABASE_URL", db)
         .env("SWITCHBOARD_LOG_FILE", "0")
         .env("SWITCHBOARD_LOG_FILTER", "warn")
         .env("SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS", "0")
@@ -33,14 +46,9 @@ fn spawn(db: &Path, home: &Path) -> (Child, String) {
     (child, base)
 }
 
-fn ledger_check(db: &Path, home: &Path) -> (bool, String) {
+fn ledger_check(db: &str, home: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
-        .args([
-            "--database",
-            &format!("sqlite://{}", db.display()),
-            "ledger",
-            "check",
-        ])
+        .args(["--database", db, "ledger", "check"])
         .env("HOME", home)
         .env("SWITCHBOARD_LOG_FILE", "0")
         .output()
@@ -71,8 +79,8 @@ async fn post(
 
 #[tokio::test]
 async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, home) = (dir.path().join("server.db"), dir.path().to_path_buf());
+    let test_db = TestDb::new(Backend::from_env()).await;
+    let (db, home) = (test_db.url.clone(), test_db.dir().to_path_buf());
     let http = reqwest::Client::new();
     let (mut child, base) = spawn(&db, &home);
     let alice = register_remote(&http, &base, "+8613800138001", "alice_w").await;
@@ -224,8 +232,8 @@ async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn ledger_check_names_the_first_violation_and_the_journal_cannot_be_rewritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, home) = (dir.path().join("server.db"), dir.path().to_path_buf());
+    let test_db = TestDb::new(Backend::from_env()).await;
+    let (db, home) = (test_db.url.clone(), test_db.dir().to_path_buf());
     let http = reqwest::Client::new();
     let (mut child, base) = spawn(&db, &home);
     let alice = register_remote(&http, &base, "+8613800138001", "alice_w").await;
@@ -241,23 +249,20 @@ async fn ledger_check_names_the_first_violation_and_the_journal_cannot_be_rewrit
     child.wait().unwrap();
     assert!(ledger_check(&db, &home).0);
 
-    let url = format!("sqlite://{}", db.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let rewrite = sqlx::query("UPDATE entries SET amount = amount * 2")
-        .execute(&pool)
-        .await;
+    let rewrite = raw_sql(&db, "UPDATE entries SET amount = amount * 2").await;
     assert!(
-        rewrite.unwrap_err().to_string().contains("append-only"),
+        rewrite.unwrap_err().contains("append-only"),
         "entries are append-only"
     );
-    let erase = sqlx::query("DELETE FROM journal").execute(&pool).await;
-    assert!(erase.unwrap_err().to_string().contains("append-only"));
+    let erase = raw_sql(&db, "DELETE FROM journal").await;
+    assert!(erase.unwrap_err().contains("append-only"));
     // The cached balance is the one thing that can drift; the check catches it.
-    sqlx::query("UPDATE books SET balance = balance + 1 WHERE kind = 'wallet'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    raw_sql(
+        &db,
+        "UPDATE books SET balance = balance + 1 WHERE kind = 'wallet'",
+    )
+    .await
+    .unwrap();
     let (ok, said) = ledger_check(&db, &home);
     assert!(!ok, "a tampered ledger fails the check");
     assert!(

@@ -8,8 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_server::store::Store as _;
-use switchboard_server::store::sqlite::SqliteStore;
+
 use switchboard_server::testing::{Reply, TestServer, TestUser};
 
 async fn balance(s: &TestServer, u: &TestUser) -> i64 {
@@ -32,7 +31,7 @@ async fn top_up(s: &TestServer, u: &TestUser, amount: i64) -> Reply {
 }
 
 async fn ledger_ok(s: &TestServer) {
-    let store = SqliteStore::open(&s.config.database_url).await.unwrap();
+    let store = switchboard_server::store::open(&s.config.database_url).await.unwrap();
     let verdict = store.ledger_check().await.unwrap();
     store.close().await;
     assert_eq!(verdict, None, "every ledger invariant holds");
@@ -552,7 +551,7 @@ async fn a_bank_of_concurrent_clients_never_makes_loses_or_overdraws_money() {
         });
     }
     // Meanwhile, every invariant holds at every read.
-    let store = SqliteStore::open(&s.config.database_url).await.unwrap();
+    let store = switchboard_server::store::open(&s.config.database_url).await.unwrap();
     let mut reads = 0;
     while !set.is_empty() {
         assert_eq!(store.ledger_check().await.unwrap(), None, "read {reads}");

@@ -1,14 +1,14 @@
-//! The ledger on SQLite. Every movement goes through [`post`], which writes one balanced
-//! journal transaction and moves the cached balances with conditional updates, so a balance
-//! can never go below zero whatever runs concurrently.
+//! The ledger in SQL. Every movement goes through [`post`], which writes one balanced journal
+//! transaction and moves the cached balances with conditional updates, so a balance can never
+//! go below zero whatever runs concurrently. Books are locked (by their update) in id order,
+//! so A→B and B→A at once wait for each other instead of deadlocking; an envelope's row is
+//! locked before a claim or a refund reads it.
 
 use std::collections::HashMap;
 
-use super::{SqliteStore, append, db, is_unique_violation};
+use super::{SqlStore, Tx, append, duplicate, in_tx};
 use crate::clock::Millis;
 use crate::store::*;
-
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
 /// seq, journal id, kind, amount, counterparty, note, at.
 type HistoryTuple = (i64, String, String, i64, Option<String>, String, i64);
 
@@ -22,7 +22,7 @@ struct Leg<'a> {
 /// Writes one journal transaction; fails with `InsufficientFunds` if a non-funding book would
 /// go below zero. Returns the balances after.
 async fn post(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     journal_id: &str,
     kind: &str,
     note: &str,
@@ -30,12 +30,15 @@ async fn post(
     legs: &[Leg<'_>],
 ) -> StoreResult<HashMap<String, i64>> {
     if legs.iter().map(|l| l.amount).sum::<i64>() != 0 || legs.iter().any(|l| l.amount == 0) {
-        return Err(StoreError::Database(format!(
+        return Err(StoreError::Database(DbError::setup(format!(
             "unbalanced journal transaction {journal_id}"
-        )));
+        ))));
     }
+    // One global order of book locks, whatever the movement's direction.
+    let mut legs: Vec<&Leg<'_>> = legs.iter().collect();
+    legs.sort_by(|a, b| a.book.cmp(&b.book));
     let (seq,): (i64,) = sqlx::query_as(
-        "INSERT INTO journal (id, kind, created_at, note) VALUES (?, ?, ?, ?) RETURNING seq",
+        "INSERT INTO journal (id, kind, created_at, note) VALUES ($1, $2, $3, $4) RETURNING seq",
     )
     .bind(journal_id)
     .bind(kind)
@@ -43,30 +46,30 @@ async fn post(
     .bind(note)
     .fetch_one(&mut **tx)
     .await
-    .map_err(db)?;
+    ?;
     let mut balances = HashMap::new();
     for leg in legs {
-        sqlx::query("INSERT INTO books (id, kind) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO books (id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(&leg.book)
             .bind(leg.kind)
             .execute(&mut **tx)
             .await
-            .map_err(db)?;
+            ?;
         let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE books SET balance = balance + ? \
-             WHERE id = ? AND (kind = 'funding' OR balance + ? >= 0) RETURNING balance",
+            "UPDATE books SET balance = balance + $1 \
+             WHERE id = $2 AND (kind = 'funding' OR balance + $3 >= 0) RETURNING balance",
         )
         .bind(leg.amount)
         .bind(&leg.book)
         .bind(leg.amount)
         .fetch_optional(&mut **tx)
         .await
-        .map_err(db)?;
+        ?;
         let Some((balance,)) = row else {
             return Err(StoreError::InsufficientFunds);
         };
         sqlx::query(
-            "INSERT INTO entries (journal_seq, book, amount, counterparty) VALUES (?, ?, ?, ?)",
+            "INSERT INTO entries (journal_seq, book, amount, counterparty) VALUES ($1, $2, $3, $4)",
         )
         .bind(seq)
         .bind(&leg.book)
@@ -74,7 +77,7 @@ async fn post(
         .bind(leg.counterparty)
         .execute(&mut **tx)
         .await
-        .map_err(db)?;
+        ?;
         balances.insert(leg.book.clone(), balance);
     }
     Ok(balances)
@@ -89,16 +92,19 @@ fn leg<'a>(book: String, kind: &'a str, amount: i64, counterparty: Option<&'a st
     }
 }
 
-async fn load_envelope(tx: &mut Tx<'_>, id: &str) -> StoreResult<Option<EnvelopeRow>> {
+/// Reads the envelope and locks its row until the transaction ends: claims and the refund
+/// of one envelope are decided one after the other.
+async fn lock_envelope(tx: &mut Tx, id: &str) -> StoreResult<Option<EnvelopeRow>> {
     let row: Option<EnvelopeSql> = sqlx::query_as(concat!(
         "SELECT ",
         envelope_columns!(),
-        " FROM red_envelopes WHERE id = ?"
+        " FROM red_envelopes WHERE id = $1",
+        for_update!()
     ))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await
-    .map_err(db)?;
+    ?;
     Ok(row.map(Into::into))
 }
 
@@ -147,37 +153,16 @@ impl From<EnvelopeSql> for EnvelopeRow {
     }
 }
 
-impl SqliteStore {
-    pub(super) async fn idempotent_answer_impl(
-        &self,
-        account_id: &str,
-        key: &str,
-    ) -> StoreResult<Option<IdempotentAnswer>> {
-        let row: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT fingerprint, status, response FROM idempotency WHERE account_id = ? AND key = ?",
-        )
-        .bind(account_id)
-        .bind(key)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db)?;
-        Ok(row.map(|(fingerprint, status, response)| IdempotentAnswer {
-            fingerprint,
-            status: u16::try_from(status).unwrap_or(200),
-            response,
-        }))
-    }
-
-    pub(super) async fn ledger_apply_impl(
-        &self,
-        op: &LedgerOp,
-        journal_id: &str,
-        note: &str,
-        now: Millis,
-        idempotency: Option<&IdempotencyRecord>,
-        finish: Finish<'_>,
-    ) -> StoreResult<(String, Vec<EventRow>)> {
-        let mut tx = self.write.begin().await.map_err(db)?;
+/// One movement inside `tx`: its journal transaction, idempotency record and events.
+async fn apply(
+    tx: &mut Tx,
+    op: &LedgerOp,
+    journal_id: &str,
+    note: &str,
+    now: Millis,
+    idempotency: Option<&IdempotencyRecord>,
+    finish: Finish<'_>,
+) -> StoreResult<(String, Vec<EventRow>)> {
         let mut posted = Posted {
             journal_id: journal_id.to_string(),
             ..Posted::default()
@@ -186,7 +171,7 @@ impl SqliteStore {
             LedgerOp::TopUp { account_id, amount } => {
                 posted.amount = *amount;
                 posted.balances = post(
-                    &mut tx,
+                    tx,
                     journal_id,
                     "topup",
                     note,
@@ -207,7 +192,7 @@ impl SqliteStore {
             } => {
                 posted.amount = *amount;
                 posted.balances = post(
-                    &mut tx,
+                    tx,
                     journal_id,
                     "transfer",
                     note,
@@ -225,7 +210,7 @@ impl SqliteStore {
             } => {
                 posted.amount = e.total;
                 posted.balances = post(
-                    &mut tx,
+                    tx,
                     journal_id,
                     "red_envelope",
                     note,
@@ -244,7 +229,7 @@ impl SqliteStore {
                 sqlx::query(
                     "INSERT INTO red_envelopes (id, sender_id, target, group_id, total, count, \
                      mode, greeting, created_at, expires_at, data) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&e.id)
                 .bind(&e.sender_id)
@@ -257,78 +242,72 @@ impl SqliteStore {
                 .bind(e.created_at)
                 .bind(e.expires_at)
                 .bind(&e.data)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
-                .map_err(db)?;
+                ?;
                 for (idx, amount) in shares.iter().enumerate() {
                     sqlx::query(
-                        "INSERT INTO red_envelope_shares (envelope_id, idx, amount) VALUES (?, ?, ?)",
+                        "INSERT INTO red_envelope_shares (envelope_id, idx, amount) VALUES ($1, $2, $3)",
                     )
                     .bind(&e.id)
                     .bind(idx as i64)
                     .bind(amount)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
-                    .map_err(db)?;
+                    ?;
                 }
             }
             LedgerOp::Claim {
                 envelope_id,
                 claimer,
             } => {
-                let e = load_envelope(&mut tx, envelope_id)
+                let e = lock_envelope(tx, envelope_id)
                     .await?
                     .ok_or(StoreError::NoEnvelope)?;
                 // Someone who claimed is told so, even once the envelope has expired or been
                 // emptied: it answers their question ("did I get it?") where "empty" would not.
                 let already: Option<(i64,)> = sqlx::query_as(
-                    "SELECT idx FROM red_envelope_shares WHERE envelope_id = ? AND claimed_by = ?",
+                    "SELECT idx FROM red_envelope_shares WHERE envelope_id = $1 AND claimed_by = $2",
                 )
                 .bind(envelope_id)
                 .bind(claimer)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
-                .map_err(db)?;
+                ?;
                 if already.is_some() {
                     return Err(StoreError::AlreadyClaimed);
                 }
-                // The refund and the last claim are both decided here, inside the single
-                // writer: whichever commits first wins, and the other sees it.
+                // The refund and the last claim are both decided under the envelope's lock:
+                // whichever commits first wins, and the other sees it.
                 if e.refunded_at.is_some() || now >= e.expires_at {
                     return Err(StoreError::EnvelopeEmpty);
                 }
                 let next: Option<(i64, i64)> = sqlx::query_as(
                     "SELECT idx, amount FROM red_envelope_shares \
-                     WHERE envelope_id = ? AND claimed_by IS NULL ORDER BY idx LIMIT 1",
+                     WHERE envelope_id = $1 AND claimed_by IS NULL ORDER BY idx LIMIT 1",
                 )
                 .bind(envelope_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
-                .map_err(db)?;
+                ?;
                 let Some((idx, amount)) = next else {
                     return Err(StoreError::EnvelopeEmpty);
                 };
                 sqlx::query(
-                    "UPDATE red_envelope_shares SET claimed_by = ?, claimed_at = ? \
-                     WHERE envelope_id = ? AND idx = ? AND claimed_by IS NULL",
+                    "UPDATE red_envelope_shares SET claimed_by = $1, claimed_at = $2 \
+                     WHERE envelope_id = $3 AND idx = $4 AND claimed_by IS NULL",
                 )
                 .bind(claimer)
                 .bind(now)
                 .bind(envelope_id)
                 .bind(idx)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::AlreadyClaimed
-                    } else {
-                        db(e)
-                    }
-                })?;
+                ?;
                 posted.amount = amount;
                 posted.envelope_sender = Some(e.sender_id.clone());
                 posted.balances = post(
-                    &mut tx,
+                    tx,
                     journal_id,
                     "red_envelope_claim",
                     note,
@@ -341,21 +320,21 @@ impl SqliteStore {
                 .await?;
             }
             LedgerOp::Refund { envelope_id } => {
-                let e = load_envelope(&mut tx, envelope_id)
+                let e = lock_envelope(tx, envelope_id)
                     .await?
                     .ok_or(StoreError::NoEnvelope)?;
                 if e.refunded_at.is_some() || now < e.expires_at {
                     return Err(StoreError::NoEnvelope);
                 }
-                let left: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = ?")
+                let left: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = $1")
                     .bind(escrow_book(envelope_id))
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await
-                    .map_err(db)?;
+                    ?;
                 let left = left.map_or(0, |(b,)| b);
                 if left > 0 {
                     posted.balances = post(
-                        &mut tx,
+                        tx,
                         journal_id,
                         "red_envelope_refund",
                         note,
@@ -369,20 +348,20 @@ impl SqliteStore {
                 }
                 posted.amount = left;
                 posted.envelope_sender = Some(e.sender_id.clone());
-                sqlx::query("UPDATE red_envelopes SET refunded_at = ?, refunded = ? WHERE id = ?")
+                sqlx::query("UPDATE red_envelopes SET refunded_at = $1, refunded = $2 WHERE id = $3")
                     .bind(now)
                     .bind(left)
                     .bind(envelope_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
-                    .map_err(db)?;
+                    ?;
             }
         }
         let (response, events) = finish(&posted);
         if let Some(rec) = idempotency {
             sqlx::query(
                 "INSERT INTO idempotency (account_id, key, fingerprint, status, response, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&rec.account_id)
             .bind(&rec.key)
@@ -390,21 +369,55 @@ impl SqliteStore {
             .bind(i64::from(rec.status))
             .bind(&response)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Duplicate } else { db(e) })?;
+            .map_err(duplicate)?;
         }
-        let appended = append(&mut tx, &events, now).await?;
-        tx.commit().await.map_err(db)?;
-        Ok((response, appended))
+    let appended = append(tx, &events, now).await?;
+    Ok((response, appended))
+}
+
+impl SqlStore {
+    pub(super) async fn idempotent_answer_impl(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotentAnswer>> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(
+            "SELECT fingerprint, status, response FROM idempotency WHERE account_id = $1 AND key = $2",
+        )
+        .bind(account_id)
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await
+        ?;
+        Ok(row.map(|(fingerprint, status, response)| IdempotentAnswer {
+            fingerprint,
+            status: u16::try_from(status).unwrap_or(200),
+            response,
+        }))
+    }
+
+    pub(super) async fn ledger_apply_impl(
+        &self,
+        op: &LedgerOp,
+        journal_id: &str,
+        note: &str,
+        now: Millis,
+        idempotency: Option<&IdempotencyRecord>,
+        finish: Finish<'_>,
+    ) -> StoreResult<(String, Vec<EventRow>)> {
+        in_tx!(self, |tx| {
+            apply(&mut tx, op, journal_id, note, now, idempotency, finish).await
+        })
     }
 
     pub(super) async fn book_balance_impl(&self, book: &str) -> StoreResult<i64> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = ?")
+        let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = $1")
             .bind(book)
             .fetch_optional(&self.read)
             .await
-            .map_err(db)?;
+            ?;
         Ok(row.map_or(0, |(b,)| b))
     }
 
@@ -417,14 +430,14 @@ impl SqliteStore {
         let rows: Vec<HistoryTuple> = sqlx::query_as(
             "SELECT j.seq, j.id, j.kind, e.amount, e.counterparty, j.note, j.created_at \
              FROM entries e JOIN journal j ON j.seq = e.journal_seq \
-             WHERE e.book = ? AND e.journal_seq < ? ORDER BY e.journal_seq DESC LIMIT ?",
+             WHERE e.book = $1 AND e.journal_seq < $2 ORDER BY e.journal_seq DESC LIMIT $3",
         )
         .bind(wallet_book(account_id))
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.read)
         .await
-        .map_err(db)?;
+        ?;
         Ok(rows
             .into_iter()
             .map(
@@ -448,21 +461,21 @@ impl SqliteStore {
         let row: Option<EnvelopeSql> = sqlx::query_as(concat!(
             "SELECT ",
             envelope_columns!(),
-            " FROM red_envelopes WHERE id = ?"
+            " FROM red_envelopes WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.read)
         .await
-        .map_err(db)?;
+        ?;
         let Some(row) = row else { return Ok(None) };
         let shares: Vec<(i64, i64, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT idx, amount, claimed_by, claimed_at FROM red_envelope_shares \
-             WHERE envelope_id = ? ORDER BY idx",
+             WHERE envelope_id = $1 ORDER BY idx",
         )
         .bind(id)
         .fetch_all(&self.read)
         .await
-        .map_err(db)?;
+        ?;
         Ok(Some((
             row.into(),
             shares
@@ -483,14 +496,14 @@ impl SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM red_envelopes WHERE refunded_at IS NULL AND expires_at <= ? \
-             ORDER BY expires_at LIMIT ?",
+            "SELECT id FROM red_envelopes WHERE refunded_at IS NULL AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(&self.read)
         .await
-        .map_err(db)?;
+        ?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
@@ -539,7 +552,7 @@ impl SqliteStore {
             let row: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .fetch_optional(&self.read)
                 .await
-                .map_err(db)?;
+                ?;
             if let Some((violation,)) = row {
                 return Ok(Some(violation));
             }

@@ -1,0 +1,69 @@
+//! The PostgreSQL backend, for several nodes on one database.
+//!
+//! Transactions run at READ COMMITTED with explicit locks, taken in the one order `sql.rs`
+//! describes: keys (a phone number, an SMS number and address, a sign-in key) as
+//! transaction-scoped advisory locks, rows (a group, a red envelope) with `FOR UPDATE`, books
+//! and event heads by the updates that move them. A deadlock or serialization failure the
+//! database still reports is retried by `in_tx!`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::{DbError, StoreError, StoreResult};
+
+type Db = sqlx::Postgres;
+
+macro_rules! for_update {
+    () => {
+        " FOR UPDATE"
+    };
+}
+
+/// Takes a transaction-scoped advisory lock on each key, in sorted order (so two
+/// transactions locking overlapping keys queue instead of deadlocking). Keys are hashed to
+/// PostgreSQL's 64-bit lock space; a collision only makes two unrelated steps wait for each
+/// other.
+async fn lock_keys(tx: &mut sql::Tx, keys: &[String]) -> StoreResult<()> {
+    let mut keys: Vec<&String> = keys.iter().collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+#[path = "sql.rs"]
+mod sql;
+
+pub use sql::SqlStore as PgStore;
+
+/// Connections per node. Each in-flight write transaction holds one; reads borrow one briefly.
+const POOL_SIZE: u32 = 16;
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and brings its schema up to date
+    /// (several nodes starting at once migrate one after the other: sqlx holds an advisory
+    /// lock while migrating).
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)?.application_name("switchboard-server");
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(DbError::setup(format!("migrating: {e}"))))?;
+        Ok(Self {
+            write: pool.clone(),
+            read: pool,
+        })
+    }
+}

@@ -1,0 +1,1492 @@
+//! The store in SQL, one implementation for every backend.
+//!
+//! This file is compiled once per backend, as a child module of `sqlite.rs` and of
+//! `postgres.rs`: each parent names its database (`Db`), how to take a transaction-scoped lock
+//! on a key (`lock_keys`) and how to lock a row it reads (`for_update!`), and this module is
+//! written in the SQL both understand (`$n` placeholders, `ON CONFLICT`, `RETURNING`). So every
+//! rule of concurrency below is written once and holds on both.
+//!
+//! Concurrency, for any number of writers (PostgreSQL nodes; SQLite has one writer per
+//! process, where the locks cost nothing):
+//! - what a step reads to decide is locked before it writes: a phone number's key before its
+//!   slots are counted, the group row before its members are, the envelope row before a claim
+//!   or a refund, an SMS number and client address before their limits are counted, a sign-in
+//!   key before its state is judged;
+//! - locks are taken in one global order so no two steps wait on each other: keys before rows,
+//!   keys sorted, books sorted by id, event heads last and sorted by account;
+//! - conditional updates are counted (`rows_affected`, `RETURNING`) rather than trusted;
+//! - a transaction the database aborts for a deadlock or a serialization conflict is run
+//!   again from the start (see `in_tx!`).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::{FromRow, Pool};
+
+use super::{Db, lock_keys};
+use crate::clock::Millis;
+use crate::store::*;
+
+#[path = "sql/wallet.rs"]
+mod wallet;
+
+pub type Tx = sqlx::Transaction<'static, Db>;
+
+/// Runs `$body` in a transaction of `$store`'s write pool (`$tx` names it inside), commits,
+/// and runs it all again when the database aborted it as retryable. `$body` is an async
+/// block's contents ending in a `StoreResult`.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident| $body:block) => {{
+        let mut attempt = 0u32;
+        loop {
+            let mut $tx = $store.write.begin().await?;
+            let outcome: StoreResult<_> = async { $body }.await;
+            let outcome = match outcome {
+                Ok(v) => $tx.commit().await.map(|()| v).map_err(StoreError::from),
+                Err(e) => {
+                    // Dropping the transaction rolls it back.
+                    drop($tx);
+                    Err(e)
+                }
+            };
+            match outcome {
+                Err(e) if e.is_retryable() && attempt < $crate::store::RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, error = %e, "transaction aborted; running it again");
+                    // A little wait, growing, so the transactions that collided do not
+                    // collide again in lockstep.
+                    let jitter = u64::from(getrandom::u32().unwrap_or(0) % 5);
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        (1 << attempt.min(6)) + jitter,
+                    ))
+                    .await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+pub(super) use in_tx;
+
+pub struct SqlStore {
+    /// Writes. On SQLite a pool of one connection (SQLite has one writer; queueing in-process
+    /// beats its busy handler); on PostgreSQL the same pool as `read`.
+    pub(super) write: Pool<Db>,
+    pub(super) read: Pool<Db>,
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Maps a unique-constraint failure on `accounts` to the domain error it means.
+fn account_conflict(e: sqlx::Error) -> StoreError {
+    let e = DbError::from(e);
+    if e.kind == DbErrorKind::UniqueViolation {
+        if e.concerns("public_id_lower") {
+            return StoreError::PublicIdTaken;
+        }
+        if e.concerns("phone") {
+            return StoreError::PhoneAccountLimit;
+        }
+    }
+    StoreError::Database(e)
+}
+
+/// A unique violation is `Duplicate`; anything else a database error.
+fn duplicate(e: sqlx::Error) -> StoreError {
+    let e = DbError::from(e);
+    if e.kind == DbErrorKind::UniqueViolation {
+        StoreError::Duplicate
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+#[derive(FromRow)]
+struct AccountSql {
+    id: String,
+    phone: String,
+    slot: i64,
+    public_id: String,
+    display_name: String,
+    password_hash: String,
+    created_at: i64,
+    public_id_changed_at: Option<i64>,
+    legal_name: Option<String>,
+    id_number_masked: Option<String>,
+    identity_verified_at: Option<i64>,
+    totp_secret: Option<String>,
+    totp_pending_secret: Option<String>,
+    totp_last_step: i64,
+}
+
+impl From<AccountSql> for AccountRow {
+    fn from(a: AccountSql) -> Self {
+        AccountRow {
+            id: a.id,
+            phone: a.phone,
+            slot: a.slot,
+            public_id: a.public_id,
+            display_name: a.display_name,
+            password_hash: a.password_hash,
+            created_at: a.created_at,
+            public_id_changed_at: a.public_id_changed_at,
+            legal_name: a.legal_name,
+            id_number_masked: a.id_number_masked,
+            identity_verified_at: a.identity_verified_at,
+            totp_secret: a.totp_secret,
+            totp_pending_secret: a.totp_pending_secret,
+            totp_last_step: a.totp_last_step,
+        }
+    }
+}
+
+// Macros rather than consts: sqlx takes only literal SQL, and `concat!` needs literals.
+macro_rules! account_columns {
+    () => {
+        "id, phone, slot, public_id, display_name, password_hash, created_at, \
+         public_id_changed_at, legal_name, id_number_masked, identity_verified_at, totp_secret, \
+         totp_pending_secret, totp_last_step"
+    };
+}
+
+#[derive(FromRow)]
+struct SmsSql {
+    id: String,
+    phone: String,
+    purpose: String,
+    code_hash: String,
+    ip: String,
+    created_at: i64,
+    expires_at: i64,
+    attempts: i64,
+    consumed_at: Option<i64>,
+}
+
+impl From<SmsSql> for SmsCodeRow {
+    fn from(s: SmsSql) -> Self {
+        SmsCodeRow {
+            id: s.id,
+            phone: s.phone,
+            purpose: s.purpose,
+            code_hash: s.code_hash,
+            ip: s.ip,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            attempts: s.attempts,
+            consumed_at: s.consumed_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct SessionSql {
+    id: String,
+    account_id: String,
+    token_hash: String,
+    device_name: String,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<SessionSql> for SessionRow {
+    fn from(s: SessionSql) -> Self {
+        SessionRow {
+            id: s.id,
+            account_id: s.account_id,
+            token_hash: s.token_hash,
+            device_name: s.device_name,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            revoked_at: s.revoked_at,
+        }
+    }
+}
+
+macro_rules! session_columns {
+    () => {
+        "id, account_id, token_hash, device_name, created_at, last_seen_at, expires_at, revoked_at"
+    };
+}
+
+/// A session and its account from one query (every authenticated request needs both).
+#[derive(FromRow)]
+struct SessionAccountSql {
+    s_id: String,
+    account_id: String,
+    token_hash: String,
+    device_name: String,
+    s_created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    #[sqlx(flatten)]
+    account: AccountSql,
+}
+
+macro_rules! request_columns {
+    () => {
+        "id, from_account, to_account, note, status, created_at"
+    };
+}
+
+#[derive(FromRow)]
+struct RequestSql {
+    id: String,
+    from_account: String,
+    to_account: String,
+    note: String,
+    status: String,
+    created_at: i64,
+}
+
+impl From<RequestSql> for ContactRequestRow {
+    fn from(r: RequestSql) -> Self {
+        ContactRequestRow {
+            id: r.id,
+            from_account: r.from_account,
+            to_account: r.to_account,
+            note: r.note,
+            status: r.status,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct LoginSql {
+    failures: i64,
+    throttled_until: i64,
+    locked: bool,
+}
+
+impl From<LoginSql> for LoginState {
+    fn from(r: LoginSql) -> Self {
+        LoginState {
+            failures: r.failures,
+            throttled_until: r.throttled_until,
+            locked: r.locked,
+        }
+    }
+}
+
+/// The throttling key's lock name, apart from every other kind of key.
+fn login_lock(key: &str) -> String {
+    format!("login:{key}")
+}
+
+async fn insert_member(
+    tx: &mut Tx,
+    group_id: &str,
+    account_id: &str,
+    now: Millis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO group_members (group_id, account_id, joined_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(group_id)
+    .bind(account_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Locks the group's row (its member count is about to be decided); false if there is none.
+async fn lock_group(tx: &mut Tx, id: &str) -> StoreResult<bool> {
+    let row: Option<(String,)> =
+        sqlx::query_as(concat!("SELECT id FROM groups WHERE id = $1", for_update!()))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.is_some())
+}
+
+async fn count_since(
+    tx: &mut Tx,
+    sql: &'static str,
+    key: &str,
+    purpose: Option<&str>,
+    since: Millis,
+) -> StoreResult<WindowCount> {
+    let mut q = sqlx::query_as::<_, (i64, Option<i64>)>(sql).bind(key);
+    if let Some(p) = purpose {
+        q = q.bind(p);
+    }
+    let (n, oldest) = q.bind(since).fetch_one(&mut **tx).await?;
+    Ok(WindowCount {
+        count: count(n),
+        oldest,
+    })
+}
+
+async fn load_login(tx: &mut Tx, key: &str) -> StoreResult<LoginState> {
+    let row: Option<LoginSql> = sqlx::query_as(
+        "SELECT failures, throttled_until, locked FROM login_failures WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map_or_else(LoginState::default, Into::into))
+}
+
+async fn save_login(tx: &mut Tx, key: &str, state: LoginState) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO login_failures (key, failures, throttled_until, locked) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET \
+         failures = excluded.failures, throttled_until = excluded.throttled_until, \
+         locked = excluded.locked",
+    )
+    .bind(key)
+    .bind(state.failures)
+    .bind(state.throttled_until)
+    .bind(state.locked)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Counts one failure on a locked key; a throttle already running is never shortened.
+fn counted_failure(before: LoginState, now: Millis, policy: ThrottlePolicy) -> LoginState {
+    let mut after = policy.after_failure(before.failures + 1, now);
+    after.throttled_until = after.throttled_until.max(before.throttled_until);
+    after.locked |= before.locked;
+    after
+}
+
+/// Consumes an SMS code inside `tx`; `CodeUsed` if it was used (or superseded) meanwhile.
+async fn consume_code(tx: &mut Tx, code_id: &str, now: Millis) -> StoreResult<()> {
+    let consumed =
+        sqlx::query("UPDATE sms_codes SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL")
+            .bind(now)
+            .bind(code_id)
+            .execute(&mut **tx)
+            .await?;
+    if consumed.rows_affected() != 1 {
+        return Err(StoreError::CodeUsed);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn sms_issue(&self, code: &SmsCodeRow, limits: &SmsLimits) -> StoreResult<SmsIssue> {
+        in_tx!(self, |tx| {
+            // The number (and purpose) before the address, always: one order, no deadlock.
+            lock_keys(
+                &mut tx,
+                &[
+                    format!("sms:{}:{}", code.phone, code.purpose),
+                    format!("sms-ip:{}", code.ip),
+                ],
+            )
+            .await?;
+            let by_ip = count_since(
+                &mut tx,
+                "SELECT COUNT(*), MIN(created_at) FROM sms_codes WHERE ip = $1 AND created_at > $2",
+                &code.ip,
+                None,
+                limits.ip_since,
+            )
+            .await?;
+            if by_ip.count >= limits.per_ip {
+                return Ok(SmsIssue::IpLimit {
+                    oldest: by_ip.oldest,
+                });
+            }
+            let last: Option<(i64,)> = sqlx::query_as(
+                "SELECT MAX(created_at) FROM sms_codes WHERE phone = $1 AND purpose = $2 \
+                 HAVING COUNT(*) > 0",
+            )
+            .bind(&code.phone)
+            .bind(&code.purpose)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((last,)) = last {
+                let ready_at = last.saturating_add(limits.cooldown_ms);
+                if code.created_at < ready_at {
+                    return Ok(SmsIssue::Cooldown { ready_at });
+                }
+            }
+            let by_number = count_since(
+                &mut tx,
+                "SELECT COUNT(*), MIN(created_at) FROM sms_codes \
+                 WHERE phone = $1 AND purpose = $2 AND created_at > $3",
+                &code.phone,
+                Some(&code.purpose),
+                limits.number_since,
+            )
+            .await?;
+            if by_number.count >= limits.per_number {
+                return Ok(SmsIssue::NumberLimit {
+                    oldest: by_number.oldest,
+                });
+            }
+            sqlx::query(
+                "UPDATE sms_codes SET consumed_at = $1 \
+                 WHERE phone = $2 AND purpose = $3 AND consumed_at IS NULL",
+            )
+            .bind(code.created_at)
+            .bind(&code.phone)
+            .bind(&code.purpose)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO sms_codes (id, phone, purpose, code_hash, ip, created_at, \
+                 expires_at, attempts, consumed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&code.id)
+            .bind(&code.phone)
+            .bind(&code.purpose)
+            .bind(&code.code_hash)
+            .bind(&code.ip)
+            .bind(code.created_at)
+            .bind(code.expires_at)
+            .bind(code.attempts)
+            .bind(code.consumed_at)
+            .execute(&mut *tx)
+            .await?;
+            Ok(SmsIssue::Issued)
+        })
+    }
+
+    async fn sms_delete(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sms_codes WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn sms_latest(&self, phone: &str, purpose: &str) -> StoreResult<Option<SmsCodeRow>> {
+        // Of two codes made in the same millisecond the live one is the newer: issuing a code
+        // uses up every earlier one.
+        let row: Option<SmsSql> = sqlx::query_as(
+            "SELECT id, phone, purpose, code_hash, ip, created_at, expires_at, attempts, \
+             consumed_at FROM sms_codes WHERE phone = $1 AND purpose = $2 \
+             ORDER BY created_at DESC, (consumed_at IS NULL) DESC LIMIT 1",
+        )
+        .bind(phone)
+        .bind(purpose)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn sms_try(&self, id: &str, max: i64) -> StoreResult<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE sms_codes SET attempts = attempts + 1 \
+             WHERE id = $1 AND attempts < $2 AND consumed_at IS NULL RETURNING attempts",
+        )
+        .bind(id)
+        .bind(max)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.map(|(n,)| n))
+    }
+
+    async fn sms_consume(&self, id: &str, now: Millis) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sms_codes SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn account_create(&self, code_id: &str, new: &NewAccount) -> StoreResult<AccountRow> {
+        in_tx!(self, |tx| {
+            // The number's slots are counted under its lock: two registrations racing for the
+            // last slot are decided here, one after the other.
+            lock_keys(&mut tx, &[format!("phone:{}", new.phone)]).await?;
+            consume_code(&mut tx, code_id, new.created_at).await?;
+            let (slot,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts WHERE phone = $1")
+                .bind(&new.phone)
+                .fetch_one(&mut *tx)
+                .await?;
+            if slot >= i64::from(new.per_phone) {
+                return Err(StoreError::PhoneAccountLimit);
+            }
+            sqlx::query(
+                "INSERT INTO accounts (id, phone, slot, public_id, public_id_lower, display_name, \
+                 password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&new.id)
+            .bind(&new.phone)
+            .bind(slot)
+            .bind(&new.public_id)
+            .bind(new.public_id.to_lowercase())
+            .bind(&new.display_name)
+            .bind(&new.password_hash)
+            .bind(new.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(account_conflict)?;
+            Ok(AccountRow {
+                id: new.id.clone(),
+                phone: new.phone.clone(),
+                slot,
+                public_id: new.public_id.clone(),
+                display_name: new.display_name.clone(),
+                password_hash: new.password_hash.clone(),
+                created_at: new.created_at,
+                public_id_changed_at: None,
+                legal_name: None,
+                id_number_masked: None,
+                identity_verified_at: None,
+                totp_secret: None,
+                totp_pending_secret: None,
+                totp_last_step: 0,
+            })
+        })
+    }
+
+    async fn account_by_id(&self, id: &str) -> StoreResult<Option<AccountRow>> {
+        let row: Option<AccountSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn account_by_public_id(&self, public_id: &str) -> StoreResult<Option<AccountRow>> {
+        let row: Option<AccountSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE public_id_lower = $1"
+        ))
+        .bind(public_id.to_lowercase())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn accounts_by_phone(&self, phone: &str) -> StoreResult<Vec<AccountRow>> {
+        let rows: Vec<AccountSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE phone = $1 ORDER BY slot"
+        ))
+        .bind(phone)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn account_set_display_name(&self, id: &str, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET display_name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn account_change_public_id(
+        &self,
+        id: &str,
+        public_id: &str,
+        now: Millis,
+        not_before_last_change: Millis,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET public_id = $1, public_id_lower = $2, public_id_changed_at = $3 \
+             WHERE id = $4 AND (public_id_changed_at IS NULL OR public_id_changed_at <= $5)",
+        )
+        .bind(public_id)
+        .bind(public_id.to_lowercase())
+        .bind(now)
+        .bind(id)
+        .bind(not_before_last_change)
+        .execute(&self.write)
+        .await
+        .map_err(account_conflict)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn account_set_password(
+        &self,
+        id: &str,
+        hash: &str,
+        keep: Option<&str>,
+        now: Millis,
+        revoked: Revoked<'_>,
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+                .bind(hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            revoke_all(&mut tx, id, keep, now, revoked).await
+        })
+    }
+
+    async fn account_recover(
+        &self,
+        r: &Recovery<'_>,
+        now: Millis,
+        revoked: Revoked<'_>,
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            lock_keys(&mut tx, &[login_lock(r.login_key)]).await?;
+            consume_code(&mut tx, r.code_id, now).await?;
+            sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+                .bind(r.password_hash)
+                .bind(r.account_id)
+                .execute(&mut *tx)
+                .await?;
+            let events = revoke_all(&mut tx, r.account_id, None, now, revoked).await?;
+            sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                .bind(r.login_key)
+                .execute(&mut *tx)
+                .await?;
+            Ok(events)
+        })
+    }
+
+    async fn account_set_identity(
+        &self,
+        id: &str,
+        legal_name: &str,
+        id_number_hash: &str,
+        id_number_masked: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET legal_name = $1, id_number_hash = $2, id_number_masked = $3, \
+             identity_verified_at = $4 WHERE id = $5 AND identity_verified_at IS NULL",
+        )
+        .bind(legal_name)
+        .bind(id_number_hash)
+        .bind(id_number_masked)
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn totp_set_pending(&self, id: &str, secret: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET totp_pending_secret = $1 WHERE id = $2")
+            .bind(secret)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn totp_enable(
+        &self,
+        id: &str,
+        recovery_hashes: &[String],
+        step: i64,
+    ) -> StoreResult<bool> {
+        in_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE accounts SET totp_secret = totp_pending_secret, \
+                 totp_pending_secret = NULL, totp_last_step = $1 \
+                 WHERE id = $2 AND totp_pending_secret IS NOT NULL AND totp_secret IS NULL",
+            )
+            .bind(step)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for hash in recovery_hashes {
+                sqlx::query(
+                    "INSERT INTO totp_recovery_codes (account_id, code_hash) VALUES ($1, $2)",
+                )
+                .bind(id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(true)
+        })
+    }
+
+    async fn totp_disable(&self, id: &str) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE accounts SET totp_secret = NULL, totp_pending_secret = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+
+    async fn totp_use_step(&self, id: &str, step: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1",
+        )
+        .bind(step)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn totp_use_recovery(&self, id: &str, hash: &str, now: Millis) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE totp_recovery_codes SET used_at = $1 \
+             WHERE account_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(hash)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn login_states(&self, keys: &[String]) -> StoreResult<Vec<LoginState>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row: Option<LoginSql> = sqlx::query_as(
+                "SELECT failures, throttled_until, locked FROM login_failures WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await?;
+            out.push(row.map_or_else(LoginState::default, Into::into));
+        }
+        Ok(out)
+    }
+
+    async fn login_reserve(
+        &self,
+        keys: &[String],
+        now: Millis,
+        policy: ThrottlePolicy,
+    ) -> StoreResult<LoginGate> {
+        in_tx!(self, |tx| {
+            let locks: Vec<String> = keys.iter().map(|k| login_lock(k)).collect();
+            lock_keys(&mut tx, &locks).await?;
+            let mut states = Vec::with_capacity(keys.len());
+            for key in keys {
+                states.push(load_login(&mut tx, key).await?);
+            }
+            if states.iter().any(|s| s.locked) {
+                return Ok(LoginGate::Locked);
+            }
+            if let Some(until) = states
+                .iter()
+                .map(|s| s.throttled_until)
+                .max()
+                .filter(|u| *u > now)
+            {
+                return Ok(LoginGate::Throttled { until });
+            }
+            for (key, state) in keys.iter().zip(states) {
+                save_login(&mut tx, key, counted_failure(state, now, policy)).await?;
+            }
+            Ok(LoginGate::Open)
+        })
+    }
+
+    async fn login_refund(&self, keys: &[String], policy: ThrottlePolicy) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            let locks: Vec<String> = keys.iter().map(|k| login_lock(k)).collect();
+            lock_keys(&mut tx, &locks).await?;
+            for key in keys {
+                let before = load_login(&mut tx, key).await?;
+                let failures = (before.failures - 1).max(0);
+                // Below the threshold no wait is due; above it, the running wait stays (other
+                // attempts may have earned it).
+                let throttled_until = if failures < i64::from(policy.after) {
+                    0
+                } else {
+                    before.throttled_until
+                };
+                let state = LoginState {
+                    failures,
+                    throttled_until,
+                    locked: failures >= i64::from(policy.lock_after),
+                };
+                save_login(&mut tx, key, state).await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn login_failure(
+        &self,
+        keys: &[String],
+        now: Millis,
+        policy: ThrottlePolicy,
+    ) -> StoreResult<Vec<LoginState>> {
+        in_tx!(self, |tx| {
+            let locks: Vec<String> = keys.iter().map(|k| login_lock(k)).collect();
+            lock_keys(&mut tx, &locks).await?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let state = counted_failure(load_login(&mut tx, key).await?, now, policy);
+                save_login(&mut tx, key, state).await?;
+                out.push(state);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn login_reset(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn rate_hit(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Millis,
+        since: Millis,
+    ) -> StoreResult<WindowCount> {
+        in_tx!(self, |tx| {
+            lock_keys(&mut tx, &[format!("rate:{scope}:{key}")]).await?;
+            sqlx::query("INSERT INTO rate_events (scope, key, at) VALUES ($1, $2, $3)")
+                .bind(scope)
+                .bind(key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let (n, oldest): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT COUNT(*), MIN(at) FROM rate_events \
+                 WHERE scope = $1 AND key = $2 AND at > $3",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(WindowCount {
+                count: count(n),
+                oldest,
+            })
+        })
+    }
+
+    async fn session_create(&self, row: &SessionRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, token_hash, device_name, created_at, \
+             last_seen_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&row.id)
+        .bind(&row.account_id)
+        .bind(&row.token_hash)
+        .bind(&row.device_name)
+        .bind(row.created_at)
+        .bind(row.last_seen_at)
+        .bind(row.expires_at)
+        .bind(row.revoked_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn session_with_account(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(SessionRow, AccountRow)>> {
+        let row: Option<SessionAccountSql> = sqlx::query_as(
+            "SELECT s.id AS s_id, s.account_id, s.token_hash, s.device_name, \
+             s.created_at AS s_created_at, s.last_seen_at, s.expires_at, s.revoked_at, \
+             a.id, a.phone, a.slot, a.public_id, a.display_name, a.password_hash, a.created_at, \
+             a.public_id_changed_at, a.legal_name, a.id_number_masked, a.identity_verified_at, \
+             a.totp_secret, a.totp_pending_secret, a.totp_last_step \
+             FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| {
+            let session = SessionRow {
+                id: r.s_id,
+                account_id: r.account_id,
+                token_hash: r.token_hash,
+                device_name: r.device_name,
+                created_at: r.s_created_at,
+                last_seen_at: r.last_seen_at,
+                expires_at: r.expires_at,
+                revoked_at: r.revoked_at,
+            };
+            (session, r.account.into())
+        }))
+    }
+
+    async fn session_touch(&self, id: &str, now: Millis) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn sessions_live(&self, account_id: &str, now: Millis) -> StoreResult<Vec<SessionRow>> {
+        let rows: Vec<SessionSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE account_id = $1 AND revoked_at IS NULL \
+             AND expires_at > $2 ORDER BY created_at DESC, id"
+        ))
+        .bind(account_id)
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn session_revoke(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: Millis,
+        revoked: Revoked<'_>,
+    ) -> StoreResult<Option<EventRow>> {
+        in_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE sessions SET revoked_at = $1 \
+                 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(None);
+            }
+            let mut events = append(&mut tx, &[revoked(account_id, id)?], now).await?;
+            Ok(events.pop())
+        })
+    }
+
+    async fn are_contacts(&self, a: &str, b: &str) -> StoreResult<bool> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT contact_id FROM contacts WHERE account_id = $1 AND contact_id = $2",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn contacts_of(&self, account_id: &str) -> StoreResult<Vec<ContactRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT a.id, a.public_id, a.display_name, c.since FROM contacts c \
+             JOIN accounts a ON a.id = c.contact_id WHERE c.account_id = $1 \
+             ORDER BY a.display_name, a.public_id_lower",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(account_id, public_id, display_name, since)| ContactRow {
+                account_id,
+                public_id,
+                display_name,
+                since,
+            })
+            .collect())
+    }
+
+    async fn contact_request_insert(
+        &self,
+        row: &ContactRequestRow,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO contact_requests (id, from_account, to_account, note, status, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&row.id)
+            .bind(&row.from_account)
+            .bind(&row.to_account)
+            .bind(&row.note)
+            .bind(&row.status)
+            .bind(row.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(duplicate)?;
+            append(&mut tx, events, row.created_at).await
+        })
+    }
+
+    async fn contact_request_by_id(&self, id: &str) -> StoreResult<Option<ContactRequestRow>> {
+        let row: Option<RequestSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM contact_requests WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn contact_request_pending(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Option<ContactRequestRow>> {
+        let row: Option<RequestSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM contact_requests WHERE from_account = $1 AND to_account = $2 \
+             AND status = 'pending'"
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn contact_requests_pending_for(
+        &self,
+        account_id: &str,
+    ) -> StoreResult<Vec<ContactRequestRow>> {
+        let rows: Vec<RequestSql> = sqlx::query_as(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM contact_requests WHERE status = 'pending' \
+             AND (from_account = $1 OR to_account = $1) ORDER BY created_at, id"
+        ))
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn contact_request_accept(
+        &self,
+        id: &str,
+        now: Millis,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            let pair: Option<(String, String)> = sqlx::query_as(
+                "UPDATE contact_requests SET status = 'accepted', decided_at = $1 \
+                 WHERE id = $2 AND status = 'pending' RETURNING from_account, to_account",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((a, b)) = pair else {
+                return Err(StoreError::NotPending);
+            };
+            for (x, y) in [(&a, &b), (&b, &a)] {
+                sqlx::query(
+                    "INSERT INTO contacts (account_id, contact_id, since) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(x)
+                .bind(y)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // A request the other way is answered by this acceptance too.
+            sqlx::query(
+                "UPDATE contact_requests SET status = 'accepted', decided_at = $1 \
+                 WHERE from_account = $2 AND to_account = $3 AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(&b)
+            .bind(&a)
+            .execute(&mut *tx)
+            .await?;
+            append(&mut tx, events, now).await
+        })
+    }
+
+    async fn group_create(
+        &self,
+        group: &GroupRow,
+        members: &[String],
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO groups (id, name, owner_id, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&group.id)
+            .bind(&group.name)
+            .bind(&group.owner_id)
+            .bind(group.created_at)
+            .execute(&mut *tx)
+            .await?;
+            for m in members {
+                insert_member(&mut tx, &group.id, m, group.created_at).await?;
+            }
+            append(&mut tx, events, group.created_at).await
+        })
+    }
+
+    async fn group_by_id(&self, id: &str) -> StoreResult<Option<GroupRow>> {
+        let row: Option<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, name, owner_id, created_at FROM groups WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|(id, name, owner_id, created_at)| GroupRow {
+            id,
+            name,
+            owner_id,
+            created_at,
+        }))
+    }
+
+    async fn group_members(&self, id: &str) -> StoreResult<Vec<MemberRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT a.id, a.public_id, a.display_name, m.joined_at FROM group_members m \
+             JOIN accounts a ON a.id = m.account_id WHERE m.group_id = $1 \
+             ORDER BY m.joined_at, a.public_id_lower",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(account_id, public_id, display_name, joined_at)| MemberRow {
+                    account_id,
+                    public_id,
+                    display_name,
+                    joined_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn groups_of(&self, account_id: &str) -> StoreResult<Vec<GroupRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT g.id, g.name, g.owner_id, g.created_at FROM group_members m \
+             JOIN groups g ON g.id = m.group_id WHERE m.account_id = $1 \
+             ORDER BY g.created_at, g.id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, owner_id, created_at)| GroupRow {
+                id,
+                name,
+                owner_id,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn group_add_members(
+        &self,
+        id: &str,
+        accounts: &[String],
+        now: Millis,
+        max: u32,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            // Adds racing for the last seats count one after the other.
+            lock_group(&mut tx, id).await?;
+            for a in accounts {
+                insert_member(&mut tx, id, a, now).await?;
+            }
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM group_members WHERE group_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if n > i64::from(max) {
+                return Err(StoreError::GroupFull);
+            }
+            append(&mut tx, events, now).await
+        })
+    }
+
+    async fn group_remove_member(
+        &self,
+        id: &str,
+        account_id: &str,
+        new_owner: Option<&str>,
+        now: Millis,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            lock_group(&mut tx, id).await?;
+            sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND account_id = $2")
+                .bind(id)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(owner) = new_owner {
+                sqlx::query("UPDATE groups SET owner_id = $1 WHERE id = $2")
+                    .bind(owner)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            append(&mut tx, events, now).await
+        })
+    }
+
+    async fn message_by_client_id(
+        &self,
+        sender_id: &str,
+        client_id: &str,
+    ) -> StoreResult<Option<MessageRow>> {
+        let row: Option<(String, String, String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT id, sender_id, client_id, target, body, sent_at, data FROM messages \
+             WHERE sender_id = $1 AND client_id = $2",
+        )
+        .bind(sender_id)
+        .bind(client_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(
+            |(id, sender_id, client_id, target, body, sent_at, data)| MessageRow {
+                id,
+                sender_id,
+                client_id,
+                target,
+                body,
+                sent_at,
+                data,
+            },
+        ))
+    }
+
+    async fn message_insert(
+        &self,
+        row: &MessageRow,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&row.id)
+            .bind(&row.sender_id)
+            .bind(&row.client_id)
+            .bind(&row.target)
+            .bind(&row.body)
+            .bind(row.sent_at)
+            .bind(&row.data)
+            .execute(&mut *tx)
+            .await
+            .map_err(duplicate)?;
+            append(&mut tx, events, row.sent_at).await
+        })
+    }
+
+    async fn event_head(&self, account_id: &str) -> StoreResult<i64> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT last_seq FROM event_heads WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map_or(0, |(seq,)| seq))
+    }
+
+    async fn events_after(
+        &self,
+        account_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRow>> {
+        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT seq, kind, at, data FROM events WHERE account_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, kind, at, data)| EventRow {
+                account_id: account_id.to_string(),
+                seq,
+                kind,
+                at,
+                data,
+            })
+            .collect())
+    }
+
+    async fn idempotent_answer(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<IdempotentAnswer>> {
+        self.idempotent_answer_impl(account_id, key).await
+    }
+
+    async fn ledger_apply(
+        &self,
+        op: &LedgerOp,
+        journal_id: &str,
+        note: &str,
+        now: Millis,
+        idempotency: Option<&IdempotencyRecord>,
+        finish: Finish<'_>,
+    ) -> StoreResult<(String, Vec<EventRow>)> {
+        self.ledger_apply_impl(op, journal_id, note, now, idempotency, finish)
+            .await
+    }
+
+    async fn book_balance(&self, book: &str) -> StoreResult<i64> {
+        self.book_balance_impl(book).await
+    }
+
+    async fn wallet_history(
+        &self,
+        account_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<HistoryRow>> {
+        self.wallet_history_impl(account_id, before, limit).await
+    }
+
+    async fn envelope(&self, id: &str) -> StoreResult<Option<(EnvelopeRow, Vec<ShareRow>)>> {
+        self.envelope_impl(id).await
+    }
+
+    async fn envelopes_due(&self, now: Millis, limit: i64) -> StoreResult<Vec<String>> {
+        self.envelopes_due_impl(now, limit).await
+    }
+
+    async fn ledger_check(&self) -> StoreResult<Option<String>> {
+        self.ledger_check_impl().await
+    }
+
+    async fn prune(&self, before: Millis) -> StoreResult<u64> {
+        in_tx!(self, |tx| {
+            let a = sqlx::query("DELETE FROM sms_codes WHERE created_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            let b = sqlx::query("DELETE FROM rate_events WHERE at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            Ok(a.rows_affected() + b.rows_affected())
+        })
+    }
+
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+async fn revoke_all(
+    tx: &mut Tx,
+    account_id: &str,
+    keep: Option<&str>,
+    now: Millis,
+    revoked: Revoked<'_>,
+) -> StoreResult<Vec<EventRow>> {
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "UPDATE sessions SET revoked_at = $1 \
+         WHERE account_id = $2 AND revoked_at IS NULL AND id IS DISTINCT FROM $3 RETURNING id",
+    )
+    .bind(now)
+    .bind(account_id)
+    .bind(keep)
+    .fetch_all(&mut **tx)
+    .await?;
+    let events = ids
+        .iter()
+        .map(|(id,)| revoked(account_id, id))
+        .collect::<StoreResult<Vec<_>>>()?;
+    append(tx, &events, now).await
+}
+
+/// Appends events to their accounts' logs inside `tx`, each with its account's next sequence
+/// number. Each account's head is moved once, by the number of its events, and the heads are
+/// taken in account order: two transactions appending to the same accounts wait for each
+/// other instead of deadlocking.
+pub(super) async fn append(
+    tx: &mut Tx,
+    events: &[NewEvent],
+    now: Millis,
+) -> StoreResult<Vec<EventRow>> {
+    let mut per_account: BTreeMap<&str, i64> = BTreeMap::new();
+    for e in events {
+        *per_account.entry(e.account_id.as_str()).or_default() += 1;
+    }
+    // The first sequence number each account's events get.
+    let mut next: BTreeMap<&str, i64> = BTreeMap::new();
+    for (account, n) in per_account {
+        let (last,): (i64,) = sqlx::query_as(
+            "INSERT INTO event_heads (account_id, last_seq) VALUES ($1, $2) \
+             ON CONFLICT (account_id) DO UPDATE SET last_seq = event_heads.last_seq + $2 \
+             RETURNING last_seq",
+        )
+        .bind(account)
+        .bind(n)
+        .fetch_one(&mut **tx)
+        .await?;
+        next.insert(account, last - n + 1);
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let slot = next.get_mut(e.account_id.as_str()).ok_or_else(|| {
+            StoreError::Database(DbError::setup("event head missing for an account"))
+        })?;
+        let seq = *slot;
+        *slot += 1;
+        sqlx::query(
+            "INSERT INTO events (account_id, seq, kind, at, data) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&e.account_id)
+        .bind(seq)
+        .bind(e.kind)
+        .bind(now)
+        .bind(&e.data)
+        .execute(&mut **tx)
+        .await?;
+        out.push(EventRow {
+            account_id: e.account_id.clone(),
+            seq,
+            kind: e.kind.to_string(),
+            at: now,
+            data: e.data.clone(),
+        });
+    }
+    Ok(out)
+}
