@@ -1,19 +1,21 @@
-//! `cargo xtask run | test | setup`: the commands the README gives.
+//! `cargo xtask run | test | setup`: the commands the README gives (and `bench`, `bundle`, `pg`).
 //!
 //! Each installs what it needs first (Debian/Ubuntu packages through apt, with sudo when not
 //! root; Rust components and cargo-nextest through rustup and cargo), so that both work on a
 //! fresh machine with nothing but a Rust toolchain.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
 /// Debian packages the build and the tests need: a C toolchain for the bundled SQLite and
 /// ring; WebKitGTK and friends for the Tauri shell; a private D-Bus session with gnome-keyring
 /// for the keyring tests; a virtual X display with dunst for the native-notification and
-/// window tests; WebKitWebDriver for driving the app's window.
+/// window tests; WebKitWebDriver for driving the app's window; PostgreSQL (Debian 12's, 15) for
+/// the service's PostgreSQL backend, run as a throwaway cluster (see [`PgCluster`]).
 const APT_PACKAGES: &[&str] = &[
     "libwebkit2gtk-4.1-dev",
     "libayatana-appindicator3-dev",
@@ -34,6 +36,7 @@ const APT_PACKAGES: &[&str] = &[
     "procps",
     "dunst",
     "xvfb",
+    "postgresql",
 ];
 
 /// The per-user directories a test run gets its own of: variable, path under its temp root.
@@ -54,6 +57,7 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("bundle") => bundle(),
+        Some("pg") => pg(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  \
@@ -61,6 +65,7 @@ fn main() {
                  test    formatting, lints and every test (hermetic)\n  \
                  bench   [service|core|app] print performance figures (release build)\n  \
                  bundle  build the desktop app's .deb (target/release/bundle)\n  \
+                 pg      start a throwaway PostgreSQL and print SWITCHBOARD_TEST_PG (Ctrl-C stops it)\n  \
                  setup   install what the other two need"
             );
             std::process::exit(2);
@@ -281,7 +286,6 @@ fn test(extra: &[String]) -> Result<()> {
         .prefix("switchboard-test-home")
         .tempdir()?;
     let home = sandbox.path().join("home");
-    let mut nextest = cargo();
     let real_home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -289,25 +293,46 @@ fn test(extra: &[String]) -> Result<()> {
         std::env::var_os("CARGO_HOME").map_or_else(|| real_home.join(".cargo"), PathBuf::from);
     let rustup_home =
         std::env::var_os("RUSTUP_HOME").map_or_else(|| real_home.join(".rustup"), PathBuf::from);
+    // The environment of both nextest passes below: the sandbox's home and XDG dirs, the real
+    // cargo and rustup homes (the toolchain lives there) and the throwaway PostgreSQL.
+    let mut env: Vec<(&str, OsString)> = Vec::new();
     let mut made = BTreeSet::new();
     for (var, sub) in HOME_DIRS {
         let dir = sandbox.path().join(sub);
         std::fs::create_dir_all(&dir)?;
         made.insert(dir.clone());
-        nextest.env(var, &dir);
+        env.push((var, dir.into()));
     }
-    nextest
-        .env("CARGO_HOME", &cargo_home)
-        .env("RUSTUP_HOME", &rustup_home)
-        .args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--locked",
-            "--no-fail-fast",
-        ])
-        .args(extra);
-    status(nextest)?;
+    env.push(("CARGO_HOME", cargo_home.clone().into()));
+    env.push(("RUSTUP_HOME", rustup_home.clone().into()));
+    // Stopped and removed when dropped: after the passes, on every way out of this function.
+    let postgres = PgCluster::start()?;
+    env.push(("SWITCHBOARD_TEST_PG", postgres.url().into()));
+    let nextest = |args: &[&str]| {
+        let mut c = cargo();
+        c.envs(env.iter().map(|(var, value)| (var, value)))
+            .args(["nextest", "run", "--locked", "--no-fail-fast"])
+            .args(args)
+            .args(extra);
+        c
+    };
+    // Everything, on the default backend (SQLite); the tests that exercise both backends
+    // themselves (the server's `store` and `concurrency`) use SWITCHBOARD_TEST_PG.
+    let on_default = status(nextest(&["--workspace"]));
+    // The service's integration tests again, with the service on PostgreSQL.
+    let filter = postgres_pass_filter();
+    let mut pass = nextest(&["--package", "switchboard-server", "-E", &filter]);
+    pass.env("SWITCHBOARD_TEST_BACKEND", "postgres");
+    let on_postgres = status(pass);
+    drop(postgres);
+    let failed: Vec<String> = [on_default, on_postgres]
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| format!("{e:#}"))
+        .collect();
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
 
     // The app in a real window: Xvfb, a private D-Bus session (dunst is activated on it for
     // notifications, gnome-keyring unlocked for tokens), driven through WebDriver. The binary
@@ -351,10 +376,28 @@ fn test(extra: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The PostgreSQL pass's filterset: the server's integration tests except the binaries that
+/// run both backends themselves, `kind(test) and not binary(store) and not binary(concurrency)`.
+/// nextest refuses a `binary()` that names no target, so one whose file is not there (yet) is
+/// left out of the expression.
+fn postgres_pass_filter() -> String {
+    let tests = root().join("crates/server/tests");
+    let mut filter = String::from("kind(test)");
+    for binary in ["store", "concurrency"] {
+        if tests.join(format!("{binary}.rs")).is_file()
+            || tests.join(binary).join("main.rs").is_file()
+        {
+            filter.push_str(&format!(" and not binary({binary})"));
+        }
+    }
+    filter
+}
+
 fn bench(which: &[String]) -> Result<()> {
     setup()?;
     let all = which.is_empty();
     if all || which.iter().any(|w| w == "service") {
+        let postgres = PgCluster::start()?;
         status({
             let mut c = cargo();
             c.args([
@@ -365,7 +408,8 @@ fn bench(which: &[String]) -> Result<()> {
                 "service",
                 "--bench",
                 "stream",
-            ]);
+            ])
+            .env("SWITCHBOARD_TEST_PG", postgres.url());
             c
         })?;
     }
@@ -402,6 +446,190 @@ fn bench(which: &[String]) -> Result<()> {
         status(c)?;
     }
     Ok(())
+}
+
+/// A throwaway PostgreSQL for a developer running nextest by hand: prints the variable to set
+/// and keeps it up until Ctrl-C (or a kill), then stops it and removes its directory.
+fn pg() -> Result<()> {
+    apt_install(&["postgresql"])?;
+    let postgres = PgCluster::start()?;
+    println!("SWITCHBOARD_TEST_PG={}", postgres.url());
+    eprintln!(
+        "xtask: PostgreSQL is running in {}; Ctrl-C stops it",
+        postgres.dir.path().display()
+    );
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A throwaway PostgreSQL cluster: a temp dir of its own, `initdb -U sb --auth=trust`, postgres
+/// on a free loopback port with its socket in that dir and durability off (the data is thrown
+/// away). It never touches the machine's own clusters (no PGDATA, nothing under /etc or
+/// /var/lib/postgresql) nor the real home. As root it runs as the `postgres` user (postgres
+/// refuses root).
+///
+/// Stopping it is the job of a small shell ("the reaper") that waits for the write end of a
+/// pipe only xtask holds to close, then runs `pg_ctl stop -m immediate` and removes the dir.
+/// [`Drop`] closes it and waits; so does xtask dying on Ctrl-C or a kill, which no `Drop` would
+/// see. The reaper ignores SIGINT, and pg_ctl starts postgres in a session of its own, so a
+/// Ctrl-C at the terminal reaches neither.
+struct PgCluster {
+    reaper_pipe: Option<ChildStdin>,
+    reaper: Child,
+    /// Runs a PostgreSQL program as the cluster's owner, with HOME in the cluster's dir.
+    prefix: Vec<OsString>,
+    bin: Option<PathBuf>,
+    port: u16,
+    /// Removed by the reaper; the `TempDir` covers a start that failed before the reaper ran.
+    dir: tempfile::TempDir,
+}
+
+impl PgCluster {
+    fn start() -> Result<Self> {
+        let as_postgres = is_root();
+        // As root, /tmp rather than TMPDIR, which the postgres user may not be able to enter.
+        let base = if as_postgres {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("switchboard-pg")
+            .tempdir_in(base)?;
+        let path = dir.path().to_path_buf();
+        if path.to_str().is_none_or(|p| p.contains('\'')) {
+            bail!("unusable temp dir for PostgreSQL: {}", path.display());
+        }
+        // Its own and the cluster owner's only (the socket lives there too).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let mut prefix: Vec<OsString> = Vec::new();
+        if as_postgres {
+            if !succeeds("id", &["-u", "postgres"]) {
+                bail!(
+                    "no `postgres` user to run PostgreSQL as (is the postgresql package installed?)"
+                );
+            }
+            status({
+                let mut c = Command::new("chown");
+                c.arg("postgres").arg(&path);
+                c
+            })?;
+            prefix.extend(["runuser", "-u", "postgres", "--"].map(OsString::from));
+        }
+        prefix.push("env".into());
+        prefix.push(format!("HOME={}", path.display()).into());
+        let bin = pg_bindir();
+        let data = path.join("data");
+
+        let mut stop = prefix.clone();
+        stop.push(program(bin.as_deref(), "pg_ctl").into());
+        stop.extend(["stop", "-s", "-m", "immediate", "-D"].map(OsString::from));
+        stop.push(data.clone().into());
+        let mut reaper = Command::new("sh")
+            .args([
+                "-c",
+                "trap '' INT HUP TERM QUIT; cat >/dev/null; \"$@\" >/dev/null 2>&1; rm -rf -- \"$0\"",
+            ])
+            .arg(&path)
+            .args(&stop)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start sh")?;
+        let mut cluster = PgCluster {
+            reaper_pipe: reaper.stdin.take(),
+            reaper,
+            prefix,
+            bin,
+            port: 0,
+            dir,
+        };
+
+        status({
+            let mut c = cluster.command("initdb");
+            c.arg("-D")
+                .arg(&data)
+                .args([
+                    "-U",
+                    "sb",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ])
+                .stdout(Stdio::null());
+            c
+        })?;
+        let log = path.join("postgres.log");
+        // The port is free when asked for, not necessarily when postgres binds it: retry.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let options = format!(
+                "-k '{}' -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+                path.display()
+            );
+            let mut c = cluster.command("pg_ctl");
+            c.args(["start", "-w", "-s", "-D"])
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-o", &options]);
+            if c.status()
+                .with_context(|| format!("cannot start {c:?}"))?
+                .success()
+            {
+                cluster.port = port;
+                return Ok(cluster);
+            }
+        }
+        bail!(
+            "PostgreSQL did not start; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    }
+
+    fn command(&self, name: &str) -> Command {
+        let mut c = Command::new(&self.prefix[0]);
+        c.args(&self.prefix[1..])
+            .arg(program(self.bin.as_deref(), name))
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://sb@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        // EOF for the reaper: it stops the cluster and removes the dir.
+        drop(self.reaper_pipe.take());
+        let _ = self.reaper.wait();
+    }
+}
+
+/// The newest installed PostgreSQL's programs (Debian keeps them in /usr/lib/postgresql/<major>/
+/// bin, off PATH); `None`: take them from PATH.
+fn pg_bindir() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((major, bin))
+        })
+        .max_by_key(|(major, _)| *major)
+        .map(|(_, bin)| bin)
+}
+
+fn program(bin: Option<&Path>, name: &str) -> PathBuf {
+    bin.map_or_else(|| PathBuf::from(name), |b| b.join(name))
 }
 
 /// The .deb through the Tauri CLI (an AppImage needs linuxdeploy, which the bundler downloads

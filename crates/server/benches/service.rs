@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use serde_json::json;
-use switchboard_server::testing::TestServer;
+use switchboard_server::testing::{Backend, TestServer, test_cluster};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -36,7 +36,26 @@ async fn time_sign_ins(s: &TestServer, login: &str, password: &str, n: usize) ->
 
 #[tokio::main]
 async fn main() {
-    let s = TestServer::start_with(|c| {
+    let mut rows = vec![run(Backend::Sqlite).await];
+    if test_cluster().is_some() {
+        rows.push(run(Backend::Postgres).await);
+    } else {
+        println!("(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)");
+    }
+    println!();
+    println!(
+        "{:<11} {:>14} {:>12} {:>12}",
+        "backend", "sign-in p50 ms", "sign-ins/s", "transfers/s"
+    );
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// The bench on one backend; returns its row of the side-by-side table.
+async fn run(backend: Backend) -> String {
+    println!("--- {backend:?} ---");
+    let s = TestServer::start_on(backend, |c| {
         c.sessions.throttle_after = 1_000_000;
         c.sessions.lock_after = 1_000_000;
         c.sessions.login_per_ip_per_hour = 1_000_000;
@@ -57,6 +76,7 @@ async fn main() {
         "{:<44} {:>9} {:>9} {:>7}",
         "path", "p50 ms", "p99 ms", "status"
     );
+    let mut right_p50 = 0.0;
     for (label, login, pw) in [
         (
             "public ID, right password",
@@ -87,6 +107,9 @@ async fn main() {
         ("unregistered phone", "+8613800138009", "not the password"),
     ] {
         let (p50, p99, status) = time_sign_ins(&s, login, pw, n).await;
+        if label == "public ID, right password" {
+            right_p50 = p50;
+        }
         println!("{label:<44} {p50:>9.1} {p99:>9.1} {status:>7}");
     }
 
@@ -111,6 +134,7 @@ async fn main() {
     }
     while set.join_next().await.is_some() {}
     let secs = started.elapsed().as_secs_f64();
+    let sign_ins_per_sec = total as f64 / secs;
     println!(
         "sign-ins with 8 concurrent clients: {:.1}/s ({total} in {secs:.2} s)",
         total as f64 / secs
@@ -183,4 +207,11 @@ async fn main() {
         (8 * per_client) as f64 / secs,
         8 * per_client
     );
+    format!(
+        "{:<11} {:>14.1} {:>12.1} {:>12.0}",
+        format!("{backend:?}"),
+        right_p50,
+        sign_ins_per_sec,
+        (8 * per_client) as f64 / secs
+    )
 }

@@ -4,6 +4,9 @@
 //! (a) resident memory with 1,000 and 10,000 idle live sockets; (b) messages per second
 //! accepted and delivered with 1,000 live recipients, and the latency from `POST` to the
 //! recipient's socket. The load generator shares the machine's two cores with the service.
+//! (b) runs on SQLite and, when `SWITCHBOARD_TEST_PG` names a throwaway cluster (`cargo xtask
+//! bench` starts one), on PostgreSQL beside it; its CPU figure then adds the PostgreSQL
+//! server processes' CPU to the service's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot run should stop loudly
 
@@ -21,10 +24,11 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use switchboard_server::testing::{Backend, TestDb, test_cluster};
+
 struct Service {
     child: Child,
     addr: SocketAddr,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for Service {
@@ -34,21 +38,17 @@ impl Drop for Service {
     }
 }
 
-fn start_service() -> Service {
-    let dir = tempfile::tempdir().unwrap();
+fn start_service(db: &TestDb) -> Service {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
         .args(["--dev", "--listen", "127.0.0.1:0"])
-        .env(
-            "SWITCHBOARD_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("bench.db").display()),
-        )
+        .env("SWITCHBOARD_DATABASE_URL", &db.url)
         .env("SWITCHBOARD_LOG_FILE", "0")
         .env("SWITCHBOARD_LOG_FILTER", "warn")
         .env("SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS", "0")
         .env("SWITCHBOARD_SMS_PER_IP_PER_HOUR", "1000000")
         .env("SWITCHBOARD_SMS_PER_NUMBER_PER_DAY", "1000")
         .env("SWITCHBOARD_SESSIONS_LOGIN_PER_IP_PER_HOUR", "1000000")
-        .env("HOME", dir.path())
+        .env("HOME", db.dir())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -61,11 +61,7 @@ fn start_service() -> Service {
         .unwrap();
     // Keep draining stdout (the dev console prints every code) so the service never blocks.
     std::thread::spawn(move || for _ in lines {});
-    Service {
-        child,
-        addr,
-        _dir: dir,
-    }
+    Service { child, addr }
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -111,6 +107,22 @@ async fn open_socket(
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
+/// CPU seconds of every PostgreSQL server process on the machine (the bench's cluster is the
+/// only one running).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(cpu_secs)
+        .sum()
+}
+
 /// CPU seconds (user + system) the process has used.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -131,7 +143,28 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let service = start_service();
+    let mut rows = vec![run(Backend::Sqlite, true).await];
+    if test_cluster().is_some() {
+        rows.push(run(Backend::Postgres, false).await);
+    } else {
+        println!("(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)");
+    }
+    println!();
+    println!(
+        "{:<11} {:>11} {:>12} {:>8} {:>8} {:>14}",
+        "backend", "accepted/s", "delivered/s", "p50 ms", "p99 ms", "CPU µs/msg"
+    );
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// Runs the bench on one backend; returns its row of the side-by-side table. The idle-socket
+/// memory figures do not depend on the backend and are measured once.
+async fn run(backend: Backend, idle_sockets: bool) -> String {
+    println!("--- {backend:?} ---");
+    let db = TestDb::new(backend).await;
+    let service = start_service(&db);
     let base = format!("http://{}", service.addr);
     let client = reqwest::Client::new();
     let recipients = 1000;
@@ -178,6 +211,7 @@ async fn main() {
     // (a) idle sockets.
     let pid = service.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    if idle_sockets {
     let base_rss = rss_mb(pid);
     let mut idle = Vec::new();
     for round in 0..10 {
@@ -197,6 +231,7 @@ async fn main() {
     }
     drop(idle);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // (b) throughput and latency with one live socket per recipient.
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -227,7 +262,8 @@ async fn main() {
     }
     let total = 20_000;
     let senders = 16;
-    let cpu_before = cpu_secs(pid);
+    let pg = backend == Backend::Postgres;
+    let cpu_before = cpu_secs(pid) + if pg { postgres_cpu_secs() } else { 0.0 };
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let targets: Arc<Vec<String>> = Arc::new(users.iter().map(|(p, _)| p.clone()).collect());
@@ -263,7 +299,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let delivered_secs = started.elapsed().as_secs_f64();
-    let service_cpu = cpu_secs(pid) - cpu_before;
+    let service_cpu = cpu_secs(pid) + if pg { postgres_cpu_secs() } else { 0.0 } - cpu_before;
     let got = delivered.load(Ordering::Relaxed);
     let mut lat = latencies.lock().await.clone();
     lat.sort_by(f64::total_cmp);
@@ -285,4 +321,13 @@ async fn main() {
         total as f64 / service_cpu
     );
     readers.abort_all();
+    format!(
+        "{:<11} {:>11.0} {:>12.0} {:>8.1} {:>8.1} {:>14.0}",
+        format!("{backend:?}"),
+        total as f64 / accepted_secs,
+        got as f64 / delivered_secs,
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        service_cpu * 1e6 / total as f64
+    )
 }

@@ -38,6 +38,8 @@ async fn lock_keys(tx: &mut sql::Tx, keys: &[String]) -> StoreResult<()> {
     Ok(())
 }
 
+// Intentional: the one SQL implementation, compiled for this backend (see sql.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql.rs"]
 mod sql;
 

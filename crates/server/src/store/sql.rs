@@ -27,6 +27,7 @@ use super::{Db, lock_keys};
 use crate::clock::Millis;
 use crate::store::*;
 
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/wallet.rs"]
 mod wallet;
 

@@ -29,6 +29,8 @@ async fn lock_keys(_tx: &mut sql::Tx, _keys: &[String]) -> StoreResult<()> {
     Ok(())
 }
 
+// Intentional: the one SQL implementation, compiled for this backend (see sql.rs).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql.rs"]
 mod sql;
 
