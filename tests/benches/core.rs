@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_core::vault::MemoryVault;
-use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
+use switchboard_core::{ConnState, Engine, EventBody, ProfileEventKind, SignIn};
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
 use tokio::sync::Mutex;
 
@@ -105,7 +105,8 @@ async fn main() {
                 let Ok(ev) = bus.recv().await else { continue };
                 let now = Instant::now();
                 if let ProfileEventKind::Event(e) = ev.kind {
-                    if let Some(body) = e.data["body"].as_str() {
+                    if let EventBody::MessageNew(m) = &e.body {
+                        let body = m.body.as_str();
                         // The answer to the POST may arrive after the event: wait for it.
                         let t = loop {
                             if let Some(t) = accepted.lock().await.get(body).copied() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use switchboard_core::notify::{Policy, Preview, RecordingSink};
 use switchboard_core::vault::{MemoryVault, Vault};
 use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
+use switchboard_protocol::events::{EventBody, SyncPage};
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
 
 async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
@@ -157,11 +158,8 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
             .unwrap()
             .unwrap();
         if let ProfileEventKind::Event(e) = &ev.kind {
-            if e.kind == switchboard_protocol::messaging::EventKind::MessageNew {
-                seen.push((
-                    ev.profile.clone(),
-                    e.data["body"].as_str().unwrap().to_string(),
-                ));
+            if let EventBody::MessageNew(m) = &e.body {
+                seen.push((ev.profile.clone(), m.body.clone()));
             }
         }
     }
@@ -497,13 +495,15 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
         engine.messages("A", "bobby_a").await.unwrap().len() == 2
     })
     .await;
-    let bobs = a.get("/v1/sync?limit=1000", &bob_a.token).await.body;
-    let got: Vec<String> = bobs["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "message.new")
-        .map(|e| e["data"]["body"].as_str().unwrap().to_string())
+    let bobs: SyncPage =
+        serde_json::from_value(a.get("/v1/sync?limit=1000", &bob_a.token).await.body).unwrap();
+    let got: Vec<String> = bobs
+        .events
+        .into_iter()
+        .filter_map(|e| match e.body {
+            EventBody::MessageNew(m) => Some(m.body),
+            _ => None,
+        })
         .collect();
     assert_eq!(
         got,

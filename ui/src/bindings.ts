@@ -49,15 +49,25 @@ total: number, count: number, mode: EnvelopeMode, greeting: string, };
 
 export type EnvelopeClaim = { public_id: string, amount: number, at: string, };
 
+export type EnvelopeClaimed = { envelope_id: string, 
+/**
+ * Who claimed.
+ */
+public_id: string, 
+/**
+ * Their share, in fen.
+ */
+amount: number, };
+
 export type EnvelopeMode = "lucky" | "equal";
 
-export type Event = { seq: number, kind: EventKind, at: string, 
+export type EnvelopeRefunded = { envelope_id: string, 
 /**
- * Depends on `kind`: `Message`, `ContactRequest`, `GroupChange`, `SessionRevoked`, …
+ * What went back to the sender, in fen (0 when every share was claimed).
  */
-data: JsonValue, };
+amount: number, };
 
-export type EventKind = "message.new" | "contact.request" | "contact.accepted" | "group.joined" | "group.left" | "wallet.credit" | "wallet.debit" | "red_envelope.new" | "red_envelope.claimed" | "red_envelope.refunded" | "session.revoked" | "Unknown";
+export type Event = { seq: number, at: string, } & ({ "kind": "message.new", "data": Message } | { "kind": "contact.request", "data": ContactRequest } | { "kind": "contact.accepted", "data": ContactRequest } | { "kind": "group.joined", "data": GroupChange } | { "kind": "group.left", "data": GroupChange } | { "kind": "wallet.credit", "data": WalletMovement } | { "kind": "wallet.debit", "data": WalletMovement } | { "kind": "red_envelope.new", "data": RedEnvelope } | { "kind": "red_envelope.claimed", "data": EnvelopeClaimed } | { "kind": "red_envelope.refunded", "data": EnvelopeRefunded } | { "kind": "session.revoked", "data": SessionRevoked } | UnknownEvent);
 
 export type Group = { 
 /**
@@ -69,6 +79,16 @@ id: string, name: string,
  */
 owner: string, members: Array<GroupMember>, created_at: string, };
 
+export type GroupChange = { group_id: string, group_name: string, 
+/**
+ * Who joined or left.
+ */
+public_ids: Array<string>, 
+/**
+ * Who added or removed them, when it was someone else.
+ */
+by?: string | null, };
+
 export type GroupMember = { public_id: string, display_name: string, joined_at: string, };
 
 export type IpcError = { code: string, message: string, 
@@ -78,6 +98,16 @@ export type IpcError = { code: string, message: string,
 public_ids?: Array<string>, };
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
+
+export type Message = { id: string, client_id: string, 
+/**
+ * Sender's public ID.
+ */
+from: string, from_display_name: string, 
+/**
+ * Recipient's public ID, or the group id.
+ */
+to: string, body: string, sent_at: string, };
 
 export type MoneyMoved = { transaction_id: string, amount: number, 
 /**
@@ -172,6 +202,8 @@ memory_bytes: number | null, };
 
 export type SearchHit = { profile: string, message: StoredMessage, };
 
+export type SessionRevoked = { session_id: string, };
+
 export type SignIn = { server: string, login: string, password: string, name: string | null, color: string | null, 
 /**
  * For accounts with two-step verification: a TOTP or recovery code.
@@ -222,6 +254,8 @@ export type Transition = {
  */
 at: string, state: ConnState, };
 
+export type UnknownEvent = { kind: string, data: JsonValue, };
+
 export type UserProfile = { public_id: string, display_name: string, 
 /**
  * Whether the caller and this user are contacts.
@@ -237,6 +271,25 @@ balance: number, currency: string,
  * Real-name verification done (needed to top up, send and claim).
  */
 verified: boolean, };
+
+export type WalletMovement = { transaction_id: string, 
+/**
+ * As [`Transaction::kind`]: `topup`, `transfer`, `red_envelope`, …
+ */
+kind: string, 
+/**
+ * Signed, in fen: + credit, − debit.
+ */
+amount: number, 
+/**
+ * This account's balance right after, in fen.
+ */
+balance: number | null, 
+/**
+ * The other account's public ID (or, for a red envelope, its target); `null` when there
+ * is none.
+ */
+counterparty: string | null, note: string, };
 
 /**
  * The app's version and the service a new profile uses unless told otherwise.

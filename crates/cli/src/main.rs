@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use switchboard_core::vault::KeyringVault;
-use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
+use switchboard_core::{ConnState, Engine, EventBody, ProfileEventKind, SignIn};
 
 #[derive(Parser)]
 #[command(
@@ -206,7 +206,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                         let name = names.get(&ev.profile).cloned().unwrap_or(ev.profile.clone());
                         match ev.kind {
                             ProfileEventKind::Event(e) => {
-                                println!("{name} {} {}", e.kind.as_str(), summary(&e.data));
+                                println!("{name} {} {}", e.body.name(), summary(&e.body));
                             }
                             ProfileEventKind::State(s) => println!("{name} state {}", state_word(&s)),
                         }
@@ -219,14 +219,19 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
 }
 
 /// One line about an event's data, without money amounts or anything secret.
-fn summary(data: &serde_json::Value) -> String {
-    if let (Some(from), Some(body)) = (data["from"].as_str(), data["body"].as_str()) {
-        let body: String = body.chars().take(80).filter(|c| !c.is_control()).collect();
-        return format!("{from}: {body}");
+fn summary(body: &EventBody) -> String {
+    match body {
+        EventBody::MessageNew(m) => {
+            let text: String = m
+                .body
+                .chars()
+                .take(80)
+                .filter(|c| !c.is_control())
+                .collect();
+            format!("{}: {text}", m.from)
+        }
+        EventBody::RedEnvelopeClaimed(c) => c.public_id.clone(),
+        EventBody::SessionRevoked(r) => r.session_id.clone(),
+        _ => String::new(),
     }
-    data["public_id"]
-        .as_str()
-        .or(data["session_id"].as_str())
-        .unwrap_or("")
-        .to_string()
 }

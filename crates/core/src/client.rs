@@ -177,7 +177,7 @@ impl Client {
             .http
             .get(format!("{}/v1/sync?since=0&limit=1", self.base))
             .bearer_auth(token.expose());
-        let page: switchboard_protocol::messaging::SyncPage = self.send(req).await?;
+        let page: switchboard_protocol::events::SyncPage = self.send(req).await?;
         Ok(page.head)
     }
 

@@ -30,6 +30,9 @@ pub use crate::registry::ProfileRecord;
 use crate::registry::Registry;
 use crate::store::{Conversation, OutboxEntry, ProfileStore, StoredMessage};
 use crate::vault::Vault;
+/// What [`ProfileEventKind::Event`] carries, for front ends that do not depend on the protocol
+/// crate themselves.
+pub use switchboard_protocol::events::{Event, EventBody, EventKind};
 
 /// How to add a profile by signing in.
 #[derive(Clone, serde::Deserialize)]

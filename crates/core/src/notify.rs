@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
-use switchboard_protocol::messaging::{Event, EventKind};
+use switchboard_protocol::events::{Event, EventBody};
+use switchboard_protocol::messaging::Target;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -326,65 +327,54 @@ impl Notifier {
         {
             return Vec::new();
         }
-        let d = &event.data;
-        let (sender, text, conversation) = match event.kind {
-            EventKind::MessageNew => {
-                let from = d["from"].as_str().unwrap_or_default();
-                if from.eq_ignore_ascii_case(me) {
+        let (sender, text, conversation) = match &event.body {
+            EventBody::MessageNew(m) => {
+                if m.from.eq_ignore_ascii_case(me) {
                     return Vec::new();
                 }
-                let to = d["to"].as_str().unwrap_or_default();
-                let chat = if to.starts_with("g_") {
-                    to.to_string()
-                } else {
-                    from.to_string()
+                let chat = match m.target() {
+                    Target::Group(id) => id,
+                    Target::User(_) => m.from.clone(),
                 };
-                let who = d["from_display_name"].as_str().unwrap_or(from).to_string();
+                (m.from_display_name.clone(), m.body.clone(), Some(chat))
+            }
+            EventBody::ContactRequest(r) => {
+                if r.from.eq_ignore_ascii_case(me) {
+                    return Vec::new();
+                }
                 (
-                    who,
-                    d["body"].as_str().unwrap_or_default().to_string(),
-                    Some(chat),
+                    r.from_display_name.clone(),
+                    "wants to be your contact".to_string(),
+                    None,
                 )
             }
-            EventKind::ContactRequest => {
-                if d["from"]
-                    .as_str()
-                    .is_some_and(|f| f.eq_ignore_ascii_case(me))
-                {
-                    return Vec::new();
-                }
-                let who = d["from_display_name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                (who, "wants to be your contact".to_string(), None)
-            }
-            EventKind::WalletCredit => {
-                let amount = d["amount"].as_i64().unwrap_or(0);
-                let who = d["counterparty"].as_str().unwrap_or("Wallet").to_string();
+            EventBody::WalletCredit(w) => {
+                let who = w.counterparty.clone().unwrap_or_else(|| "Wallet".into());
                 let text = if policy.show_amounts {
-                    format!("received {}", money(amount))
+                    format!("received {}", money(w.amount))
                 } else {
                     "money received".into()
                 };
                 (who, text, None)
             }
-            EventKind::RedEnvelopeNew => {
-                if d["from"]
-                    .as_str()
-                    .is_some_and(|f| f.eq_ignore_ascii_case(me))
-                {
+            EventBody::RedEnvelopeNew(e) => {
+                if e.from.eq_ignore_ascii_case(me) {
                     return Vec::new();
                 }
-                let who = d["from"].as_str().unwrap_or_default().to_string();
-                let greeting = d["greeting"].as_str().unwrap_or_default();
+                // The chat it arrived in, as for a message: the group, or the sender's chat
+                // (a direct envelope's `to` is this account itself).
+                let chat = match Target::parse(&e.to) {
+                    Target::Group(id) => id,
+                    Target::User(_) => e.from.clone(),
+                };
                 (
-                    who,
-                    format!("sent a red envelope {greeting}").trim().to_string(),
-                    d["to"].as_str().map(str::to_string),
+                    e.from.clone(),
+                    format!("sent a red envelope {}", e.greeting)
+                        .trim()
+                        .to_string(),
+                    Some(chat),
                 )
             }
-            EventKind::SessionRevoked => return Vec::new(),
             _ => return Vec::new(),
         };
         if let (Some(chat), Some((fp, fc))) = (&conversation, &self.focused) {
@@ -519,16 +509,23 @@ pub fn local_now() -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use switchboard_protocol::messaging::Message;
+    use switchboard_protocol::wallet::{EnvelopeMode, RedEnvelope, WalletMovement};
     use time::macros::datetime;
 
     fn msg(seq: i64, from: &str, to: &str, body: &str) -> Event {
         Event {
             seq,
-            kind: EventKind::MessageNew,
             at: OffsetDateTime::UNIX_EPOCH,
-            data: json!({"id": format!("m{seq}"), "client_id": "c", "from": from, "from_display_name": from,
-                "to": to, "body": body, "sent_at": "2026-11-23T10:00:00Z"}),
+            body: EventBody::MessageNew(Message {
+                id: format!("m{seq}"),
+                client_id: "c".into(),
+                from: from.into(),
+                from_display_name: from.into(),
+                to: to.into(),
+                body: body.into(),
+                sent_at: datetime!(2026-11-23 10:00 UTC),
+            }),
         }
     }
 
@@ -672,9 +669,15 @@ mod tests {
         n.focused = None;
         let credit = Event {
             seq: 3,
-            kind: EventKind::WalletCredit,
             at: OffsetDateTime::UNIX_EPOCH,
-            data: json!({"amount": 12345, "counterparty": "bob"}),
+            body: EventBody::WalletCredit(WalletMovement {
+                transaction_id: "tx_1".into(),
+                kind: "transfer".into(),
+                amount: 12345,
+                balance: Some(12345),
+                counterparty: Some("bob".into()),
+                note: String::new(),
+            }),
         };
         let out = n.on_event("w", "alice", &credit, MON_10);
         assert!(
@@ -706,5 +709,37 @@ mod tests {
             n.on_event("w", "alice", &msg(5, "dave", "alice", "x"), MON_10)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_red_envelope_opens_the_chat_it_came_in() {
+        let mut n = Notifier::new();
+        n.set_profile("w", "Work", "alice", Policy::default());
+        let envelope = |seq: i64, to: &str| Event {
+            seq,
+            at: OffsetDateTime::UNIX_EPOCH,
+            body: EventBody::RedEnvelopeNew(RedEnvelope {
+                id: format!("re_{seq}"),
+                from: "bob".into(),
+                to: to.into(),
+                total: 100,
+                count: 1,
+                mode: EnvelopeMode::Equal,
+                greeting: "enjoy".into(),
+                created_at: MON_10,
+                expires_at: MON_10,
+                claims: Vec::new(),
+                refunded: 0,
+            }),
+        };
+        let direct = n.on_event("w", "alice", &envelope(1, "alice"), MON_10);
+        assert_eq!(direct[0].body, "sent a red envelope enjoy");
+        assert_eq!(
+            direct[0].conversation.as_deref(),
+            Some("bob"),
+            "a direct envelope is in the chat with its sender, not one with ourselves"
+        );
+        let group = n.on_event("w", "alice", &envelope(2, "g_team"), MON_10);
+        assert_eq!(group[0].conversation.as_deref(), Some("g_team"));
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use switchboard_protocol::ErrorCode;
-use switchboard_protocol::messaging::{Event, EventKind};
+use switchboard_protocol::events::{Event, EventBody, close_code};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -211,8 +211,8 @@ impl ProfileRuntime {
                         if applied != Applied::New {
                             continue;
                         }
-                        let revoked_me = event.kind == EventKind::SessionRevoked
-                            && event.data["session_id"] == self.session_id.as_str();
+                        let revoked_me = matches!(&event.body,
+                            EventBody::SessionRevoked(r) if r.session_id == self.session_id);
                         let _ = self.bus.send(ProfileEvent { profile: self.id.clone(), kind: ProfileEventKind::Event(event) });
                         if revoked_me {
                             return Ok(End::SignedOut);
@@ -235,14 +235,18 @@ impl ProfileRuntime {
             self.client.stats().received(f.len());
         }
         match frame {
+            // Each frame is parsed once, payload included. A kind this version does not know
+            // reads as `Unknown`; a known kind whose payload does not fit is an error: skipping
+            // it would leave a gap in the log (which the store refuses anyway), so say why.
             Some(Ok(Ws::Text(t))) => match serde_json::from_str::<Event>(&t) {
                 Ok(e) => Frame::Event(e),
-                // An event this version cannot read is skipped, not fatal.
-                Err(_) => Frame::Skip,
+                Err(e) => Frame::End(Err(CoreError::Invalid(format!(
+                    "the service sent an event this version cannot read ({e}); an update may be needed"
+                )))),
             },
             Some(Ok(Ws::Close(c))) => {
                 if c.as_ref()
-                    .is_some_and(|c| matches!(u16::from(c.code), 4001 | 4002))
+                    .is_some_and(|c| close_code::ends_session(u16::from(c.code)))
                 {
                     Frame::End(Ok(End::SignedOut))
                 } else {

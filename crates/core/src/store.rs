@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 use sqlx::SqlitePool;
-use switchboard_protocol::messaging::{Event, EventKind, Message};
+use switchboard_protocol::events::{Event, EventBody};
+use switchboard_protocol::messaging::Target;
 
 use crate::error::{CoreError, Result};
 
@@ -107,7 +108,7 @@ impl ProfileStore {
                 )));
             }
             cursor = event.seq;
-            batch.add(event, me);
+            batch.add(event, me)?;
             out.push(Applied::New);
         }
         if batch.events.is_empty() {
@@ -219,9 +220,10 @@ pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
 
 /// What a batch of new events writes, gathered before any statement runs.
 #[derive(Default)]
-struct Batch {
-    /// (seq, kind, at, data)
-    events: Vec<(i64, &'static str, String, String)>,
+struct Batch<'a> {
+    /// (seq, kind, at, data); an unknown kind is kept under its own name, with its data, so
+    /// that a later version could still read it.
+    events: Vec<(i64, &'a str, String, String)>,
     messages: Vec<StoredMessage>,
     /// Conversation id → its row after the batch, in first-seen order. The title is the
     /// first message's (as inserting one at a time would leave it); the last message and the
@@ -234,25 +236,21 @@ struct Batch {
 /// SQLite allows 32,766 bound values per statement; rows are written in chunks well below.
 const ROWS_PER_STATEMENT: usize = 400;
 
-impl Batch {
-    fn add(&mut self, event: &Event, me: &str) {
-        self.events.push((
-            event.seq,
-            event.kind.as_str(),
-            rfc3339(event.at),
-            event.data.to_string(),
-        ));
-        if event.kind != EventKind::MessageNew {
-            return;
-        }
-        let Ok(m) = serde_json::from_value::<Message>(event.data.clone()) else {
-            return;
+impl<'a> Batch<'a> {
+    fn add(&mut self, event: &'a Event, me: &str) -> Result<()> {
+        let data = event.body.data_json().map_err(|e| {
+            CoreError::Invalid(format!("event {} would not serialise: {e}", event.seq))
+        })?;
+        self.events
+            .push((event.seq, event.body.name(), rfc3339(event.at), data));
+        let EventBody::MessageNew(m) = &event.body else {
+            return Ok(());
         };
-        let group = m.to.starts_with("g_");
         let mine = m.from.eq_ignore_ascii_case(me);
-        let (conversation, title) = match (group, mine) {
-            (true, _) | (false, true) => (m.to.clone(), m.to.clone()),
-            (false, false) => (m.from.clone(), m.from_display_name.clone()),
+        let (conversation, title, group) = match m.target() {
+            Target::Group(id) => (id.clone(), id, true),
+            Target::User(to) if mine => (to.clone(), to, false),
+            Target::User(_) => (m.from.clone(), m.from_display_name.clone(), false),
         };
         let sent_at = rfc3339(m.sent_at);
         match self.conversations.iter_mut().find(|c| c.id == conversation) {
@@ -274,15 +272,16 @@ impl Batch {
             self.sent.push(m.client_id.clone());
         }
         self.messages.push(StoredMessage {
-            id: m.id,
+            id: m.id.clone(),
             conversation_id: conversation,
-            client_id: m.client_id,
-            sender: m.from,
-            sender_name: m.from_display_name,
-            body: m.body,
+            client_id: m.client_id.clone(),
+            sender: m.from.clone(),
+            sender_name: m.from_display_name.clone(),
+            body: m.body.clone(),
             sent_at,
             seq: event.seq,
         });
+        Ok(())
     }
 
     async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
@@ -367,16 +366,29 @@ async fn insert_rows<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use switchboard_protocol::messaging::Message;
 
     fn message_event(seq: i64, from: &str, to: &str, body: &str) -> Event {
         Event {
             seq,
-            kind: EventKind::MessageNew,
             at: time::OffsetDateTime::UNIX_EPOCH,
-            data: json!({"id": format!("m_{seq}"), "client_id": format!("c{seq}"), "from": from,
-                "from_display_name": from, "to": to, "body": body, "sent_at": "2026-11-21T10:00:00Z"}),
+            body: EventBody::MessageNew(Message {
+                id: format!("m_{seq}"),
+                client_id: format!("c{seq}"),
+                from: from.into(),
+                from_display_name: from.into(),
+                to: to.into(),
+                body: body.into(),
+                sent_at: time::macros::datetime!(2026-11-21 10:00 UTC),
+            }),
         }
+    }
+
+    fn sender_named(mut event: Event, name: &str) -> Event {
+        if let EventBody::MessageNew(m) = &mut event.body {
+            m.from_display_name = name.into();
+        }
+        event
     }
 
     #[tokio::test]
@@ -465,15 +477,13 @@ mod tests {
             s.enqueue("c2", "bob", "mine", 0).await.unwrap();
             s.enqueue("c9", "carol", "still queued", 0).await.unwrap();
         }
-        let mut events = vec![
-            message_event(1, "bob", "alice", "from bob"),
+        let events = vec![
+            sender_named(message_event(1, "bob", "alice", "from bob"), "Bob Smith"),
             message_event(2, "alice", "bob", "mine"),
             message_event(3, "carol", "g_team", "to the group"),
-            message_event(4, "bob", "alice", "bob again"),
+            sender_named(message_event(4, "bob", "alice", "bob again"), "Bobby"),
             message_event(5, "dave", "alice", "from dave"),
         ];
-        events[0].data["from_display_name"] = json!("Bob Smith");
-        events[3].data["from_display_name"] = json!("Bobby");
         for e in &events {
             one.apply(e, "alice").await.unwrap();
         }
@@ -537,5 +547,34 @@ mod tests {
         let left = s.outbox().await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].client_id, "c9");
+    }
+
+    #[tokio::test]
+    async fn a_kind_this_version_does_not_know_is_kept_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ProfileStore::open(&dir.path().join("profile.db"))
+            .await
+            .unwrap();
+        let sticker: Event = serde_json::from_str(
+            r#"{"seq":1,"kind":"sticker.new","at":"2026-11-21T10:00:00Z","data":{"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.apply(&sticker, "alice").await.unwrap(), Applied::New);
+        assert_eq!(
+            s.cursor().await.unwrap(),
+            1,
+            "the log moves on past it: no gap"
+        );
+        let (kind, data): (String, String) =
+            sqlx::query_as("SELECT kind, data FROM events WHERE seq = 1")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            (kind.as_str(), data.as_str()),
+            ("sticker.new", r#"{"x":1}"#),
+            "kept under its own name, whole, for a later version to read"
+        );
+        assert!(s.conversations().await.unwrap().is_empty());
     }
 }

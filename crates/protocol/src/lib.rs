@@ -7,10 +7,12 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod messaging;
 pub mod wallet;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use events::{Event, EventBody, EventKind};
 
 /// RFC 3339 timestamps on the wire.
 pub type Timestamp = time::OffsetDateTime;

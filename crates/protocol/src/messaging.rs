@@ -1,7 +1,7 @@
 //! Contacts, groups, messages and the per-account event log (SPEC §1.3).
 
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::Timestamp;
 
@@ -189,94 +189,74 @@ pub struct SessionRevoked {
     pub session_id: String,
 }
 
-/// What an event is about. Clients must skip kinds they do not know (`Unknown`): new kinds
-/// are added without a new API version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub enum EventKind {
-    #[serde(rename = "message.new")]
-    MessageNew,
-    #[serde(rename = "contact.request")]
-    ContactRequest,
-    #[serde(rename = "contact.accepted")]
-    ContactAccepted,
-    #[serde(rename = "group.joined")]
-    GroupJoined,
-    #[serde(rename = "group.left")]
-    GroupLeft,
-    #[serde(rename = "wallet.credit")]
-    WalletCredit,
-    #[serde(rename = "wallet.debit")]
-    WalletDebit,
-    #[serde(rename = "red_envelope.new")]
-    RedEnvelopeNew,
-    #[serde(rename = "red_envelope.claimed")]
-    RedEnvelopeClaimed,
-    #[serde(rename = "red_envelope.refunded")]
-    RedEnvelopeRefunded,
-    #[serde(rename = "session.revoked")]
-    SessionRevoked,
-    #[serde(other)]
-    Unknown,
+/// What a group id starts with. No public ID may (they start with a letter and are checked
+/// against this prefix), so a `to` is never ambiguous.
+pub const GROUP_ID_PREFIX: &str = "g_";
+
+/// Where a message or a red envelope goes: the `to` of a request or of a [`Message`], read
+/// once here instead of by each side's own prefix check. Official accounts (`o_…`, SPEC §1.5)
+/// will be a third variant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A contact, by public ID.
+    User(String),
+    /// A group, by id (`g_…`).
+    Group(String),
 }
 
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
+impl Target {
+    /// Reads a `to` as given (callers trim what users type). Anything that is not a group id
+    /// is taken as a public ID; whether that account exists is for the service to say.
+    pub fn parse(to: &str) -> Target {
+        Target::from(to.to_string())
+    }
+
+    /// The id as it goes on the wire.
+    pub fn as_str(&self) -> &str {
         match self {
-            EventKind::MessageNew => "message.new",
-            EventKind::ContactRequest => "contact.request",
-            EventKind::ContactAccepted => "contact.accepted",
-            EventKind::GroupJoined => "group.joined",
-            EventKind::GroupLeft => "group.left",
-            EventKind::WalletCredit => "wallet.credit",
-            EventKind::WalletDebit => "wallet.debit",
-            EventKind::RedEnvelopeNew => "red_envelope.new",
-            EventKind::RedEnvelopeClaimed => "red_envelope.claimed",
-            EventKind::RedEnvelopeRefunded => "red_envelope.refunded",
-            EventKind::SessionRevoked => "session.revoked",
-            EventKind::Unknown => "unknown",
+            Target::User(id) | Target::Group(id) => id,
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        match self {
+            Target::User(id) | Target::Group(id) => id,
+        }
+    }
+
+    pub fn is_group(&self) -> bool {
+        matches!(self, Target::Group(_))
+    }
+}
+
+impl From<String> for Target {
+    fn from(to: String) -> Target {
+        if to.starts_with(GROUP_ID_PREFIX) {
+            Target::Group(to)
+        } else {
+            Target::User(to)
         }
     }
 }
 
-/// One entry of an account's event log. `seq` counts from 1 per account with no gaps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct Event {
-    pub seq: i64,
-    pub kind: EventKind,
-    #[cfg_attr(feature = "ts", ts(type = "string"))]
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: Timestamp,
-    /// Depends on `kind`: `Message`, `ContactRequest`, `GroupChange`, `SessionRevoked`, …
-    pub data: serde_json::Value,
+impl std::str::FromStr for Target {
+    type Err = std::convert::Infallible;
+    fn from_str(to: &str) -> Result<Target, Self::Err> {
+        Ok(Target::parse(to))
+    }
 }
 
-/// `GET /v1/sync` and `GET /v1/events`
-#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(deny_unknown_fields)]
-pub struct SyncQuery {
-    /// The last sequence number the client has (0 for everything).
-    #[serde(default)]
-    pub since: i64,
-    /// At most this many events (1–1000, default 100). Not used by `/v1/events`.
-    #[serde(default)]
-    pub limit: Option<i64>,
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
-/// `GET /v1/sync`
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct SyncPage {
-    pub events: Vec<Event>,
-    /// The cursor to pass as `since` next time.
-    pub next: i64,
-    /// Whether more events follow `next` already.
-    pub more: bool,
-    /// The account's newest sequence number right now.
-    pub head: i64,
+impl Message {
+    /// Whom the message is to, read from `to`.
+    pub fn target(&self) -> Target {
+        Target::parse(&self.to)
+    }
 }
 
 #[cfg(test)]
@@ -284,18 +264,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_kinds_use_their_dotted_names_and_unknown_kinds_are_tolerated() {
-        let k: EventKind = serde_json::from_str("\"message.new\"").unwrap();
-        assert_eq!(k, EventKind::MessageNew);
+    fn a_target_is_a_group_exactly_when_it_has_the_group_prefix() {
+        assert_eq!(Target::parse("g_team"), Target::Group("g_team".into()));
+        assert_eq!(Target::parse("bob_01"), Target::User("bob_01".into()));
         assert_eq!(
-            serde_json::to_string(&EventKind::RedEnvelopeClaimed).unwrap(),
-            "\"red_envelope.claimed\""
+            "gary".parse::<Target>(),
+            Ok(Target::User("gary".into())),
+            "a public ID that merely starts with g is a user"
         );
-        let k: EventKind = serde_json::from_str("\"sticker.new\"").unwrap();
-        assert_eq!(
-            k,
-            EventKind::Unknown,
-            "a newer service's kinds must not break old clients"
-        );
+        assert_eq!(Target::parse("g_team").to_string(), "g_team");
+        assert_eq!(Target::parse("bob_01").into_string(), "bob_01");
     }
 }

@@ -165,6 +165,43 @@ pub struct Claimed {
     pub amount: i64,
 }
 
+/// Data of `wallet.credit` and `wallet.debit` events: one movement of this account's money.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WalletMovement {
+    pub transaction_id: String,
+    /// As [`Transaction::kind`]: `topup`, `transfer`, `red_envelope`, …
+    pub kind: String,
+    /// Signed, in fen: + credit, − debit.
+    pub amount: i64,
+    /// This account's balance right after, in fen.
+    pub balance: Option<i64>,
+    /// The other account's public ID (or, for a red envelope, its target); `null` when there
+    /// is none.
+    pub counterparty: Option<String>,
+    pub note: String,
+}
+
+/// Data of `red_envelope.claimed` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct EnvelopeClaimed {
+    pub envelope_id: String,
+    /// Who claimed.
+    pub public_id: String,
+    /// Their share, in fen.
+    pub amount: i64,
+}
+
+/// Data of `red_envelope.refunded` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct EnvelopeRefunded {
+    pub envelope_id: String,
+    /// What went back to the sender, in fen (0 when every share was claimed).
+    pub amount: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,9 @@ async fn main() {
     if test_cluster().is_some() {
         rows.push(run(Backend::Postgres).await);
     } else {
-        println!("(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)");
+        println!(
+            "(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)"
+        );
     }
     println!();
     println!(

@@ -147,7 +147,9 @@ async fn main() {
     if test_cluster().is_some() {
         rows.push(run(Backend::Postgres, false).await);
     } else {
-        println!("(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)");
+        println!(
+            "(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)"
+        );
     }
     println!();
     println!(
@@ -212,25 +214,25 @@ async fn run(backend: Backend, idle_sockets: bool) -> String {
     let pid = service.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     if idle_sockets {
-    let base_rss = rss_mb(pid);
-    let mut idle = Vec::new();
-    for round in 0..10 {
-        for (_, token) in &users {
-            idle.push(open_socket(service.addr, token).await);
+        let base_rss = rss_mb(pid);
+        let mut idle = Vec::new();
+        for round in 0..10 {
+            for (_, token) in &users {
+                idle.push(open_socket(service.addr, token).await);
+            }
+            if round == 0 || round == 9 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let rss = rss_mb(pid);
+                let n = idle.len();
+                println!(
+                    "idle sockets: {n:>6}  service RSS {rss:>7.1} MB  (+{:.1} MB over {base_rss:.1} MB, {:.1} KB per socket)",
+                    rss - base_rss,
+                    (rss - base_rss) * 1024.0 / n as f64
+                );
+            }
         }
-        if round == 0 || round == 9 {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss = rss_mb(pid);
-            let n = idle.len();
-            println!(
-                "idle sockets: {n:>6}  service RSS {rss:>7.1} MB  (+{:.1} MB over {base_rss:.1} MB, {:.1} KB per socket)",
-                rss - base_rss,
-                (rss - base_rss) * 1024.0 / n as f64
-            );
-        }
-    }
-    drop(idle);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     // (b) throughput and latency with one live socket per recipient.

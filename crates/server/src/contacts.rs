@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use switchboard_protocol::ErrorCode;
+use switchboard_protocol::events::EventBody;
 use switchboard_protocol::messaging::{
     Contact, ContactList, ContactRequest, ContactRequestList, ContactRequestState,
     NewContactRequest, RequestStatus, UserProfile,
@@ -11,8 +12,9 @@ use switchboard_protocol::messaging::{
 use crate::app::App;
 use crate::clock::{EntropyExt, to_datetime};
 use crate::error::{Error, Json, Path, Result};
+use crate::events::new_events;
 use crate::sessions::Auth;
-use crate::store::{AccountRow, ContactRequestRow, NewEvent};
+use crate::store::{AccountRow, ContactRequestRow};
 
 const NOTE_MAX: usize = 200;
 
@@ -64,28 +66,6 @@ fn request_view(row: &ContactRequestRow, from: &AccountRow, to: &AccountRow) -> 
     }
 }
 
-/// The same event in both accounts' logs.
-fn both(
-    kind: &'static str,
-    a: &str,
-    b: &str,
-    data: &impl serde::Serialize,
-) -> Result<Vec<NewEvent>> {
-    let data = serde_json::to_string(data).map_err(Error::internal)?;
-    Ok(vec![
-        NewEvent {
-            account_id: a.to_string(),
-            kind,
-            data: data.clone(),
-        },
-        NewEvent {
-            account_id: b.to_string(),
-            kind,
-            data,
-        },
-    ])
-}
-
 async fn accept(
     app: &App,
     row: ContactRequestRow,
@@ -96,11 +76,9 @@ async fn accept(
         status: "accepted".into(),
         ..row
     };
-    let events = both(
-        "contact.accepted",
-        &from.id,
-        &to.id,
-        &request_view(&accepted, from, to),
+    let events = new_events(
+        [&from.id, &to.id],
+        &EventBody::ContactAccepted(request_view(&accepted, from, to)),
     )?;
     let appended = app
         .store
@@ -169,11 +147,9 @@ pub async fn create_request(
         status: "pending".into(),
         created_at: app.clock.now_ms(),
     };
-    let events = both(
-        "contact.request",
-        &me.id,
-        &them.id,
-        &request_view(&row, &me, &them),
+    let events = new_events(
+        [&me.id, &them.id],
+        &EventBody::ContactRequest(request_view(&row, &me, &them)),
     )?;
     let appended = app.store.contact_request_insert(&row, &events).await?;
     app.hub.publish(&appended);

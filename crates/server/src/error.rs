@@ -100,8 +100,11 @@ impl From<StoreError> for Error {
             // PostgreSQL refuses some text SQLite stores (NUL characters): bad input, and the
             // transaction it was in wrote nothing.
             StoreError::Database(e) if e.kind == DbErrorKind::InvalidValue => {
-                Error::invalid_request("the request contains characters that cannot be stored (such as NUL)")
+                Error::invalid_request(
+                    "the request contains characters that cannot be stored (such as NUL)",
+                )
             }
+            StoreError::Encoding(e) => Error::internal(e),
             StoreError::Database(e) => {
                 tracing::error!(error = %e, "storage failure");
                 Error::new(
@@ -180,15 +183,16 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase())
-        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")))
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
 }
 
 /// Whether a JSON text holds the escape `\u0000` (the only way JSON can carry a NUL): a
 /// backslash that is not itself escaped, then `u0000`.
 fn has_nul_escape(body: &[u8]) -> bool {
     body.windows(6).enumerate().any(|(i, w)| {
-        w == b"\\u0000"
-            && body[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+        w == b"\\u0000" && body[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
     })
 }
 
@@ -255,7 +259,10 @@ mod tests {
     fn a_nul_escape_is_found_and_an_escaped_backslash_is_not_one() {
         assert!(has_nul_escape(br#"{"a":"x\u0000y"}"#));
         assert!(has_nul_escape(br#"{"a":"\\\u0000"}"#), "\\\\ then \\u0000");
-        assert!(!has_nul_escape(br#"{"a":"\\u0000"}"#), "a backslash, then text u0000");
+        assert!(
+            !has_nul_escape(br#"{"a":"\\u0000"}"#),
+            "a backslash, then text u0000"
+        );
         assert!(!has_nul_escape(br#"{"a":"\u0001"}"#));
     }
 }

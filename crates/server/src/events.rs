@@ -18,15 +18,16 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use switchboard_protocol::ErrorCode;
-use switchboard_protocol::messaging::{Event, EventKind, SyncPage, SyncQuery};
+use switchboard_protocol::events::{Event, EventBody, EventKind, SyncPage, SyncQuery, close_code};
+use switchboard_protocol::messaging::SessionRevoked;
+use switchboard_protocol::{ApiError, ErrorBody, ErrorCode};
 use tokio::sync::mpsc;
 
 use crate::app::App;
 use crate::clock::to_datetime;
 use crate::error::{Error, Json, Query, Result};
 use crate::sessions::Auth;
-use crate::store::EventRow;
+use crate::store::{EventRow, NewEvent};
 
 /// Events a socket may have queued before it counts as too slow.
 pub const QUEUE: usize = 1024;
@@ -36,10 +37,57 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 const SILENT_LIMIT: Duration = Duration::from_secs(60);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Close codes in the private range, so clients can tell why.
-pub const CLOSE_TOO_SLOW: u16 = 4000;
-pub const CLOSE_SESSION_REVOKED: u16 = 4001;
-pub const CLOSE_SESSION_EXPIRED: u16 = 4002;
+/// An event's kind and payload, serialised once however many logs it goes into (a message to
+/// a group of 500 is one serialisation, not 500).
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub kind: &'static str,
+    /// `data` as JSON text.
+    pub data: String,
+}
+
+impl Encoded {
+    pub fn new(event: &EventBody) -> Result<Self> {
+        let kind = match event.kind() {
+            // Only a client meets kinds it does not know; the service makes every kind it sends.
+            EventKind::Unknown => {
+                return Err(Error::internal(format!(
+                    "refusing to log an event of unknown kind {:?}",
+                    event.name()
+                )));
+            }
+            known => known.as_str(),
+        };
+        let data = event
+            .data_json()
+            .map_err(|e| Error::internal(format!("{kind} event data did not serialise: {e}")))?;
+        Ok(Encoded { kind, data })
+    }
+
+    /// This event for one account's log.
+    pub fn to(&self, account_id: impl Into<String>) -> NewEvent {
+        NewEvent {
+            account_id: account_id.into(),
+            kind: self.kind,
+            data: self.data.clone(),
+        }
+    }
+}
+
+/// An event to append to `account_id`'s log, for the store.
+pub fn new_event(account_id: &str, event: &EventBody) -> Result<NewEvent> {
+    Ok(Encoded::new(event)?.to(account_id))
+}
+
+/// The same event for the logs of several accounts, serialised once.
+pub fn new_events<I>(account_ids: I, event: &EventBody) -> Result<Vec<NewEvent>>
+where
+    I: IntoIterator,
+    I::Item: Into<String>,
+{
+    let encoded = Encoded::new(event)?;
+    Ok(account_ids.into_iter().map(|a| encoded.to(a)).collect())
+}
 
 /// An event ready to send: its JSON text is made once, whatever the number of sockets.
 #[derive(Debug)]
@@ -51,43 +99,43 @@ pub struct LiveEvent {
 }
 
 impl LiveEvent {
-    fn from_row(row: &EventRow) -> Self {
-        let revoked_session = (row.kind == EventKind::SessionRevoked.as_str())
-            .then(|| serde_json::from_str::<serde_json::Value>(&row.data).ok())
-            .flatten()
-            .and_then(|v| v["session_id"].as_str().map(str::to_string));
-        LiveEvent {
+    /// Only a `session.revoked` payload is read here; every other one goes out as stored.
+    fn from_row(row: &EventRow) -> Result<Self> {
+        let revoked_session = if row.kind == EventKind::SessionRevoked.as_str() {
+            let data: SessionRevoked = serde_json::from_str(&row.data).map_err(|e| {
+                Error::internal(format!("stored session.revoked event {}: {e}", row.seq))
+            })?;
+            Some(data.session_id)
+        } else {
+            None
+        };
+        Ok(LiveEvent {
             seq: row.seq,
             revoked_session,
-            json: event_json(row),
-        }
+            json: event_json(row)?,
+        })
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    to_datetime(ms)
+/// `{"seq", "kind", "at", "data"}` (the shape of [`Event`]); `data` is stored as JSON already
+/// and goes out verbatim, so sending an event never parses its payload.
+pub fn event_json(row: &EventRow) -> Result<String> {
+    let kind = serde_json::to_string(&row.kind).map_err(Error::internal)?;
+    let at = to_datetime(row.at)
         .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// `{"seq", "kind", "at", "data"}`; `data` is stored as JSON already and goes out verbatim.
-pub fn event_json(row: &EventRow) -> String {
-    let kind = serde_json::Value::String(row.kind.clone());
-    format!(
-        r#"{{"seq":{},"kind":{kind},"at":"{}","data":{}}}"#,
-        row.seq,
-        rfc3339(row.at),
-        row.data
-    )
+        .map_err(|e| Error::internal(format!("event {} time: {e}", row.seq)))?;
+    Ok(format!(
+        r#"{{"seq":{},"kind":{kind},"at":"{at}","data":{}}}"#,
+        row.seq, row.data
+    ))
 }
 
 pub fn to_event(row: &EventRow) -> Result<Event> {
     Ok(Event {
         seq: row.seq,
-        kind: serde_json::from_value(serde_json::Value::String(row.kind.clone()))
-            .map_err(Error::internal)?,
         at: to_datetime(row.at),
-        data: serde_json::from_str(&row.data).map_err(Error::internal)?,
+        body: EventBody::from_json(&row.kind, &row.data)
+            .map_err(|e| Error::internal(format!("stored event {}: {e}", row.seq)))?,
     })
 }
 
@@ -150,7 +198,13 @@ impl Hub {
             let Some(list) = subs.get_mut(&row.account_id) else {
                 continue;
             };
-            let event = std::sync::Arc::new(LiveEvent::from_row(row));
+            // A row that cannot be sent is logged (by `Error::internal`) and left out: the
+            // sockets see the gap and read the range from the database, which answers with
+            // the same error and ends those streams instead of skipping the event.
+            let Ok(event) = LiveEvent::from_row(row) else {
+                continue;
+            };
+            let event = std::sync::Arc::new(event);
             list.retain(|(_, tx)| tx.try_send(event.clone()).is_ok());
         }
     }
@@ -305,7 +359,7 @@ async fn stream(
                     .map_err(|e| e.to_string())?;
                 let mut page = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    let ev = LiveEvent::from_row(row);
+                    let ev = LiveEvent::from_row(row).map_err(|e| e.message)?;
                     page.push(WsMessage::Text(ev.json.into()));
                     cursor = row.seq;
                     if ev.revoked_session.as_deref() == Some(session.as_str()) {
@@ -325,12 +379,22 @@ async fn stream(
     // Replay first, then subscribe, then replay what committed in between: from here on
     // every event is either in the queue or already sent.
     if !catch_up!() {
-        close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+        close(
+            &mut sink,
+            close_code::SESSION_REVOKED,
+            "session revoked".into(),
+        )
+        .await;
         return Ok(());
     }
     let mut sub = app.hub.subscribe(&account);
     if !catch_up!() {
-        close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+        close(
+            &mut sink,
+            close_code::SESSION_REVOKED,
+            "session revoked".into(),
+        )
+        .await;
         return Ok(());
     }
 
@@ -346,21 +410,21 @@ async fn stream(
         tokio::select! {
             live = sub.rx.recv() => {
                 let Some(ev) = live else {
-                    close(&mut sink, CLOSE_TOO_SLOW, format!("too slow; resume with since={cursor}")).await;
+                    close(&mut sink, close_code::TOO_SLOW, format!("too slow; resume with since={cursor}")).await;
                     return Ok(());
                 };
                 if ev.seq <= cursor {
                     continue;
                 }
                 if ev.seq > cursor + 1 && !catch_up!() {
-                    close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+                    close(&mut sink, close_code::SESSION_REVOKED, "session revoked".into()).await;
                     return Ok(());
                 }
                 if ev.seq == cursor + 1 {
                     send(&mut sink, [WsMessage::Text(ev.json.clone().into())]).await?;
                     cursor = ev.seq;
                     if ev.revoked_session.as_deref() == Some(session.as_str()) {
-                        close(&mut sink, CLOSE_SESSION_REVOKED, "session revoked".into()).await;
+                        close(&mut sink, close_code::SESSION_REVOKED, "session revoked".into()).await;
                         return Ok(());
                     }
                 }
@@ -371,11 +435,15 @@ async fn stream(
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => heard = tokio::time::Instant::now(),
                     Some(Ok(WsMessage::Text(_) | WsMessage::Binary(_))) => {
                         heard = tokio::time::Instant::now();
-                        let reply = serde_json::json!({"error": {
-                            "code": ErrorCode::InvalidRequest,
-                            "message": "this stream only sends; to resume, reconnect with ?since=<last seq>",
-                        }});
-                        send(&mut sink, [WsMessage::Text(reply.to_string().into())]).await?;
+                        let reply = ErrorBody {
+                            error: ApiError {
+                                code: ErrorCode::InvalidRequest,
+                                message: "this stream only sends; to resume, reconnect with ?since=<last seq>".into(),
+                                public_ids: None,
+                            },
+                        };
+                        let reply = serde_json::to_string(&reply).map_err(|e| e.to_string())?;
+                        send(&mut sink, [WsMessage::Text(reply.into())]).await?;
                     }
                 }
             }
@@ -386,11 +454,11 @@ async fn stream(
                 send(&mut sink, [WsMessage::Ping(Vec::new().into())]).await?;
             }
             () = &mut expiry => {
-                close(&mut sink, CLOSE_SESSION_EXPIRED, "session expired; sign in again".into()).await;
+                close(&mut sink, close_code::SESSION_EXPIRED, "session expired; sign in again".into()).await;
                 return Ok(());
             }
             () = app.shutdown.cancelled() => {
-                close(&mut sink, 1001, "service shutting down; reconnect shortly".into()).await;
+                close(&mut sink, close_code::SHUTTING_DOWN, "service shutting down; reconnect shortly".into()).await;
                 return Ok(());
             }
         }
@@ -405,7 +473,7 @@ mod tests {
         EventRow {
             account_id: account.into(),
             seq,
-            kind: "message.new".into(),
+            kind: EventKind::MessageNew.as_str().into(),
             at: 0,
             data: "{}".into(),
         }
@@ -438,14 +506,53 @@ mod tests {
     fn event_json_is_the_wire_shape() {
         let mut r = row("a", 7);
         r.data = r#"{"session_id":"ses_x"}"#.into();
-        r.kind = "session.revoked".into();
-        let v: serde_json::Value = serde_json::from_str(&event_json(&r)).unwrap();
-        assert_eq!(v["seq"], 7);
-        assert_eq!(v["kind"], "session.revoked");
-        assert_eq!(v["at"], "1970-01-01T00:00:00Z");
+        r.kind = EventKind::SessionRevoked.as_str().into();
+        let json = event_json(&r).unwrap();
         assert_eq!(
-            LiveEvent::from_row(&r).revoked_session.as_deref(),
+            json,
+            r#"{"seq":7,"kind":"session.revoked","at":"1970-01-01T00:00:00Z","data":{"session_id":"ses_x"}}"#
+        );
+        let typed: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            typed,
+            to_event(&r).unwrap(),
+            "the socket's spliced text and /v1/sync's typed event are one shape"
+        );
+        assert_eq!(
+            LiveEvent::from_row(&r).unwrap().revoked_session.as_deref(),
             Some("ses_x")
+        );
+        r.data = r#"{"session":"ses_x"}"#.into();
+        assert!(
+            LiveEvent::from_row(&r).is_err(),
+            "a revocation that cannot be read must not pass as an ordinary event"
+        );
+    }
+
+    #[test]
+    fn new_events_serialise_the_payload_once_for_every_log() {
+        let body = EventBody::SessionRevoked(SessionRevoked {
+            session_id: "ses_1".into(),
+        });
+        let events = new_events(["a", "b"], &body).unwrap();
+        assert_eq!(events.len(), 2);
+        for (e, account) in events.iter().zip(["a", "b"]) {
+            assert_eq!(
+                (e.account_id.as_str(), e.kind, e.data.as_str()),
+                (
+                    account,
+                    EventKind::SessionRevoked.as_str(),
+                    r#"{"session_id":"ses_1"}"#
+                )
+            );
+        }
+        let unknown = EventBody::Unknown(switchboard_protocol::events::UnknownEvent {
+            kind: "sticker.new".into(),
+            data: serde_json::Value::Null,
+        });
+        assert!(
+            new_event("a", &unknown).is_err(),
+            "the service logs only kinds it defines"
         );
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::http::StatusCode;
 use switchboard_protocol::ErrorCode;
+use switchboard_protocol::events::EventBody;
 use switchboard_protocol::messaging::{
     AddMembers, Group, GroupChange, GroupList, GroupMember, NewGroup,
 };
@@ -15,8 +16,9 @@ use crate::app::App;
 use crate::clock::{EntropyExt, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Result};
+use crate::events::new_events;
 use crate::sessions::Auth;
-use crate::store::{AccountRow, GroupRow, MemberRow, NewEvent};
+use crate::store::{AccountRow, GroupRow, MemberRow};
 
 pub const MAX_MEMBERS: u32 = 500;
 
@@ -104,21 +106,6 @@ async fn contacts_among(
     Ok(out)
 }
 
-fn change_events(
-    kind: &'static str,
-    to: impl Iterator<Item = String>,
-    change: &GroupChange,
-) -> Result<Vec<NewEvent>> {
-    let data = serde_json::to_string(change).map_err(Error::internal)?;
-    Ok(to
-        .map(|account_id| NewEvent {
-            account_id,
-            kind,
-            data: data.clone(),
-        })
-        .collect())
-}
-
 /// Create a group with some of your contacts
 #[utoipa::path(post, path = "/v1/groups", tag = "groups", security(("bearer" = [])), request_body = NewGroup,
     responses((status = 201, body = Group),
@@ -156,7 +143,7 @@ pub async fn create(
             .collect(),
         by: Some(auth.account.public_id.clone()),
     };
-    let events = change_events("group.joined", member_ids.iter().cloned(), &change)?;
+    let events = new_events(&member_ids, &EventBody::GroupJoined(change))?;
     let appended = app.store.group_create(&group, &member_ids, &events).await?;
     app.hub.publish(&appended);
     let members = app.store.group_members(&group.id).await?;
@@ -219,7 +206,7 @@ pub async fn add_members(
             .iter()
             .map(|m| m.account_id.clone())
             .chain(added.iter().map(|a| a.id.clone()));
-        let events = change_events("group.joined", everyone, &change)?;
+        let events = new_events(everyone, &EventBody::GroupJoined(change))?;
         let ids: Vec<String> = added.iter().map(|a| a.id.clone()).collect();
         let appended = app
             .store
@@ -270,10 +257,9 @@ pub async fn remove_member(
         public_ids: vec![target.public_id.clone()],
         by: (!leaving).then(|| auth.account.public_id.clone()),
     };
-    let events = change_events(
-        "group.left",
-        members.iter().map(|m| m.account_id.clone()),
-        &change,
+    let events = new_events(
+        members.iter().map(|m| m.account_id.as_str()),
+        &EventBody::GroupLeft(change),
     )?;
     let appended = app
         .store

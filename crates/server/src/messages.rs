@@ -5,14 +5,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use switchboard_protocol::ErrorCode;
-use switchboard_protocol::messaging::{Message, SendMessage};
+use switchboard_protocol::events::EventBody;
+use switchboard_protocol::messaging::{Message, SendMessage, Target};
 
 use crate::app::App;
 use crate::clock::{EntropyExt, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Result};
+use crate::events::Encoded;
 use crate::sessions::Auth;
-use crate::store::{MessageRow, NewEvent, StoreError};
+use crate::store::{MessageRow, StoreError};
 
 pub const BODY_MAX: usize = 4096;
 
@@ -55,34 +57,41 @@ pub async fn send(
     // No read before the insert: the (sender, client_id) key answers retries, so the common
     // case (a new message) costs one write.
     let target = req.to.trim();
-    let (to, recipients) = if target.starts_with("g_") {
-        let not_found = || {
-            Error::new(
-                ErrorCode::GroupNotFound,
-                "no such group, or you are not in it",
+    let (to, recipients) = match Target::parse(target) {
+        Target::Group(group_id) => {
+            let not_found = || {
+                Error::new(
+                    ErrorCode::GroupNotFound,
+                    "no such group, or you are not in it",
+                )
+            };
+            let group = app
+                .store
+                .group_by_id(&group_id)
+                .await?
+                .ok_or_else(not_found)?;
+            let members = app.store.group_members(&group.id).await?;
+            if !members.iter().any(|m| m.account_id == me.id) {
+                return Err(not_found());
+            }
+            (
+                group.id,
+                members
+                    .into_iter()
+                    .map(|m| m.account_id)
+                    .collect::<Vec<_>>(),
             )
-        };
-        let group = app.store.group_by_id(target).await?.ok_or_else(not_found)?;
-        let members = app.store.group_members(&group.id).await?;
-        if !members.iter().any(|m| m.account_id == me.id) {
-            return Err(not_found());
         }
-        (
-            group.id,
-            members
-                .into_iter()
-                .map(|m| m.account_id)
-                .collect::<Vec<_>>(),
-        )
-    } else {
-        let user = find_user(&app, target).await?;
-        if !app.store.are_contacts(&me.id, &user.id).await? {
-            return Err(Error::new(
-                ErrorCode::NotAContact,
-                "you can message only your contacts; send a contact request first",
-            ));
+        Target::User(public_id) => {
+            let user = find_user(&app, &public_id).await?;
+            if !app.store.are_contacts(&me.id, &user.id).await? {
+                return Err(Error::new(
+                    ErrorCode::NotAContact,
+                    "you can message only your contacts; send a contact request first",
+                ));
+            }
+            (user.public_id, vec![me.id.clone(), user.id])
         }
-        (user.public_id, vec![me.id.clone(), user.id])
     };
 
     let now = app.clock.now_ms();
@@ -95,15 +104,9 @@ pub async fn send(
         body: req.body.clone(),
         sent_at: to_datetime(now),
     };
-    let data = serde_json::to_string(&message).map_err(Error::internal)?;
-    let events: Vec<NewEvent> = recipients
-        .into_iter()
-        .map(|account_id| NewEvent {
-            account_id,
-            kind: "message.new",
-            data: data.clone(),
-        })
-        .collect();
+    // The stored message (answered again to a retry) is the event's payload, text and all.
+    let encoded = Encoded::new(&EventBody::MessageNew(message.clone()))?;
+    let events: Vec<_> = recipients.into_iter().map(|a| encoded.to(a)).collect();
     let row = MessageRow {
         id: message.id.clone(),
         sender_id: me.id.clone(),
@@ -111,7 +114,7 @@ pub async fn send(
         target: to,
         body: req.body.clone(),
         sent_at: now,
-        data,
+        data: encoded.data,
     };
     match app.store.message_insert(&row, &events).await {
         Ok(appended) => {

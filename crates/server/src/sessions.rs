@@ -9,16 +9,19 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
-use switchboard_protocol::ErrorCode;
 use switchboard_protocol::auth::{
     SessionCreated, SessionInfo, SessionList, SignInRequest, SmsPurpose, SmsSignInRequest,
 };
+use switchboard_protocol::messaging::SessionRevoked;
+use switchboard_protocol::{ErrorCode, EventBody};
 
 use crate::accounts::summary;
 use crate::app::{App, ClientIp};
 use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Path, Result};
-use crate::store::{AccountRow, LoginGate, NewEvent, SessionRow, StoreResult, ThrottlePolicy};
+use crate::store::{
+    AccountRow, LoginGate, NewEvent, SessionRow, StoreError, StoreResult, ThrottlePolicy,
+};
 use crate::{phone, sms, totp};
 
 const HOUR_MS: Millis = 3600 * 1000;
@@ -32,11 +35,10 @@ pub fn account_key(account_id: &str) -> String {
 
 /// The `session.revoked` event of one session, for the store to append with the revocation.
 pub fn revoked_event(account_id: &str, session_id: &str) -> StoreResult<NewEvent> {
-    Ok(NewEvent {
-        account_id: account_id.to_string(),
-        kind: "session.revoked",
-        data: serde_json::json!({ "session_id": session_id }).to_string(),
-    })
+    let body = EventBody::SessionRevoked(SessionRevoked {
+        session_id: session_id.to_string(),
+    });
+    crate::events::new_event(account_id, &body).map_err(|e| StoreError::Encoding(e.message))
 }
 
 pub fn throttle_policy(app: &App) -> ThrottlePolicy {

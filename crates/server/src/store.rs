@@ -152,6 +152,10 @@ pub enum StoreError {
     /// No such red envelope (or, for a refund, not due).
     #[error("no such envelope")]
     NoEnvelope,
+    /// The caller could not build what the store was to write (an event or answer that did
+    /// not serialise): nothing was written.
+    #[error("encoding: {0}")]
+    Encoding(String),
     #[error("database: {0}")]
     Database(DbError),
 }
@@ -301,11 +305,17 @@ pub struct SmsLimits {
 pub enum SmsIssue {
     Issued,
     /// The client address used up its limit; the oldest code counted.
-    IpLimit { oldest: Option<Millis> },
+    IpLimit {
+        oldest: Option<Millis>,
+    },
     /// The last code is too recent; a new one may be asked for at `ready_at`.
-    Cooldown { ready_at: Millis },
+    Cooldown {
+        ready_at: Millis,
+    },
     /// The number used up its limit for the purpose; the oldest code counted.
-    NumberLimit { oldest: Option<Millis> },
+    NumberLimit {
+        oldest: Option<Millis>,
+    },
 }
 
 /// The outcome of [`Store::login_reserve`].
@@ -314,7 +324,9 @@ pub enum LoginGate {
     /// The attempt is reserved (and counted as a failure until settled).
     Open,
     Locked,
-    Throttled { until: Millis },
+    Throttled {
+        until: Millis,
+    },
 }
 
 /// An event to append to an account's log, in the same transaction as the change it reports.
@@ -468,8 +480,9 @@ pub struct Posted {
     pub envelope_sender: Option<String>,
 }
 
-/// Builds the answer (JSON) and the events of a movement from what it did.
-pub type Finish<'a> = &'a (dyn Fn(&Posted) -> (String, Vec<NewEvent>) + Send + Sync);
+/// Builds the answer (JSON) and the events of a movement from what it did, inside the
+/// movement's transaction: an error rolls the movement back.
+pub type Finish<'a> = &'a (dyn Fn(&Posted) -> StoreResult<(String, Vec<NewEvent>)> + Send + Sync);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdempotentAnswer {

@@ -10,19 +10,22 @@ use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use switchboard_protocol::ErrorCode;
+use switchboard_protocol::events::EventBody;
+use switchboard_protocol::messaging::Target;
 use switchboard_protocol::wallet::{
-    Claimed, EnvelopeClaim, EnvelopeMode, MoneyMoved, NewRedEnvelope, RedEnvelope, TopUp,
-    Transaction, TransactionPage, TransactionQuery, Transfer, Wallet,
+    Claimed, EnvelopeClaim, EnvelopeClaimed, EnvelopeMode, EnvelopeRefunded, MoneyMoved,
+    NewRedEnvelope, RedEnvelope, TopUp, Transaction, TransactionPage, TransactionQuery, Transfer,
+    Wallet, WalletMovement,
 };
 
 use crate::app::App;
 use crate::clock::{Entropy, EntropyExt, Millis, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
+use crate::events::{Encoded, new_event};
 use crate::sessions::Auth;
 use crate::store::{
     AccountRow, EnvelopeRow, IdempotencyRecord, LedgerOp, NewEvent, Posted, StoreError, wallet_book,
@@ -114,6 +117,8 @@ fn require_verified(account: &AccountRow) -> Result<()> {
     Ok(())
 }
 
+/// A hash of what a request asks for. The `json!` maps are part of stored fingerprints: their
+/// text must not change, or retries after an upgrade would read as `idempotency_conflict`.
 fn fingerprint(request: &serde_json::Value) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(request.to_string().as_bytes()))
 }
@@ -155,6 +160,17 @@ fn record(account: &str, key: &str, fingerprint: String) -> IdempotencyRecord {
     }
 }
 
+/// What a ledger operation answers and the events it logs, made from what it posted.
+type Finished = Result<(String, Vec<NewEvent>)>;
+
+/// Runs a fallible `finish` inside the store's transaction: if building the answer or the
+/// events fails, the movement rolls back with it (never a `""` stored in their place).
+fn in_store<'a>(
+    finish: &'a (dyn Fn(&Posted) -> Finished + Send + Sync),
+) -> impl Fn(&Posted) -> crate::store::StoreResult<(String, Vec<NewEvent>)> + Send + Sync + 'a {
+    move |p| finish(p).map_err(|e| StoreError::Encoding(e.message))
+}
+
 /// Runs a money movement once per key: a replay answers as before; a race between two
 /// requests with one key is settled by the key's primary key, and the loser replays.
 async fn apply_once(
@@ -162,7 +178,7 @@ async fn apply_once(
     record: IdempotencyRecord,
     op: &LedgerOp,
     note: &str,
-    finish: &(dyn Fn(&Posted) -> (String, Vec<NewEvent>) + Send + Sync),
+    finish: &(dyn Fn(&Posted) -> Finished + Send + Sync),
 ) -> Result<Stored> {
     let (account, key, fp, status) = (
         &record.account_id,
@@ -182,7 +198,7 @@ async fn apply_once(
             note,
             app.clock.now_ms(),
             Some(&record),
-            finish,
+            &in_store(finish),
         )
         .await
     {
@@ -197,36 +213,29 @@ async fn apply_once(
     }
 }
 
-fn event<T: Serialize>(account_id: &str, kind: &'static str, data: &T) -> NewEvent {
-    NewEvent {
-        account_id: account_id.to_string(),
-        kind,
-        data: serde_json::to_string(data).unwrap_or_else(|_| "{}".into()),
-    }
-}
-
-/// `wallet.credit` / `wallet.debit` data.
+/// A `wallet.credit` or `wallet.debit` (`direction`) for `account_id`: its part of `posted`.
 fn money_event(
     account_id: &str,
-    kind: &'static str,
+    direction: fn(WalletMovement) -> EventBody,
     posted: &Posted,
     tx_kind: &str,
     amount: i64,
     counterparty: Option<&str>,
     note: &str,
-) -> NewEvent {
-    event(
-        account_id,
-        kind,
-        &json!({
-            "transaction_id": posted.journal_id,
-            "kind": tx_kind,
-            "amount": amount,
-            "balance": posted.balances.get(&wallet_book(account_id)).copied(),
-            "counterparty": counterparty,
-            "note": note,
-        }),
-    )
+) -> Result<NewEvent> {
+    let movement = WalletMovement {
+        transaction_id: posted.journal_id.clone(),
+        kind: tx_kind.to_string(),
+        amount,
+        balance: posted.balances.get(&wallet_book(account_id)).copied(),
+        counterparty: counterparty.map(str::to_string),
+        note: note.to_string(),
+    };
+    new_event(account_id, &direction(movement))
+}
+
+fn answer_json(body: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(body).map_err(Error::internal)
 }
 
 /// This account's wallet
@@ -325,7 +334,7 @@ pub async fn top_up(
         account_id: me.clone(),
         amount,
     };
-    let finish = |p: &Posted| {
+    let finish = |p: &Posted| -> Finished {
         let answer = MoneyMoved {
             transaction_id: p.journal_id.clone(),
             amount,
@@ -333,14 +342,14 @@ pub async fn top_up(
         };
         let events = vec![money_event(
             &me,
-            "wallet.credit",
+            EventBody::WalletCredit,
             p,
             "topup",
             amount,
             None,
             "",
-        )];
-        (serde_json::to_string(&answer).unwrap_or_default(), events)
+        )?];
+        Ok((answer_json(&answer)?, events))
     };
     let stored = apply_once(
         &app,
@@ -386,7 +395,7 @@ pub async fn transfer(
         to_public_id: them.public_id.clone(),
         amount,
     };
-    let finish = |p: &Posted| {
+    let finish = |p: &Posted| -> Finished {
         let answer = MoneyMoved {
             transaction_id: p.journal_id.clone(),
             amount,
@@ -395,24 +404,24 @@ pub async fn transfer(
         let events = vec![
             money_event(
                 &me.id,
-                "wallet.debit",
+                EventBody::WalletDebit,
                 p,
                 "transfer",
                 -amount,
                 Some(&them.public_id),
                 &note,
-            ),
+            )?,
             money_event(
                 &them.id,
-                "wallet.credit",
+                EventBody::WalletCredit,
                 p,
                 "transfer",
                 amount,
                 Some(&me.public_id),
                 &note,
-            ),
+            )?,
         ];
-        (serde_json::to_string(&answer).unwrap_or_default(), events)
+        Ok((answer_json(&answer)?, events))
     };
     let stored = apply_once(
         &app,
@@ -465,37 +474,43 @@ struct Audience {
 }
 
 async fn audience(app: &App, me: &AccountRow, to: &str) -> Result<Audience> {
-    let to = to.trim();
-    if to.starts_with("g_") {
-        let not_found = || {
-            Error::new(
-                ErrorCode::GroupNotFound,
-                "no such group, or you are not in it",
-            )
-        };
-        let group = app.store.group_by_id(to).await?.ok_or_else(not_found)?;
-        let members = app.store.group_members(&group.id).await?;
-        if !members.iter().any(|m| m.account_id == me.id) {
-            return Err(not_found());
+    match Target::parse(to.trim()) {
+        Target::Group(group_id) => {
+            let not_found = || {
+                Error::new(
+                    ErrorCode::GroupNotFound,
+                    "no such group, or you are not in it",
+                )
+            };
+            let group = app
+                .store
+                .group_by_id(&group_id)
+                .await?
+                .ok_or_else(not_found)?;
+            let members = app.store.group_members(&group.id).await?;
+            if !members.iter().any(|m| m.account_id == me.id) {
+                return Err(not_found());
+            }
+            Ok(Audience {
+                members: members.into_iter().map(|m| m.account_id).collect(),
+                target: group.id.clone(),
+                group_id: Some(group.id),
+            })
         }
-        Ok(Audience {
-            members: members.into_iter().map(|m| m.account_id).collect(),
-            target: group.id.clone(),
-            group_id: Some(group.id),
-        })
-    } else {
-        let them = find_user(app, to).await?;
-        if them.id == me.id || !app.store.are_contacts(&me.id, &them.id).await? {
-            return Err(Error::new(
-                ErrorCode::NotAContact,
-                "you can send money only to your contacts",
-            ));
+        Target::User(public_id) => {
+            let them = find_user(app, &public_id).await?;
+            if them.id == me.id || !app.store.are_contacts(&me.id, &them.id).await? {
+                return Err(Error::new(
+                    ErrorCode::NotAContact,
+                    "you can send money only to your contacts",
+                ));
+            }
+            Ok(Audience {
+                members: vec![them.id],
+                group_id: None,
+                target: them.public_id,
+            })
         }
-        Ok(Audience {
-            members: vec![them.id],
-            group_id: None,
-            target: them.public_id,
-        })
     }
 }
 
@@ -564,7 +579,8 @@ pub async fn create_envelope(
         claims: Vec::new(),
         refunded: 0,
     };
-    let data = serde_json::to_string(&view).map_err(Error::internal)?;
+    // The stored envelope, the answer and the event's payload are one text.
+    let encoded = Encoded::new(&EventBody::RedEnvelopeNew(view))?;
     let envelope = EnvelopeRow {
         id: id.clone(),
         sender_id: me.id.clone(),
@@ -582,31 +598,27 @@ pub async fn create_envelope(
         expires_at: now + ENVELOPE_TTL_MS,
         refunded_at: None,
         refunded: 0,
-        data: data.clone(),
+        data: encoded.data.clone(),
     };
     let shares = split(total, req.count, req.mode, app.entropy.as_ref());
     let op = LedgerOp::CreateEnvelope { envelope, shares };
-    let finish = |p: &Posted| {
+    let finish = |p: &Posted| -> Finished {
         let mut events = vec![money_event(
             &me.id,
-            "wallet.debit",
+            EventBody::WalletDebit,
             p,
             "red_envelope",
             -total,
             Some(&aud.target),
             &greeting,
-        )];
+        )?];
         let mut told = std::collections::BTreeSet::new();
         for account in std::iter::once(&me.id).chain(&aud.members) {
-            if told.insert(account.clone()) {
-                events.push(NewEvent {
-                    account_id: account.clone(),
-                    kind: "red_envelope.new",
-                    data: data.clone(),
-                });
+            if told.insert(account) {
+                events.push(encoded.to(account.as_str()));
             }
         }
-        (data.clone(), events)
+        Ok((encoded.data.clone(), events))
     };
     let stored = apply_once(
         &app,
@@ -698,29 +710,40 @@ pub async fn claim(
         claimer: me.id.clone(),
     };
     let sender_id = e.sender_id.clone();
-    let finish = |p: &Posted| {
-        let claimed = json!({"envelope_id": id, "public_id": me.public_id, "amount": p.amount});
+    let finish = |p: &Posted| -> Finished {
+        let claimed = Encoded::new(&EventBody::RedEnvelopeClaimed(EnvelopeClaimed {
+            envelope_id: id.clone(),
+            public_id: me.public_id.clone(),
+            amount: p.amount,
+        }))?;
         let mut events = vec![
             money_event(
                 &me.id,
-                "wallet.credit",
+                EventBody::WalletCredit,
                 p,
                 "red_envelope_claim",
                 p.amount,
                 None,
                 "",
-            ),
-            event(&me.id, "red_envelope.claimed", &claimed),
+            )?,
+            claimed.to(me.id.as_str()),
         ];
         if sender_id != me.id {
-            events.push(event(&sender_id, "red_envelope.claimed", &claimed));
+            events.push(claimed.to(sender_id.as_str()));
         }
-        (json!({"amount": p.amount}).to_string(), events)
+        Ok((answer_json(&Claimed { amount: p.amount })?, events))
     };
     let journal_id = app.entropy.id("tx_");
     let (answer, events) = app
         .store
-        .ledger_apply(&op, &journal_id, "", app.clock.now_ms(), None, &finish)
+        .ledger_apply(
+            &op,
+            &journal_id,
+            "",
+            app.clock.now_ms(),
+            None,
+            &in_store(&finish),
+        )
         .await?;
     app.hub.publish(&events);
     Ok(Json(
@@ -729,39 +752,53 @@ pub async fn claim(
 }
 
 /// Returns the unclaimed money of every expired envelope to its sender, once each. Safe to
-/// run at any time and from several places: the refund and the last claim are decided inside
-/// the database's single writer.
+/// run at any time and from several places (nodes included): the refund and the last claim
+/// are decided under the envelope's row lock.
 pub async fn refund_due(app: &App) -> Result<usize> {
     let mut done = 0;
     for id in app.store.envelopes_due(app.clock.now_ms(), 500).await? {
         let op = LedgerOp::Refund {
             envelope_id: id.clone(),
         };
-        let finish = |p: &Posted| {
-            let sender = p.envelope_sender.clone().unwrap_or_default();
+        let finish = |p: &Posted| -> Finished {
+            let sender = p.envelope_sender.as_deref().ok_or_else(|| {
+                Error::internal(format!(
+                    "refund of {id} posted without the envelope's sender"
+                ))
+            })?;
             let mut events = Vec::new();
             if p.amount > 0 {
                 events.push(money_event(
-                    &sender,
-                    "wallet.credit",
+                    sender,
+                    EventBody::WalletCredit,
                     p,
                     "red_envelope_refund",
                     p.amount,
                     None,
                     "",
-                ));
+                )?);
             }
-            events.push(event(
-                &sender,
-                "red_envelope.refunded",
-                &json!({"envelope_id": id, "amount": p.amount}),
-            ));
-            (String::new(), events)
+            events.push(new_event(
+                sender,
+                &EventBody::RedEnvelopeRefunded(EnvelopeRefunded {
+                    envelope_id: id.clone(),
+                    amount: p.amount,
+                }),
+            )?);
+            // Nobody asked: there is no answer to keep.
+            Ok((String::new(), events))
         };
         let journal_id = app.entropy.id("tx_");
         match app
             .store
-            .ledger_apply(&op, &journal_id, "", app.clock.now_ms(), None, &finish)
+            .ledger_apply(
+                &op,
+                &journal_id,
+                "",
+                app.clock.now_ms(),
+                None,
+                &in_store(&finish),
+            )
             .await
         {
             Ok((_, events)) => {

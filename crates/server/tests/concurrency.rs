@@ -50,7 +50,12 @@ where
     let mut tally = BTreeMap::new();
     while let Some(r) = tasks.join_next().await {
         let r = r.unwrap();
-        assert!(r.status < 500, "never a server error: {} {}", r.status, r.body);
+        assert!(
+            r.status < 500,
+            "never a server error: {} {}",
+            r.status,
+            r.body
+        );
         *tally.entry((r.status, r.code().to_string())).or_default() += 1;
     }
     tally
@@ -236,7 +241,11 @@ async fn concurrent_transfers_both_ways_all_succeed_and_balance(backend: Backend
     );
     let balance = |u: &switchboard_server::testing::TestUser| {
         let (s, t) = (&s, u.token.clone());
-        async move { s.get("/v1/wallet", &t).await.expect(200).body["balance"].as_i64().unwrap() }
+        async move {
+            s.get("/v1/wallet", &t).await.expect(200).body["balance"]
+                .as_i64()
+                .unwrap()
+        }
     };
     assert_eq!(
         balance(&a).await + balance(&b).await,

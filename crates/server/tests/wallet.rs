@@ -31,7 +31,9 @@ async fn top_up(s: &TestServer, u: &TestUser, amount: i64) -> Reply {
 }
 
 async fn ledger_ok(s: &TestServer) {
-    let store = switchboard_server::store::open(&s.config.database_url).await.unwrap();
+    let store = switchboard_server::store::open(&s.config.database_url)
+        .await
+        .unwrap();
     let verdict = store.ledger_check().await.unwrap();
     store.close().await;
     assert_eq!(verdict, None, "every ledger invariant holds");
@@ -551,7 +553,9 @@ async fn a_bank_of_concurrent_clients_never_makes_loses_or_overdraws_money() {
         });
     }
     // Meanwhile, every invariant holds at every read.
-    let store = switchboard_server::store::open(&s.config.database_url).await.unwrap();
+    let store = switchboard_server::store::open(&s.config.database_url)
+        .await
+        .unwrap();
     let mut reads = 0;
     while !set.is_empty() {
         assert_eq!(store.ledger_check().await.unwrap(), None, "read {reads}");

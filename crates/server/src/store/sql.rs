@@ -300,11 +300,13 @@ async fn insert_member(
 
 /// Locks the group's row (its member count is about to be decided); false if there is none.
 async fn lock_group(tx: &mut Tx, id: &str) -> StoreResult<bool> {
-    let row: Option<(String,)> =
-        sqlx::query_as(concat!("SELECT id FROM groups WHERE id = $1", for_update!()))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let row: Option<(String,)> = sqlx::query_as(concat!(
+        "SELECT id FROM groups WHERE id = $1",
+        for_update!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(row.is_some())
 }
 

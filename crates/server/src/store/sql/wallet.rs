@@ -45,16 +45,14 @@ async fn post(
     .bind(now)
     .bind(note)
     .fetch_one(&mut **tx)
-    .await
-    ?;
+    .await?;
     let mut balances = HashMap::new();
     for leg in legs {
         sqlx::query("INSERT INTO books (id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(&leg.book)
             .bind(leg.kind)
             .execute(&mut **tx)
-            .await
-            ?;
+            .await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE books SET balance = balance + $1 \
              WHERE id = $2 AND (kind = 'funding' OR balance + $3 >= 0) RETURNING balance",
@@ -63,8 +61,7 @@ async fn post(
         .bind(&leg.book)
         .bind(leg.amount)
         .fetch_optional(&mut **tx)
-        .await
-        ?;
+        .await?;
         let Some((balance,)) = row else {
             return Err(StoreError::InsufficientFunds);
         };
@@ -76,8 +73,7 @@ async fn post(
         .bind(leg.amount)
         .bind(leg.counterparty)
         .execute(&mut **tx)
-        .await
-        ?;
+        .await?;
         balances.insert(leg.book.clone(), balance);
     }
     Ok(balances)
@@ -103,8 +99,7 @@ async fn lock_envelope(tx: &mut Tx, id: &str) -> StoreResult<Option<EnvelopeRow>
     ))
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await
-    ?;
+    .await?;
     Ok(row.map(Into::into))
 }
 
@@ -163,90 +158,89 @@ async fn apply(
     idempotency: Option<&IdempotencyRecord>,
     finish: Finish<'_>,
 ) -> StoreResult<(String, Vec<EventRow>)> {
-        let mut posted = Posted {
-            journal_id: journal_id.to_string(),
-            ..Posted::default()
-        };
-        match op {
-            LedgerOp::TopUp { account_id, amount } => {
-                posted.amount = *amount;
-                posted.balances = post(
-                    tx,
-                    journal_id,
-                    "topup",
-                    note,
-                    now,
-                    &[
-                        leg(FUNDING_BOOK.into(), "funding", -amount, None),
-                        leg(wallet_book(account_id), "wallet", *amount, None),
-                    ],
-                )
-                .await?;
-            }
-            LedgerOp::Transfer {
-                from,
-                to,
-                from_public_id,
-                to_public_id,
-                amount,
-            } => {
-                posted.amount = *amount;
-                posted.balances = post(
-                    tx,
-                    journal_id,
-                    "transfer",
-                    note,
-                    now,
-                    &[
-                        leg(wallet_book(from), "wallet", -amount, Some(to_public_id)),
-                        leg(wallet_book(to), "wallet", *amount, Some(from_public_id)),
-                    ],
-                )
-                .await?;
-            }
-            LedgerOp::CreateEnvelope {
-                envelope: e,
-                shares,
-            } => {
-                posted.amount = e.total;
-                posted.balances = post(
-                    tx,
-                    journal_id,
-                    "red_envelope",
-                    note,
-                    now,
-                    &[
-                        leg(
-                            wallet_book(&e.sender_id),
-                            "wallet",
-                            -e.total,
-                            Some(&e.target),
-                        ),
-                        leg(escrow_book(&e.id), "escrow", e.total, None),
-                    ],
-                )
-                .await?;
-                sqlx::query(
-                    "INSERT INTO red_envelopes (id, sender_id, target, group_id, total, count, \
+    let mut posted = Posted {
+        journal_id: journal_id.to_string(),
+        ..Posted::default()
+    };
+    match op {
+        LedgerOp::TopUp { account_id, amount } => {
+            posted.amount = *amount;
+            posted.balances = post(
+                tx,
+                journal_id,
+                "topup",
+                note,
+                now,
+                &[
+                    leg(FUNDING_BOOK.into(), "funding", -amount, None),
+                    leg(wallet_book(account_id), "wallet", *amount, None),
+                ],
+            )
+            .await?;
+        }
+        LedgerOp::Transfer {
+            from,
+            to,
+            from_public_id,
+            to_public_id,
+            amount,
+        } => {
+            posted.amount = *amount;
+            posted.balances = post(
+                tx,
+                journal_id,
+                "transfer",
+                note,
+                now,
+                &[
+                    leg(wallet_book(from), "wallet", -amount, Some(to_public_id)),
+                    leg(wallet_book(to), "wallet", *amount, Some(from_public_id)),
+                ],
+            )
+            .await?;
+        }
+        LedgerOp::CreateEnvelope {
+            envelope: e,
+            shares,
+        } => {
+            posted.amount = e.total;
+            posted.balances = post(
+                tx,
+                journal_id,
+                "red_envelope",
+                note,
+                now,
+                &[
+                    leg(
+                        wallet_book(&e.sender_id),
+                        "wallet",
+                        -e.total,
+                        Some(&e.target),
+                    ),
+                    leg(escrow_book(&e.id), "escrow", e.total, None),
+                ],
+            )
+            .await?;
+            sqlx::query(
+                "INSERT INTO red_envelopes (id, sender_id, target, group_id, total, count, \
                      mode, greeting, created_at, expires_at, data) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(&e.id)
-                .bind(&e.sender_id)
-                .bind(&e.target)
-                .bind(&e.group_id)
-                .bind(e.total)
-                .bind(e.count)
-                .bind(&e.mode)
-                .bind(&e.greeting)
-                .bind(e.created_at)
-                .bind(e.expires_at)
-                .bind(&e.data)
-                .execute(&mut **tx)
-                .await
-                ?;
-                for (idx, amount) in shares.iter().enumerate() {
-                    sqlx::query(
+            )
+            .bind(&e.id)
+            .bind(&e.sender_id)
+            .bind(&e.target)
+            .bind(&e.group_id)
+            .bind(e.total)
+            .bind(e.count)
+            .bind(&e.mode)
+            .bind(&e.greeting)
+            .bind(e.created_at)
+            .bind(e.expires_at)
+            .bind(&e.data)
+            .execute(&mut **tx)
+            .await?;
+            for (idx, amount) in shares.iter().enumerate() {
+                sqlx::query(
                         "INSERT INTO red_envelope_shares (envelope_id, idx, amount) VALUES ($1, $2, $3)",
                     )
                     .bind(&e.id)
@@ -255,124 +249,119 @@ async fn apply(
                     .execute(&mut **tx)
                     .await
                     ?;
-                }
             }
-            LedgerOp::Claim {
-                envelope_id,
-                claimer,
-            } => {
-                let e = lock_envelope(tx, envelope_id)
-                    .await?
-                    .ok_or(StoreError::NoEnvelope)?;
-                // Someone who claimed is told so, even once the envelope has expired or been
-                // emptied: it answers their question ("did I get it?") where "empty" would not.
-                let already: Option<(i64,)> = sqlx::query_as(
-                    "SELECT idx FROM red_envelope_shares WHERE envelope_id = $1 AND claimed_by = $2",
-                )
-                .bind(envelope_id)
-                .bind(claimer)
-                .fetch_optional(&mut **tx)
-                .await
-                ?;
-                if already.is_some() {
-                    return Err(StoreError::AlreadyClaimed);
-                }
-                // The refund and the last claim are both decided under the envelope's lock:
-                // whichever commits first wins, and the other sees it.
-                if e.refunded_at.is_some() || now >= e.expires_at {
-                    return Err(StoreError::EnvelopeEmpty);
-                }
-                let next: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT idx, amount FROM red_envelope_shares \
+        }
+        LedgerOp::Claim {
+            envelope_id,
+            claimer,
+        } => {
+            let e = lock_envelope(tx, envelope_id)
+                .await?
+                .ok_or(StoreError::NoEnvelope)?;
+            // Someone who claimed is told so, even once the envelope has expired or been
+            // emptied: it answers their question ("did I get it?") where "empty" would not.
+            let already: Option<(i64,)> = sqlx::query_as(
+                "SELECT idx FROM red_envelope_shares WHERE envelope_id = $1 AND claimed_by = $2",
+            )
+            .bind(envelope_id)
+            .bind(claimer)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if already.is_some() {
+                return Err(StoreError::AlreadyClaimed);
+            }
+            // The refund and the last claim are both decided under the envelope's lock:
+            // whichever commits first wins, and the other sees it.
+            if e.refunded_at.is_some() || now >= e.expires_at {
+                return Err(StoreError::EnvelopeEmpty);
+            }
+            let next: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT idx, amount FROM red_envelope_shares \
                      WHERE envelope_id = $1 AND claimed_by IS NULL ORDER BY idx LIMIT 1",
-                )
-                .bind(envelope_id)
-                .fetch_optional(&mut **tx)
-                .await
-                ?;
-                let Some((idx, amount)) = next else {
-                    return Err(StoreError::EnvelopeEmpty);
-                };
-                sqlx::query(
-                    "UPDATE red_envelope_shares SET claimed_by = $1, claimed_at = $2 \
+            )
+            .bind(envelope_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some((idx, amount)) = next else {
+                return Err(StoreError::EnvelopeEmpty);
+            };
+            sqlx::query(
+                "UPDATE red_envelope_shares SET claimed_by = $1, claimed_at = $2 \
                      WHERE envelope_id = $3 AND idx = $4 AND claimed_by IS NULL",
-                )
-                .bind(claimer)
-                .bind(now)
-                .bind(envelope_id)
-                .bind(idx)
-                .execute(&mut **tx)
-                .await
-                ?;
-                posted.amount = amount;
-                posted.envelope_sender = Some(e.sender_id.clone());
+            )
+            .bind(claimer)
+            .bind(now)
+            .bind(envelope_id)
+            .bind(idx)
+            .execute(&mut **tx)
+            .await?;
+            posted.amount = amount;
+            posted.envelope_sender = Some(e.sender_id.clone());
+            posted.balances = post(
+                tx,
+                journal_id,
+                "red_envelope_claim",
+                note,
+                now,
+                &[
+                    leg(escrow_book(envelope_id), "escrow", -amount, None),
+                    leg(wallet_book(claimer), "wallet", amount, None),
+                ],
+            )
+            .await?;
+        }
+        LedgerOp::Refund { envelope_id } => {
+            let e = lock_envelope(tx, envelope_id)
+                .await?
+                .ok_or(StoreError::NoEnvelope)?;
+            if e.refunded_at.is_some() || now < e.expires_at {
+                return Err(StoreError::NoEnvelope);
+            }
+            let left: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = $1")
+                .bind(escrow_book(envelope_id))
+                .fetch_optional(&mut **tx)
+                .await?;
+            let left = left.map_or(0, |(b,)| b);
+            if left > 0 {
                 posted.balances = post(
                     tx,
                     journal_id,
-                    "red_envelope_claim",
+                    "red_envelope_refund",
                     note,
                     now,
                     &[
-                        leg(escrow_book(envelope_id), "escrow", -amount, None),
-                        leg(wallet_book(claimer), "wallet", amount, None),
+                        leg(escrow_book(envelope_id), "escrow", -left, None),
+                        leg(wallet_book(&e.sender_id), "wallet", left, None),
                     ],
                 )
                 .await?;
             }
-            LedgerOp::Refund { envelope_id } => {
-                let e = lock_envelope(tx, envelope_id)
-                    .await?
-                    .ok_or(StoreError::NoEnvelope)?;
-                if e.refunded_at.is_some() || now < e.expires_at {
-                    return Err(StoreError::NoEnvelope);
-                }
-                let left: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = $1")
-                    .bind(escrow_book(envelope_id))
-                    .fetch_optional(&mut **tx)
-                    .await
-                    ?;
-                let left = left.map_or(0, |(b,)| b);
-                if left > 0 {
-                    posted.balances = post(
-                        tx,
-                        journal_id,
-                        "red_envelope_refund",
-                        note,
-                        now,
-                        &[
-                            leg(escrow_book(envelope_id), "escrow", -left, None),
-                            leg(wallet_book(&e.sender_id), "wallet", left, None),
-                        ],
-                    )
-                    .await?;
-                }
-                posted.amount = left;
-                posted.envelope_sender = Some(e.sender_id.clone());
-                sqlx::query("UPDATE red_envelopes SET refunded_at = $1, refunded = $2 WHERE id = $3")
-                    .bind(now)
-                    .bind(left)
-                    .bind(envelope_id)
-                    .execute(&mut **tx)
-                    .await
-                    ?;
-            }
+            posted.amount = left;
+            posted.envelope_sender = Some(e.sender_id.clone());
+            sqlx::query("UPDATE red_envelopes SET refunded_at = $1, refunded = $2 WHERE id = $3")
+                .bind(now)
+                .bind(left)
+                .bind(envelope_id)
+                .execute(&mut **tx)
+                .await?;
         }
-        let (response, events) = finish(&posted);
-        if let Some(rec) = idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency (account_id, key, fingerprint, status, response, created_at) \
+    }
+    let (response, events) = finish(&posted)?;
+    if let Some(rec) = idempotency {
+        sqlx::query(
+            "INSERT INTO idempotency (account_id, key, fingerprint, status, response, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&rec.account_id)
-            .bind(&rec.key)
-            .bind(&rec.fingerprint)
-            .bind(i64::from(rec.status))
-            .bind(&response)
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(duplicate)?;
-        }
+        )
+        .bind(&rec.account_id)
+        .bind(&rec.key)
+        .bind(&rec.fingerprint)
+        .bind(i64::from(rec.status))
+        .bind(&response)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(duplicate)?;
+    }
     let appended = append(tx, &events, now).await?;
     Ok((response, appended))
 }
@@ -416,8 +405,7 @@ impl SqlStore {
         let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM books WHERE id = $1")
             .bind(book)
             .fetch_optional(&self.read)
-            .await
-            ?;
+            .await?;
         Ok(row.map_or(0, |(b,)| b))
     }
 
@@ -436,8 +424,7 @@ impl SqlStore {
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.read)
-        .await
-        ?;
+        .await?;
         Ok(rows
             .into_iter()
             .map(
@@ -465,8 +452,7 @@ impl SqlStore {
         ))
         .bind(id)
         .fetch_optional(&self.read)
-        .await
-        ?;
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let shares: Vec<(i64, i64, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT idx, amount, claimed_by, claimed_at FROM red_envelope_shares \
@@ -474,8 +460,7 @@ impl SqlStore {
         )
         .bind(id)
         .fetch_all(&self.read)
-        .await
-        ?;
+        .await?;
         Ok(Some((
             row.into(),
             shares
@@ -502,8 +487,7 @@ impl SqlStore {
         .bind(now)
         .bind(limit)
         .fetch_all(&self.read)
-        .await
-        ?;
+        .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
@@ -551,8 +535,7 @@ impl SqlStore {
         for (sql, _what) in checks {
             let row: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .fetch_optional(&self.read)
-                .await
-                ?;
+                .await?;
             if let Some((violation,)) = row {
                 return Ok(Some(violation));
             }
