@@ -63,7 +63,11 @@ fn view(group: &GroupRow, members: &[MemberRow]) -> Group {
 }
 
 /// The group and its members, if `account` is one of them.
-async fn load_as_member(app: &App, id: &str, account: &str) -> Result<(GroupRow, Vec<MemberRow>)> {
+pub async fn load_as_member(
+    app: &App,
+    id: &str,
+    account: &str,
+) -> Result<(GroupRow, Vec<MemberRow>)> {
     let group = app
         .store
         .group_by_id(id)

@@ -59,21 +59,7 @@ pub async fn send(
     let target = req.to.trim();
     let (to, recipients) = match Target::parse(target) {
         Target::Group(group_id) => {
-            let not_found = || {
-                Error::new(
-                    ErrorCode::GroupNotFound,
-                    "no such group, or you are not in it",
-                )
-            };
-            let group = app
-                .store
-                .group_by_id(&group_id)
-                .await?
-                .ok_or_else(not_found)?;
-            let members = app.store.group_members(&group.id).await?;
-            if !members.iter().any(|m| m.account_id == me.id) {
-                return Err(not_found());
-            }
+            let (group, members) = crate::groups::load_as_member(&app, &group_id, &me.id).await?;
             (
                 group.id,
                 members

@@ -17,6 +17,30 @@ use crate::clock::{ManualClock, OsEntropy};
 use crate::identity::ChecksumVerifier;
 use crate::{Config, Services};
 
+/// Generates `sqlite::case` and `postgres::case` tests for each async `case(Backend)` listed:
+/// one suite, every backend (as matrix-rust-sdk's store suites do).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case($crate::testing::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case($crate::testing::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 /// A storage backend the tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -235,6 +259,42 @@ impl Drop for TestServer {
     }
 }
 
+/// Any request to the service at `base` (`http://addr`); `body` is sent as JSON. A free
+/// function, for tasks that outlive a borrow of the [`TestServer`].
+pub async fn request(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("the test server answers");
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let text = resp.text().await.expect("a body");
+    let body = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    Reply {
+        status,
+        body,
+        retry_after,
+    }
+}
+
 /// One answer, for asserting on.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -291,32 +351,7 @@ impl TestServer {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> Reply {
-        let client = reqwest::Client::new();
-        let mut req = client.request(method, self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("the test server answers");
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let text = resp.text().await.expect("a body");
-        let body = if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-        };
-        Reply {
-            status,
-            body,
-            retry_after,
-        }
+        request(&self.base, method, path, token, body).await
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {

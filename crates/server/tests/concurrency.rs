@@ -6,30 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use switchboard_server::testing::{Backend, Reply, TEST_PASSWORD, TestServer};
+use switchboard_server::testing::{Backend, Reply, TEST_PASSWORD, TestServer, request};
 
-macro_rules! on_every_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
+switchboard_server::on_every_backend!(
     twenty_concurrent_wrong_passwords_are_judged_five_times,
     twenty_concurrent_code_requests_send_one_text,
     forty_concurrent_guesses_of_a_code_are_judged_five_times,
@@ -61,49 +40,27 @@ where
     tally
 }
 
-fn server(s: &TestServer) -> std::sync::Arc<TestServerRef> {
-    std::sync::Arc::new(TestServerRef {
-        base: s.base.clone(),
-    })
-}
-
-/// What a spawned request needs of the server: its address.
-struct TestServerRef {
-    base: String,
-}
-
-impl TestServerRef {
-    async fn post(&self, path: &str, token: Option<&str>, body: serde_json::Value) -> Reply {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
-        Reply {
-            status,
-            body,
-            retry_after,
-        }
-    }
+/// A request from a spawned task: owns what it needs of the server (its address).
+async fn post(base: String, path: &str, token: Option<String>, body: serde_json::Value) -> Reply {
+    request(
+        &base,
+        reqwest::Method::POST,
+        path,
+        token.as_deref(),
+        Some(body),
+    )
+    .await
 }
 
 async fn twenty_concurrent_wrong_passwords_are_judged_five_times(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;
     s.user(1, "alice_w").await;
-    let srv = server(&s);
+    let base = s.base.clone();
     let tally = at_once(20, |i| {
-        let srv = srv.clone();
+        let base = base.clone();
         async move {
-            srv.post(
+            post(
+                base,
                 "/v1/sessions",
                 None,
                 json!({"login": "alice_w", "password": format!("wrong password {i}"),
@@ -130,11 +87,12 @@ async fn twenty_concurrent_wrong_passwords_are_judged_five_times(backend: Backen
 
 async fn twenty_concurrent_code_requests_send_one_text(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;
-    let srv = server(&s);
+    let base = s.base.clone();
     let tally = at_once(20, |_| {
-        let srv = srv.clone();
+        let base = base.clone();
         async move {
-            srv.post(
+            post(
+                base,
                 "/v1/sms/codes",
                 None,
                 json!({"phone": "+8613800138088", "purpose": "register"}),
@@ -165,14 +123,15 @@ async fn forty_concurrent_guesses_of_a_code_are_judged_five_times(backend: Backe
     let s = TestServer::start_on(backend, |_| {}).await;
     let phone = "+8613800138099";
     let real = s.sms_code(phone, "register").await;
-    let srv = server(&s);
+    let base = s.base.clone();
     let real_n: u32 = real.parse().unwrap();
     let tally = at_once(40, |i| {
-        let srv = srv.clone();
+        let base = base.clone();
         // 40 distinct codes, none of them the real one.
         let guess = format!("{:06}", (real_n + 1 + i as u32) % 1_000_000);
         async move {
-            srv.post(
+            post(
+                base,
                 "/v1/accounts",
                 None,
                 json!({"phone": phone, "sms_code": guess, "public_id": format!("guess_{i}"),
@@ -218,16 +177,17 @@ async fn concurrent_transfers_both_ways_all_succeed_and_balance(backend: Backend
         .await
         .expect(201);
     }
-    let srv = server(&s);
+    let base = s.base.clone();
     let (a2, b2) = (a.clone(), b.clone());
     let tally = at_once(80, move |i| {
-        let srv = srv.clone();
+        let base = base.clone();
         let (from, to) = if i % 2 == 0 { (&a2, &b2) } else { (&b2, &a2) };
         let (token, to) = (from.token.clone(), to.public_id.clone());
         async move {
-            srv.post(
+            post(
+                base,
                 "/v1/wallet/transfers",
-                Some(&token),
+                Some(token),
                 json!({"to": to, "amount": 101, "note": "", "idempotency_key": format!("t-{i}")}),
             )
             .await

@@ -10,29 +10,7 @@ use std::sync::Arc;
 use switchboard_server::store::*;
 use switchboard_server::testing::{Backend, TestDb};
 
-/// Generates `sqlite::case` and `postgres::case` for each async `case(Backend)` listed.
-macro_rules! on_every_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
+switchboard_server::on_every_backend!(
     concurrent_appends_keep_every_log_gapless,
     twenty_concurrent_code_requests_issue_one,
     forty_concurrent_tries_of_a_code_get_five,
