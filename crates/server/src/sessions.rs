@@ -141,29 +141,29 @@ enum SecondFactor {
     Wrong(Error),
 }
 
-/// With two-step verification on, a sign-in needs a code.
+/// With two-step verification on, a sign-in needs a code. The outer error is a failure to
+/// check (storage), the inner one the verdict.
 async fn second_factor(
     app: &App,
     account: &AccountRow,
     code: Option<&str>,
-) -> Result<(), SecondFactor> {
+) -> Result<Result<(), SecondFactor>> {
     if account.totp_secret.is_none() {
-        return Ok(());
+        return Ok(Ok(()));
     }
     let Some(code) = code else {
-        return Err(SecondFactor::Missing(Error::new(
+        return Ok(Err(SecondFactor::Missing(Error::new(
             ErrorCode::TotpRequired,
             "this account has two-step verification: enter the code from your authenticator app",
-        )));
+        ))));
     };
-    match second_factor_ok(app, account, code).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(SecondFactor::Wrong(Error::new(
-            ErrorCode::TotpInvalid,
-            "that code is wrong or was used already; wait for the next one",
-        ))),
-        Err(e) => Err(SecondFactor::Missing(e)),
+    if second_factor_ok(app, account, code).await? {
+        return Ok(Ok(()));
     }
+    Ok(Err(SecondFactor::Wrong(Error::new(
+        ErrorCode::TotpInvalid,
+        "that code is wrong or was used already; wait for the next one",
+    ))))
 }
 
 fn check_device_name(name: Option<&str>) -> Result<String> {
@@ -282,7 +282,7 @@ pub async fn sign_in(
         app.store.login_refund(&keys, throttle_policy(&app)).await?;
         return Err(choice_required(&candidates));
     }
-    match second_factor(&app, &account, req.totp_code.as_deref()).await {
+    match second_factor(&app, &account, req.totp_code.as_deref()).await? {
         Ok(()) => {}
         Err(SecondFactor::Missing(e)) => {
             app.store.login_refund(&keys, throttle_policy(&app)).await?;
@@ -364,7 +364,7 @@ pub async fn sms_sign_in(
         (None, 1) => accounts[0].clone(),
         (None, _) => return Err(choice_required(&accounts)),
     };
-    match second_factor(&app, &account, req.totp_code.as_deref()).await {
+    match second_factor(&app, &account, req.totp_code.as_deref()).await? {
         Ok(()) => {}
         Err(SecondFactor::Missing(e)) => return Err(e),
         Err(SecondFactor::Wrong(e)) => {

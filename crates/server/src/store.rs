@@ -73,6 +73,15 @@ impl DbError {
         }
     }
 
+    /// A rule of the store itself that did not hold (a bug, not bad input).
+    pub fn invariant(message: impl Into<String>) -> Self {
+        DbError {
+            kind: DbErrorKind::Other,
+            constraint: None,
+            message: message.into(),
+        }
+    }
+
     /// Whether the violated constraint's name (or, where the database gives no name, its
     /// message) mentions `what`.
     pub fn concerns(&self, what: &str) -> bool {

@@ -1469,7 +1469,7 @@ pub(super) async fn append(
     let mut out = Vec::with_capacity(events.len());
     for e in events {
         let slot = next.get_mut(e.account_id.as_str()).ok_or_else(|| {
-            StoreError::Database(DbError::setup("event head missing for an account"))
+            StoreError::Database(DbError::invariant("event head missing for an account"))
         })?;
         let seq = *slot;
         *slot += 1;

@@ -30,7 +30,7 @@ async fn post(
     legs: &[Leg<'_>],
 ) -> StoreResult<HashMap<String, i64>> {
     if legs.iter().map(|l| l.amount).sum::<i64>() != 0 || legs.iter().any(|l| l.amount == 0) {
-        return Err(StoreError::Database(DbError::setup(format!(
+        return Err(StoreError::Database(DbError::invariant(format!(
             "unbalanced journal transaction {journal_id}"
         ))));
     }
