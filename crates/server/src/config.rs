@@ -20,12 +20,53 @@ pub struct Config {
     pub database_url: String,
     /// Development mode: the console SMS gateway and the dev SMS outbox endpoint.
     pub dev: bool,
+    /// Where `/metrics` is served: an operator's listener, never the public port.
+    pub admin_listen: SocketAddr,
+    /// CIDRs of reverse proxies whose `X-Forwarded-For` is believed; from any other peer the
+    /// connection's own address counts.
+    pub trusted_proxies: Vec<String>,
+    pub tls: Tls,
+    pub cluster: Cluster,
     pub registration: Registration,
     pub accounts: Accounts,
     pub sms: Sms,
     pub sessions: Sessions,
     pub wallet: WalletConfig,
     pub log: Log,
+}
+
+/// HTTPS/WSS served by the service itself: both files set, or neither (plain HTTP, e.g. behind
+/// a proxy that terminates TLS).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain, leaf first. Re-read on SIGHUP.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1). Re-read on SIGHUP.
+    pub key_file: String,
+}
+
+/// Several nodes on one PostgreSQL: how they wake each other's sockets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// `batched` (one NOTIFY per node per short window) or `per_write` (one per committed
+    /// write; for comparison in the scale benchmark).
+    pub notify: String,
+    /// How long a node gathers wake-up hints before sending them as one NOTIFY.
+    pub notify_batch_ms: u64,
+    /// The safety poll that catches a lost hint: every socket's account is checked this often.
+    pub safety_poll_ms: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            notify: "batched".into(),
+            notify_batch_ms: 2,
+            safety_poll_ms: 5000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +144,10 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8750)),
             database_url: String::new(),
             dev: false,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8751)),
+            trusted_proxies: Vec::new(),
+            tls: Tls::default(),
+            cluster: Cluster::default(),
             registration: Registration::default(),
             accounts: Accounts::default(),
             sms: Sms::default(),
@@ -242,6 +287,15 @@ impl Config {
                     "sms.gateway must be \"console\" or \"webhook\", not {other:?}"
                 )));
             }
+        }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            return bad("tls.cert_file and tls.key_file go together: set both, or neither");
+        }
+        if !matches!(self.cluster.notify.as_str(), "batched" | "per_write") {
+            return bad("cluster.notify must be \"batched\" or \"per_write\"");
+        }
+        if self.cluster.safety_poll_ms < 100 {
+            return bad("cluster.safety_poll_ms must be at least 100");
         }
         if self.registration.allowed_regions.is_empty() {
             return bad("registration.allowed_regions must name at least one region, or \"*\"");
