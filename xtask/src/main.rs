@@ -63,7 +63,7 @@ fn main() {
                 "usage: cargo xtask <command>\n\n  \
                  run     build and start switchboard-server in development mode\n  \
                  test    formatting, lints and every test (hermetic)\n  \
-                 bench   [service|core|app] print performance figures (release build)\n  \
+                 bench   [service|scale|core|app] print performance figures (release build)\n  \
                  bundle  build the desktop app's .deb (target/release/bundle)\n  \
                  pg      start a throwaway PostgreSQL and print SWITCHBOARD_TEST_PG (Ctrl-C stops it)\n  \
                  setup   install what the other two need"
@@ -377,18 +377,33 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 /// The PostgreSQL pass's filterset: the server's integration tests except the binaries that
-/// run both backends themselves, `kind(test) and not binary(store) and not binary(concurrency)`.
-/// nextest refuses a `binary()` that names no target, so one whose file is not there (yet) is
-/// left out of the expression.
+/// choose their backends themselves and already ran on PostgreSQL in the first pass: the
+/// `on_every_backend!` suites, and the several-node suites (`Backend::Postgres` only).
 fn postgres_pass_filter() -> String {
     let tests = root().join("crates/server/tests");
     let mut filter = String::from("kind(test)");
-    for binary in ["store", "concurrency"] {
-        if tests.join(format!("{binary}.rs")).is_file()
-            || tests.join(binary).join("main.rs").is_file()
-        {
-            filter.push_str(&format!(" and not binary({binary})"));
-        }
+    let mut own: Vec<String> = std::fs::read_dir(&tests)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let name = path.file_stem()?.to_str()?.to_string();
+            let source = if path.is_dir() {
+                std::fs::read_to_string(path.join("main.rs")).ok()?
+            } else if path.extension()? == "rs" {
+                std::fs::read_to_string(&path).ok()?
+            } else {
+                return None;
+            };
+            // `common` is a module the suites share, not a test binary.
+            let own = source.contains("on_every_backend!") || source.contains("Backend::Postgres");
+            (name != "common" && own).then_some(name)
+        })
+        .collect();
+    own.sort();
+    for binary in own {
+        filter.push_str(&format!(" and not binary({binary})"));
     }
     filter
 }
@@ -408,6 +423,21 @@ fn bench(which: &[String]) -> Result<()> {
                 "service",
                 "--bench",
                 "stream",
+            ])
+            .env("SWITCHBOARD_TEST_PG", postgres.url());
+            c
+        })?;
+    }
+    if all || which.iter().any(|w| w == "scale") {
+        let postgres = PgCluster::start()?;
+        status({
+            let mut c = cargo();
+            c.args([
+                "bench",
+                "--package",
+                "switchboard-server",
+                "--bench",
+                "scale",
             ])
             .env("SWITCHBOARD_TEST_PG", postgres.url());
             c

@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Router, middleware};
@@ -43,8 +41,17 @@ pub struct AppState {
     pub identity: Arc<dyn IdentityVerifier>,
     pub funding: Arc<dyn crate::wallet::FundingSource>,
     pub metrics: Metrics,
+    /// `config.trusted_proxies`, parsed once for the client-address extractor.
+    pub trusted_proxies: crate::net::TrustedProxies,
     /// Live event fan-out to the WebSockets.
     pub hub: crate::events::Hub,
+    /// Set when the database is PostgreSQL: this process is one node of possibly several.
+    pub cluster: Option<crate::cluster::Node>,
+    /// Whether `clock` follows the database's time (always, except under a test's clock).
+    pub clock_from_database: bool,
+    /// The certificate of the public listener when the service serves HTTPS itself; reloading
+    /// it changes what new connections get.
+    pub tls: Option<crate::tls::TlsReloader>,
     /// Cancelled when the service stops: long-lived streams close on it.
     pub shutdown: CancellationToken,
 }
@@ -57,6 +64,9 @@ pub struct Services {
     pub entropy: Arc<dyn Entropy>,
     pub identity: Arc<dyn IdentityVerifier>,
     pub funding: Arc<dyn crate::wallet::FundingSource>,
+    /// On PostgreSQL, serve by the database's time rather than `clock` (so every node judges
+    /// expiries alike). Tests that drive `clock` by hand turn it off.
+    pub clock_from_database: bool,
 }
 
 impl Default for Services {
@@ -66,6 +76,7 @@ impl Default for Services {
             entropy: Arc::new(OsEntropy),
             identity: Arc::new(ChecksumVerifier),
             funding: Arc::new(crate::wallet::SandboxFunding),
+            clock_from_database: true,
         }
     }
 }
@@ -78,25 +89,14 @@ pub enum LaunchError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Setup(String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("serving: {0}")]
     Serve(#[from] std::io::Error),
 }
 
-/// The client's address, from the connection (`unknown` when served without one).
-pub struct ClientIp(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string()),
-        ))
-    }
-}
+/// Handlers name the client's address from here; it lives with the proxy rules in `net`.
+pub use crate::net::ClientIp;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -176,6 +176,8 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> Result<(Router, App), LaunchError> {
     config.validate()?;
+    // Before the database: a bad certificate stops the service before it touches anything.
+    let tls = crate::tls::TlsReloader::from_config(&config.tls)?;
     let url = database_url(&config)?;
     let store: Arc<dyn Store> = crate::store::open(&url).await?;
     let (sms, dev_outbox): (Arc<dyn SmsGateway>, _) = if config.sms.gateway == "webhook" {
@@ -188,10 +190,24 @@ pub async fn build(
     let hasher =
         Hasher::new(2, services.entropy.clone()).map_err(|e| LaunchError::Setup(e.message))?;
     let dev = config.dev;
+    let cluster = crate::store::is_shared(&url).then(|| crate::cluster::Node::new(&url));
+    if let (Some(node), true) = (&cluster, services.clock_from_database) {
+        // Measured once before serving; the cluster task keeps measuring.
+        let before = SystemClock.now_ms();
+        let db = store.db_now_ms().await?;
+        let after = SystemClock.now_ms();
+        node.time.set_offset_ms(db - (before + after) / 2);
+    }
+    let clock = crate::cluster::clock(
+        cluster.as_ref(),
+        services.clock,
+        services.clock_from_database,
+    );
     let app: App = Arc::new(AppState {
+        trusted_proxies: config.trusted_proxy_nets()?,
         config,
         store,
-        clock: services.clock,
+        clock,
         entropy: services.entropy,
         sms,
         dev_outbox: if dev { dev_outbox } else { None },
@@ -200,8 +216,14 @@ pub async fn build(
         funding: services.funding,
         metrics: Metrics::default(),
         hub: events::Hub::default(),
+        cluster,
+        clock_from_database: services.clock_from_database,
+        tls,
         shutdown,
     });
+    if let Some(node) = &app.cluster {
+        app.hub.connect_outbox(node.outbox.clone());
+    }
 
     let (api, openapi) = routes(dev);
     let openapi = Arc::new(openapi);
@@ -210,7 +232,6 @@ pub async fn build(
             "/openapi.json",
             get(move || async move { axum::Json(openapi.as_ref().clone()) }),
         )
-        .route("/metrics", get(metrics::render))
         .fallback(|| async { Error::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Error::new(
@@ -243,30 +264,50 @@ pub fn database_url(config: &Config) -> Result<String, LaunchError> {
     ))
 }
 
-/// Serves on `listener` until `shutdown` is cancelled, then finishes in-flight requests,
-/// stops the background tasks and closes the database.
+/// Serves on `listener` (and `/metrics` on `config.admin_listen`) until `shutdown` is
+/// cancelled, then finishes in-flight requests, stops the background tasks and closes the
+/// database.
 pub async fn launch(
     config: Config,
     services: Services,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), LaunchError> {
+    let admin_addr = config.admin_listen;
     let (router, app) = build(config, services, shutdown).await?;
-    serve(router, app, listener).await
+    let admin = TcpListener::bind(admin_addr).await.map_err(|e| {
+        LaunchError::Setup(format!("cannot listen on {admin_addr} (admin_listen): {e}"))
+    })?;
+    serve(router, app, listener, Some(admin)).await
 }
 
-/// Serves a built service with its background tasks until `app.shutdown` is cancelled.
-pub async fn serve(router: Router, app: App, listener: TcpListener) -> Result<(), LaunchError> {
+/// Serves a built service with its background tasks until `app.shutdown` is cancelled; the
+/// operator's router (`/metrics`) on `admin`, if given.
+pub async fn serve(
+    router: Router,
+    app: App,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+) -> Result<(), LaunchError> {
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(admin) = admin {
+        tasks.spawn(metrics::serve_admin(app.clone(), admin));
+    }
     tasks.spawn(every(app.clone(), Duration::from_secs(600), prune));
     let sweep = Duration::from_millis(app.config.wallet.refund_sweep_ms.max(10));
     tasks.spawn(every(app.clone(), sweep, refund));
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
-    .await;
+    tasks.spawn(crate::cluster::run(app.clone()));
+    let served = match app.tls.clone() {
+        Some(tls) => crate::tls::serve(listener, router, tls, app.shutdown.clone()).await,
+        None => {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
+            .await
+        }
+    };
     app.shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     app.store.close().await;
@@ -294,9 +335,10 @@ where
 /// Deletes SMS codes and rate-limit records once no limit can count them any more.
 async fn prune(app: App) -> Result<(), Error> {
     const KEEP_MS: i64 = 25 * 3600 * 1000;
-    let n = app.store.prune(app.clock.now_ms() - KEEP_MS).await?;
-    if n > 0 {
-        tracing::debug!(rows = n, "pruned old SMS codes and rate records");
+    match app.store.prune(app.clock.now_ms() - KEEP_MS).await? {
+        Some(n) if n > 0 => tracing::debug!(rows = n, "pruned old SMS codes and rate records"),
+        Some(_) => {}
+        None => tracing::debug!("another node is pruning; skipped"),
     }
     Ok(())
 }

@@ -3,13 +3,20 @@
 //! Every key can come from the environment as `SWITCHBOARD_<SECTION>_<KEY>` (upper case), and
 //! the top-level keys as `SWITCHBOARD_<KEY>` (`SWITCHBOARD_LISTEN`,
 //! `SWITCHBOARD_DATABASE_URL`, `SWITCHBOARD_DEV`). The variable names are derived from the
-//! defaults themselves, so a new key is overridable the moment it exists.
+//! defaults themselves, so a new key is overridable the moment it exists (and matched against
+//! the known keys, since keys contain underscores too). figment layers the sources and keeps
+//! where each value came from, so an error names the file or the variable.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Serialize};
+
+use crate::net::TrustedProxies;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -235,31 +242,21 @@ impl Config {
     /// Like [`load`](Self::load) without the checks that only serving needs (offline tools
     /// such as `ledger check` need no SMS gateway).
     pub fn parse(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let mut tree = toml::Value::try_from(Config::default())
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.into(),
-                source,
-            })?;
-            let parsed: toml::Table =
-                text.parse()
-                    .map_err(|e: toml::de::Error| ConfigError::Parse {
-                        path: path.into(),
-                        message: e.message().to_string(),
-                    })?;
-            merge(&mut tree, toml::Value::Table(parsed));
-            // Deserialise once here so an unknown key names the file, not the environment.
-            tree.clone()
-                .try_into::<Config>()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
+            // Checked here: figment would report a missing or unreadable file as a parse error.
+            if let Err(source) = std::fs::metadata(path) {
+                return Err(ConfigError::Read {
                     path: path.into(),
-                    message: e.message().to_string(),
-                })?;
+                    source,
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
         }
-        apply_env(&mut tree, env)?;
-        tree.try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        figment = figment.merge(Environment { vars: env });
+        figment
+            .extract()
+            .map_err(|e| ConfigError::from_figment(&figment, e))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -291,6 +288,13 @@ impl Config {
         if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
             return bad("tls.cert_file and tls.key_file go together: set both, or neither");
         }
+        // Port 0 asks for any free port, so two of them never collide.
+        if self.admin_listen == self.listen && self.listen.port() != 0 {
+            return bad(
+                "admin_listen must differ from listen: /metrics is never served on the public port",
+            );
+        }
+        self.trusted_proxy_nets()?;
         if !matches!(self.cluster.notify.as_str(), "batched" | "per_write") {
             return bad("cluster.notify must be \"batched\" or \"per_write\"");
         }
@@ -303,6 +307,12 @@ impl Config {
         Ok(())
     }
 
+    /// `trusted_proxies` parsed: a bare address is a network of one.
+    pub fn trusted_proxy_nets(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))
+    }
+
     /// Whether phone numbers of `region` (ISO 3166 alpha-2) may register.
     pub fn serves_region(&self, region: &str) -> bool {
         self.registration
@@ -312,73 +322,130 @@ impl Config {
     }
 }
 
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(base), toml::Value::Table(over)) => {
-            for (k, v) in over {
-                match base.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        base.insert(k, v);
+impl ConfigError {
+    /// Names where the offending value came from: the file, or the environment variable.
+    fn from_figment(figment: &Figment, error: figment::Error) -> Self {
+        // figment chains every error it met; the first is the one to fix first.
+        let Some(error) = error.into_iter().next() else {
+            return ConfigError::Invalid("invalid configuration".into());
+        };
+        let path = &error.path;
+        let (metadata, message) = match &error.kind {
+            // Found by the key's own source: its section may have come from several.
+            figment::error::Kind::UnknownField(field, expected) => (
+                figment
+                    .find_metadata(&path.join("."))
+                    .or(error.metadata.as_ref()),
+                format!("unknown key `{field}` (known: {})", expected.join(", ")),
+            ),
+            kind => (error.metadata.as_ref(), kind.to_string()),
+        };
+        match metadata {
+            // The key too: a flag arrives as its variable, and its user knows it by the key.
+            Some(md) if md.name == ENV_SOURCE => ConfigError::Env {
+                name: env_name(path),
+                message: format!("{message} (key `{}`)", path.join(".")),
+            },
+            Some(Metadata {
+                source: Some(Source::File(file)),
+                ..
+            }) => ConfigError::Parse {
+                path: file.clone(),
+                message: if path.is_empty() {
+                    message
+                } else {
+                    format!("{}: {message}", path.join("."))
+                },
+            },
+            _ => ConfigError::Invalid(error.to_string()),
+        }
+    }
+}
+
+/// figment's name for values that came from the environment.
+const ENV_SOURCE: &str = "environment";
+
+/// `SWITCHBOARD_<SECTION>_<KEY>` for the key at `path` (`SWITCHBOARD_<KEY>` at the top).
+fn env_name<S: AsRef<str>>(path: &[S]) -> String {
+    let mut name = String::from("SWITCHBOARD");
+    for part in path {
+        name.push('_');
+        name.push_str(&part.as_ref().to_ascii_uppercase());
+    }
+    name
+}
+
+/// The environment as a figment provider.
+///
+/// figment's own `Env` cannot be used: it reads only the process environment (the service is
+/// given the environment as a map, with the flags already layered in, and tests pass their
+/// own), and it finds the nesting by splitting names on a separator, while sections and keys
+/// here contain underscores (`SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS`). So each variable name is
+/// derived from a known key of the defaults, and the value is read as the type that key has.
+struct Environment<'a> {
+    vars: &'a HashMap<String, String>,
+}
+
+impl Provider for Environment<'_> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(ENV_SOURCE).interpolater(|_: &Profile, path: &[&str]| env_name(path))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let defaults = Value::serialize(Config::default())?
+            .into_dict()
+            .ok_or_else(|| figment::Error::from("the defaults are not a table".to_string()))?;
+        let mut found = Dict::new();
+        for (key, default) in defaults {
+            match default {
+                Value::Dict(_, section) => {
+                    let mut set = Dict::new();
+                    for (sub, template) in section {
+                        if let Some(raw) = self.vars.get(&env_name(&[&key, &sub])) {
+                            set.insert(sub, from_env(&template, raw));
+                        }
+                    }
+                    if !set.is_empty() {
+                        found.insert(key, set.into());
+                    }
+                }
+                template => {
+                    if let Some(raw) = self.vars.get(&env_name(&[&key])) {
+                        found.insert(key, from_env(&template, raw));
                     }
                 }
             }
         }
-        (slot, v) => *slot = v,
+        Ok(Profile::Default.collect(found))
     }
 }
 
-fn apply_env(tree: &mut toml::Value, env: &HashMap<String, String>) -> Result<(), ConfigError> {
-    let toml::Value::Table(root) = tree else {
-        return Ok(());
-    };
-    for (key, value) in root.iter_mut() {
-        match value {
-            toml::Value::Table(section) => {
-                for (sub, slot) in section.iter_mut() {
-                    let name = format!("SWITCHBOARD_{}_{}", key, sub).to_uppercase();
-                    if let Some(raw) = env.get(&name) {
-                        *slot = parse_like(slot, raw, &name)?;
-                    }
-                }
-            }
-            slot => {
-                let name = format!("SWITCHBOARD_{key}").to_uppercase();
-                if let Some(raw) = env.get(&name) {
-                    *slot = parse_like(slot, raw, &name)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Parses an environment value as the type the default has: lists are comma-separated.
-fn parse_like(template: &toml::Value, raw: &str, name: &str) -> Result<toml::Value, ConfigError> {
-    let err = |m: &str| ConfigError::Env {
-        name: name.to_string(),
-        message: m.to_string(),
-    };
-    Ok(match template {
-        toml::Value::Integer(_) => toml::Value::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| err("expected a whole number"))?,
-        ),
-        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
-            "1" | "true" | "yes" | "on" => true,
-            "0" | "false" | "no" | "off" | "" => false,
-            _ => return Err(err("expected 1/0 or true/false")),
-        }),
-        toml::Value::Array(_) => toml::Value::Array(
-            raw.split(',')
+/// Reads an environment value as the type the key's default has: lists are comma-separated,
+/// switches take 1/0 or true/false. A value that does not fit stays a string, so extracting
+/// fails with the expected type and the variable's name.
+fn from_env(template: &Value, raw: &str) -> Value {
+    let trimmed = raw.trim();
+    match template {
+        Value::Num(..) => trimmed
+            .parse::<u64>()
+            .map(Value::from)
+            .or_else(|_| trimmed.parse::<i64>().map(Value::from))
+            .unwrap_or_else(|_| Value::from(raw)),
+        Value::Bool(..) => match trimmed.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Value::from(true),
+            "0" | "false" | "no" | "off" | "" => Value::from(false),
+            _ => Value::from(raw),
+        },
+        Value::Array(..) => Value::from(
+            trimmed
+                .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.to_string()))
-                .collect(),
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
         ),
-        _ => toml::Value::String(raw.to_string()),
-    })
+        _ => Value::from(raw),
+    }
 }
 
 #[cfg(test)]
@@ -461,5 +528,185 @@ mod tests {
         )
         .unwrap();
         assert!(!c.dev);
+    }
+
+    #[test]
+    fn the_new_keys_come_from_the_environment() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_DEV", "true"),
+                ("SWITCHBOARD_DATABASE_URL", "postgres://sb@db/switchboard"),
+                ("SWITCHBOARD_ADMIN_LISTEN", "0.0.0.0:9100"),
+                (
+                    "SWITCHBOARD_TRUSTED_PROXIES",
+                    "10.0.0.0/8, 127.0.0.1 ,2001:db8::/32",
+                ),
+                ("SWITCHBOARD_TLS_CERT_FILE", "/etc/sb/cert.pem"),
+                ("SWITCHBOARD_TLS_KEY_FILE", "/etc/sb/key.pem"),
+                ("SWITCHBOARD_CLUSTER_NOTIFY", "per_write"),
+                ("SWITCHBOARD_CLUSTER_NOTIFY_BATCH_MS", "5"),
+                ("SWITCHBOARD_CLUSTER_SAFETY_POLL_MS", "250"),
+                ("SWITCHBOARD_LOG_FILE", "0"),
+                // A string key keeps a value that looks like a number as it is.
+                ("SWITCHBOARD_LOG_DIR", "2024"),
+                // Not a key: ignored, as any variable of another program would be.
+                ("SWITCHBOARD_NO_SUCH_KEY", "1"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.dev);
+        assert_eq!(c.database_url, "postgres://sb@db/switchboard");
+        assert_eq!(c.admin_listen.to_string(), "0.0.0.0:9100");
+        assert_eq!(
+            c.trusted_proxies,
+            vec!["10.0.0.0/8", "127.0.0.1", "2001:db8::/32"]
+        );
+        let nets = c.trusted_proxy_nets().unwrap();
+        assert!(nets.contains("10.1.2.3".parse().unwrap()));
+        assert!(nets.contains("2001:db8:5::1".parse().unwrap()));
+        assert!(!nets.contains("127.0.0.2".parse().unwrap()));
+        assert_eq!(c.tls.cert_file, "/etc/sb/cert.pem");
+        assert_eq!(c.tls.key_file, "/etc/sb/key.pem");
+        assert_eq!(c.cluster.notify, "per_write");
+        assert_eq!(c.cluster.notify_batch_ms, 5);
+        assert_eq!(c.cluster.safety_poll_ms, 250);
+        assert!(!c.log.file);
+        assert_eq!(c.log.dir, "2024");
+
+        let d = Config::load(None, &env(&[("SWITCHBOARD_DEV", "1")])).unwrap();
+        assert_eq!(d.admin_listen.to_string(), "127.0.0.1:8751");
+        assert!(d.trusted_proxies.is_empty() && d.trusted_proxy_nets().unwrap().is_empty());
+        assert_eq!(
+            (
+                d.cluster.notify.as_str(),
+                d.cluster.notify_batch_ms,
+                d.cluster.safety_poll_ms
+            ),
+            ("batched", 2, 5000)
+        );
+    }
+
+    #[test]
+    fn every_key_has_one_variable_name() {
+        let defaults = Value::serialize(Config::default())
+            .unwrap()
+            .into_dict()
+            .unwrap();
+        let mut names = Vec::new();
+        for (key, value) in &defaults {
+            match value {
+                Value::Dict(_, section) => {
+                    names.extend(section.keys().map(|sub| env_name(&[key, sub])));
+                }
+                _ => names.push(env_name(&[key])),
+            }
+        }
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            count,
+            "a section key and a top-level key must not map to one variable"
+        );
+        for documented in [
+            "SWITCHBOARD_LISTEN",
+            "SWITCHBOARD_DATABASE_URL",
+            "SWITCHBOARD_DEV",
+            "SWITCHBOARD_ADMIN_LISTEN",
+            "SWITCHBOARD_TRUSTED_PROXIES",
+            "SWITCHBOARD_TLS_CERT_FILE",
+            "SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS",
+            "SWITCHBOARD_REGISTRATION_ALLOWED_REGIONS",
+            "SWITCHBOARD_CLUSTER_SAFETY_POLL_MS",
+        ] {
+            assert!(names.iter().any(|n| n == documented), "{documented}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_or_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        let shown = path.display().to_string();
+
+        std::fs::write(&path, "dev = true\n[accounts]\nper_phone = \"two\"\n").unwrap();
+        let e = Config::load(Some(&path), &env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(
+            e.contains(&shown) && e.contains("accounts.per_phone"),
+            "{e}"
+        );
+
+        // An unknown key in the file names the file even when the environment sets its section.
+        std::fs::write(&path, "dev = true\n[tls]\ncert = \"x.pem\"\n").unwrap();
+        let e = Config::load(Some(&path), &env(&[("SWITCHBOARD_TLS_KEY_FILE", "k.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&shown) && e.contains("unknown key `cert`") && e.contains("cert_file"),
+            "{e}"
+        );
+        std::fs::write(&path, "dev = true\nadmin = \"0.0.0.0:1\"\n").unwrap();
+        let e = Config::load(Some(&path), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&shown) && e.contains("`admin`"), "{e}");
+
+        std::fs::write(&path, "dev = [\n").unwrap();
+        let e = Config::load(Some(&path), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&shown), "a syntax error names the file: {e}");
+
+        let missing = dir.path().join("missing.toml");
+        let e = Config::load(Some(&missing), &env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+
+        for (name, value) in [
+            ("SWITCHBOARD_DEV", "maybe"),
+            ("SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS", "-5"),
+            ("SWITCHBOARD_ADMIN_LISTEN", "localhost"),
+            ("SWITCHBOARD_CLUSTER_SAFETY_POLL_MS", "soon"),
+        ] {
+            let e =
+                Config::load(None, &env(&[("SWITCHBOARD_DEV", "1"), (name, value)])).unwrap_err();
+            assert!(matches!(e, ConfigError::Env { .. }), "{name}: {e:?}");
+            assert!(e.to_string().contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_is_named() {
+        let e = Config::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_DEV", "1"),
+                ("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.300"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("trusted_proxies") && e.contains("10.0.0.300"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_admin_listener_is_never_the_public_one() {
+        let e = Config::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_DEV", "1"),
+                ("SWITCHBOARD_ADMIN_LISTEN", "127.0.0.1:8750"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("admin_listen"), "{e}");
     }
 }

@@ -139,14 +139,36 @@ pub fn to_event(row: &EventRow) -> Result<Event> {
     })
 }
 
-/// One socket's queue, with the id that finds it again on unsubscribe.
-type Subscriber = (u64, mpsc::Sender<std::sync::Arc<LiveEvent>>);
+/// What a socket's queue carries.
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// An event this node committed, ready to send.
+    Event(std::sync::Arc<LiveEvent>),
+    /// The account has events up to this sequence number somewhere (another node committed
+    /// them, or the safety poll found them): the socket reads what it lacks from the
+    /// database. `i64::MAX` means "check": the hints of a while may have been lost.
+    Wake(i64),
+}
 
-/// Live fan-out of committed events to the sockets of their accounts.
+/// One socket's queue, with the id that finds it again on unsubscribe.
+type Subscriber = (u64, mpsc::Sender<Live>);
+
+struct Entry {
+    subscribers: Vec<Subscriber>,
+    /// The newest sequence number this node has announced to the account's sockets, so a
+    /// hint for something they already have wakes nobody.
+    known: i64,
+}
+
+/// Live fan-out of committed events to the sockets of their accounts, on this node. With
+/// several nodes, every committed head also goes out as a hint ([`crate::cluster`]) and hints
+/// from the other nodes come in through [`Hub::wake`].
 #[derive(Default)]
 pub struct Hub {
-    subscribers: Mutex<HashMap<String, Vec<Subscriber>>>,
+    subscribers: Mutex<HashMap<String, Entry>>,
     next_id: AtomicU64,
+    /// Where this node's committed heads go for the other nodes; unset on one node.
+    outbox: std::sync::OnceLock<std::sync::Arc<crate::cluster::Outbox>>,
 }
 
 /// A socket's place in the hub; leaving it (drop) unsubscribes.
@@ -154,19 +176,15 @@ pub struct Subscription<'a> {
     hub: &'a Hub,
     account: String,
     id: u64,
-    pub rx: mpsc::Receiver<std::sync::Arc<LiveEvent>>,
+    pub rx: mpsc::Receiver<Live>,
 }
 
 impl Drop for Subscription<'_> {
     fn drop(&mut self) {
-        let mut subs = self
-            .hub
-            .subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = subs.get_mut(&self.account) {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
+        let mut subs = self.hub.lock();
+        if let Some(entry) = subs.get_mut(&self.account) {
+            entry.subscribers.retain(|(id, _)| *id != self.id);
+            if entry.subscribers.is_empty() {
                 subs.remove(&self.account);
             }
         }
@@ -174,11 +192,26 @@ impl Drop for Subscription<'_> {
 }
 
 impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends this node's committed heads to the other nodes from now on.
+    pub fn connect_outbox(&self, outbox: std::sync::Arc<crate::cluster::Outbox>) {
+        let _ = self.outbox.set(outbox);
+    }
+
     pub fn subscribe(&self, account: &str) -> Subscription<'_> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.entry(account.to_string()).or_default().push((id, tx));
+        self.lock()
+            .entry(account.to_string())
+            .or_insert_with(|| Entry {
+                subscribers: Vec::new(),
+                known: 0,
+            })
+            .subscribers
+            .push((id, tx));
         Subscription {
             hub: self,
             account: account.to_string(),
@@ -188,31 +221,83 @@ impl Hub {
     }
 
     /// Hands committed events to their accounts' sockets, never waiting: a socket whose queue
-    /// is full is dropped from the hub (its stream then closes it as too slow).
+    /// is full is dropped from the hub (its stream then closes it as too slow). Then tells the
+    /// other nodes, if any, how far each account's log now reaches.
     pub fn publish(&self, rows: &[EventRow]) {
         if rows.is_empty() {
             return;
         }
-        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        for row in rows {
-            let Some(list) = subs.get_mut(&row.account_id) else {
-                continue;
-            };
-            // A row that cannot be sent is logged (by `Error::internal`) and left out: the
-            // sockets see the gap and read the range from the database, which answers with
-            // the same error and ends those streams instead of skipping the event.
-            let Ok(event) = LiveEvent::from_row(row) else {
-                continue;
-            };
-            let event = std::sync::Arc::new(event);
-            list.retain(|(_, tx)| tx.try_send(event.clone()).is_ok());
+        {
+            let mut subs = self.lock();
+            for row in rows {
+                let Some(entry) = subs.get_mut(&row.account_id) else {
+                    continue;
+                };
+                entry.known = entry.known.max(row.seq);
+                // A row that cannot be sent is logged (by `Error::internal`) and left out:
+                // the sockets see the gap and read the range from the database, which answers
+                // with the same error and ends those streams instead of skipping the event.
+                let Ok(event) = LiveEvent::from_row(row) else {
+                    continue;
+                };
+                let event = Live::Event(std::sync::Arc::new(event));
+                entry
+                    .subscribers
+                    .retain(|(_, tx)| tx.try_send(event.clone()).is_ok());
+            }
         }
+        if let Some(outbox) = self.outbox.get() {
+            let mut heads: Vec<(String, i64)> = Vec::new();
+            for row in rows {
+                match heads.iter_mut().find(|(a, _)| *a == row.account_id) {
+                    Some((_, seq)) => *seq = (*seq).max(row.seq),
+                    None => heads.push((row.account_id.clone(), row.seq)),
+                }
+            }
+            outbox.push(heads);
+        }
+    }
+
+    /// Hints from elsewhere: each account's sockets are woken if the hint is news to them.
+    pub fn wake(&self, heads: &[(String, i64)]) {
+        let mut subs = self.lock();
+        for (account, seq) in heads {
+            let Some(entry) = subs.get_mut(account) else {
+                continue;
+            };
+            if *seq <= entry.known {
+                continue;
+            }
+            entry.known = *seq;
+            entry
+                .subscribers
+                .retain(|(_, tx)| tx.try_send(Live::Wake(*seq)).is_ok());
+        }
+    }
+
+    /// Every socket re-reads from its cursor: hints may have been lost (the listener's
+    /// connection dropped).
+    pub fn wake_all(&self) {
+        let mut subs = self.lock();
+        for entry in subs.values_mut() {
+            entry
+                .subscribers
+                .retain(|(_, tx)| tx.try_send(Live::Wake(i64::MAX)).is_ok());
+        }
+    }
+
+    /// The accounts with live sockets here and how far this node has told them, for the
+    /// safety poll.
+    pub fn known_heads(&self) -> Vec<(String, i64)> {
+        self.lock()
+            .iter()
+            .map(|(account, entry)| (account.clone(), entry.known))
+            .collect()
     }
 
     /// Live sockets, for metrics.
     pub fn sockets(&self) -> usize {
-        let subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.values().map(Vec::len).sum()
+        self.lock().values().map(|e| e.subscribers.len()).sum()
     }
 }
 
@@ -409,9 +494,19 @@ async fn stream(
     loop {
         tokio::select! {
             live = sub.rx.recv() => {
-                let Some(ev) = live else {
-                    close(&mut sink, close_code::TOO_SLOW, format!("too slow; resume with since={cursor}")).await;
-                    return Ok(());
+                let ev = match live {
+                    None => {
+                        close(&mut sink, close_code::TOO_SLOW, format!("too slow; resume with since={cursor}")).await;
+                        return Ok(());
+                    }
+                    Some(Live::Wake(head)) => {
+                        if head > cursor && !catch_up!() {
+                            close(&mut sink, close_code::SESSION_REVOKED, "session revoked".into()).await;
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Some(Live::Event(ev)) => ev,
                 };
                 if ev.seq <= cursor {
                     continue;
@@ -479,6 +574,34 @@ mod tests {
         }
     }
 
+    fn seq_of(live: &Live) -> i64 {
+        match live {
+            Live::Event(e) => e.seq,
+            Live::Wake(seq) => panic!("expected an event, got a wake-up to {seq}"),
+        }
+    }
+
+    #[test]
+    fn hints_wake_only_sockets_they_are_news_to() {
+        let hub = Hub::default();
+        let mut a = hub.subscribe("a");
+        hub.publish(&[row("a", 1), row("a", 2)]);
+        assert_eq!(seq_of(&a.rx.try_recv().unwrap()), 1);
+        assert_eq!(seq_of(&a.rx.try_recv().unwrap()), 2);
+        hub.wake(&[("a".into(), 2), ("nobody".into(), 9)]);
+        assert!(a.rx.try_recv().is_err(), "seq 2 is known here: no wake-up");
+        hub.wake(&[("a".into(), 5)]);
+        assert!(matches!(a.rx.try_recv(), Ok(Live::Wake(5))));
+        hub.wake(&[("a".into(), 4)]);
+        assert!(
+            a.rx.try_recv().is_err(),
+            "an older hint arriving late is not news"
+        );
+        hub.wake_all();
+        assert!(matches!(a.rx.try_recv(), Ok(Live::Wake(i64::MAX))));
+        assert_eq!(hub.known_heads(), vec![("a".to_string(), 5)]);
+    }
+
     #[test]
     fn a_subscriber_that_stops_reading_is_dropped_not_buffered_without_bound() {
         let hub = Hub::default();
@@ -487,12 +610,12 @@ mod tests {
         for seq in 1..=(QUEUE as i64 + 10) {
             hub.publish(&[row("a", seq), row("b", seq)]);
             // "b" keeps up.
-            assert_eq!(other.rx.try_recv().map(|e| e.seq).ok(), Some(seq));
+            assert_eq!(other.rx.try_recv().map(|e| seq_of(&e)).ok(), Some(seq));
         }
         let mut got = 0;
         while let Ok(ev) = slow.rx.try_recv() {
             got += 1;
-            assert_eq!(ev.seq, got, "what was queued is delivered in order");
+            assert_eq!(seq_of(&ev), got, "what was queued is delivered in order");
         }
         assert_eq!(got, QUEUE as i64, "at most one queue's worth is held");
         assert!(

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod app;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod contacts;
 pub mod error;
@@ -15,11 +16,13 @@ pub mod identity;
 pub mod me;
 pub mod messages;
 pub mod metrics;
+pub mod net;
 pub mod password;
 pub mod phone;
 pub mod sessions;
 pub mod sms;
 pub mod store;
+pub mod tls;
 pub mod totp;
 pub mod wallet;
 

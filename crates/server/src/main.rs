@@ -90,6 +90,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let admin = tokio::net::TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin_listen)", config.admin_listen))?;
+        let admin_addr = admin.local_addr()?;
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -98,13 +102,19 @@ fn run(args: Args) -> anyhow::Result<()> {
             stop.cancel();
         });
         let dev = config.dev;
-        let serve = tokio::spawn(switchboard_server::launch(config, Services::default(), listener, shutdown.clone()));
-        // `launch` opens and migrates the database before serving; announce readiness only
-        // once the health endpoint answers.
-        wait_until_ready(addr).await;
-        println!("listening on http://{addr}");
+        // `build` opens and migrates the database and loads the certificate. Once it has
+        // returned, the listener (bound above) is served from the next instant and anything that
+        // connects meanwhile waits in the backlog: that is readiness, over TLS as over plain
+        // HTTP, with no probe that would have to trust the certificate.
+        let (router, app) = switchboard_server::build(config, Services::default(), shutdown.clone())
+            .await
+            .context("starting")?;
+        let scheme = if app.tls.is_some() { "https" } else { "http" };
+        let serve = tokio::spawn(switchboard_server::app::serve(router, app, listener, Some(admin)));
+        println!("listening on {scheme}://{addr}");
+        println!("admin on http://{admin_addr}");
         if dev {
-            println!("development mode: SMS codes are printed here and at http://{addr}/v1/dev/sms-outbox?phone=+86...");
+            println!("development mode: SMS codes are printed here and at {scheme}://{addr}/v1/dev/sms-outbox?phone=+86...");
         }
         serve.await.context("server task")?.context("serving")?;
         Ok(())
@@ -126,22 +136,6 @@ fn ledger_check(config: &Config) -> anyhow::Result<()> {
             Some(violation) => anyhow::bail!("ledger violation: {violation}"),
         }
     })
-}
-
-async fn wait_until_ready(addr: std::net::SocketAddr) {
-    for _ in 0..600 {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            if stream.write_all(req.as_bytes()).await.is_ok() {
-                let mut buf = [0u8; 12];
-                if stream.read_exact(&mut buf).await.is_ok() && buf.ends_with(b"200") {
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 async fn wait_for_signal() {

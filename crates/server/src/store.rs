@@ -28,13 +28,19 @@ use crate::clock::Millis;
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_shared(url) {
         Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
         Err(StoreError::Database(DbError::setup(
             "the database URL must start with sqlite: or postgres://",
         )))
     }
+}
+
+/// Whether `url` names a database several nodes can share (PostgreSQL), so this process
+/// must act as one node of a cluster.
+pub fn is_shared(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// What kind of failure the database reported, kept so callers can tell a conflict or a
@@ -721,6 +727,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<EventRow>>;
     /// The account's newest sequence number (0 before its first event).
     async fn event_head(&self, account_id: &str) -> StoreResult<i64>;
+    /// The newest sequence number of each of `account_ids` that has any event, in one query
+    /// (the cluster's safety poll checks every live socket's account at once).
+    async fn event_heads(&self, account_ids: &[String]) -> StoreResult<Vec<(String, i64)>>;
     /// Events with `seq > since`, oldest first, at most `limit`.
     async fn events_after(
         &self,
@@ -761,8 +770,11 @@ pub trait Store: Send + Sync + 'static {
     async fn ledger_check(&self) -> StoreResult<Option<String>>;
 
     // --- housekeeping ----------------------------------------------------------------------------
-    /// Deletes SMS codes and rate events created before `before`; returns rows deleted.
-    async fn prune(&self, before: Millis) -> StoreResult<u64>;
+    /// Deletes SMS codes and rate events created before `before`; returns rows deleted, or
+    /// `None` when another node is pruning right now (one at a time across nodes).
+    async fn prune(&self, before: Millis) -> StoreResult<Option<u64>>;
+    /// The database's own clock: on several nodes, the one time every expiry is judged by.
+    async fn db_now_ms(&self) -> StoreResult<Millis>;
     /// Closes the pools (on shutdown).
     async fn close(&self);
 }

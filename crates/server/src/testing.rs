@@ -9,6 +9,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -157,9 +158,20 @@ impl Drop for TestDb {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`), on a port of its own so tests run in parallel.
+    pub admin: SocketAddr,
     pub base: String,
     pub clock: ManualClock,
     pub config: Config,
+    /// The test CA's certificate (PEM) when the server serves HTTPS ([`start_tls`]): a client
+    /// that should reach it trusts this.
+    ///
+    /// [`start_tls`]: Self::start_tls
+    pub ca_pem: Option<String>,
+    /// The server's certificate when it serves HTTPS: `reload()` is what SIGHUP does.
+    pub tls: Option<crate::tls::TlsReloader>,
+    /// The client [`call`](Self::call) and its helpers use: it trusts `ca_pem`.
+    http: reqwest::Client,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
     db: TestDb,
@@ -180,14 +192,56 @@ impl TestServer {
     /// Like [`start_with`](Self::start_with), on a given backend.
     pub async fn start_on(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::new(backend).await;
+        let mut config = Self::test_config(&db);
+        adjust(&mut config);
+        Self::launch_in(db, config, ManualClock::new()).await
+    }
+
+    /// Like [`start_with`](Self::start_with), serving HTTPS/WSS with a certificate for
+    /// `localhost` and `127.0.0.1` issued by a fresh [`TestCa`]; `base` is
+    /// `https://127.0.0.1:PORT`, `ca_pem` the CA to trust, and [`call`](Self::call) trusts it.
+    /// The certificate and key files are `config.tls.cert_file` / `key_file`, in
+    /// [`dir`](Self::dir).
+    pub async fn start_tls(adjust: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::new(Backend::from_env()).await;
+        let ca = TestCa::new();
+        let (cert_file, key_file) = ca.issue(db.dir(), &[]);
+        let mut config = Self::test_config(&db);
+        config.tls.cert_file = cert_file.to_string_lossy().into_owned();
+        config.tls.key_file = key_file.to_string_lossy().into_owned();
+        adjust(&mut config);
+        Self::launch_in(db, config, ManualClock::new())
+            .await
+            .trusting(Some(ca.ca_pem))
+    }
+
+    /// Development mode, default limits, on `db`, no log file.
+    fn test_config(db: &TestDb) -> Config {
         let mut config = Config {
             dev: true,
             ..Config::default()
         };
         config.log.file = false;
         config.database_url = db.url.clone();
-        adjust(&mut config);
-        Self::launch_in(db, config, ManualClock::new()).await
+        config
+    }
+
+    /// Makes this fixture's own requests trust `ca_pem` (the server's test CA).
+    fn trusting(mut self, ca_pem: Option<String>) -> Self {
+        if let Some(pem) = &ca_pem {
+            let ca = reqwest::Certificate::from_pem(pem.as_bytes()).expect("the test CA's PEM");
+            self.http = reqwest::Client::builder()
+                .add_root_certificate(ca)
+                .build()
+                .expect("an HTTPS client trusting the test CA");
+        }
+        self.ca_pem = ca_pem;
+        self
+    }
+
+    /// A client for this server: it trusts the test CA when the server serves HTTPS.
+    pub fn client(&self) -> reqwest::Client {
+        self.http.clone()
     }
 
     pub fn backend(&self) -> Backend {
@@ -199,25 +253,37 @@ impl TestServer {
             .await
             .expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the admin port 0");
+        let admin = admin_listener.local_addr().expect("admin addr");
         let shutdown = CancellationToken::new();
         let services = Services {
             clock: Arc::new(clock.clone()),
             entropy: Arc::new(OsEntropy),
             identity: Arc::new(ChecksumVerifier),
             funding: Arc::new(crate::wallet::SandboxFunding),
+            // The test moves `clock` by hand, on every backend.
+            clock_from_database: false,
         };
         // Build first so a bad config fails the test here, with its message.
         let (router, app) = crate::build(config.clone(), services, shutdown.clone())
             .await
             .expect("service builds");
+        let tls = app.tls.clone();
         let task = tokio::spawn(async move {
-            let _ = crate::app::serve(router, app, listener).await;
+            let _ = crate::app::serve(router, app, listener, Some(admin_listener)).await;
         });
         Self {
             addr,
-            base: format!("http://{addr}"),
+            admin,
+            // The test certificate names 127.0.0.1: the address is the HTTPS host too.
+            base: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
             clock,
             config,
+            ca_pem: None,
+            tls,
+            http: reqwest::Client::new(),
             shutdown,
             task: Some(task),
             db,
@@ -233,6 +299,27 @@ impl TestServer {
         self.db.dir()
     }
 
+    /// Another node of this service: the same PostgreSQL database, config and clock, with
+    /// its own pools, hub, wake-up listener and background jobs, on a port of its own. The
+    /// database stays this server's: drop the extra nodes first.
+    pub async fn another_node(&self) -> Self {
+        assert_eq!(
+            self.backend(),
+            Backend::Postgres,
+            "several nodes share one PostgreSQL database"
+        );
+        let db = TestDb {
+            url: self.db.url.clone(),
+            backend: Backend::Postgres,
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg: None,
+        };
+        // The same certificate files (TLS) too: a node differs only in its port.
+        Self::launch_in(db, self.config.clone(), self.clock.clone())
+            .await
+            .trusting(self.ca_pem.clone())
+    }
+
     /// Stops the service and starts it again on the same database and clock (a new port).
     pub async fn restart(mut self) -> Self {
         self.shutdown.cancel();
@@ -246,7 +333,10 @@ impl TestServer {
             pg: None,
         };
         let db = std::mem::replace(&mut self.db, placeholder);
-        Self::launch_in(db, self.config.clone(), self.clock.clone()).await
+        let ca_pem = self.ca_pem.take();
+        Self::launch_in(db, self.config.clone(), self.clock.clone())
+            .await
+            .trusting(ca_pem)
     }
 }
 
@@ -268,7 +358,19 @@ pub async fn request(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> Reply {
-    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    request_with(&reqwest::Client::new(), base, method, path, token, body).await
+}
+
+/// Like [`request`], through `http` (e.g. [`TestServer::client`], which trusts the test CA).
+pub async fn request_with(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let mut req = http.request(method, format!("{base}{path}"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -351,7 +453,7 @@ impl TestServer {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> Reply {
-        request(&self.base, method, path, token, body).await
+        request_with(&self.http, &self.base, method, path, token, body).await
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
@@ -680,5 +782,73 @@ impl TestServer {
             .and_then(|s| s["id"].as_str())
             .expect("another session")
             .to_string()
+    }
+}
+
+/// A certificate authority made up at run time, for serving HTTPS in tests without a
+/// certificate checked into the tree (one that would expire, or leak a reusable key).
+pub struct TestCa {
+    /// The CA's certificate, to make a client trust it.
+    pub ca_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let key = rcgen::KeyPair::generate().expect("a CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        // A name of its own: two test CAs with one name would pass for each other's issuer
+        // and fail on the signature instead of on the unknown issuer.
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("Switchboard test CA {}", uuid::Uuid::new_v4().simple()),
+        );
+        let cert = params.self_signed(&key).expect("the CA's certificate");
+        Self {
+            ca_pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// Issues a server certificate for `hosts` (DNS names or IP addresses; `localhost` and
+    /// `127.0.0.1` when empty) and writes it and its key (PKCS#8) as PEM files of their own
+    /// in `dir`. Returns `(cert_file, key_file)`.
+    pub fn issue(&self, dir: &Path, hosts: &[&str]) -> (PathBuf, PathBuf) {
+        let hosts: Vec<String> = if hosts.is_empty() {
+            vec!["localhost".into(), "127.0.0.1".into()]
+        } else {
+            hosts.iter().map(|h| h.to_string()).collect()
+        };
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let mut params =
+            rcgen::CertificateParams::new(hosts.clone()).expect("server certificate params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, hosts[0].clone());
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("a server certificate");
+        // Unique names: a test issues several into one dir (a renewal, another CA).
+        let n = uuid::Uuid::new_v4().simple();
+        let cert_file = dir.join(format!("cert-{n}.pem"));
+        let key_file = dir.join(format!("key-{n}.pem"));
+        std::fs::write(&cert_file, cert.pem()).expect("writing the certificate");
+        std::fs::write(&key_file, key.serialize_pem()).expect("writing the key");
+        (cert_file, key_file)
     }
 }

@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::NodeProcess;
 use serde_json::{Value, json};
 use switchboard_server::testing::{Backend, TestDb, register_remote};
 
@@ -28,22 +30,10 @@ async fn raw_sql(url: &str, sql: &'static str) -> Result<(), String> {
     result.map_err(|e| e.to_string())
 }
 
-fn spawn(db: &str, home: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
-        .args(["--dev", "--listen", "127.0.0.1:0"])
-        .env("SWITCHBOARD_DATABASE_URL", db)
-        .env("SWITCHBOARD_LOG_FILE", "0")
-        .env("SWITCHBOARD_LOG_FILTER", "warn")
-        .env("SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS", "0")
-        .env("HOME", home)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let base = first.replace("listening on ", "");
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+fn spawn(db: &str, home: &Path) -> (NodeProcess, String) {
+    let node = NodeProcess::spawn(db, home, &[]);
+    let base = node.base.clone();
+    (node, base)
 }
 
 fn ledger_check(db: &str, home: &Path) -> (bool, String) {
@@ -145,8 +135,7 @@ async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
             })
         };
         tokio::time::sleep(Duration::from_millis(150 + 100 * crash)).await;
-        child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-        child.wait().unwrap();
+        child.kill(); // SIGKILL: no shutdown, no flush
         sent.extend(stream.await.unwrap());
 
         let (ok, said) = ledger_check(&db, &home);
@@ -224,8 +213,7 @@ async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
         "{crashes} kill -9 crashes, {} transfers sent, {acked} acknowledged before the crash",
         sent.len()
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let (ok, said) = ledger_check(&db, &home);
     assert!(ok, "{said}");
 }
@@ -245,8 +233,7 @@ async fn ledger_check_names_the_first_violation_and_the_journal_cannot_be_rewrit
     )
     .await;
     assert_eq!(st, 201);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert!(ledger_check(&db, &home).0);
 
     let rewrite = raw_sql(&db, "UPDATE entries SET amount = amount * 2").await;

@@ -209,7 +209,8 @@ async fn health_and_metrics() {
         "ok"
     );
     s.register(PHONE, "alice_w", "correct horse battery").await;
-    let text = reqwest::get(s.url("/metrics"))
+    // On the admin listener: the public port has no /metrics (tests/admin.rs).
+    let text = reqwest::get(format!("http://{}/metrics", s.admin))
         .await
         .unwrap()
         .text()
@@ -311,6 +312,8 @@ fn server_bin() -> (Command, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Any free port: the default admin port would collide between parallel tests.
+        .env("SWITCHBOARD_ADMIN_LISTEN", "127.0.0.1:0")
         .env("HOME", home.path())
         .env("XDG_DATA_HOME", home.path().join("data"))
         .env("XDG_STATE_HOME", home.path().join("state"))
@@ -333,9 +336,26 @@ fn the_binary_announces_itself_serves_and_stops_cleanly_on_sigterm() {
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("first line: {first}"));
     assert!(!addr.ends_with(":0"), "the real port is printed: {first}");
+    let second = lines.next().unwrap().unwrap();
+    let admin = second
+        .strip_prefix("admin on http://")
+        .unwrap_or_else(|| panic!("second line: {second}"))
+        .to_string();
+    assert!(
+        !admin.ends_with(":0"),
+        "the real admin port is printed: {second}"
+    );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
+        let metrics = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(metrics.status(), 200, "/metrics on the admin listener");
+        let public = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(public.status(), 404, "never on the public port");
         let health: Value = reqwest::get(format!("http://{addr}/healthz"))
             .await
             .unwrap()

@@ -4,20 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use common::{connect, next_event};
+use futures_util::SinkExt;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard_server::testing::{TcpProxy, TestServer, TestUser};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn send_to(base: &str, token: &str, to: &str, body: &str) {
     let r = reqwest::Client::new()
@@ -28,33 +25,6 @@ async fn send_to(base: &str, token: &str, to: &str, body: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-}
-
-async fn connect(
-    addr: SocketAddr,
-    token: &str,
-    since: i64,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut req = format!("ws://{addr}/v1/events?since={since}").into_client_request()?;
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    Ok(tokio_tungstenite::connect_async(req).await?.0)
-}
-
-/// The next event, or Err with the close frame (or error) that ended the stream.
-async fn next_event(ws: &mut Socket) -> Result<Value, String> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .map_err(|_| "no event within 10 s".to_string())?;
-        match frame {
-            Some(Ok(Ws::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Ws::Close(c))) => return Err(format!("closed: {c:?}")),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("error: {e}")),
-            None => return Err("ended".into()),
-        }
-    }
 }
 
 async fn head(s: &TestServer, u: &TestUser) -> i64 {

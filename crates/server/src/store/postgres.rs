@@ -21,6 +21,31 @@ macro_rules! for_update {
     };
 }
 
+/// A row lock that passes over rows other transactions hold (work queues: every node sweeps).
+macro_rules! skip_locked {
+    () => {
+        " FOR UPDATE SKIP LOCKED"
+    };
+}
+
+/// The database's clock, in Unix milliseconds (`clock_timestamp`, not the transaction's start).
+macro_rules! db_now_sql {
+    () => {
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+/// Whether this transaction may run the background job `name` now: a transaction-scoped
+/// advisory lock, taken without waiting, so exactly one node runs it and the others skip.
+async fn try_lock_job(tx: &mut sql::Tx, name: &str) -> StoreResult<bool> {
+    let (got,): (bool,) =
+        sqlx::query_as("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind(format!("job:{name}"))
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(got)
+}
+
 /// Takes a transaction-scoped advisory lock on each key, in sorted order (so two
 /// transactions locking overlapping keys queue instead of deadlocking). Keys are hashed to
 /// PostgreSQL's 64-bit lock space; a collision only makes two unrelated steps wait for each

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{FromRow, Pool};
 
-use super::{Db, lock_keys};
+use super::{Db, lock_keys, try_lock_job};
 use crate::clock::Millis;
 use crate::store::*;
 
@@ -1323,6 +1323,28 @@ impl Store for SqlStore {
         Ok(row.map_or(0, |(seq,)| seq))
     }
 
+    async fn event_heads(&self, account_ids: &[String]) -> StoreResult<Vec<(String, i64)>> {
+        let mut heads = Vec::with_capacity(account_ids.len());
+        // In slices, so the statement stays far below either backend's bound-parameter limit.
+        for chunk in account_ids.chunks(500) {
+            let mut query = sqlx::QueryBuilder::<Db>::new(
+                "SELECT account_id, last_seq FROM event_heads WHERE account_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            query.push(")");
+            heads.extend(
+                query
+                    .build_query_as::<(String, i64)>()
+                    .fetch_all(&self.read)
+                    .await?,
+            );
+        }
+        Ok(heads)
+    }
+
     async fn events_after(
         &self,
         account_id: &str,
@@ -1396,8 +1418,11 @@ impl Store for SqlStore {
         self.ledger_check_impl().await
     }
 
-    async fn prune(&self, before: Millis) -> StoreResult<u64> {
+    async fn prune(&self, before: Millis) -> StoreResult<Option<u64>> {
         in_tx!(self, |tx| {
+            if !try_lock_job(&mut tx, "prune").await? {
+                return Ok(None);
+            }
             let a = sqlx::query("DELETE FROM sms_codes WHERE created_at < $1")
                 .bind(before)
                 .execute(&mut *tx)
@@ -1406,8 +1431,13 @@ impl Store for SqlStore {
                 .bind(before)
                 .execute(&mut *tx)
                 .await?;
-            Ok(a.rows_affected() + b.rows_affected())
+            Ok(Some(a.rows_affected() + b.rows_affected()))
         })
+    }
+
+    async fn db_now_ms(&self) -> StoreResult<Millis> {
+        let (now,): (i64,) = sqlx::query_as(db_now_sql!()).fetch_one(&self.read).await?;
+        Ok(now)
     }
 
     async fn close(&self) {

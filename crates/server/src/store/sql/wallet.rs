@@ -103,6 +103,20 @@ async fn lock_envelope(tx: &mut Tx, id: &str) -> StoreResult<Option<EnvelopeRow>
     Ok(row.map(Into::into))
 }
 
+/// Like `lock_envelope`, but `None` at once when another transaction holds the row.
+async fn lock_envelope_for_sweep(tx: &mut Tx, id: &str) -> StoreResult<Option<EnvelopeRow>> {
+    let row: Option<EnvelopeSql> = sqlx::query_as(concat!(
+        "SELECT ",
+        envelope_columns!(),
+        " FROM red_envelopes WHERE id = $1",
+        skip_locked!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
 macro_rules! envelope_columns {
     () => {
         "id, sender_id, target, group_id, total, count, mode, greeting, created_at, expires_at, \
@@ -311,7 +325,10 @@ async fn apply(
             .await?;
         }
         LedgerOp::Refund { envelope_id } => {
-            let e = lock_envelope(tx, envelope_id)
+            // Every node sweeps; one that finds the envelope locked (another node refunding
+            // it, or a claim in flight) moves on instead of queueing behind it. The next sweep
+            // sees it refunded, or still due.
+            let e = lock_envelope_for_sweep(tx, envelope_id)
                 .await?
                 .ok_or(StoreError::NoEnvelope)?;
             if e.refunded_at.is_some() || now < e.expires_at {
