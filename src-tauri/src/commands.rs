@@ -75,16 +75,17 @@ commands! {
         Ok(info)
     }
 
-    /// Texts a code to the phone (registering, signing in, recovering).
-    fn request_sms_code(caller, shell, app, server: String, phone: String, purpose: SmsPurpose) -> SmsCodeSent {
+    /// Texts a code to the phone (registering, signing in, recovering). `allow_insecure_http`:
+    /// the user allowed plain http to this service although it is not on this computer.
+    fn request_sms_code(caller, shell, app, server: String, phone: String, purpose: SmsPurpose, allow_insecure_http: bool) -> SmsCodeSent {
         caller.must_be_main()?;
-        Ok(shell.engine.request_sms_code(&server, &phone, purpose).await?)
+        Ok(shell.engine.request_sms_code(&server, &phone, purpose, allow_insecure_http).await?)
     }
 
     /// A development service's newest code for this phone (its SMS outbox).
-    fn dev_sms_code(caller, shell, app, server: String, phone: String, purpose: SmsPurpose) -> Option<String> {
+    fn dev_sms_code(caller, shell, app, server: String, phone: String, purpose: SmsPurpose, allow_insecure_http: bool) -> Option<String> {
         caller.must_be_main()?;
-        Ok(shell.engine.dev_sms_code(&server, &phone, purpose).await?)
+        Ok(shell.engine.dev_sms_code(&server, &phone, purpose, allow_insecure_http).await?)
     }
 
     /// Registers a new account (or the number's secondary) and adds it as a profile.

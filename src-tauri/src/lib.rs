@@ -114,7 +114,9 @@ pub fn main() -> ExitCode {
         .init();
     let opened = tauri::async_runtime::block_on(async {
         let vault = KeyringVault::os()?;
-        anyhow::Ok(Engine::open(&data_dir()?, vault).await?)
+        // The system's roots, and a private deployment's CA from SWITCHBOARD_CA_FILE.
+        let tls = switchboard_core::TlsConfig::from_env()?;
+        anyhow::Ok(Engine::open_with_tls(&data_dir()?, vault, tls).await?)
     });
     let engine = match opened {
         Ok(e) => Arc::new(e),

@@ -72,6 +72,7 @@ async fn main() {
                 name: Some(names[i].clone()),
                 color: None,
                 totp_code: None,
+                allow_insecure_http: false,
             };
             let t = Instant::now();
             if let Err(e) = engine.add_profile(req).await {
@@ -232,6 +233,7 @@ async fn backlog(s: &TestServer, sender: &TestUser) {
             name: Some("Backlog".into()),
             color: None,
             totp_code: None,
+            allow_insecure_http: false,
         })
         .await
         .unwrap();

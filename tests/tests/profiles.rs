@@ -1,5 +1,7 @@
 //! The client core against a real service on loopback: several profiles live at once, each
-//! in its own sandbox, with a test keyring (hermetic: temp data dir, in-memory vault).
+//! in its own sandbox, with a test keyring (hermetic: temp data dir, in-memory vault). The
+//! shared world serves HTTPS/WSS with a test CA that the engine is told to trust, as a private
+//! deployment would be.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use switchboard_core::notify::{Policy, Preview, RecordingSink};
 use switchboard_core::vault::{MemoryVault, Vault};
-use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn};
+use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn, TlsConfig};
 use switchboard_protocol::events::{EventBody, SyncPage};
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
 
@@ -43,7 +45,18 @@ fn sign_in(s: &TestServer, login: &str, name: &str) -> SignIn {
         name: Some(name.into()),
         color: None,
         totp_code: None,
+        allow_insecure_http: false,
     }
+}
+
+/// An engine on `dir` that trusts what a client of `s` must: the system's roots, and the test
+/// CA when `s` serves HTTPS. Through the API, never the environment (tests run in parallel).
+async fn engine_for(s: &TestServer, dir: &std::path::Path, vault: Arc<MemoryVault>) -> Engine {
+    let tls = match &s.ca_pem {
+        Some(pem) => TlsConfig::with_extra_ca_pem(pem).unwrap(),
+        None => TlsConfig::system().unwrap(),
+    };
+    Engine::open_with_tls(dir, vault, tls).await.unwrap()
 }
 
 struct World {
@@ -63,11 +76,11 @@ async fn world() -> World {
 }
 
 async fn world_with(sink: Option<Arc<RecordingSink>>) -> World {
-    let s = TestServer::start().await;
+    let s = TestServer::start_tls(|_| {}).await;
     let TwoAccountsOnePhone { work, home, bob } = s.two_accounts_one_phone().await;
     let dir = tempfile::tempdir().unwrap();
     let vault = Arc::new(MemoryVault::default());
-    let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    let engine = engine_for(&s, dir.path(), vault.clone()).await;
     if let Some(sink) = sink {
         engine.enable_notifications(sink);
     }
@@ -317,7 +330,7 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     .await;
     w.engine.shutdown().await;
     bob_says(&w, "alice_work", "two (while closed)").await;
-    let engine = Engine::open(w.dir.path(), w.vault.clone()).await.unwrap();
+    let engine = engine_for(&w.s, w.dir.path(), w.vault.clone()).await;
     engine.start_all().await.unwrap();
     wait_until("caught up", async || {
         engine.messages("Work", "bob_the_2nd").await.unwrap().len() == 2
@@ -374,7 +387,7 @@ async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() 
     );
     // A restart replays nothing into notifications.
     w.engine.shutdown().await;
-    let engine = Engine::open(w.dir.path(), w.vault.clone()).await.unwrap();
+    let engine = engine_for(&w.s, w.dir.path(), w.vault.clone()).await;
     engine.enable_notifications(sink.clone());
     engine.start_all().await.unwrap();
     wait_until("live again", async || {
@@ -437,6 +450,7 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
         name: Some("A".into()),
         color: None,
         totp_code: None,
+        allow_insecure_http: false,
     };
     engine.add_profile(via_proxy).await.unwrap();
     engine
@@ -682,11 +696,11 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
     let mut made = Vec::new();
     for (public_id, name) in [("carol_work", "Work"), ("carol_home", "Home")] {
         engine
-            .request_sms_code(&s.base, phone, SmsPurpose::Register)
+            .request_sms_code(&s.base, phone, SmsPurpose::Register, false)
             .await
             .unwrap();
         let code = engine
-            .dev_sms_code(&s.base, phone, SmsPurpose::Register)
+            .dev_sms_code(&s.base, phone, SmsPurpose::Register, false)
             .await
             .unwrap()
             .expect("a development service shows the code it sent");
@@ -700,6 +714,7 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
                 display_name: format!("Carol ({name})"),
                 name: Some(name.into()),
                 color: None,
+                allow_insecure_http: false,
             })
             .await
             .unwrap();
@@ -712,7 +727,7 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
         "the second account of a number is its secondary"
     );
     let err = engine
-        .request_sms_code(&s.base, "+86139", SmsPurpose::Register)
+        .request_sms_code(&s.base, "+86139", SmsPurpose::Register, false)
         .await
         .unwrap_err();
     assert_eq!(
@@ -843,4 +858,275 @@ async fn quiet_hours_hold_then_digest_and_a_burst_is_coalesced() {
         format!("Work · {} new messages", 100 - BURST_SHOWN)
     );
     w.engine.shutdown().await;
+}
+
+// ---------------------------------------------------------------- transport security
+
+#[tokio::test]
+async fn a_profile_signs_in_and_syncs_over_https_and_wss() {
+    let w = world().await;
+    assert!(w.s.base.starts_with("https://"), "{}", w.s.base);
+    for p in w.engine.list_profiles().await.unwrap() {
+        assert!(p.record.server_url.starts_with("https://"), "{p:?}");
+        assert!(
+            !p.record.allow_insecure_http,
+            "an https profile carries no cleartext mark"
+        );
+    }
+    // Live events arrive over the wss:// stream, and a sent message goes out over https://.
+    bob_says(&w, "alice_work", "over TLS").await;
+    wait_for_message(&w.engine, "Work", "over TLS").await;
+    w.engine
+        .send_and_wait(
+            "Work",
+            "bob_the_2nd",
+            "encrypted reply",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    wait_for_message(&w.engine, "Work", "encrypted reply").await;
+    w.engine.shutdown().await;
+}
+
+/// A service whose certificate this engine does not trust: signing in fails with the typed
+/// `certificate` error naming the host, and a running profile shows a certificate state
+/// within seconds (never a plain "offline"), and goes live once the CA is trusted.
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_certificate_state_not_offline() {
+    let s = TestServer::start_tls(|_| {}).await;
+    let alice = s.user(1, "alice_tls").await;
+    let host = s.base.trim_start_matches("https://").to_string();
+
+    // Signing in with only the system's roots: refused, and said why.
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Arc::new(MemoryVault::default());
+    let untrusting = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    let err = untrusting
+        .add_profile(sign_in(&s, &alice.public_id, "Alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "certificate", "{err}");
+    assert!(err.to_string().contains(&host), "names the host: {err}");
+    assert!(
+        untrusting.list_profiles().await.unwrap().is_empty(),
+        "nothing half-added"
+    );
+    untrusting.shutdown().await;
+
+    // Added while the CA was trusted, then started by an engine that does not trust it.
+    let trusting = engine_for(&s, dir.path(), vault.clone()).await;
+    trusting
+        .add_profile(sign_in(&s, &alice.public_id, "Alice"))
+        .await
+        .unwrap();
+    wait_until("live over TLS", async || {
+        trusting.state("Alice").await.unwrap() == ConnState::Live
+    })
+    .await;
+    trusting.shutdown().await;
+
+    let untrusting = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    let mut bus = untrusting.subscribe();
+    untrusting.start_all().await.unwrap();
+    wait_until("the certificate state", async || {
+        matches!(
+            untrusting.state("Alice").await.unwrap(),
+            ConnState::Certificate(_)
+        )
+    })
+    .await;
+    let ConnState::Certificate(detail) = untrusting.state("Alice").await.unwrap() else {
+        unreachable!("waited for it");
+    };
+    assert!(detail.contains(&host), "names the host: {detail}");
+    assert!(
+        detail.contains("does not trust"),
+        "says what is wrong: {detail}"
+    );
+    // The state front ends list is the same one, and it holds through the retries.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let listed = untrusting.profile("Alice").await.unwrap();
+    assert!(
+        matches!(listed.state, ConnState::Certificate(_)),
+        "{:?}",
+        listed.state
+    );
+    let mut seen = Vec::new();
+    while let Ok(ev) = bus.try_recv() {
+        if let ProfileEventKind::State(state) = ev.kind {
+            seen.push(state);
+        }
+    }
+    assert!(
+        !seen.iter().any(|s| matches!(s, ConnState::Offline(_))),
+        "never reported as merely offline: {seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .skip_while(|s| !matches!(s, ConnState::Certificate(_)))
+            .any(|s| *s == ConnState::Connecting),
+        "the certificate state stays on show while retrying: {seen:?}"
+    );
+    untrusting.shutdown().await;
+
+    // Trusting the CA again fixes it, with the local data untouched.
+    let engine = engine_for(&s, dir.path(), vault).await;
+    engine.start_all().await.unwrap();
+    wait_until("live again", async || {
+        engine.state("Alice").await.unwrap() == ConnState::Live
+    })
+    .await;
+    engine.shutdown().await;
+}
+
+/// A forwarder from a non-loopback address of this machine to `upstream`, so a test can reach
+/// the loopback test server the way it would reach another host; `None` when the machine has
+/// no such address. Stops when dropped.
+struct LanForwarder {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LanForwarder {
+    async fn start(upstream: std::net::SocketAddr) -> Option<Self> {
+        // Connecting a UDP socket sends nothing; it only picks the outgoing interface.
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        probe.connect("192.0.2.1:9").ok()?;
+        let ip = probe.local_addr().ok()?.ip();
+        if ip.is_loopback() || ip.is_unspecified() {
+            return None;
+        }
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.ok()?;
+        let addr = listener.local_addr().ok()?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Some(Self { addr, task })
+    }
+}
+
+impl Drop for LanForwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn plain_http_to_another_host_is_refused_unless_the_profile_allows_it() {
+    use switchboard_core::account::Register;
+    use switchboard_protocol::auth::SmsPurpose;
+    let s = TestServer::start().await;
+    let TwoAccountsOnePhone { bob, .. } = s.two_accounts_one_phone().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_for(&s, dir.path(), Arc::new(MemoryVault::default())).await;
+
+    // Refused before anything is sent: no password, no phone number in cleartext.
+    for server in ["http://10.0.0.5:8750", "http://example.com"] {
+        let err = engine
+            .add_profile(SignIn {
+                server: server.into(),
+                ..sign_in(&s, "alice_work", "Work")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "insecure_http", "{server}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(server.trim_start_matches("http://")),
+            "names the host: {msg}"
+        );
+        assert!(msg.contains("allow"), "says it can be allowed: {msg}");
+        let err = engine
+            .request_sms_code(server, "+8613900139000", SmsPurpose::Register, false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "insecure_http", "{server}: {err}");
+        let err = engine
+            .register_profile(Register {
+                server: server.into(),
+                phone: "+8613900139000".into(),
+                sms_code: "000000".into(),
+                public_id: "dave_work".into(),
+                password: TEST_PASSWORD.into(),
+                display_name: "Dave".into(),
+                name: None,
+                color: None,
+                allow_insecure_http: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "insecure_http", "{server}: {err}");
+    }
+    assert!(engine.list_profiles().await.unwrap().is_empty());
+
+    // Loopback needs no allowance and carries no mark.
+    let home = engine
+        .add_profile(sign_in(&s, "alice_home", "Home"))
+        .await
+        .unwrap();
+    assert!(!home.record.allow_insecure_http);
+
+    // The same service reached through another address of this machine: another host.
+    let Some(lan) = LanForwarder::start(s.addr).await else {
+        eprintln!("no non-loopback address on this machine: the allowed case is not run");
+        engine.shutdown().await;
+        return;
+    };
+    let server = format!("http://{}", lan.addr);
+    let err = engine
+        .add_profile(SignIn {
+            server: server.clone(),
+            ..sign_in(&s, "alice_work", "Work")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "insecure_http", "{err}");
+    let work = engine
+        .add_profile(SignIn {
+            server: server.clone(),
+            allow_insecure_http: true,
+            ..sign_in(&s, "alice_work", "Work")
+        })
+        .await
+        .unwrap();
+    assert!(
+        work.record.allow_insecure_http,
+        "the allowance is stored, so the profile is marked not encrypted"
+    );
+    wait_until("Work is live in cleartext", async || {
+        engine.state("Work").await.unwrap() == ConnState::Live
+    })
+    .await;
+    s.post_as(
+        &bob,
+        "/v1/messages",
+        serde_json::json!({"client_id": uuid(), "to": "alice_work", "body": "plain text"}),
+    )
+    .await
+    .expect(201);
+    wait_for_message(&engine, "Work", "plain text").await;
+    engine.shutdown().await;
+
+    // The allowance is the profile's own: it is still there after a restart.
+    let engine = engine_for(&s, dir.path(), Arc::new(MemoryVault::default())).await;
+    let listed: Vec<(String, bool)> = engine
+        .list_profiles()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.record.name, p.record.allow_insecure_http))
+        .collect();
+    assert_eq!(
+        listed,
+        [("Home".to_string(), false), ("Work".to_string(), true)]
+    );
+    engine.shutdown().await;
 }

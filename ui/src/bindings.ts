@@ -17,7 +17,7 @@ window_profile: string | null, };
 
 export type Claimed = { amount: number, };
 
-export type ConnState = { "state": "connecting" } | { "state": "live" } | { "state": "offline", "detail": string } | { "state": "signed_out" } | { "state": "stopped" };
+export type ConnState = { "state": "connecting" } | { "state": "live" } | { "state": "offline", "detail": string } | { "state": "certificate", "detail": string } | { "state": "signed_out" } | { "state": "stopped" };
 
 export type Contact = { public_id: string, display_name: string, since: string, };
 
@@ -143,7 +143,12 @@ session_id: string, created_at: number,
 /**
  * Events up to this sequence number were history when the profile was added.
  */
-history_until: number, };
+history_until: number, 
+/**
+ * The user allowed plain http to a host other than this computer for this profile
+ * (set only when its URL needs it): it is marked "not encrypted" wherever it is shown.
+ */
+allow_insecure_http: boolean, };
 
 export type ProfileResources = { profile: string, 
 /**
@@ -187,7 +192,11 @@ export type Register = { server: string, phone: string, sms_code: string, public
 /**
  * The profile's name in the sidebar; the display name when absent.
  */
-name: string | null, color: string | null, };
+name: string | null, color: string | null, 
+/**
+ * As [`SignIn::allow_insecure_http`]: plain http to a service not on this computer.
+ */
+allow_insecure_http: boolean, };
 
 export type Registered = { account: AccountSummary, profile: ProfileInfo, };
 
@@ -208,7 +217,13 @@ export type SignIn = { server: string, login: string, password: string, name: st
 /**
  * For accounts with two-step verification: a TOTP or recovery code.
  */
-totp_code: string | null, };
+totp_code: string | null, 
+/**
+ * The user's explicit choice to reach this service over plain http although it is not on
+ * this computer. Without it such a URL is refused; with it the profile is marked "not
+ * encrypted". Meaningless (and not stored) for https and loopback URLs.
+ */
+allow_insecure_http: boolean, };
 
 export type SmsCodeSent = { 
 /**
@@ -313,17 +328,18 @@ export function addProfile(form: SignIn): Promise<ProfileInfo> {
 }
 
 /**
- * Texts a code to the phone (registering, signing in, recovering).
+ * Texts a code to the phone (registering, signing in, recovering). `allow_insecure_http`:
+ * the user allowed plain http to this service although it is not on this computer.
  */
-export function requestSmsCode(server: string, phone: string, purpose: SmsPurpose): Promise<SmsCodeSent> {
-  return invoke("request_sms_code", { server, phone, purpose });
+export function requestSmsCode(server: string, phone: string, purpose: SmsPurpose, allow_insecure_http: boolean): Promise<SmsCodeSent> {
+  return invoke("request_sms_code", { server, phone, purpose, allow_insecure_http });
 }
 
 /**
  * A development service's newest code for this phone (its SMS outbox).
  */
-export function devSmsCode(server: string, phone: string, purpose: SmsPurpose): Promise<string | null> {
-  return invoke("dev_sms_code", { server, phone, purpose });
+export function devSmsCode(server: string, phone: string, purpose: SmsPurpose, allow_insecure_http: boolean): Promise<string | null> {
+  return invoke("dev_sms_code", { server, phone, purpose, allow_insecure_http });
 }
 
 /**

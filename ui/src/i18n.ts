@@ -59,6 +59,11 @@ const en = {
   state_offline: "offline",
   state_signed_out: "signed out",
   state_stopped: "not running",
+  state_certificate: "certificate problem",
+  certificateBanner: "{name} cannot connect safely: {detail}. For a private service, trust its CA (SWITCHBOARD_CA_FILE).",
+  notEncrypted: "not encrypted",
+  notEncryptedHint: "This profile talks to its service over plain http: anyone on the network can read and change its messages, money and password.",
+  allowInsecureHttp: "Allow unencrypted http to this service. Anyone on the network could read and change what this profile sends, its password included.",
   signedOutBanner: "{name}'s session has ended (signed out elsewhere or expired). Messages stored here are kept.",
   signInAgain: "Sign in again",
   findById: "Find by ID",
@@ -170,6 +175,11 @@ const zh: Record<Key, string> = {
   state_offline: "离线",
   state_signed_out: "已退出",
   state_stopped: "未运行",
+  state_certificate: "证书有问题",
+  certificateBanner: "{name} 无法安全连接：{detail}。如为私有部署的服务，请信任其 CA 证书（SWITCHBOARD_CA_FILE）。",
+  notEncrypted: "未加密",
+  notEncryptedHint: "此账号通过未加密的 http 连接服务：网络上的任何人都能读取和篡改其消息、钱款操作和密码。",
+  allowInsecureHttp: "允许通过未加密的 http 连接此服务。网络上的任何人都能读取和篡改此账号发送的内容，包括密码。",
   signedOutBanner: "{name} 的会话已结束（在其他地方退出或已过期）。本机保存的消息仍然保留。",
   signInAgain: "重新登录",
   findById: "按 ID 查找",
@@ -256,6 +266,8 @@ const errors: Record<Lang, Record<string, string>> = {
     not_a_contact: "You can only do that with a contact.",
     user_not_found: "No one has that ID.",
     network: "Cannot reach the service. Check the address and your connection.",
+    certificate: "Cannot connect safely: {message}. For a private service, trust its CA (SWITCHBOARD_CA_FILE).",
+    insecure_http: "That address is plain http to another computer: nothing would be encrypted. Use https://, or tick “Allow unencrypted http” to accept the risk for this profile.",
     forbidden_profile: "This window cannot act for that profile.",
     confirm_profile: "Confirm which profile pays.",
   },
@@ -290,6 +302,8 @@ const errors: Record<Lang, Record<string, string>> = {
     not_a_contact: "只能对联系人这样做。",
     user_not_found: "没有这个 ID 的用户。",
     network: "无法连接服务，请检查地址和网络。",
+    certificate: "无法安全连接：{message}。如为私有部署的服务，请信任其 CA 证书（SWITCHBOARD_CA_FILE）。",
+    insecure_http: "该地址是连接其他计算机的明文 http：所有内容都不会加密。请使用 https://，或勾选“允许通过未加密的 http 连接此服务”为此账号承担该风险。",
     forbidden_profile: "此窗口不能操作该账号。",
     confirm_profile: "请确认用哪个账号付款。",
   },
@@ -321,11 +335,12 @@ export function t(key: Key, vars: Record<string, string | number> = {}, l: Lang 
   return table[key].replace(/\{(\w+)\}/g, (_, v: string) => String(vars[v] ?? `{${v}}`));
 }
 
-/** A clear message in the user's language for an error from IPC. */
+/** A clear message in the user's language for an error from IPC; `{message}` in a table's
+ * text takes the core's own detail (e.g. which host's certificate failed, and how). */
 export function errorMessage(e: unknown, l: Lang = current): string {
   if (e && typeof e === "object" && "code" in e) {
     const err = e as { code: string; message: string };
-    return errors[l][err.code] ?? err.message;
+    return errors[l][err.code]?.replace("{message}", err.message) ?? err.message;
   }
   return String(e);
 }

@@ -7,8 +7,10 @@ import {
   initial,
   matchProfiles,
   mergeInbox,
+  needsInsecureAllowance,
   parseAmount,
   profileForShortcut,
+  stateWord,
   timeToMinutes,
   totalUnread,
 } from "./logic";
@@ -25,6 +27,7 @@ function profile(id: string, name: string, unread = 0): ProfileInfo {
     session_id: "s",
     created_at: 0,
     history_until: 0,
+    allow_insecure_http: false,
     state: { state: "live" },
     unread,
   };
@@ -95,6 +98,57 @@ describe("profiles", () => {
   });
 });
 
+describe("unencrypted service addresses", () => {
+  it("asks nothing for https, wherever it goes", () => {
+    for (const url of ["https://example.com", "https://10.0.0.5:8443", "https://127.0.0.1"]) {
+      expect(needsInsecureAllowance(url), url).toBe(false);
+    }
+  });
+  it("asks nothing for plain http that stays on this computer", () => {
+    for (const url of [
+      "http://127.0.0.1:8750",
+      "http://127.12.0.1",
+      "http://[::1]:8750",
+      "http://localhost:8750/",
+      "http://LOCALHOST",
+      " http://localhost ",
+    ]) {
+      expect(needsInsecureAllowance(url), url).toBe(false);
+    }
+  });
+  it("asks before plain http to another computer", () => {
+    for (const url of [
+      "http://10.0.0.5",
+      "http://example.com:8750",
+      "http://[2001:db8::1]",
+      "http://localhost.example.com",
+      "http://128.0.0.1",
+    ]) {
+      expect(needsInsecureAllowance(url), url).toBe(true);
+    }
+  });
+  it("leaves what is not an address to the core to explain", () => {
+    for (const url of ["", "example.com", "ftp://example.com"]) {
+      expect(needsInsecureAllowance(url), url).toBe(false);
+    }
+  });
+});
+
+describe("connection states", () => {
+  it("tells a certificate problem apart from being offline, in both languages", () => {
+    const s = { state: "certificate", detail: "the certificate of chat.example cannot be trusted" } as const;
+    expect(stateWord(s)).toBe("certificate");
+    expect(t("state_certificate", {}, "en")).toMatch(/certificate/);
+    expect(t("state_certificate", {}, "zh")).toMatch(/证书/);
+    expect(t("state_certificate", {}, "en")).not.toBe(t("state_offline", {}, "en"));
+    expect(t("certificateBanner", { name: "Work", detail: s.detail }, "en")).toContain("chat.example");
+  });
+  it("marks a profile in cleartext as not encrypted, in both languages", () => {
+    expect(t("notEncrypted", {}, "en")).toBe("not encrypted");
+    expect(t("notEncrypted", {}, "zh")).toBe("未加密");
+  });
+});
+
 describe("quiet hours", () => {
   it("reads times and refuses impossible ones", () => {
     expect(timeToMinutes("19:00")).toBe(1140);
@@ -116,6 +170,16 @@ describe("language", () => {
     expect(errorMessage({ code: "brand_new", message: "As the service says" }, "en")).toBe(
       "As the service says",
     );
+  });
+  it("keeps the core's detail of a certificate error and says how to allow cleartext", () => {
+    const cert = { code: "certificate", message: "the certificate of chat.example cannot be trusted: it has expired" };
+    expect(errorMessage(cert, "en")).toContain("chat.example");
+    expect(errorMessage(cert, "zh")).toContain("chat.example");
+    const http = { code: "insecure_http", message: "x" };
+    expect(errorMessage(http, "en")).toMatch(/Allow unencrypted http/);
+    expect(errorMessage(http, "zh")).toMatch(/允许通过未加密的 http/);
+    expect(t("allowInsecureHttp", {}, "en")).toMatch(/^Allow unencrypted http/);
+    expect(t("allowInsecureHttp", {}, "zh")).toMatch(/^允许通过未加密的 http/);
   });
   it("fills in names", () => {
     expect(t("typeMessage", { name: "Work" }, "en")).toBe("Message as Work");

@@ -1,5 +1,6 @@
 // The UI's own small rules, kept apart from the DOM so they are unit tested: amounts, shortcut
-// keys, the merged inbox, what a connection state is called.
+// keys, the merged inbox, what a connection state is called, when a service address needs the
+// user's allowance to go unencrypted.
 
 import type { ConnState, Conversation, ProfileInfo } from "./bindings";
 
@@ -45,7 +46,7 @@ export function profileForShortcut(
   return profiles[Number(e.key) - 1]?.id ?? null;
 }
 
-export type StateWord = "connecting" | "live" | "offline" | "signed_out" | "stopped";
+export type StateWord = "connecting" | "live" | "offline" | "certificate" | "signed_out" | "stopped";
 
 export function stateWord(s: ConnState): StateWord {
   return s.state;
@@ -90,6 +91,25 @@ export function timeToMinutes(text: string): number | null {
   const h = Number(m[1]);
   const min = Number(m[2]);
   return h < 24 && min < 60 ? h * 60 + min : null;
+}
+
+/**
+ * Whether a service address is plain http to another computer, so that the add-profile form
+ * must ask the user to allow it. The core applies the same rule (and has the last word): https
+ * anywhere; http to 127.0.0.0/8, [::1] or `localhost` (by name) never leaves this computer.
+ * An address that does not parse asks nothing: the core reports what is wrong with it.
+ */
+export function needsInsecureAllowance(address: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(address.trim());
+  } catch {
+    return false;
+  }
+  if (url.protocol !== "http:") return false;
+  const host = url.hostname.toLowerCase().replace(/\.$/, "");
+  const loopback = host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return !loopback;
 }
 
 /** The letter on a profile's avatar. */

@@ -13,6 +13,7 @@ import {
   matchProfiles,
   mergeInbox,
   minutesToTime,
+  needsInsecureAllowance,
   parseAmount,
   profileForShortcut,
   timeToMinutes,
@@ -67,6 +68,13 @@ async function loadProfiles() {
   renderSidebar();
 }
 
+/** The "not encrypted" mark of a profile the user allowed plain http to another computer. */
+function insecureMark(p: ProfileInfo, testid: string) {
+  return p.allow_insecure_http
+    ? h("span", { class: "insecure", title: t("notEncryptedHint"), "data-testid": testid }, t("notEncrypted"))
+    : null;
+}
+
 function renderSidebar() {
   const items = S.profiles.map((p, i) =>
     h(
@@ -74,7 +82,7 @@ function renderSidebar() {
       {
         class: `profile ${p.id === S.current ? "active" : ""}`,
         style: `--c:${p.color}`,
-        title: `${p.name} (${p.public_id}) · ${t(`state_${p.state.state}` as Key)}${i < 9 ? ` · Ctrl+${i + 1}` : ""}`,
+        title: `${p.name} (${p.public_id}) · ${t(`state_${p.state.state}` as Key)}${p.allow_insecure_http ? ` · ${t("notEncrypted")}` : ""}${i < 9 ? ` · Ctrl+${i + 1}` : ""}`,
         "data-testid": `profile-${p.name}`,
         "data-state": p.state.state,
         onclick: () => select(p.id),
@@ -83,6 +91,7 @@ function renderSidebar() {
       h("span", { class: `dot ${p.state.state}` }),
       p.unread > 0 ? h("span", { class: "badge", "data-testid": `unread-${p.name}` }, String(p.unread)) : null,
       h("span", { class: "pname" }, p.name),
+      insecureMark(p, `insecure-${p.name}`),
     ),
   );
   const mainOnly = !S.info?.window_profile;
@@ -129,6 +138,7 @@ async function renderMain() {
     h("span", { class: "avatar small" }, initial(p.name)),
     h("strong", { "data-testid": "current-profile" }, p.name),
     h("span", { class: "muted" }, ` ${p.public_id} · ${t(`state_${p.state.state}` as Key)}`),
+    insecureMark(p, "insecure-current"),
     h("span", { class: "spacer" }),
     ...tabs.map(([v, k]) => h("button", { class: `tab ${S.view === v ? "active" : ""}`, "data-testid": `tab-${v}`, onclick: () => show(v) }, t(k))),
   );
@@ -136,7 +146,9 @@ async function renderMain() {
     p.state.state === "signed_out"
       ? h("div", { class: "banner", "data-testid": "signed-out" }, t("signedOutBanner", { name: p.name }), " ",
           !S.info?.window_profile && h("button", { onclick: () => openAddProfile(p.public_id) }, t("signInAgain")))
-      : null;
+      : p.state.state === "certificate"
+        ? h("div", { class: "banner", "data-testid": "certificate" }, t("certificateBanner", { name: p.name, detail: p.state.detail }))
+        : null;
   const body = h("section", { class: "body" });
   replace(main, header, banner, body);
   if (S.view !== "chats") void api.setOpenConversation(p.id, null).catch(() => {});
@@ -260,7 +272,9 @@ async function renderResources() {
       h("td", { class: "num" }, formatBytes(Number(x.database_bytes))),
       h("td", { class: "history" }, ...x.history.slice(-5).reverse().map((c) =>
         h("div", {}, h("time", {}, new Date(c.at).toLocaleTimeString()), " ", t(`state_${c.state.state}` as Key),
-          c.state.state === "offline" && c.state.detail ? h("span", { class: "muted" }, ` (${c.state.detail})`) : null))),
+          (c.state.state === "offline" || c.state.state === "certificate") && c.state.detail
+            ? h("span", { class: "muted" }, ` (${c.state.detail})`)
+            : null))),
     );
   });
   const memory = r.memory_bytes == null ? t("memoryUnknown") : formatBytes(Number(r.memory_bytes));
@@ -494,6 +508,9 @@ function openAddProfile(login = "") {
   const pane = h("div", { class: "add" });
   const close = dialog(pane);
   const server = () => value(pane, "server") || S.info?.default_server || "";
+  // Only asked, and only counted, while the address is plain http to another computer.
+  const allowInsecure = () =>
+    needsInsecureAllowance(server()) && (pane.querySelector<HTMLInputElement>('[name="allow_insecure_http"]')?.checked ?? false);
   const done = async (p: ProfileInfo) => {
     close();
     await loadProfiles();
@@ -502,15 +519,15 @@ function openAddProfile(login = "") {
   const codeField = (purpose: SmsPurpose) => {
     const note = h("p", { class: "muted dev", hidden: true }, t("devService"));
     const fill = h("button", { type: "button", hidden: true, "data-testid": "fill-code", onclick: async () => {
-      const code = await attempt(() => api.devSmsCode(server(), value(pane, "phone"), purpose));
+      const code = await attempt(() => api.devSmsCode(server(), value(pane, "phone"), purpose, allowInsecure()));
       const input = pane.querySelector<HTMLInputElement>('[name="sms_code"]');
       if (code && input) input.value = code;
     } }, t("fillDevCode"));
     const send = h("button", { type: "button", "data-testid": "send-code", onclick: async () => {
-      const sent = await attempt(() => api.requestSmsCode(server(), value(pane, "phone"), purpose));
+      const sent = await attempt(() => api.requestSmsCode(server(), value(pane, "phone"), purpose, allowInsecure()));
       if (!sent) return;
       // Only a development service answers its outbox: offer to fill the code from there.
-      const dev = await api.devSmsCode(server(), value(pane, "phone"), purpose).then(() => true, () => false);
+      const dev = await api.devSmsCode(server(), value(pane, "phone"), purpose, allowInsecure()).then(() => true, () => false);
       note.hidden = fill.hidden = !dev;
       let left = Number(sent.resend_after);
       send.disabled = true;
@@ -526,13 +543,17 @@ function openAddProfile(login = "") {
     const tabs = (["signin", "register", "secondary"] as AddMode[]).map((m) =>
       h("button", { type: "button", class: `tab ${m === mode ? "active" : ""}`, "data-testid": `add-${m}`, onclick: () => { mode = m; render(); } },
         t(m === "signin" ? "signIn" : m === "register" ? "register" : "registerSecondary")));
-    const common = [h("label", {}, t("server"), h("input", { name: "server", value: S.info?.default_server ?? "", "data-testid": "server" })), h("input", { name: "name", placeholder: t("profileName"), "data-testid": "profile-name" })];
+    const allowance = h("label", { class: "check insecure-allow", hidden: !needsInsecureAllowance(server()), "data-testid": "allow-insecure-http" },
+      h("input", { type: "checkbox", name: "allow_insecure_http" }), t("allowInsecureHttp"));
+    const serverInput = h("input", { name: "server", value: server(), "data-testid": "server" });
+    serverInput.addEventListener("input", () => { allowance.hidden = !needsInsecureAllowance(server()); });
+    const common = [h("label", {}, t("server"), serverInput), allowance, h("input", { name: "name", placeholder: t("profileName"), "data-testid": "profile-name" })];
     const form = mode === "signin"
       ? h("form", { onsubmit: async (e: Event) => {
           e.preventDefault();
           const f = e.target as HTMLFormElement;
           try {
-            await done(await api.addProfile({ server: server(), login: value(f, "login"), password: value(f, "password"), name: value(f, "name") || null, color: null, totp_code: value(f, "totp") || null }));
+            await done(await api.addProfile({ server: server(), login: value(f, "login"), password: value(f, "password"), name: value(f, "name") || null, color: null, totp_code: value(f, "totp") || null, allow_insecure_http: allowInsecure() }));
           } catch (err) {
             const er = err as { code?: string; public_ids?: string[] };
             if (er.code === "account_choice_required" && er.public_ids) {
@@ -552,7 +573,7 @@ function openAddProfile(login = "") {
       : h("form", { onsubmit: async (e: Event) => {
           e.preventDefault();
           const f = e.target as HTMLFormElement;
-          const made = await attempt(() => api.registerProfile({ server: server(), phone: value(f, "phone"), sms_code: value(f, "sms_code"), public_id: value(f, "public_id"), password: value(f, "password"), display_name: value(f, "display_name"), name: value(f, "name") || null, color: null }));
+          const made = await attempt(() => api.registerProfile({ server: server(), phone: value(f, "phone"), sms_code: value(f, "sms_code"), public_id: value(f, "public_id"), password: value(f, "password"), display_name: value(f, "display_name"), name: value(f, "name") || null, color: null, allow_insecure_http: allowInsecure() }));
           if (made) await done(made.profile);
         } }, ...common,
           mode === "secondary" ? h("p", { class: "muted" }, t("secondaryHint")) : null,

@@ -1,13 +1,17 @@
 //! `switchboard`: the same core as the desktop app, without a window.
 //!
 //! ```text
-//! switchboard [--data-dir DIR] profile add --server URL --login ID_OR_PHONE --password-stdin [--name NAME] [--color HEX]
+//! switchboard [--data-dir DIR] [--ca-file PEM] profile add --server URL --login ID_OR_PHONE --password-stdin [--name NAME] [--color HEX] [--allow-insecure-http]
 //! switchboard [--data-dir DIR] profile list
 //! switchboard [--data-dir DIR] profile remove NAME_OR_ID
 //! switchboard [--data-dir DIR] send --profile NAME --to PUBLIC_ID "text"
 //! switchboard [--data-dir DIR] run
 //! ```
 //! Exit codes: 0 ok, 2 usage, 1 failure with a one-line reason on stderr.
+//!
+//! Services are reached over HTTPS/WSS with the system's root certificates, plus the CA in
+//! `--ca-file` (or `SWITCHBOARD_CA_FILE`) for a private deployment. Plain `http://` goes only
+//! to this computer, unless a profile is added with `--allow-insecure-http`.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -18,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use switchboard_core::vault::KeyringVault;
-use switchboard_core::{ConnState, Engine, EventBody, ProfileEventKind, SignIn};
+use switchboard_core::{ConnState, Engine, EventBody, ProfileEventKind, SignIn, TlsConfig};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +33,9 @@ struct Args {
     /// Where profiles live (instead of the platform data dir).
     #[arg(long, global = true, env = "SWITCHBOARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust besides the system's, for a private deployment.
+    #[arg(long, global = true, env = switchboard_core::tls::CA_FILE_ENV)]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -72,6 +79,11 @@ enum ProfileCmd {
         /// The current code of the authenticator app, for accounts with two-step verification.
         #[arg(long)]
         totp: Option<String>,
+        /// Allow plain http:// to a service that is not on this computer. Anyone on the
+        /// network can then read and change this profile's traffic, password included; the
+        /// profile is listed as "not encrypted".
+        #[arg(long)]
+        allow_insecure_http: bool,
     },
     /// id, name, account, server, state, unread.
     List,
@@ -113,6 +125,7 @@ fn state_word(s: &ConnState) -> String {
         ConnState::Connecting => "connecting".into(),
         ConnState::Live => "live".into(),
         ConnState::Offline(why) => format!("offline ({why})"),
+        ConnState::Certificate(why) => format!("certificate error ({why})"),
         ConnState::SignedOut => "signed out".into(),
         ConnState::Stopped => "ready".into(),
     }
@@ -120,7 +133,11 @@ fn state_word(s: &ConnState) -> String {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let dir = switchboard_core::data_dir(args.data_dir.as_deref())?;
-    let engine = Engine::open(&dir, KeyringVault::os()?).await?;
+    let tls = match &args.ca_file {
+        Some(path) => TlsConfig::with_extra_ca_file(path)?,
+        None => TlsConfig::system()?,
+    };
+    let engine = Engine::open_with_tls(&dir, KeyringVault::os()?, tls).await?;
     let result = command(&engine, args.command).await;
     engine.shutdown().await;
     result
@@ -137,6 +154,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                     name,
                     color,
                     totp,
+                    allow_insecure_http,
                 },
         } => {
             check_color(&color)?;
@@ -156,8 +174,14 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                     name,
                     color,
                     totp_code: totp,
+                    allow_insecure_http,
                 })
-                .await?;
+                .await
+                .map_err(|e| match e.code() {
+                    // The core's message says an allowance exists; here is how to give it.
+                    "insecure_http" => anyhow::anyhow!("{e} (--allow-insecure-http)"),
+                    _ => e.into(),
+                })?;
             println!("{}\t{}\t{}", p.record.id, p.record.name, p.record.public_id);
         }
         Cmd::Profile {
@@ -165,12 +189,17 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
         } => {
             for p in engine.list_profiles().await? {
                 let r = &p.record;
+                let server = if r.allow_insecure_http {
+                    format!("{} (not encrypted)", r.server_url)
+                } else {
+                    r.server_url.clone()
+                };
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     r.id,
                     r.name,
                     r.public_id,
-                    r.server_url,
+                    server,
                     state_word(&p.state),
                     p.unread
                 );

@@ -121,8 +121,11 @@ impl Cli<'_> {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .cmd(args)
+        self.run_cmd(self.cmd(args), stdin)
+    }
+
+    fn run_cmd(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -348,6 +351,112 @@ async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring()
     assert_eq!(text(&out.stderr).lines().count(), 1);
     let out = cli.run(&["profile", "frobnicate"], None);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+/// HTTPS with a private CA: refused (and said why, naming the host) until the CA is trusted,
+/// by `--ca-file` or `SWITCHBOARD_CA_FILE`; plain http to another host is refused with the way
+/// to allow it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_speaks_tls_trusting_a_given_ca_and_says_when_it_cannot() {
+    let s = TestServer::start_tls(|_| {}).await;
+    let TwoAccountsOnePhone { bob, .. } = s.two_accounts_one_phone().await;
+    let host = s.base.trim_start_matches("https://").to_string();
+    let keyring = PrivateKeyring::start();
+    let data = tempfile::tempdir().unwrap();
+    let ca_file = data.path().join("test-ca.pem");
+    std::fs::write(&ca_file, s.ca_pem.as_deref().unwrap()).unwrap();
+    let ca = ca_file.to_str().unwrap();
+    let cli = Cli {
+        keyring: &keyring,
+        data: data.path().join("switchboard"),
+    };
+    let pw = format!("{TEST_PASSWORD}\n");
+    let add = [
+        "profile",
+        "add",
+        "--server",
+        &s.base,
+        "--login",
+        "alice_work",
+        "--password-stdin",
+        "--name",
+        "Work",
+    ];
+
+    let out = cli.run(&add, Some(&pw));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("certificate") && err.contains(&host), "{err}");
+
+    let out = cli.run(&[&["--ca-file", ca][..], &add[..]].concat(), Some(&pw));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Without the CA, `run` shows the profile's certificate state, not "offline".
+    let mut run = cli
+        .cmd(&["run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
+    let line = loop {
+        let l = lines.next().expect("a state line").unwrap();
+        if l.starts_with("Work state ") && l != "Work state connecting" {
+            break l;
+        }
+    };
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(line.starts_with("Work state certificate error ("), "{line}");
+    assert!(line.contains(&host), "{line}");
+
+    // With it from the environment, the profile sends over HTTPS/WSS.
+    let mut send = cli.cmd(&[
+        "send",
+        "--profile",
+        "work",
+        "--to",
+        "bob_the_2nd",
+        "over tls",
+    ]);
+    send.env("SWITCHBOARD_CA_FILE", ca);
+    let out = cli.run_cmd(send, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bobs = s.get("/v1/sync?limit=1000", &bob.token).await.body;
+    assert!(
+        bobs["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["data"]["body"] == "over tls"),
+        "{bobs}"
+    );
+    let list = text(&cli.run(&["profile", "list"], None).stdout);
+    let row: Vec<&str> = list.lines().next().unwrap().split('\t').collect();
+    assert_eq!(
+        row[3], s.base,
+        "an https profile carries no cleartext mark: {list}"
+    );
+
+    // Plain http to another host: refused, and the flag that allows it is named.
+    let lan = [
+        "profile",
+        "add",
+        "--server",
+        "http://10.0.0.5:8750",
+        "--login",
+        "alice_home",
+        "--password-stdin",
+    ];
+    let out = cli.run(&lan, Some(&pw));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("10.0.0.5:8750") && err.contains("--allow-insecure-http"),
+        "{err}"
+    );
 }
 
 /// A virtual X display (for the notification server); stops on drop.

@@ -31,6 +31,9 @@ pub struct Register {
     /// The profile's name in the sidebar; the display name when absent.
     pub name: Option<String>,
     pub color: Option<String>,
+    /// As [`SignIn::allow_insecure_http`]: plain http to a service not on this computer.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for Register {
@@ -39,6 +42,7 @@ impl std::fmt::Debug for Register {
             .field("server", &self.server)
             .field("phone", &self.phone)
             .field("public_id", &self.public_id)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -69,17 +73,19 @@ const IDENTITY_GUARD: std::time::Duration = std::time::Duration::from_secs(10 * 
 
 impl Engine {
     /// Asks the service to text a code to `phone` (registering, signing in, recovering).
+    /// `allow_insecure_http`: as [`SignIn::allow_insecure_http`].
     pub async fn request_sms_code(
         &self,
         server: &str,
         phone: &str,
         purpose: SmsPurpose,
+        allow_insecure_http: bool,
     ) -> Result<SmsCodeSent> {
         let req = SmsCodeRequest {
             phone: phone.to_string(),
             purpose,
         };
-        Client::new(server)?
+        Client::new(server, &self.tls, allow_insecure_http)?
             .post_anonymous("/v1/sms/codes", &req)
             .await
     }
@@ -91,14 +97,17 @@ impl Engine {
         server: &str,
         phone: &str,
         purpose: SmsPurpose,
+        allow_insecure_http: bool,
     ) -> Result<Option<String>> {
-        Client::new(server)?.dev_sms_code(phone, purpose).await
+        Client::new(server, &self.tls, allow_insecure_http)?
+            .dev_sms_code(phone, purpose)
+            .await
     }
 
     /// Registers a new account (the number's secondary one if it has one already) and adds it
     /// as a profile, signed in and live.
     pub async fn register_profile(&self, req: Register) -> Result<Registered> {
-        let client = Client::new(&req.server)?;
+        let client = Client::new(&req.server, &self.tls, req.allow_insecure_http)?;
         let body = switchboard_protocol::auth::RegisterRequest {
             phone: req.phone.clone(),
             sms_code: req.sms_code.clone(),
@@ -115,6 +124,7 @@ impl Engine {
                 name: req.name,
                 color: req.color,
                 totp_code: None,
+                allow_insecure_http: req.allow_insecure_http,
             })
             .await?;
         Ok(Registered { account, profile })

@@ -1,34 +1,94 @@
-//! The service's API as the core uses it: typed requests, typed errors.
+//! The service's API as the core uses it: typed requests, typed errors; HTTPS and the WSS
+//! event stream through one rustls config (see `tls`).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchboard_protocol::ErrorBody;
 use switchboard_protocol::auth::{SessionCreated, SignInRequest};
 use switchboard_protocol::messaging::{Message, SendMessage};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{CoreError, Result};
 use crate::stats::Stats;
+use crate::tls::{TlsConfig, Transport};
 use crate::vault::Token;
+
+/// A profile's live event stream (`ws://` to loopback, else `wss://`).
+pub type EventStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// The host (and port) as the URL names it, for messages about this service.
+    host: String,
+    transport: Transport,
+    tls: TlsConfig,
     /// The traffic of every call made through this client (and its clones).
     stats: std::sync::Arc<Stats>,
 }
 
 impl Client {
-    pub fn new(base: &str) -> Result<Self> {
+    /// A client of the service at `base`, verifying TLS with `tls`. Plain http to a host
+    /// other than this computer is refused unless `allow_insecure_http` (the profile's
+    /// explicit choice): nothing is sent before that check.
+    pub fn new(base: &str, tls: &TlsConfig, allow_insecure_http: bool) -> Result<Self> {
+        let transport = crate::tls::check_service_url(base, allow_insecure_http)?;
+        let url =
+            reqwest::Url::parse(base.trim()).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        // As parsed: the scheme and host in lower case, so `events_url` finds "http" in it.
+        let base = url.as_str().trim_end_matches('/');
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(20))
+            // The same rustls config as the event stream: one set of roots, one verifier.
+            .use_preconfigured_tls(rustls::ClientConfig::clone(tls.rustls()))
             .build()
             .map_err(|e| CoreError::Network(e.to_string()))?;
         Ok(Self {
             http,
-            base: base.trim_end_matches('/').to_string(),
+            base: base.to_string(),
+            host: crate::tls::authority(&url),
+            transport,
+            tls: tls.clone(),
             stats: std::sync::Arc::default(),
         })
+    }
+
+    /// How this client reaches its service.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// A failed connection whose cause is the service's certificate, as its own error naming
+    /// the host: retrying will not fix it, and "offline" would hide what is wrong.
+    fn certificate_error(&self, e: &(dyn std::error::Error + 'static)) -> Option<CoreError> {
+        crate::tls::certificate_problem(e).map(|reason| CoreError::certificate(&self.host, &reason))
+    }
+
+    /// Opens the event stream after `since`. `None`: the service refused the token (the
+    /// session ended).
+    pub async fn connect_events(&self, since: i64, token: &Token) -> Result<Option<EventStream>> {
+        let mut req = self
+            .events_url(since)
+            .into_client_request()
+            .map_err(|e| CoreError::Network(e.to_string()))?;
+        let auth = format!("Bearer {}", token.expose())
+            .parse()
+            .map_err(|_| CoreError::Invalid("token is not a header value".into()))?;
+        req.headers_mut().insert("authorization", auth);
+        let connector = tokio_tungstenite::Connector::Rustls(self.tls.rustls().clone());
+        match tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
+            .await
+        {
+            Ok((ws, _)) => Ok(Some(ws)),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status() == 401 => {
+                Ok(None)
+            }
+            Err(e) => Err(self
+                .certificate_error(&e)
+                .unwrap_or_else(|| CoreError::Network(e.to_string()))),
+        }
     }
 
     pub fn stats(&self) -> &std::sync::Arc<Stats> {
@@ -44,10 +104,10 @@ impl Client {
         let req = req.map_err(|e| CoreError::Invalid(e.without_url().to_string()))?;
         self.stats
             .sent(req.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len));
-        let resp = http
-            .execute(req)
-            .await
-            .map_err(|e| CoreError::Network(e.without_url().to_string()))?;
+        let resp = http.execute(req).await.map_err(|e| {
+            self.certificate_error(&e)
+                .unwrap_or_else(|| CoreError::Network(e.without_url().to_string()))
+        })?;
         let status = resp.status();
         let bytes = resp
             .bytes()

@@ -10,6 +10,17 @@ pub enum CoreError {
     /// The service could not be reached.
     #[error("cannot reach the service: {0}")]
     Network(String),
+    /// The service was reached but its TLS certificate failed verification: not a network
+    /// hiccup that retrying fixes, so it is told apart. The message names the host and what
+    /// is wrong (see [`CoreError::certificate`]); a profile's `ConnState::Certificate` holds it.
+    #[error("{0}")]
+    Certificate(String),
+    /// Plain `http://` to a host other than this computer, which the profile does not allow.
+    #[error(
+        "http://{0} is not encrypted: anyone on the network could read and change what is sent, \
+         passwords included. Use https://, or explicitly allow unencrypted http for this profile"
+    )]
+    InsecureHttp(String),
     #[error("no profile named or numbered {0:?}")]
     NoSuchProfile(String),
     #[error("the keyring: {0}")]
@@ -29,12 +40,23 @@ impl CoreError {
         match self {
             CoreError::Api(e) => e.code.as_str(),
             CoreError::Network(_) => "network",
+            CoreError::Certificate(_) => "certificate",
+            CoreError::InsecureHttp(_) => "insecure_http",
             CoreError::NoSuchProfile(_) => "no_such_profile",
             CoreError::Vault(_) => "vault",
             CoreError::Storage(_) => "storage",
             CoreError::Invalid(_) => "invalid",
             CoreError::ConfirmProfile(_) => "confirm_profile",
         }
+    }
+}
+
+impl CoreError {
+    /// The certificate of `host` failed verification for `reason` ("it has expired", ...).
+    pub fn certificate(host: &str, reason: &str) -> Self {
+        CoreError::Certificate(format!(
+            "the certificate of {host} cannot be trusted: {reason}"
+        ))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod profile;
 pub mod registry;
 pub mod stats;
 pub mod store;
+pub mod tls;
 pub mod vault;
 
 use std::collections::HashMap;
@@ -29,6 +30,8 @@ pub use crate::profile::{ConnState, ProfileEvent, ProfileEventKind};
 pub use crate::registry::ProfileRecord;
 use crate::registry::Registry;
 use crate::store::{Conversation, OutboxEntry, ProfileStore, StoredMessage};
+pub use crate::tls::TlsConfig;
+use crate::tls::Transport;
 use crate::vault::Vault;
 /// What [`ProfileEventKind::Event`] carries, for front ends that do not depend on the protocol
 /// crate themselves.
@@ -45,6 +48,11 @@ pub struct SignIn {
     pub color: Option<String>,
     /// For accounts with two-step verification: a TOTP or recovery code.
     pub totp_code: Option<String>,
+    /// The user's explicit choice to reach this service over plain http although it is not on
+    /// this computer. Without it such a URL is refused; with it the profile is marked "not
+    /// encrypted". Meaningless (and not stored) for https and loopback URLs.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for SignIn {
@@ -52,6 +60,7 @@ impl std::fmt::Debug for SignIn {
         f.debug_struct("SignIn")
             .field("server", &self.server)
             .field("login", &self.login)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +109,8 @@ pub struct Engine {
     bus: broadcast::Sender<ProfileEvent>,
     running: Mutex<HashMap<String, Running>>,
     device_name: String,
+    /// Which certificates every profile's connections trust.
+    tls: TlsConfig,
     notifications: std::sync::OnceLock<(Arc<Notifications>, CancellationToken)>,
     /// The profile money last moved from, and when (the wrong-identity guard).
     last_money: std::sync::Mutex<Option<(String, std::time::Instant)>>,
@@ -131,8 +142,19 @@ fn make_private_dir(path: &Path) -> Result<()> {
 }
 
 impl Engine {
-    /// Opens (creating) the data dir and its registry. Profiles start with [`start_all`].
+    /// Opens (creating) the data dir and its registry, trusting the platform's root
+    /// certificates. Profiles start with [`start_all`].
     pub async fn open(data_dir: &Path, vault: Arc<dyn Vault>) -> Result<Self> {
+        Self::open_with_tls(data_dir, vault, TlsConfig::system()?).await
+    }
+
+    /// Like [`open`](Self::open), trusting what `tls` says: e.g. a private deployment's CA
+    /// besides the platform's roots ([`TlsConfig::with_extra_ca_pem`], [`TlsConfig::from_env`]).
+    pub async fn open_with_tls(
+        data_dir: &Path,
+        vault: Arc<dyn Vault>,
+        tls: TlsConfig,
+    ) -> Result<Self> {
         make_private_dir(data_dir)?;
         make_private_dir(&data_dir.join("profiles"))?;
         let registry = Registry::open(&data_dir.join("profiles.db")).await?;
@@ -145,6 +167,7 @@ impl Engine {
             bus,
             running: Mutex::new(HashMap::new()),
             device_name: format!("Switchboard on {host}"),
+            tls,
             notifications: std::sync::OnceLock::new(),
             last_money: std::sync::Mutex::new(None),
         })
@@ -251,7 +274,7 @@ impl Engine {
             color: given(req.color),
             ..req
         };
-        let client = Client::new(&req.server)?;
+        let client = Client::new(&req.server, &self.tls, req.allow_insecure_http)?;
         let (session, token) = client
             .sign_in(
                 &req.login,
@@ -284,6 +307,8 @@ impl Engine {
             session_id: session.session_id.clone(),
             created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
             history_until,
+            // Kept only where it is in use, so the mark means "this profile is in cleartext".
+            allow_insecure_http: client.transport() == Transport::Cleartext,
         };
         if let Err(e) = self.registry.insert(&record).await {
             // Do not leave a session behind on the service for a profile that does not exist.
@@ -375,7 +400,7 @@ impl Engine {
             return Ok(());
         };
         let store = ProfileStore::open(&self.profile_dir(&record.id).join("profile.db")).await?;
-        let client = Client::new(&record.server_url)?;
+        let client = Client::new(&record.server_url, &self.tls, record.allow_insecure_http)?;
         client.stats().state(&ConnState::Connecting);
         let runtime = Arc::new(ProfileRuntime {
             id: record.id.clone(),
@@ -442,7 +467,8 @@ impl Engine {
         Ok(entry)
     }
 
-    /// Queues a message and waits until the service has it (it left the outbox).
+    /// Queues a message and waits until the service has it (it left the outbox). A profile
+    /// that is signed out, or whose service's certificate is not trusted, fails at once.
     pub async fn send_and_wait(
         &self,
         profile: &str,
@@ -471,10 +497,16 @@ impl Engine {
                     None => Ok(entry),
                 };
             }
-            if let ConnState::SignedOut = *rt.state.borrow() {
-                return Err(CoreError::Invalid(
-                    "the profile is signed out; add it again".into(),
-                ));
+            match &*rt.state.borrow() {
+                ConnState::SignedOut => {
+                    return Err(CoreError::Invalid(
+                        "the profile is signed out; add it again".into(),
+                    ));
+                }
+                // Waiting cannot help until the certificate is fixed or its CA trusted; the
+                // message stays queued for then.
+                ConnState::Certificate(why) => return Err(CoreError::Certificate(why.clone())),
+                _ => {}
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(CoreError::Network(
@@ -637,8 +669,12 @@ impl Engine {
             r.runtime.store.close().await;
         }
         if let Some(token) = self.vault_call(|v, id| v.load(id), &record.id).await? {
-            let client = Client::new(&record.server_url)?;
-            if let Err(e) = client.sign_out(&token).await {
+            let signed_out =
+                match Client::new(&record.server_url, &self.tls, record.allow_insecure_http) {
+                    Ok(client) => client.sign_out(&token).await,
+                    Err(e) => Err(e),
+                };
+            if let Err(e) = signed_out {
                 // Still remove locally: the user asked for the profile to be gone.
                 tracing::warn!(profile = %record.id, code = e.code(), "could not sign the session out");
             }

@@ -12,7 +12,6 @@ use switchboard_protocol::ErrorCode;
 use switchboard_protocol::events::{Event, EventBody, close_code};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
@@ -29,6 +28,10 @@ pub enum ConnState {
     Live,
     /// Offline, retrying; the reason.
     Offline(String),
+    /// The service's TLS certificate failed verification (unknown authority, expired, issued
+    /// for another name): the message names the host and what is wrong. Still retrying, as a
+    /// renewed certificate or a trusted CA fixes it, but never shown as a mere "offline".
+    Certificate(String),
     /// The session was revoked or expired: sign in again. Local data is kept.
     SignedOut,
     /// Signed in, but not running in this process.
@@ -96,7 +99,11 @@ impl ProfileRuntime {
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let mut backoff = BACKOFF_START;
         loop {
-            self.set_state(ConnState::Connecting);
+            // A certificate problem stays on show while it is retried: flashing "connecting"
+            // every few seconds would bury the one thing the user has to act on.
+            if !matches!(*self.state.borrow(), ConnState::Certificate(_)) {
+                self.set_state(ConnState::Connecting);
+            }
             let outcome = self.session(&cancel, &mut backoff).await;
             match outcome {
                 Ok(End::Cancelled) => return,
@@ -104,6 +111,7 @@ impl ProfileRuntime {
                     self.set_state(ConnState::SignedOut);
                     return;
                 }
+                Err(CoreError::Certificate(why)) => self.set_state(ConnState::Certificate(why)),
                 Err(e) => self.set_state(ConnState::Offline(e.to_string())),
             }
             // Full jitter: many profiles (or clients) never retry in lockstep.
@@ -148,21 +156,8 @@ impl ProfileRuntime {
 
     async fn session(&self, cancel: &CancellationToken, backoff: &mut Duration) -> Result<End> {
         let cursor = self.store.cursor().await?;
-        let mut req = self
-            .client
-            .events_url(cursor)
-            .into_client_request()
-            .map_err(|e| CoreError::Network(e.to_string()))?;
-        let auth = format!("Bearer {}", self.token.expose())
-            .parse()
-            .map_err(|_| CoreError::Invalid("token is not a header value".into()))?;
-        req.headers_mut().insert("authorization", auth);
-        let (ws, _) = match tokio_tungstenite::connect_async(req).await {
-            Ok(ok) => ok,
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status() == 401 => {
-                return Ok(End::SignedOut);
-            }
-            Err(e) => return Err(CoreError::Network(e.to_string())),
+        let Some(ws) = self.client.connect_events(cursor, &self.token).await? else {
+            return Ok(End::SignedOut);
         };
         let (_, mut incoming) = ws.split();
         self.set_state(ConnState::Live);

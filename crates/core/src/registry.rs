@@ -1,5 +1,5 @@
-//! The profile registry (`profiles.db`): ids, names, colours, order, service URL and account.
-//! Never a secret.
+//! The profile registry (`profiles.db`): ids, names, colours, order, service URL and account,
+//! and whether the profile may use plain http to its service. Never a secret.
 
 use std::path::Path;
 
@@ -25,6 +25,9 @@ pub struct ProfileRecord {
     pub created_at: i64,
     /// Events up to this sequence number were history when the profile was added.
     pub history_until: i64,
+    /// The user allowed plain http to a host other than this computer for this profile
+    /// (set only when its URL needs it): it is marked "not encrypted" wherever it is shown.
+    pub allow_insecure_http: bool,
 }
 
 pub struct Registry {
@@ -58,8 +61,8 @@ impl Registry {
     pub async fn insert(&self, p: &ProfileRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO profiles (id, name, color, position, server_url, account_id, public_id, \
-             session_id, created_at, history_until) \
-             VALUES (?, ?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM profiles), ?, ?, ?, ?, ?, ?)",
+             session_id, created_at, history_until, allow_insecure_http) \
+             VALUES (?, ?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM profiles), ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.name)
@@ -70,6 +73,7 @@ impl Registry {
         .bind(&p.session_id)
         .bind(p.created_at)
         .bind(p.history_until)
+        .bind(p.allow_insecure_http)
         .execute(&self.pool)
         .await
         .map_err(|e| match &e {
@@ -142,5 +146,115 @@ impl Registry {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+    use super::*;
+
+    fn record(id: &str, url: &str, allow_insecure_http: bool) -> ProfileRecord {
+        ProfileRecord {
+            id: id.into(),
+            name: id.into(),
+            color: "#2f6fed".into(),
+            position: 0,
+            server_url: url.into(),
+            account_id: format!("a_{id}"),
+            public_id: format!("{id}_pid"),
+            session_id: "s".into(),
+            created_at: 0,
+            history_until: 0,
+            allow_insecure_http,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cleartext_allowance_is_stored_with_the_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(&dir.path().join("profiles.db"))
+            .await
+            .unwrap();
+        registry
+            .insert(&record("p_lan", "http://10.0.0.5:8750", true))
+            .await
+            .unwrap();
+        registry
+            .insert(&record("p_tls", "https://example.com", false))
+            .await
+            .unwrap();
+        let flags: Vec<(String, bool)> = registry
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id, p.allow_insecure_http))
+            .collect();
+        assert_eq!(
+            flags,
+            [("p_lan".to_string(), true), ("p_tls".to_string(), false)]
+        );
+        registry.close().await;
+    }
+
+    /// The migration adds the flag to the rows already there: set for plain http to another
+    /// host (those profiles had no https to choose), clear for https and loopback.
+    #[tokio::test]
+    async fn profiles_from_before_tls_keep_their_service_and_are_marked_when_in_cleartext() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        for sql in [
+            include_str!("../migrations/registry/0001_profiles.sql"),
+            include_str!("../migrations/registry/0002_notification_policy.sql"),
+        ] {
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        }
+        let urls = [
+            ("lan", "http://10.0.0.5:8750", true),
+            ("name", "HTTP://Example.com", true),
+            ("v4", "http://127.0.0.1:8750", false),
+            ("v4_other", "http://127.8.0.1", false),
+            ("v6", "http://[::1]:8750", false),
+            ("localhost", "http://localhost:8750", false),
+            ("localhost_bare", "http://localhost", false),
+            ("localhost_lookalike", "http://localhost.example.com", true),
+            ("tls", "https://example.com", false),
+        ];
+        for (id, url, _) in urls {
+            sqlx::query(
+                "INSERT INTO profiles (id, name, color, position, server_url, account_id, \
+                 public_id, session_id, created_at) VALUES (?, ?, '#000000', 0, ?, ?, ?, 's', 0)",
+            )
+            .bind(id)
+            .bind(id)
+            .bind(url)
+            .bind(id)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::raw_sql(include_str!(
+            "../migrations/registry/0003_allow_insecure_http.sql"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (id, url, marked) in urls {
+            let (flag,): (bool,) =
+                sqlx::query_as("SELECT allow_insecure_http FROM profiles WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            assert_eq!(flag, marked, "{url}");
+            assert_eq!(
+                crate::tls::transport(url).unwrap() == crate::tls::Transport::Cleartext,
+                marked,
+                "the migration agrees with the rule the client applies: {url}"
+            );
+        }
+        pool.close().await;
     }
 }
