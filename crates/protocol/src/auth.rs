@@ -326,12 +326,30 @@ impl std::fmt::Debug for TotpSetup {
     }
 }
 
-/// A TOTP code (or, where it says so, a recovery code).
+/// `POST /v1/me/totp`: the account password, proven again before a second factor is set up
+/// (a stolen session alone must not be able to bind an attacker's authenticator).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct TotpSetupRequest {
+    pub password: String,
+}
+
+impl std::fmt::Debug for TotpSetupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpSetupRequest").finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/me/totp/confirm` and `DELETE /v1/me/totp`: a TOTP code (or, where it says so, a
+/// recovery code) and the account password. Turning two-step verification on or off needs
+/// both: a stolen session alone can do neither.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     pub code: String,
+    pub password: String,
 }
 
 impl std::fmt::Debug for TotpCode {
@@ -351,6 +369,26 @@ impl std::fmt::Debug for TotpRecoveryCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TotpRecoveryCodes").finish_non_exhaustive()
     }
+}
+
+/// Why two-step verification went off, in an `account.totp_disabled` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum TotpDisabledReason {
+    /// Someone with the password and a code turned it off (`DELETE /v1/me/totp`).
+    TurnedOff,
+    /// The account was recovered by SMS: a code sent to the phone replaced the password, and
+    /// the authenticator with it.
+    SmsRecovery,
+}
+
+/// Data of `account.totp_disabled`: a security notice in the account's log, so every device
+/// of the account learns that the second factor is gone (before a recovery signs them out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TotpDisabled {
+    pub reason: TotpDisabledReason,
 }
 
 /// `GET /healthz`

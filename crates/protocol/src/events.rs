@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::Timestamp;
+use crate::auth::TotpDisabled;
 use crate::messaging::{ContactRequest, GroupChange, Message, SessionRevoked};
 use crate::wallet::{EnvelopeClaimed, EnvelopeRefunded, RedEnvelope, WalletMovement};
 
@@ -34,13 +35,14 @@ pub enum EventKind {
     RedEnvelopeClaimed,
     RedEnvelopeRefunded,
     SessionRevoked,
+    TotpDisabled,
     /// A kind this version does not know (from a newer service).
     Unknown,
 }
 
 impl EventKind {
     /// Every kind this version knows.
-    pub const KNOWN: [EventKind; 11] = [
+    pub const KNOWN: [EventKind; 12] = [
         EventKind::MessageNew,
         EventKind::ContactRequest,
         EventKind::ContactAccepted,
@@ -52,6 +54,7 @@ impl EventKind {
         EventKind::RedEnvelopeClaimed,
         EventKind::RedEnvelopeRefunded,
         EventKind::SessionRevoked,
+        EventKind::TotpDisabled,
     ];
 
     /// The wire name (`message.new`, …); `unknown` for [`EventKind::Unknown`], whose real
@@ -69,6 +72,7 @@ impl EventKind {
             EventKind::RedEnvelopeClaimed => "red_envelope.claimed",
             EventKind::RedEnvelopeRefunded => "red_envelope.refunded",
             EventKind::SessionRevoked => "session.revoked",
+            EventKind::TotpDisabled => "account.totp_disabled",
             EventKind::Unknown => "unknown",
         }
     }
@@ -128,6 +132,9 @@ pub enum EventBody {
     /// In the account's log; the revoked session's stream closes right after it.
     #[serde(rename = "session.revoked")]
     SessionRevoked(SessionRevoked),
+    /// In the account's log, so every device learns its second factor is off.
+    #[serde(rename = "account.totp_disabled")]
+    TotpDisabled(TotpDisabled),
     /// A kind this version does not know. Untagged: it is written back exactly as it came.
     /// (`skip_deserializing` only keeps it out of the OpenAPI document, which describes what
     /// the service sends; deserialising is by hand and does produce it.)
@@ -157,6 +164,7 @@ impl Serialize for Data<'_> {
             EventBody::RedEnvelopeClaimed(d) => d.serialize(s),
             EventBody::RedEnvelopeRefunded(d) => d.serialize(s),
             EventBody::SessionRevoked(d) => d.serialize(s),
+            EventBody::TotpDisabled(d) => d.serialize(s),
             EventBody::Unknown(u) => u.data.serialize(s),
         }
     }
@@ -176,6 +184,7 @@ impl EventBody {
             EventBody::RedEnvelopeClaimed(_) => EventKind::RedEnvelopeClaimed,
             EventBody::RedEnvelopeRefunded(_) => EventKind::RedEnvelopeRefunded,
             EventBody::SessionRevoked(_) => EventKind::SessionRevoked,
+            EventBody::TotpDisabled(_) => EventKind::TotpDisabled,
             EventBody::Unknown(_) => EventKind::Unknown,
         }
     }
@@ -214,6 +223,7 @@ impl EventBody {
                 EventBody::RedEnvelopeRefunded(Deserialize::deserialize(data)?)
             }
             EventKind::SessionRevoked => EventBody::SessionRevoked(Deserialize::deserialize(data)?),
+            EventKind::TotpDisabled => EventBody::TotpDisabled(Deserialize::deserialize(data)?),
             EventKind::Unknown => EventBody::Unknown(UnknownEvent {
                 kind: kind.to_string(),
                 data: Deserialize::deserialize(data)?,
@@ -547,6 +557,12 @@ mod tests {
                 r#"{"session_id":"ses_1"}"#,
                 EventBody::SessionRevoked(SessionRevoked {
                     session_id: "ses_1".into(),
+                }),
+            ),
+            (
+                r#"{"reason":"sms_recovery"}"#,
+                EventBody::TotpDisabled(crate::auth::TotpDisabled {
+                    reason: crate::auth::TotpDisabledReason::SmsRecovery,
                 }),
             ),
         ]

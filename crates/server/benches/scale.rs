@@ -94,7 +94,7 @@ async fn notifies(admins: &[String]) -> f64 {
         let text = r.text().await.unwrap_or_default();
         total += text
             .lines()
-            .find(|l| l.starts_with("cluster_notify_total"))
+            .find(|l| l.starts_with("switchboard_cluster_notify_total"))
             .and_then(|l| l.split_whitespace().last())
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0);
@@ -139,6 +139,7 @@ async fn run_on(
         senders: SENDERS,
         pids: &pids,
         with_postgres: db.backend == Backend::Postgres,
+        tag: &format!("{nodes}{notify}"),
     })
     .await;
     let notify_after = notifies(&admins).await;

@@ -62,7 +62,7 @@ async fn run(backend: Backend, idle_sockets: bool) -> String {
         let mut idle = Vec::new();
         for round in 0..10 {
             for (_, token) in &users {
-                idle.push(open_socket(service.addr, token).await);
+                idle.push(open_socket(service.addr, token, 0).await);
             }
             if round == 0 || round == 9 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -92,6 +92,7 @@ async fn run(backend: Backend, idle_sockets: bool) -> String {
         senders,
         pids: &[pid],
         with_postgres: pg,
+        tag: "",
     })
     .await;
     println!(

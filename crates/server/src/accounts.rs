@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use switchboard_protocol::ErrorCode;
 use switchboard_protocol::auth::{
-    AccountSummary, RecoveryDone, RecoveryRequest, RegisterRequest, SmsPurpose,
+    AccountSummary, RecoveryDone, RecoveryRequest, RegisterRequest, SmsPurpose, TotpDisabledReason,
 };
 
 use crate::app::App;
@@ -44,16 +44,9 @@ pub fn check_public_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// 1–64 characters of text that cannot pass for someone else's (see [`crate::text`]).
 pub fn check_display_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    let n = name.chars().count();
-    if n == 0 || n > 64 || name.chars().any(char::is_control) {
-        return Err(Error::new(
-            ErrorCode::InvalidDisplayName,
-            "a display name has 1 to 64 characters and no control characters",
-        ));
-    }
-    Ok(name.to_string())
+    crate::text::check_shown(name, "a display name", 1, 64, ErrorCode::InvalidDisplayName)
 }
 
 pub fn summary(a: &AccountRow) -> AccountSummary {
@@ -69,7 +62,9 @@ pub fn summary(a: &AccountRow) -> AccountSummary {
 ///
 /// With a `register` SMS code for the phone number. The number's first account is its
 /// primary one; the next (up to `accounts.per_phone`) are secondary, each with its own public
-/// ID, password and wallet.
+/// ID, password and wallet. A number that holds the most accounts allowed already answers
+/// `phone_account_limit`, but only to a caller with the right code: before the code is
+/// proven nothing here depends on what the number holds.
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = RegisterRequest,
     responses(
         (status = 201, body = AccountSummary),
@@ -99,6 +94,9 @@ pub async fn register(
             "that public ID is taken",
         ));
     }
+    let code = sms::check_code(&app, &phone.e164, SmsPurpose::Register, &req.sms_code).await?;
+    // The phone is proven: now its accounts may be counted (before the costly hash; the store
+    // decides for certain, under the number's lock, when it creates the account).
     let per_phone = app.config.accounts.per_phone;
     if app.store.accounts_by_phone(&phone.e164).await?.len() >= per_phone as usize {
         return Err(Error::new(
@@ -106,7 +104,6 @@ pub async fn register(
             format!("this phone number already has {per_phone} accounts, the most allowed"),
         ));
     }
-    let code = sms::check_code(&app, &phone.e164, SmsPurpose::Register, &req.sms_code).await?;
     let password_hash = app.hasher.hash(normalised).await?;
     let account = app
         .store
@@ -131,7 +128,9 @@ pub async fn register(
 /// Recover an account
 ///
 /// A new password through a `recover` SMS code: every session of the account is signed out
-/// and a sign-in lock is lifted.
+/// and a sign-in lock is lifted. The code proves the phone, not the authenticator, so
+/// two-step verification goes off too; every device of the account is told
+/// (`account.totp_disabled`) before it is signed out.
 #[utoipa::path(post, path = "/v1/recovery", tag = "accounts", request_body = RecoveryRequest,
     responses(
         (status = 200, body = RecoveryDone),
@@ -159,24 +158,35 @@ pub async fn recover(
             )
         })?;
     let hash = app.hasher.hash(normalised).await?;
-    let revoked = app
+    let totp_notice = crate::me::totp_disabled_event(&account.id, TotpDisabledReason::SmsRecovery)?;
+    let recovered = app
         .store
         .account_recover(
             &Recovery {
                 code_id: &code.id,
                 account_id: &account.id,
                 password_hash: &hash,
-                login_key: &crate::sessions::account_key(&account.id),
+                // The account's failures and lock, and those of sign-ins by its number.
+                login_keys: &[
+                    crate::sessions::account_key(&account.id),
+                    crate::sessions::phone_key(&phone.e164),
+                ],
+                totp_notice: &totp_notice,
             },
             app.clock.now_ms(),
             &crate::sessions::revoked_event,
         )
         .await?;
-    app.hub.publish(&revoked);
-    tracing::info!(account = %account.id, revoked = revoked.len(), "account recovered");
+    app.hub.publish(&recovered.events);
+    tracing::info!(
+        account = %account.id,
+        revoked = recovered.sessions_revoked,
+        totp_disabled = recovered.totp_disabled,
+        "account recovered"
+    );
     Ok(Json(RecoveryDone {
         account: summary(&account),
-        sessions_revoked: revoked.len() as u64,
+        sessions_revoked: recovered.sessions_revoked,
     }))
 }
 

@@ -18,7 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
+use crate::clock::{Clock, Entropy, EntropyExt, OsEntropy, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Json};
 use crate::identity::{ChecksumVerifier, IdentityVerifier};
@@ -35,6 +35,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub sms: Arc<dyn SmsGateway>,
+    /// SMS deliveries in flight: requests answer before delivery, so the answer cannot depend
+    /// on what a number holds.
+    pub sms_deliveries: crate::sms::Deliveries,
+    /// The key ID numbers are hashed with (`identity.hmac_secret`, or a random one in
+    /// development mode).
+    pub id_number_key: crate::identity::IdNumberKey,
     /// The console gateway, in development mode only: the dev outbox reads it.
     pub dev_outbox: Option<Arc<ConsoleGateway>>,
     pub hasher: Hasher,
@@ -165,7 +171,9 @@ pub fn routes(dev: bool) -> (Router<App>, utoipa::openapi::OpenApi) {
     if dev {
         api = api.routes(routes!(sms::dev_outbox));
     }
-    api.split_for_parts()
+    let (router, mut doc) = api.split_for_parts();
+    crate::contract::complete_responses(&mut doc);
+    (router, doc)
 }
 
 /// Builds the state (opening the database) and the complete router. Cancelling `shutdown`
@@ -189,6 +197,14 @@ pub async fn build(
     };
     let hasher =
         Hasher::new(2, services.entropy.clone()).map_err(|e| LaunchError::Setup(e.message))?;
+    // Outside development mode `validate` has made sure a key is set. In development mode an
+    // unset one is made up for this process: hashes from another run match nothing, which
+    // only matters to data nobody keeps.
+    let id_number_key = if config.identity.hmac_secret.is_empty() {
+        crate::identity::IdNumberKey::new(services.entropy.bytes::<32>().to_vec())
+    } else {
+        crate::identity::IdNumberKey::new(config.identity.hmac_secret.expose().as_bytes())
+    };
     let dev = config.dev;
     let cluster = crate::store::is_shared(&url).then(|| crate::cluster::Node::new(&url));
     if let (Some(node), true) = (&cluster, services.clock_from_database) {
@@ -210,6 +226,8 @@ pub async fn build(
         clock,
         entropy: services.entropy,
         sms,
+        sms_deliveries: crate::sms::Deliveries::default(),
+        id_number_key,
         dev_outbox: if dev { dev_outbox } else { None },
         hasher,
         identity: services.identity,
@@ -289,6 +307,17 @@ pub async fn serve(
     listener: TcpListener,
     admin: Option<TcpListener>,
 ) -> Result<(), LaunchError> {
+    // `validate` checks the configured address; this checks the one actually served (a caller
+    // may hand over any listener).
+    if app.config.dev {
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            return Err(LaunchError::Setup(format!(
+                "development mode serves every SMS code at /v1/dev/sms-outbox, so it listens only \
+                 on a loopback address, not {addr}"
+            )));
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(admin) = admin {
         tasks.spawn(metrics::serve_admin(app.clone(), admin));
@@ -310,6 +339,8 @@ pub async fn serve(
     };
     app.shutdown.cancel();
     while tasks.join_next().await.is_some() {}
+    // Codes already answered for are still delivered, within the gateway's own time limit.
+    app.sms_deliveries.drain(crate::sms::WEBHOOK_TIMEOUT).await;
     app.store.close().await;
     served.map_err(LaunchError::from)
 }

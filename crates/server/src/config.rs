@@ -39,7 +39,94 @@ pub struct Config {
     pub sms: Sms,
     pub sessions: Sessions,
     pub wallet: WalletConfig,
+    pub identity: Identity,
+    pub limits: Limits,
     pub log: Log,
+}
+
+/// A configured secret: read like any value, never shown. Its `Debug` prints `<redacted>`
+/// (or that it is unset), so a `{:?}` of the configuration in a log or an error leaks
+/// nothing.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+/// Real-name verification.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identity {
+    /// The key ID numbers are hashed with (HMAC-SHA256), at least 32 characters; the same on
+    /// every node and kept across restarts (hashes made under another key match nothing).
+    /// Required outside development mode; in development mode an empty one is replaced by a
+    /// random key for the life of the process.
+    pub hmac_secret: Secret,
+}
+
+/// The least length of `identity.hmac_secret`, in bytes.
+pub const IDENTITY_SECRET_MIN: usize = 32;
+
+/// Per-account budgets, each over a sliding window; past one a request answers 429
+/// `rate_limited` with `Retry-After`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Messages one account may send per minute.
+    pub messages_per_minute: u32,
+    /// Contact requests one account may send per 24 hours.
+    pub contact_requests_per_day: u32,
+    /// Deliveries to group members one account may cause per minute: a message to a group of
+    /// 300 is 300, creating a group or adding members is one per member told. Below the
+    /// largest group (500) nobody can write to a full group at all.
+    pub group_fanout_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // Ten a second, every minute: far beyond a person typing, well short of a flood.
+            messages_per_minute: 600,
+            contact_requests_per_day: 100,
+            // Forty messages a minute to full 500-member groups.
+            group_fanout_per_minute: 20_000,
+        }
+    }
 }
 
 /// HTTPS/WSS served by the service itself: both files set, or neither (plain HTTP, e.g. behind
@@ -110,8 +197,9 @@ pub struct Accounts {
 pub struct Sms {
     /// `console` (development only) or `webhook`.
     pub gateway: String,
-    /// Where the webhook gateway POSTs `{phone, purpose, code, sent_at}`.
-    pub webhook_url: String,
+    /// Where the webhook gateway POSTs `{phone, purpose, code, sent_at}`. A secret: providers
+    /// put their API key in it, so it is never logged nor shown in an error.
+    pub webhook_url: Secret,
     pub code_ttl_secs: u64,
     pub resend_cooldown_secs: u64,
     pub per_number_per_day: u32,
@@ -160,6 +248,8 @@ impl Default for Config {
             sms: Sms::default(),
             sessions: Sessions::default(),
             wallet: WalletConfig::default(),
+            identity: Identity::default(),
+            limits: Limits::default(),
             log: Log::default(),
         }
     }
@@ -183,7 +273,7 @@ impl Default for Sms {
     fn default() -> Self {
         Self {
             gateway: "console".into(),
-            webhook_url: String::new(),
+            webhook_url: Secret::default(),
             code_ttl_secs: 600,
             resend_cooldown_secs: 60,
             per_number_per_day: 10,
@@ -284,6 +374,40 @@ impl Config {
                     "sms.gateway must be \"console\" or \"webhook\", not {other:?}"
                 )));
             }
+        }
+        // The dev outbox hands every SMS code to whoever can reach the port: a development
+        // service is for this machine only.
+        if self.dev && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "development mode (--dev) serves every SMS code at /v1/dev/sms-outbox, so it \
+                 listens only on a loopback address (127.0.0.1 or [::1]), not {}; \
+                 without --dev, set sms.gateway = \"webhook\" to serve other machines",
+                self.listen
+            )));
+        }
+        let secret = &self.identity.hmac_secret;
+        if secret.is_empty() && !self.dev {
+            return bad(
+                "identity.hmac_secret (env SWITCHBOARD_IDENTITY_HMAC_SECRET) must be set outside \
+                 development mode: ID numbers are stored hashed with it. Use a random string of \
+                 at least 32 characters, the same on every node and kept across restarts",
+            );
+        }
+        if !secret.is_empty() && secret.expose().len() < IDENTITY_SECRET_MIN {
+            return bad(
+                "identity.hmac_secret (env SWITCHBOARD_IDENTITY_HMAC_SECRET) must be at least 32 \
+                 characters long",
+            );
+        }
+        let l = &self.limits;
+        if l.messages_per_minute == 0
+            || l.contact_requests_per_day == 0
+            || l.group_fanout_per_minute == 0
+        {
+            return bad(
+                "limits.messages_per_minute, limits.contact_requests_per_day and \
+                 limits.group_fanout_per_minute must be at least 1",
+            );
         }
         if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
             return bad("tls.cert_file and tls.key_file go together: set both, or neither");
@@ -524,10 +648,121 @@ mod tests {
             &env(&[
                 ("SWITCHBOARD_SMS_GATEWAY", "webhook"),
                 ("SWITCHBOARD_SMS_WEBHOOK_URL", "http://127.0.0.1:1/sms"),
+                ("SWITCHBOARD_IDENTITY_HMAC_SECRET", SECRET),
             ]),
         )
         .unwrap();
         assert!(!c.dev);
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+    #[test]
+    fn outside_dev_mode_the_identity_key_is_required_and_long() {
+        let webhook = [
+            ("SWITCHBOARD_SMS_GATEWAY", "webhook"),
+            ("SWITCHBOARD_SMS_WEBHOOK_URL", "http://127.0.0.1:1/sms"),
+        ];
+        let e = Config::load(None, &env(&webhook)).unwrap_err().to_string();
+        assert!(
+            e.contains("identity.hmac_secret") && e.contains("SWITCHBOARD_IDENTITY_HMAC_SECRET"),
+            "names the key and its variable: {e}"
+        );
+        let mut short = webhook.to_vec();
+        short.push(("SWITCHBOARD_IDENTITY_HMAC_SECRET", "too short"));
+        let e = Config::load(None, &env(&short)).unwrap_err().to_string();
+        assert!(e.contains("at least 32"), "{e}");
+        assert!(
+            !e.contains("too short"),
+            "the value itself is never repeated: {e}"
+        );
+        let mut ok = webhook.to_vec();
+        ok.push(("SWITCHBOARD_IDENTITY_HMAC_SECRET", SECRET));
+        let c = Config::load(None, &env(&ok)).unwrap();
+        assert_eq!(c.identity.hmac_secret.expose(), SECRET);
+        // Development mode makes one up for the process when none is set.
+        let d = Config::load(None, &env(&[("SWITCHBOARD_DEV", "1")])).unwrap();
+        assert!(d.identity.hmac_secret.is_empty());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_SMS_GATEWAY", "webhook"),
+                (
+                    "SWITCHBOARD_SMS_WEBHOOK_URL",
+                    "https://sms.example/send?api_key=provider-key-123",
+                ),
+                ("SWITCHBOARD_IDENTITY_HMAC_SECRET", SECRET),
+            ]),
+        )
+        .unwrap();
+        for shown in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains("provider-key-123"), "{shown}");
+            assert!(shown.contains("hmac_secret: <redacted>"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn dev_mode_listens_on_loopback_only() {
+        for listen in ["0.0.0.0:8750", "192.168.1.5:8750", "[::]:8750"] {
+            let e = Config::load(
+                None,
+                &env(&[("SWITCHBOARD_DEV", "1"), ("SWITCHBOARD_LISTEN", listen)]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("loopback") && e.contains(listen),
+                "{listen}: {e}"
+            );
+        }
+        for listen in ["127.0.0.1:8750", "127.0.0.2:0", "[::1]:8750"] {
+            Config::load(
+                None,
+                &env(&[("SWITCHBOARD_DEV", "1"), ("SWITCHBOARD_LISTEN", listen)]),
+            )
+            .unwrap_or_else(|e| panic!("{listen}: {e}"));
+        }
+    }
+
+    #[test]
+    fn limits_have_generous_defaults_and_come_from_the_environment() {
+        let d = Config::load(None, &env(&[("SWITCHBOARD_DEV", "1")])).unwrap();
+        assert_eq!(
+            (
+                d.limits.messages_per_minute,
+                d.limits.contact_requests_per_day,
+                d.limits.group_fanout_per_minute
+            ),
+            (600, 100, 20_000)
+        );
+        let c = Config::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_DEV", "1"),
+                ("SWITCHBOARD_LIMITS_MESSAGES_PER_MINUTE", "5"),
+                ("SWITCHBOARD_LIMITS_CONTACT_REQUESTS_PER_DAY", "3"),
+                ("SWITCHBOARD_LIMITS_GROUP_FANOUT_PER_MINUTE", "1000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.limits.messages_per_minute, 5);
+        assert_eq!(c.limits.contact_requests_per_day, 3);
+        assert_eq!(c.limits.group_fanout_per_minute, 1000);
+        let e = Config::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_DEV", "1"),
+                ("SWITCHBOARD_LIMITS_MESSAGES_PER_MINUTE", "0"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("limits.messages_per_minute"), "{e}");
     }
 
     #[test]
@@ -620,6 +855,10 @@ mod tests {
             "SWITCHBOARD_SMS_RESEND_COOLDOWN_SECS",
             "SWITCHBOARD_REGISTRATION_ALLOWED_REGIONS",
             "SWITCHBOARD_CLUSTER_SAFETY_POLL_MS",
+            "SWITCHBOARD_IDENTITY_HMAC_SECRET",
+            "SWITCHBOARD_LIMITS_MESSAGES_PER_MINUTE",
+            "SWITCHBOARD_LIMITS_CONTACT_REQUESTS_PER_DAY",
+            "SWITCHBOARD_LIMITS_GROUP_FANOUT_PER_MINUTE",
         ] {
             assert!(names.iter().any(|n| n == documented), "{documented}");
         }

@@ -100,18 +100,16 @@ async fn accept(
               (status = 200, description = "the same request was pending already", body = ContactRequestState),
               (status = 400, description = "cannot_add_self, invalid_request (note too long)", body = switchboard_protocol::ErrorBody),
               (status = 404, description = "user_not_found", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "already_contacts", body = switchboard_protocol::ErrorBody)))]
+              (status = 409, description = "already_contacts", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "rate_limited (limits.contact_requests_per_day), with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn create_request(
     State(app): State<App>,
     auth: Auth,
     Json(req): Json<NewContactRequest>,
 ) -> Result<(StatusCode, Json<ContactRequestState>)> {
-    let note = req.note.trim().to_string();
-    if note.chars().count() > NOTE_MAX || note.chars().any(char::is_control) {
-        return Err(Error::invalid_request(format!(
-            "a note has at most {NOTE_MAX} characters and no control characters"
-        )));
-    }
+    // Shown to the other side next to the sender's name, before they decide whom to accept.
+    let note =
+        crate::text::check_shown(&req.note, "a note", 0, NOTE_MAX, ErrorCode::InvalidRequest)?;
     let me = auth.account;
     let them = find_user(&app, &req.public_id).await?;
     if them.id == me.id {
@@ -139,6 +137,8 @@ pub async fn create_request(
             }),
         ));
     }
+    // Only a request that is new counts: repeating a pending one, or answering theirs, is free.
+    crate::limits::take(&app, &me.id, crate::limits::Budget::ContactRequests, 1).await?;
     let row = ContactRequestRow {
         id: app.entropy.id("cr_"),
         from_account: me.id.clone(),

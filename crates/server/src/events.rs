@@ -36,6 +36,12 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// A client silent (no pong, no frame) this long is gone.
 const SILENT_LIMIT: Duration = Duration::from_secs(60);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest frame, and message, a client may send on the stream. The stream only sends:
+/// a client legitimately sends pongs, pings and a close, control frames of at most 125 bytes
+/// (RFC 6455), and at worst a stray short text frame, which is answered with an error. Both
+/// caps matter: the message cap alone is checked only after a whole frame has been read, so
+/// one frame announcing 16 MiB (the library's default frame cap) would be buffered first.
+pub const CLIENT_FRAME_MAX: usize = 4 * 1024;
 
 /// An event's kind and payload, serialised once however many logs it goes into (a message to
 /// a group of 500 is one serialisation, not 500).
@@ -381,7 +387,8 @@ pub async fn events(
         // Small buffers: an idle socket should cost kilobytes, not the default 128 KiB.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .max_message_size(16 * 1024)
+        .max_frame_size(CLIENT_FRAME_MAX)
+        .max_message_size(CLIENT_FRAME_MAX)
         .on_upgrade(move |socket| async move {
             let session = auth.session.id.clone();
             if let Err(reason) = stream(&app, auth, q.since, socket).await {

@@ -17,6 +17,7 @@ use crate::clock::{EntropyExt, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Result};
 use crate::events::new_events;
+use crate::limits::Budget;
 use crate::sessions::Auth;
 use crate::store::{AccountRow, GroupRow, MemberRow};
 
@@ -29,16 +30,9 @@ fn group_not_found() -> Error {
     )
 }
 
+/// Every member sees the name in their chat list: the same rule as a display name.
 fn check_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    let n = name.chars().count();
-    if n == 0 || n > 64 || name.chars().any(char::is_control) {
-        return Err(Error::new(
-            ErrorCode::InvalidGroupName,
-            "a group name has 1 to 64 characters",
-        ));
-    }
-    Ok(name.to_string())
+    crate::text::check_shown(name, "a group name", 1, 64, ErrorCode::InvalidGroupName)
 }
 
 fn view(group: &GroupRow, members: &[MemberRow]) -> Group {
@@ -116,7 +110,8 @@ async fn contacts_among(
               (status = 400, description = "invalid_group_name", body = switchboard_protocol::ErrorBody),
               (status = 403, description = "not_a_contact", body = switchboard_protocol::ErrorBody),
               (status = 404, description = "user_not_found", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "group_too_large", body = switchboard_protocol::ErrorBody)))]
+              (status = 409, description = "group_too_large", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "rate_limited (limits.group_fanout_per_minute), with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn create(
     State(app): State<App>,
     auth: Auth,
@@ -148,6 +143,7 @@ pub async fn create(
         by: Some(auth.account.public_id.clone()),
     };
     let events = new_events(&member_ids, &EventBody::GroupJoined(change))?;
+    crate::limits::take(&app, &auth.account.id, Budget::GroupFanout, events.len()).await?;
     let appended = app.store.group_create(&group, &member_ids, &events).await?;
     app.hub.publish(&appended);
     let members = app.store.group_members(&group.id).await?;
@@ -186,7 +182,8 @@ pub async fn list(State(app): State<App>, auth: Auth) -> Result<Json<GroupList>>
     responses((status = 200, body = Group),
               (status = 403, description = "not_a_contact", body = switchboard_protocol::ErrorBody),
               (status = 404, description = "group_not_found, user_not_found", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "group_too_large", body = switchboard_protocol::ErrorBody)))]
+              (status = 409, description = "group_too_large", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "rate_limited (limits.group_fanout_per_minute), with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn add_members(
     State(app): State<App>,
     auth: Auth,
@@ -211,6 +208,7 @@ pub async fn add_members(
             .map(|m| m.account_id.clone())
             .chain(added.iter().map(|a| a.id.clone()));
         let events = new_events(everyone, &EventBody::GroupJoined(change))?;
+        crate::limits::take(&app, &auth.account.id, Budget::GroupFanout, events.len()).await?;
         let ids: Vec<String> = added.iter().map(|a| a.id.clone()).collect();
         let appended = app
             .store
@@ -227,7 +225,8 @@ pub async fn add_members(
     params(("id" = String, Path, description = "group id"), ("public_id" = String, Path, description = "yourself to leave")),
     responses((status = 204),
               (status = 403, description = "not_group_owner", body = switchboard_protocol::ErrorBody),
-              (status = 404, description = "group_not_found, user_not_found", body = switchboard_protocol::ErrorBody)))]
+              (status = 404, description = "group_not_found, user_not_found", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "rate_limited (limits.group_fanout_per_minute; removing others, never leaving), with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn remove_member(
     State(app): State<App>,
     auth: Auth,
@@ -265,6 +264,10 @@ pub async fn remove_member(
         members.iter().map(|m| m.account_id.as_str()),
         &EventBody::GroupLeft(change),
     )?;
+    // Removing others fans out like adding them; leaving is never held back.
+    if !leaving {
+        crate::limits::take(&app, &auth.account.id, Budget::GroupFanout, events.len()).await?;
+    }
     let appended = app
         .store
         .group_remove_member(

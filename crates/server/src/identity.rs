@@ -56,6 +56,43 @@ impl IdentityVerifier for ChecksumVerifier {
     }
 }
 
+/// What [`IdNumberKey::digest`] makes, as recorded beside each hash (rows from before the
+/// keyed hash say `sha256`).
+pub const ID_NUMBER_HASH_KIND: &str = "hmac-sha256";
+
+/// The service's secret for hashing ID numbers (`identity.hmac_secret`).
+///
+/// A national ID number has little to guess (an 18-character resident ID is a region, a birth
+/// date, a 3-digit sequence and a check character), so a bare hash of it is as good as the
+/// number to anyone who reads the database: they hash every candidate. Keyed with a secret
+/// that lives outside the database, the hash says nothing without the secret, while the same
+/// number still gives the same hash (so one person's accounts can still be matched).
+#[derive(Clone)]
+pub struct IdNumberKey(Vec<u8>);
+
+impl IdNumberKey {
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        Self(secret.into())
+    }
+
+    /// HMAC-SHA256 of the normalised number, lower-case hex.
+    pub fn digest(&self, id_number_normalised: &str) -> Result<String, Error> {
+        use hmac::{Hmac, Mac};
+        // HMAC takes a key of any length (RFC 2104): this never fails, and is no panic if it did.
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0)
+            .map_err(|e| Error::internal(format!("HMAC-SHA256 refused the ID-number key: {e}")))?;
+        mac.update(id_number_normalised.as_bytes());
+        Ok(data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()))
+    }
+}
+
+/// Never the secret, in any debug output.
+impl std::fmt::Debug for IdNumberKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdNumberKey(<redacted>)")
+    }
+}
+
 fn invalid(message: &str) -> Error {
     Error::new(ErrorCode::IdentityInvalid, message)
 }
@@ -176,6 +213,38 @@ mod tests {
                 .verify("CN", "", "11010519491231002X", TODAY)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn id_numbers_are_hashed_with_the_key_not_bare() {
+        use sha2::Digest;
+        let number = "11010519491231002X";
+        let a = IdNumberKey::new(b"key one, long enough to be a key".to_vec());
+        let b = IdNumberKey::new(b"key two, long enough to be a key".to_vec());
+        assert_eq!(
+            a.digest(number).unwrap(),
+            a.digest(number).unwrap(),
+            "the same number, the same hash"
+        );
+        assert_ne!(
+            a.digest(number).unwrap(),
+            b.digest(number).unwrap(),
+            "another key, another hash"
+        );
+        let bare = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(number.as_bytes()));
+        assert_ne!(
+            a.digest(number).unwrap(),
+            bare,
+            "not the bare SHA-256 anyone can recompute"
+        );
+        // RFC 4231, test case 2.
+        assert_eq!(
+            IdNumberKey::new(b"Jefe".to_vec())
+                .digest("what do ya want for nothing?")
+                .unwrap(),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(format!("{a:?}"), "IdNumberKey(<redacted>)");
     }
 
     proptest! {

@@ -4,17 +4,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
-use switchboard_protocol::ErrorCode;
 use switchboard_protocol::auth::{
-    ChangePassword, ChangePublicId, IdentityVerified, Me, TotpCode, TotpRecoveryCodes, TotpSetup,
-    UpdateMe, VerifyIdentity,
+    ChangePassword, ChangePublicId, IdentityVerified, Me, TotpCode, TotpDisabled,
+    TotpDisabledReason, TotpRecoveryCodes, TotpSetup, TotpSetupRequest, UpdateMe, VerifyIdentity,
 };
+use switchboard_protocol::{ErrorCode, EventBody};
 
 use crate::accounts::{check_display_name, check_public_id};
 use crate::app::App;
 use crate::clock::{EntropyExt, Millis, to_datetime};
 use crate::error::{Error, Json, Result};
-use crate::sessions::{Auth, account_key, second_factor_ok};
+use crate::sessions::{Auth, account_key, reauthenticate, record_failure, second_factor_ok};
 use crate::store::AccountRow;
 use crate::{password, phone, totp};
 
@@ -127,34 +127,22 @@ pub async fn change_public_id(
 }
 
 /// Change the password; every other session is signed out
+///
+/// The current password is checked like a sign-in: a wrong one counts as a failed sign-in,
+/// and while the account must wait (or is locked) no password is compared at all.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePassword,
     responses((status = 204),
               (status = 400, description = "password_too_weak", body = switchboard_protocol::ErrorBody),
-              (status = 401, description = "invalid_credentials", body = switchboard_protocol::ErrorBody)))]
+              (status = 401, description = "invalid_credentials", body = switchboard_protocol::ErrorBody),
+              (status = 423, description = "account_locked", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "login_throttled, with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn change_password(
     State(app): State<App>,
     auth: Auth,
     Json(req): Json<ChangePassword>,
 ) -> Result<StatusCode> {
     let normalised = password::check_policy(&req.new_password)?;
-    if !app
-        .hasher
-        .verify(&req.current_password, Some(&auth.account.password_hash))
-        .await?
-    {
-        let key = account_key(&auth.account.id);
-        app.store
-            .login_failure(
-                &[key],
-                app.clock.now_ms(),
-                crate::sessions::throttle_policy(&app),
-            )
-            .await?;
-        return Err(Error::new(
-            ErrorCode::InvalidCredentials,
-            "the current password is wrong",
-        ));
-    }
+    reauthenticate(&app, &auth.account, &req.current_password).await?;
     let hash = app.hasher.hash(normalised).await?;
     let revoked = app
         .store
@@ -174,7 +162,8 @@ pub async fn change_password(
 ///
 /// Needed before sending money, claiming red envelopes or topping up. For numbers of
 /// mainland China the ID is the 18-character resident identity number. The number itself is
-/// never stored, only a hash and a masked form.
+/// never stored, only a keyed hash (HMAC-SHA256 with the service's `identity.hmac_secret`) and
+/// a masked form.
 #[utoipa::path(post, path = "/v1/me/identity", tag = "me", security(("bearer" = [])), request_body = VerifyIdentity,
     responses((status = 200, body = IdentityVerified),
               (status = 400, description = "identity_invalid", body = switchboard_protocol::ErrorBody),
@@ -197,15 +186,17 @@ pub async fn verify_identity(
     let verified = app
         .identity
         .verify(&region, &req.legal_name, &req.id_number, today)?;
-    let id_hash =
-        data_encoding::HEXLOWER.encode(&Sha256::digest(verified.id_number_normalised.as_bytes()));
+    let id_hash = app.id_number_key.digest(&verified.id_number_normalised)?;
     if !app
         .store
         .account_set_identity(
             &auth.account.id,
-            &verified.legal_name,
-            &id_hash,
-            &verified.id_number_masked,
+            &crate::store::IdentityRecord {
+                legal_name: &verified.legal_name,
+                id_number_hash: &id_hash,
+                id_number_hash_kind: crate::identity::ID_NUMBER_HASH_KIND,
+                id_number_masked: &verified.id_number_masked,
+            },
             app.clock.now_ms(),
         )
         .await?
@@ -224,17 +215,23 @@ pub async fn verify_identity(
 
 /// Start setting up two-step verification
 ///
-/// Returns a new secret to scan; nothing is on until it is confirmed with a code.
-#[utoipa::path(post, path = "/v1/me/totp", tag = "me", security(("bearer" = [])),
+/// Needs the account password (checked like a sign-in). Returns a new secret to scan;
+/// nothing is on until it is confirmed with a code.
+#[utoipa::path(post, path = "/v1/me/totp", tag = "me", security(("bearer" = [])), request_body = TotpSetupRequest,
     responses((status = 200, body = TotpSetup),
-              (status = 409, description = "totp_already_enabled", body = switchboard_protocol::ErrorBody)))]
-pub async fn totp_setup(State(app): State<App>, auth: Auth) -> Result<Json<TotpSetup>> {
+              (status = 401, description = "invalid_credentials", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "totp_already_enabled", body = switchboard_protocol::ErrorBody),
+              (status = 423, description = "account_locked", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "login_throttled, with Retry-After", body = switchboard_protocol::ErrorBody)))]
+pub async fn totp_setup(
+    State(app): State<App>,
+    auth: Auth,
+    Json(req): Json<TotpSetupRequest>,
+) -> Result<Json<TotpSetup>> {
     if auth.account.totp_secret.is_some() {
-        return Err(Error::new(
-            ErrorCode::TotpAlreadyEnabled,
-            "two-step verification is on already; turn it off first to use a new authenticator",
-        ));
+        return Err(already_enabled());
     }
+    reauthenticate(&app, &auth.account, &req.password).await?;
     let secret = totp::encode_secret(&app.entropy.bytes::<20>());
     app.store
         .totp_set_pending(&auth.account.id, &secret)
@@ -245,23 +242,30 @@ pub async fn totp_setup(State(app): State<App>, auth: Auth) -> Result<Json<TotpS
     }))
 }
 
+fn already_enabled() -> Error {
+    Error::new(
+        ErrorCode::TotpAlreadyEnabled,
+        "two-step verification is on already; turn it off first to use a new authenticator",
+    )
+}
+
 /// Confirm two-step verification with a first code
 ///
-/// Turns it on and returns 10 one-time recovery codes, shown this once.
+/// Needs the account password again (checked like a sign-in) and a code from the new
+/// authenticator. Turns it on and returns 10 one-time recovery codes, shown this once.
 #[utoipa::path(post, path = "/v1/me/totp/confirm", tag = "me", security(("bearer" = [])), request_body = TotpCode,
     responses((status = 200, body = TotpRecoveryCodes),
-              (status = 401, description = "totp_invalid", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "totp_already_enabled, totp_not_enabled (no setup started)", body = switchboard_protocol::ErrorBody)))]
+              (status = 401, description = "invalid_credentials, totp_invalid", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "totp_already_enabled, totp_not_enabled (no setup started)", body = switchboard_protocol::ErrorBody),
+              (status = 423, description = "account_locked", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "login_throttled, with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn totp_confirm(
     State(app): State<App>,
     auth: Auth,
     Json(req): Json<TotpCode>,
 ) -> Result<Json<TotpRecoveryCodes>> {
     if auth.account.totp_secret.is_some() {
-        return Err(Error::new(
-            ErrorCode::TotpAlreadyEnabled,
-            "two-step verification is on already",
-        ));
+        return Err(already_enabled());
     }
     let Some(secret) = auth
         .account
@@ -274,6 +278,9 @@ pub async fn totp_confirm(
             "start the setup first (POST /v1/me/totp)",
         ));
     };
+    reauthenticate(&app, &auth.account, &req.password).await?;
+    // A wrong code here is no guess at a secret the caller lacks (they were just shown it):
+    // a mistyped code or a skewed clock, not a failed sign-in.
     let Some(step) = totp::matching_step(&secret, &req.code, app.clock.now_ms()) else {
         return Err(Error::new(
             ErrorCode::TotpInvalid,
@@ -305,29 +312,55 @@ pub async fn totp_confirm(
     }))
 }
 
-/// Turn two-step verification off (with a current code or a recovery code)
+/// The `account.totp_disabled` notice for the account's log.
+pub fn totp_disabled_event(
+    account_id: &str,
+    reason: TotpDisabledReason,
+) -> Result<crate::store::NewEvent> {
+    crate::events::new_event(
+        account_id,
+        &EventBody::TotpDisabled(TotpDisabled { reason }),
+    )
+}
+
+/// Turn two-step verification off
+///
+/// Needs the account password (checked like a sign-in) and a current code or a recovery
+/// code; a wrong code counts as a failed sign-in. Every device of the account gets an
+/// `account.totp_disabled` event.
 #[utoipa::path(delete, path = "/v1/me/totp", tag = "me", security(("bearer" = [])), request_body = TotpCode,
     responses((status = 204),
-              (status = 401, description = "totp_invalid", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "totp_not_enabled", body = switchboard_protocol::ErrorBody)))]
+              (status = 401, description = "invalid_credentials, totp_invalid", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "totp_not_enabled", body = switchboard_protocol::ErrorBody),
+              (status = 423, description = "account_locked", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "login_throttled, with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn totp_disable(
     State(app): State<App>,
     auth: Auth,
     Json(req): Json<TotpCode>,
 ) -> Result<StatusCode> {
+    let not_enabled = || Error::new(ErrorCode::TotpNotEnabled, "two-step verification is not on");
     if auth.account.totp_secret.is_none() {
-        return Err(Error::new(
-            ErrorCode::TotpNotEnabled,
-            "two-step verification is not on",
-        ));
+        return Err(not_enabled());
     }
+    reauthenticate(&app, &auth.account, &req.password).await?;
     if !second_factor_ok(&app, &auth.account, &req.code).await? {
+        // Someone with the password (and a session) guessing codes: a failed sign-in.
+        record_failure(&app, &[account_key(&auth.account.id)]).await?;
         return Err(Error::new(
             ErrorCode::TotpInvalid,
             "that code is wrong or was used already",
         ));
     }
-    app.store.totp_disable(&auth.account.id).await?;
+    let notice = totp_disabled_event(&auth.account.id, TotpDisabledReason::TurnedOff)?;
+    let Some(event) = app
+        .store
+        .totp_disable(&auth.account.id, &notice, app.clock.now_ms())
+        .await?
+    else {
+        return Err(not_enabled());
+    };
+    app.hub.publish(&[event]);
     tracing::info!(account = %auth.account.id, "two-step verification off");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,7 @@ use crate::clock::{EntropyExt, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Result};
 use crate::events::Encoded;
+use crate::limits::Budget;
 use crate::sessions::Auth;
 use crate::store::{MessageRow, StoreError};
 
@@ -36,7 +37,8 @@ fn replay(existing: MessageRow, target: &str, body: &str) -> Result<(StatusCode,
               (status = 400, description = "invalid_message_body, invalid_request (client_id not a UUID)", body = switchboard_protocol::ErrorBody),
               (status = 403, description = "not_a_contact", body = switchboard_protocol::ErrorBody),
               (status = 404, description = "user_not_found, group_not_found", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody)))]
+              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody),
+              (status = 429, description = "rate_limited (limits.messages_per_minute, limits.group_fanout_per_minute), with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn send(
     State(app): State<App>,
     auth: Auth,
@@ -80,6 +82,20 @@ pub async fn send(
         }
     };
 
+    // The budgets before anything is written: every message counts, and a group message
+    // counts once per member whose log and devices it reaches.
+    let mut budget = crate::limits::take(&app, &me.id, Budget::Messages, 1).await;
+    if budget.is_ok() && to.starts_with(switchboard_protocol::messaging::GROUP_ID_PREFIX) {
+        budget = crate::limits::take(&app, &me.id, Budget::GroupFanout, recipients.len()).await;
+    }
+    if let Err(refused) = budget {
+        // A retry of a message already sent is answered as sent, budget or not: the client
+        // that timed out must learn that its message went, not that it may not send it.
+        return match app.store.message_by_client_id(&me.id, &client_id).await? {
+            Some(existing) => replay(existing, target, &req.body),
+            None => Err(refused),
+        };
+    }
     let now = app.clock.now_ms();
     let message = Message {
         id: app.entropy.id("m_"),

@@ -27,7 +27,19 @@ use crate::error::Error;
 /// exposed as `switchboard_<name>`.
 const DOMAIN: &[(&str, &str)] = &[
     ("accounts_created_total", "Accounts registered."),
-    ("sms_sent_total", "SMS codes handed to the gateway."),
+    (
+        "sms_codes_issued_total",
+        "SMS codes issued, each then delivered in the background (login and recovery codes \
+         only to numbers with an account): counted alike for every number.",
+    ),
+    (
+        "sms_delivery_failures_total",
+        "SMS deliveries the gateway refused or could not take.",
+    ),
+    (
+        "rate_limited_total",
+        "Requests refused by a per-account budget (messages, contact requests, group fan-out).",
+    ),
     (
         "sign_ins_total",
         "Successful sign-ins (password or SMS code).",

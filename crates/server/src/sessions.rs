@@ -3,7 +3,17 @@
 //! Tokens are 256 random bits, shown to the client once; the service keeps only their SHA-256.
 //! Failed sign-ins are counted per account (and per unknown login, so an unknown account
 //! behaves exactly like a known one): from the 5th consecutive failure each try waits a
-//! growing delay, and the 100th locks the account until it is recovered by SMS.
+//! growing delay, and the 100th locks the account until it is recovered by SMS. Re-entering
+//! the password while signed in (changing it, turning two-step verification on or off) is
+//! counted the same way: a stolen session is no way around the throttle.
+//!
+//! A phone number is not a public ID: which accounts a number holds is never told to anyone
+//! who has not proven the password or the phone. So sign-ins by phone number count on the
+//! number's own key first, and an account's own state (a wait, a lock) is consulted only
+//! once the password or SMS code has proven who is asking. Otherwise a stranger could fail a
+//! public ID five times and then try phone numbers until one answers "throttled", linking
+//! the ID to its number; and failures by phone number never touch an account's key, or the
+//! same link could be made the other way round.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
@@ -31,6 +41,12 @@ const TOUCH_EVERY_MS: Millis = 60 * 1000;
 /// The throttling key of an account.
 pub fn account_key(account_id: &str) -> String {
     format!("acct:{account_id}")
+}
+
+/// The throttling key of sign-ins by a phone number (password or SMS code), whether or not
+/// the number holds accounts.
+pub fn phone_key(e164: &str) -> String {
+    format!("login:{e164}")
 }
 
 /// The `session.revoked` event of one session, for the store to append with the revocation.
@@ -106,7 +122,31 @@ async fn reserve_attempt(app: &App, keys: &[String]) -> Result<()> {
     }
 }
 
-async fn record_failure(app: &App, keys: &[String]) -> Result<()> {
+/// The account's password, proven again by a signed-in caller before a change only the owner
+/// may make. Throttled and counted exactly like a sign-in: refused while the account waits or
+/// is locked, a wrong password is a failed sign-in (`invalid_credentials`), a right one
+/// takes its reserved failure back.
+pub async fn reauthenticate(app: &App, account: &AccountRow, password: &str) -> Result<()> {
+    let keys = [account_key(&account.id)];
+    reserve_attempt(app, &keys).await?;
+    if !app
+        .hasher
+        .verify(password, Some(&account.password_hash))
+        .await?
+    {
+        // The reservation stands as the failure.
+        app.metrics.count("sign_in_failures_total");
+        return Err(Error::new(
+            ErrorCode::InvalidCredentials,
+            "the password is wrong",
+        ));
+    }
+    app.store.login_refund(&keys, throttle_policy(app)).await?;
+    Ok(())
+}
+
+/// Counts a failed sign-in on `keys` (a wrong code, a wrong second factor).
+pub async fn record_failure(app: &App, keys: &[String]) -> Result<()> {
     app.store
         .login_failure(keys, app.clock.now_ms(), throttle_policy(app))
         .await?;
@@ -171,12 +211,8 @@ fn check_device_name(name: Option<&str>) -> Result<String> {
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .unwrap_or("unnamed device");
-    if name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(Error::invalid_request(
-            "device_name has at most 64 characters and no control characters",
-        ));
-    }
-    Ok(name.to_string())
+    // Listed to the account's owner as "which device is this": it must not pass for another.
+    crate::text::check_shown(name, "device_name", 1, 64, ErrorCode::InvalidRequest)
 }
 
 async fn open_session(
@@ -239,28 +275,62 @@ pub async fn sign_in(
     let device_name = check_device_name(Some(&req.device_name))?;
     check_ip_limit(&app, &ip).await?;
     let login = req.login.trim();
-    let (candidates, verifications, keys) = if login.starts_with('+') {
-        let phone = phone::parse(login)?;
-        let accounts = app.store.accounts_by_phone(&phone.e164).await?;
-        let keys = if accounts.is_empty() {
-            vec![format!("login:{}", phone.e164)]
-        } else {
-            accounts.iter().map(|a| account_key(&a.id)).collect()
-        };
-        // As many hashes as the number may hold accounts, whatever it holds: the time taken
-        // must not tell how many accounts the number has.
-        let n = (app.config.accounts.per_phone as usize).max(accounts.len());
-        (accounts, n, keys)
-    } else {
-        let account = app.store.account_by_public_id(login).await?;
-        let key = account.as_ref().map_or_else(
-            || format!("login:{}", login.to_lowercase()),
-            |a| account_key(&a.id),
-        );
-        (account.into_iter().collect::<Vec<_>>(), 1, vec![key])
-    };
+    if login.starts_with('+') {
+        return sign_in_by_phone(&app, login, &req, device_name).await;
+    }
+    let account = app.store.account_by_public_id(login).await?;
+    let keys = vec![account.as_ref().map_or_else(
+        || format!("login:{}", login.to_lowercase()),
+        |a| account_key(&a.id),
+    )];
+    // A public ID is public: its own wait or lock may be told before the password is checked
+    // (an unknown ID waits exactly like a known one).
     reserve_attempt(&app, &keys).await?;
+    let ok = app
+        .hasher
+        .verify(
+            &req.password,
+            account.as_ref().map(|a| a.password_hash.as_str()),
+        )
+        .await?;
+    let Some(account) = account.filter(|_| ok) else {
+        // The reservation stands as the failure.
+        app.metrics.count("sign_in_failures_total");
+        return Err(invalid_credentials());
+    };
+    // The password was right: whatever is still missing, this was no failed guess. A wrong
+    // second factor is one: the reservation stands.
+    match second_factor(&app, &account, req.totp_code.as_deref()).await? {
+        Ok(()) => {}
+        Err(SecondFactor::Missing(e)) => {
+            app.store.login_refund(&keys, throttle_policy(&app)).await?;
+            return Err(e);
+        }
+        Err(SecondFactor::Wrong(e)) => {
+            app.metrics.count("sign_in_failures_total");
+            return Err(e);
+        }
+    }
+    let created = open_session(&app, &account, device_name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
 
+/// A sign-in whose `login` is a phone number. Until the password is proven only the number's
+/// own key counts and answers (see the module's note); then the account's own wait or lock
+/// applies as it does to its public ID.
+async fn sign_in_by_phone(
+    app: &App,
+    login: &str,
+    req: &SignInRequest,
+    device_name: String,
+) -> Result<(StatusCode, Json<SessionCreated>)> {
+    let phone = phone::parse(login)?;
+    let number = vec![phone_key(&phone.e164)];
+    reserve_attempt(app, &number).await?;
+    let candidates = app.store.accounts_by_phone(&phone.e164).await?;
+    // As many hashes as the number may hold accounts, whatever it holds: the time taken must
+    // not tell how many accounts the number has.
+    let verifications = (app.config.accounts.per_phone as usize).max(candidates.len());
     let mut matched = Vec::new();
     for i in 0..verifications {
         let candidate = candidates.get(i);
@@ -273,28 +343,35 @@ pub async fn sign_in(
         }
     }
     let Some(account) = matched.first().cloned() else {
-        // The reservation stands as the failure.
+        // The number's reservation stands as the failure; no account's key is touched.
         app.metrics.count("sign_in_failures_total");
         return Err(invalid_credentials());
     };
-    // The password was right: whatever is still missing, this was no failed guess.
+    // The password is proven: this was no failed guess at the number.
+    app.store
+        .login_refund(&number, throttle_policy(app))
+        .await?;
     if candidates.len() > 1 {
-        app.store.login_refund(&keys, throttle_policy(&app)).await?;
         return Err(choice_required(&candidates));
     }
-    match second_factor(&app, &account, req.totp_code.as_deref()).await? {
+    // From here on the caller has shown the account's password, and the account's own state
+    // applies, as it would by public ID: a wait earned by guesses at the ID holds here too.
+    let keys = vec![account_key(&account.id)];
+    reserve_attempt(app, &keys).await?;
+    match second_factor(app, &account, req.totp_code.as_deref()).await? {
         Ok(()) => {}
         Err(SecondFactor::Missing(e)) => {
-            app.store.login_refund(&keys, throttle_policy(&app)).await?;
+            app.store.login_refund(&keys, throttle_policy(app)).await?;
             return Err(e);
         }
-        // A wrong code is a failed sign-in: the reservation stands.
+        // A wrong second factor is a failed sign-in of the account: its reservation stands.
         Err(SecondFactor::Wrong(e)) => {
             app.metrics.count("sign_in_failures_total");
             return Err(e);
         }
     }
-    let created = open_session(&app, &account, device_name).await?;
+    let created = open_session(app, &account, device_name).await?;
+    app.store.login_reset(&number[0]).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -320,13 +397,13 @@ pub async fn sms_sign_in(
     let device_name = check_device_name(req.device_name.as_deref())?;
     check_ip_limit(&app, &ip).await?;
     let phone = phone::parse(&req.phone)?;
-    let accounts = app.store.accounts_by_phone(&phone.e164).await?;
-    let keys: Vec<String> = accounts.iter().map(|a| account_key(&a.id)).collect();
-    // A code proves the phone, not the password: it gets past the password throttle, never
-    // past a lock, which only recovery lifts.
+    // Before the code is proven only the number's own key answers, whatever the number
+    // holds (see the module's note). A code proves the phone, not the password: it gets past
+    // the password throttle, never past a lock, which only recovery lifts.
+    let number = vec![phone_key(&phone.e164)];
     if app
         .store
-        .login_states(&keys)
+        .login_states(&number)
         .await?
         .iter()
         .any(|s| s.locked)
@@ -336,14 +413,15 @@ pub async fn sms_sign_in(
     let code = match sms::check_code(&app, &phone.e164, SmsPurpose::Login, &req.sms_code).await {
         Ok(code) => code,
         Err(e) => {
-            // A wrong code is a failed sign-in of the number's accounts, and asking for a new
-            // code does not wipe that count.
-            if e.wrong_guess && !keys.is_empty() {
-                record_failure(&app, &keys).await?;
+            // A wrong code is a failed sign-in by the number (registered or not, alike), and
+            // asking for a new code does not wipe that count.
+            if e.wrong_guess {
+                record_failure(&app, &number).await?;
             }
             return Err(e.into());
         }
     };
+    let accounts = app.store.accounts_by_phone(&phone.e164).await?;
     let account = match (&req.public_id, accounts.len()) {
         (_, 0) => {
             return Err(Error::new(
@@ -364,11 +442,21 @@ pub async fn sms_sign_in(
         (None, 1) => accounts[0].clone(),
         (None, _) => return Err(choice_required(&accounts)),
     };
+    let key = account_key(&account.id);
+    if app
+        .store
+        .login_states(std::slice::from_ref(&key))
+        .await?
+        .iter()
+        .any(|s| s.locked)
+    {
+        return Err(locked());
+    }
     match second_factor(&app, &account, req.totp_code.as_deref()).await? {
         Ok(()) => {}
         Err(SecondFactor::Missing(e)) => return Err(e),
         Err(SecondFactor::Wrong(e)) => {
-            record_failure(&app, &[account_key(&account.id)]).await?;
+            record_failure(&app, &[key]).await?;
             return Err(e);
         }
     }
@@ -379,6 +467,7 @@ pub async fn sms_sign_in(
         ));
     }
     let created = open_session(&app, &account, device_name).await?;
+    app.store.login_reset(&number[0]).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

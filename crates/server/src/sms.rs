@@ -5,6 +5,15 @@
 //! number and the purpose, stored only as a hash, burned after `max_attempts` wrong tries.
 //! Limits count per number *and purpose*: a resend cooldown, `per_number_per_day`, and
 //! `per_ip_per_hour` across all numbers.
+//!
+//! Nothing a code request answers may depend on what the number holds: not the status, not
+//! the body, not the time taken. So the request only checks the limits, stores the code and
+//! answers; delivery (and, for `login` and `recover`, the look-up that decides whether the
+//! number has an account to send to) happens afterwards, in a task of [`Deliveries`] that
+//! the service owns and drains when it stops. A number that holds the most accounts allowed
+//! is sent a `register` code like any other; the registration itself refuses it.
+
+use std::time::Duration;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -23,6 +32,8 @@ use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Query, Result};
 use crate::phone::{self, Phone};
 use crate::store::{SmsCodeRow, SmsIssue, SmsLimits};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 const HOUR_MS: Millis = 3600 * 1000;
@@ -88,19 +99,68 @@ impl SmsGateway for ConsoleGateway {
 }
 
 /// POSTs `{phone, purpose, code, sent_at}` as JSON to a provider's URL; any 2xx is delivery.
+///
+/// The URL is a secret (providers put their API key in its query or path): it is never
+/// logged nor put into an error, not even the HTTP client's own, which names the URL.
 pub struct WebhookGateway {
     client: reqwest::Client,
-    url: String,
+    url: crate::config::Secret,
 }
 
+/// How long the provider has to take a message.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl WebhookGateway {
-    pub fn new(url: String) -> Result<Self, String> {
+    pub fn new(url: crate::config::Secret) -> Result<Self, String> {
         let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(WEBHOOK_TIMEOUT)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("the SMS webhook's HTTP client: {}", e.without_url()))?;
         Ok(Self { client, url })
     }
+
+    /// Why a request failed, without the URL or any part of it. reqwest's own text names the
+    /// URL, so only the kind of failure and the causes beneath it are told, with anything
+    /// of the URL in them blotted out.
+    fn failure(&self, e: reqwest::Error) -> String {
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else if e.is_builder() {
+            "the URL is not usable"
+        } else {
+            "the request failed"
+        };
+        let e = e.without_url();
+        let mut causes = String::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            causes.push_str(": ");
+            causes.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        format!("webhook {kind}{}", scrub(&causes, self.url.expose()))
+    }
+}
+
+/// `text` without `url` or any of its secret-bearing parts (user info, path, query).
+fn scrub(text: &str, url: &str) -> String {
+    let mut parts: Vec<String> = vec![url.to_string()];
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        parts.push(parsed.path().to_string());
+        parts.extend(parsed.query().map(str::to_string));
+        parts.extend(parsed.password().map(str::to_string));
+        parts.push(parsed.username().to_string());
+    }
+    // Longest first, so a part inside another is not half-replaced.
+    parts.retain(|p| p.len() > 1);
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = text.to_string();
+    for part in parts {
+        out = out.replace(&part, "<redacted>");
+    }
+    out
 }
 
 #[async_trait]
@@ -114,16 +174,114 @@ impl SmsGateway for WebhookGateway {
         };
         let response = self
             .client
-            .post(&self.url)
+            .post(self.url.expose())
             .json(&body)
             .send()
             .await
-            // Not `e.to_string()` alone: reqwest's error can include the URL, never the body.
-            .map_err(|e| format!("webhook unreachable: {e}"))?;
+            .map_err(|e| self.failure(e))?;
         if response.status().is_success() {
             Ok(())
         } else {
             Err(format!("webhook answered {}", response.status()))
+        }
+    }
+}
+
+/// The SMS deliveries in flight: every one a task owned here, never spawned and forgotten.
+/// Dropping this cancels them; [`drain`](Self::drain) lets them finish first.
+pub struct Deliveries {
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+    _cancel_on_drop: DropGuard,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        let cancel = CancellationToken::new();
+        Self {
+            tasks: TaskTracker::new(),
+            _cancel_on_drop: cancel.clone().drop_guard(),
+            cancel,
+        }
+    }
+}
+
+impl Deliveries {
+    /// Runs `delivery` in the background until it ends or the service stops.
+    pub fn spawn<F>(&self, delivery: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let cancel = self.cancel.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = delivery => {}
+                () = cancel.cancelled() => {
+                    tracing::warn!("an SMS delivery was cut short: the service is stopping");
+                }
+            }
+        });
+    }
+
+    /// Deliveries still in flight.
+    pub fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Waits (at most `limit`) until no delivery is in flight. The dev outbox waits so, so
+    /// that reading it right after a request finds the code, as a phone would.
+    pub async fn settled(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.tasks.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// When the service stops: deliveries in flight get `grace` to finish, the rest are
+    /// cancelled; returns once none is left.
+    pub async fn drain(&self, grace: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "SMS deliveries still running at shutdown; cancelling them"
+            );
+            self.cancel.cancel();
+            self.tasks.wait().await;
+        }
+    }
+}
+
+/// Hands one code to the gateway, after the request that asked for it has been answered.
+async fn deliver(app: App, sms: OutgoingSms, code_id: String) {
+    let masked = phone::masked(&sms.phone);
+    // Numbers without an account are sent no login or recovery code (nothing is there to sign
+    // in to). Decided here, after the answer, so the answer cannot tell.
+    if sms.purpose != SmsPurpose::Register {
+        match app.store.accounts_by_phone(&sms.phone).await {
+            Ok(accounts) if accounts.is_empty() => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(phone = %masked, error = %e, "SMS delivery skipped: storage failed");
+                return;
+            }
+        }
+    }
+    let Err(reason) = app.sms.send(&sms).await else {
+        return;
+    };
+    tracing::warn!(phone = %masked, purpose = sms.purpose.as_str(), %reason, "SMS delivery failed");
+    app.metrics.count("sms_delivery_failures_total");
+    // A registration code is sent to every number alike, so freeing its place (the cooldown,
+    // one of the day's codes) tells nothing: the user may ask again at once. A login or
+    // recovery code is sent only to numbers with an account; freeing it would let a later
+    // request tell those numbers apart, so it keeps its place as an undelivered code does.
+    if sms.purpose == SmsPurpose::Register {
+        if let Err(e) = app.store.sms_delete(&code_id).await {
+            tracing::warn!(phone = %masked, error = %e, "could not forget an undelivered code");
         }
     }
 }
@@ -138,18 +296,19 @@ fn code_hash(code_id: &str, code: &str) -> String {
 
 /// Request an SMS code
 ///
-/// Sends a 6-digit code to the number for one purpose. For `login` and `recover` the answer
-/// is the same whether or not the number has an account (nothing is sent when it has none),
-/// so the endpoint cannot be used to find out who is registered.
+/// Sends a 6-digit code to the number for one purpose, in the background: 202 means the code
+/// was issued, not that the text arrived. The answer is the same, alike in status, body and
+/// time, whatever the number holds: for `login` and `recover` nothing is sent to a number
+/// without an account, and a `register` code goes to every number (one that holds the most
+/// accounts allowed is refused at `POST /v1/accounts`). So the endpoint cannot be used to
+/// find out who is registered.
 #[utoipa::path(post, path = "/v1/sms/codes", tag = "accounts",
     request_body = SmsCodeRequest,
     responses(
         (status = 202, body = SmsCodeSent),
         (status = 400, description = "invalid_phone", body = switchboard_protocol::ErrorBody),
-        (status = 403, description = "region_not_supported", body = switchboard_protocol::ErrorBody),
-        (status = 409, description = "phone_account_limit (register)", body = switchboard_protocol::ErrorBody),
+        (status = 403, description = "region_not_supported (register)", body = switchboard_protocol::ErrorBody),
         (status = 429, description = "rate_limited, with Retry-After", body = switchboard_protocol::ErrorBody),
-        (status = 502, description = "sms_delivery_failed", body = switchboard_protocol::ErrorBody),
     ))]
 pub async fn request_code(
     State(app): State<App>,
@@ -158,25 +317,10 @@ pub async fn request_code(
 ) -> Result<(StatusCode, Json<SmsCodeSent>)> {
     let phone = phone::parse(&req.phone)?;
     let purpose = req.purpose;
-    let has_accounts = match purpose {
-        SmsPurpose::Register => {
-            check_region(&app, &phone)?;
-            let existing = app.store.accounts_by_phone(&phone.e164).await?;
-            if existing.len() >= app.config.accounts.per_phone as usize {
-                return Err(Error::new(
-                    ErrorCode::PhoneAccountLimit,
-                    format!(
-                        "this phone number already has {} accounts, the most allowed",
-                        existing.len()
-                    ),
-                ));
-            }
-            true
-        }
-        SmsPurpose::Login | SmsPurpose::Recover => {
-            !app.store.accounts_by_phone(&phone.e164).await?.is_empty()
-        }
-    };
+    // The region is the number's own, not its accounts': telling it reveals nothing.
+    if purpose == SmsPurpose::Register {
+        check_region(&app, &phone)?;
+    }
 
     let cfg = &app.config.sms;
     let now = app.clock.now_ms();
@@ -201,8 +345,7 @@ pub async fn request_code(
         ip_since: now - HOUR_MS,
     };
     // The limits are checked and the code stored in one step, so concurrent requests see each
-    // other; the code is removed again if the gateway refuses, so a failed delivery costs the
-    // user nothing.
+    // other.
     match app.store.sms_issue(&row, &limits).await? {
         SmsIssue::Issued => {}
         SmsIssue::IpLimit { oldest } => {
@@ -233,23 +376,15 @@ pub async fn request_code(
             .retry_after(retry));
         }
     }
-    if has_accounts {
-        let sms = OutgoingSms {
-            phone: phone.e164.clone(),
-            purpose,
-            code,
-            sent_at: now,
-        };
-        if let Err(reason) = app.sms.send(&sms).await {
-            tracing::warn!(phone = %phone::masked(&phone.e164), %reason, "SMS delivery failed");
-            app.store.sms_delete(&row.id).await?;
-            return Err(Error::new(
-                ErrorCode::SmsDeliveryFailed,
-                "the text message could not be sent; try again in a moment",
-            ));
-        }
-        app.metrics.count("sms_sent_total");
-    }
+    app.metrics.count("sms_codes_issued_total");
+    let sms = OutgoingSms {
+        phone: phone.e164.clone(),
+        purpose,
+        code,
+        sent_at: now,
+    };
+    app.sms_deliveries
+        .spawn(deliver(app.clone(), sms, row.id.clone()));
     tracing::info!(phone = %phone::masked(&phone.e164), purpose = purpose.as_str(), "SMS code issued");
     Ok((
         StatusCode::ACCEPTED,
@@ -387,10 +522,65 @@ pub async fn dev_outbox(
     Query(q): Query<OutboxQuery>,
 ) -> Result<Json<DevSmsOutbox>> {
     let phone = phone::parse(&q.phone)?;
+    // Codes are delivered in the background: a code asked for a moment ago is in the outbox
+    // once its delivery has run, as it would be on a phone.
+    app.sms_deliveries.settled(Duration::from_secs(5)).await;
     let messages = app
         .dev_outbox
         .as_ref()
         .map(|g| g.outbox(&phone.e164))
         .unwrap_or_default();
     Ok(Json(DevSmsOutbox { messages }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn sms() -> OutgoingSms {
+        OutgoingSms {
+            phone: "+8613800138000".into(),
+            purpose: SmsPurpose::Login,
+            code: "123456".into(),
+            sent_at: 0,
+        }
+    }
+
+    /// Providers put their key in the URL; a failed delivery is logged with its reason, so
+    /// the reason must carry no part of the URL, whatever went wrong.
+    #[tokio::test]
+    async fn a_failed_delivery_never_names_the_webhook_url() {
+        // Nothing listens on port 1 of loopback: the connection is refused.
+        let url =
+            "http://user:hunter2-password@127.0.0.1:1/v2/send/acct-777?api_key=provider-key-123";
+        let gw = WebhookGateway::new(url.into()).unwrap();
+        let reason = gw.send(&sms()).await.unwrap_err();
+        assert!(reason.starts_with("webhook could not connect"), "{reason}");
+        for secret in [
+            "provider-key-123",
+            "hunter2-password",
+            "acct-777",
+            "/v2/send",
+            "127.0.0.1:1",
+        ] {
+            assert!(!reason.contains(secret), "{secret} leaked: {reason}");
+        }
+
+        // A URL the client cannot even use says so, and no more.
+        let gw = WebhookGateway::new("not a url provider-key-123".into()).unwrap();
+        let reason = gw.send(&sms()).await.unwrap_err();
+        assert!(!reason.contains("provider-key-123"), "{reason}");
+    }
+
+    #[test]
+    fn scrubbing_removes_the_url_and_each_secret_part() {
+        let url = "https://u:pw-secret@sms.example/send/key-abc?token=t-secret";
+        let text = format!("error for url ({url}): path /send/key-abc, query token=t-secret");
+        let out = scrub(&text, url);
+        for secret in ["pw-secret", "key-abc", "t-secret"] {
+            assert!(!out.contains(secret), "{out}");
+        }
+    }
 }

@@ -298,8 +298,31 @@ pub struct Recovery<'a> {
     pub code_id: &'a str,
     pub account_id: &'a str,
     pub password_hash: &'a str,
-    /// The account's sign-in throttling key, whose failures and lock the recovery lifts.
-    pub login_key: &'a str,
+    /// Sign-in throttling keys whose failures and lock the recovery lifts.
+    pub login_keys: &'a [String],
+    /// Appended (before the revocations, so every device reads it before it is signed out)
+    /// if two-step verification was on and the recovery turned it off.
+    pub totp_notice: &'a NewEvent,
+}
+
+/// What [`Store::account_recover`] did.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// The events appended: the TOTP notice, if any, then one `session.revoked` per session.
+    pub events: Vec<EventRow>,
+    pub sessions_revoked: u64,
+    pub totp_disabled: bool,
+}
+
+/// A verified identity as stored, for [`Store::account_set_identity`]: never the number
+/// itself, only its keyed hash (and which kind of hash that is) and a masked form.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityRecord<'a> {
+    pub legal_name: &'a str,
+    pub id_number_hash: &'a str,
+    /// `hmac-sha256`; rows written before the keyed hash hold `sha256`.
+    pub id_number_hash_kind: &'a str,
+    pub id_number_masked: &'a str,
 }
 
 /// The limits an SMS code request must pass, for [`Store::sms_issue`].
@@ -524,6 +547,17 @@ pub struct WindowCount {
     pub oldest: Option<Millis>,
 }
 
+/// The outcome of [`Store::rate_take`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateTake {
+    /// Whether the units fitted and were recorded.
+    pub taken: bool,
+    /// Units used in the window, these included when taken.
+    pub used: u64,
+    /// When the oldest recorded units of the window were taken.
+    pub oldest: Option<Millis>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- SMS codes ---------------------------------------------------------------------
@@ -568,21 +602,20 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         revoked: Revoked<'_>,
     ) -> StoreResult<Vec<EventRow>>;
-    /// Consumes the recovery code, sets the password, revokes every session and forgets the
-    /// throttling key `login_key` (failures and lock), in one transaction.
+    /// Consumes the recovery code, sets the password, turns two-step verification off
+    /// (appending `totp_notice` if it was on), revokes every session and forgets the
+    /// throttling keys `login_keys` (failures and lock), in one transaction.
     async fn account_recover(
         &self,
         recovery: &Recovery<'_>,
         now: Millis,
         revoked: Revoked<'_>,
-    ) -> StoreResult<Vec<EventRow>>;
+    ) -> StoreResult<Recovered>;
     /// False when the account is verified already.
     async fn account_set_identity(
         &self,
         id: &str,
-        legal_name: &str,
-        id_number_hash: &str,
-        id_number_masked: &str,
+        identity: &IdentityRecord<'_>,
         now: Millis,
     ) -> StoreResult<bool>;
 
@@ -595,7 +628,14 @@ pub trait Store: Send + Sync + 'static {
         recovery_hashes: &[String],
         step: i64,
     ) -> StoreResult<bool>;
-    async fn totp_disable(&self, id: &str) -> StoreResult<()>;
+    /// Turns two-step verification off and appends `notice`, in one transaction; `None` (and
+    /// nothing written) when it was not on.
+    async fn totp_disable(
+        &self,
+        id: &str,
+        notice: &NewEvent,
+        now: Millis,
+    ) -> StoreResult<Option<EventRow>>;
     /// Accepts a time step once: true only if `step` is later than every step used before.
     async fn totp_use_step(&self, id: &str, step: i64) -> StoreResult<bool>;
     /// Uses a recovery code once.
@@ -634,6 +674,19 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         since: Millis,
     ) -> StoreResult<WindowCount>;
+    /// Takes `units` of `key`'s budget of `limit` units of `scope` within the window after
+    /// `since`, if they fit: decided and recorded in one step under the key's lock, so
+    /// concurrent takers never pass the limit together. Units that do not fit are not
+    /// recorded (a refused request costs nothing of the budget).
+    async fn rate_take(
+        &self,
+        scope: &str,
+        key: &str,
+        units: u32,
+        limit: u64,
+        now: Millis,
+        since: Millis,
+    ) -> StoreResult<RateTake>;
 
     // --- sessions ----------------------------------------------------------------------------
     async fn session_create(&self, row: &SessionRow) -> StoreResult<()>;

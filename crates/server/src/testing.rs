@@ -248,6 +248,11 @@ impl TestServer {
         self.db.backend
     }
 
+    /// The URL of this server's database, for tests that look at what was stored.
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     async fn launch_in(db: TestDb, config: Config, clock: ManualClock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -536,6 +541,16 @@ impl TestServer {
 
 /// The password every test account gets.
 pub const TEST_PASSWORD: &str = "correct horse battery";
+/// An `identity.hmac_secret` for tests that run outside development mode.
+pub const TEST_IDENTITY_SECRET: &str = "test-only identity key, 32+ bytes long";
+
+/// Two-step verification as [`TestServer::enable_totp`] turned it on.
+#[derive(Debug, Clone)]
+pub struct TotpEnabled {
+    /// The raw secret, for [`crate::totp::code_at_step`].
+    pub secret: Vec<u8>,
+    pub recovery_codes: Vec<String>,
+}
 /// A valid mainland resident ID number (GB 11643's example) for real-name verification.
 pub const TEST_RESIDENT_ID: &str = "11010519491231002X";
 
@@ -573,6 +588,64 @@ impl TestServer {
     pub async fn post_as(&self, u: &TestUser, path: &str, body: serde_json::Value) -> Reply {
         self.call(reqwest::Method::POST, path, Some(&u.token), Some(body))
             .await
+    }
+
+    /// Turns two-step verification on for `u` (whose password is [`TEST_PASSWORD`]), confirming
+    /// with the current code; then moves the clock one step on, so the next code is new.
+    pub async fn enable_totp(&self, u: &TestUser) -> TotpEnabled {
+        use crate::clock::Clock as _;
+        let setup = self
+            .post_as(
+                u,
+                "/v1/me/totp",
+                serde_json::json!({"password": TEST_PASSWORD}),
+            )
+            .await
+            .expect(200);
+        let secret = crate::totp::decode_secret(setup.body["secret"].as_str().expect("secret"))
+            .expect("a base32 secret");
+        let code = crate::totp::code_at_step(&secret, crate::totp::step_at(self.clock.now_ms()));
+        let confirmed = self
+            .post_as(
+                u,
+                "/v1/me/totp/confirm",
+                serde_json::json!({"code": code, "password": TEST_PASSWORD}),
+            )
+            .await
+            .expect(200);
+        self.clock.advance_secs(crate::totp::STEP_SECS);
+        TotpEnabled {
+            secret,
+            recovery_codes: confirmed.body["recovery_codes"]
+                .as_array()
+                .expect("recovery codes")
+                .iter()
+                .map(|c| c.as_str().expect("a code").to_string())
+                .collect(),
+        }
+    }
+
+    /// The current code of `totp`'s authenticator by this server's clock.
+    pub fn totp_code(&self, totp: &TotpEnabled) -> String {
+        use crate::clock::Clock as _;
+        crate::totp::code_at_step(&totp.secret, crate::totp::step_at(self.clock.now_ms()))
+    }
+
+    /// The value of a counter or gauge on the admin listener's `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .expect("the admin listener answers")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
     }
 
     /// `a` asks, `b` accepts: they are contacts.

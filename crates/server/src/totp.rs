@@ -1,32 +1,38 @@
 //! RFC 6238 time-based one-time passwords (HMAC-SHA1, 30 s steps, 6 digits), accepting one
-//! step either side for clock drift. Replay protection lives in the store: a step is accepted
-//! only if it is later than every step accepted before.
+//! step either side for clock drift. The codes themselves come from the `totp-rs` crate; this
+//! module only adds what the service needs on top: which step a code matched (replay
+//! protection lives in the store: a step is accepted only if it is later than every step
+//! accepted before) and the secret's text forms.
 
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
+use totp_rs::{Algorithm, TOTP};
 
 use crate::clock::Millis;
 
 pub const STEP_SECS: i64 = 30;
 pub const DIGITS: u32 = 6;
+/// Steps accepted either side of the current one.
+pub const SKEW: u8 = 1;
 
-/// The code of one step (RFC 4226 dynamic truncation).
-pub fn code_at_step(secret: &[u8], step: i64) -> String {
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[19] & 0x0f);
-    let bin = (u32::from(digest[offset]) & 0x7f) << 24
-        | u32::from(digest[offset + 1]) << 16
-        | u32::from(digest[offset + 2]) << 8
-        | u32::from(digest[offset + 3]);
-    format!(
-        "{:0width$}",
-        bin % 10u32.pow(DIGITS),
-        width = DIGITS as usize
+/// The generator for `secret`; `None` for a secret shorter than the 128 bits RFC 4226 asks
+/// for (the service makes 160-bit ones; a shorter one is no secret of ours).
+fn generator(secret: &[u8]) -> Option<TOTP> {
+    TOTP::new(
+        Algorithm::SHA1,
+        DIGITS as usize,
+        SKEW,
+        STEP_SECS as u64,
+        secret.to_vec(),
     )
+    .ok()
+}
+
+/// The code of one step; empty (matching no code) for a step before the epoch or an
+/// unusable secret.
+pub fn code_at_step(secret: &[u8], step: i64) -> String {
+    match (generator(secret), u64::try_from(step)) {
+        (Some(totp), Ok(step)) => totp.generate(step.saturating_mul(STEP_SECS as u64)),
+        _ => String::new(),
+    }
 }
 
 pub fn step_at(now: Millis) -> i64 {
@@ -40,10 +46,17 @@ pub fn matching_step(secret: &[u8], code: &str, now: Millis) -> Option<i64> {
     if code.len() != DIGITS as usize {
         return None;
     }
+    let totp = generator(secret)?;
     let current = step_at(now);
+    let skew = i64::from(SKEW);
     let mut found = None;
-    for step in [current - 1, current, current + 1] {
-        if bool::from(code_at_step(secret, step).as_bytes().ct_eq(code.as_bytes())) {
+    // Every step is compared (no early return), in constant time: how long the check takes
+    // says nothing about which step, if any, matched.
+    for step in current - skew..=current + skew {
+        let Ok(at) = u64::try_from(step.saturating_mul(STEP_SECS)) else {
+            continue;
+        };
+        if bool::from(totp.generate(at).as_bytes().ct_eq(code.as_bytes())) {
             found = Some(step);
         }
     }
@@ -83,6 +96,27 @@ mod tests {
         ] {
             assert_eq!(code_at_step(secret, t / 30), expected, "T = {t}");
         }
+    }
+
+    #[test]
+    fn the_crate_and_the_step_search_agree() {
+        let secret = b"12345678901234567890";
+        let totp = generator(secret).unwrap();
+        let now = 1_234_567_890_000;
+        for drift in -3i64..=3 {
+            let code = code_at_step(secret, step_at(now) + drift);
+            assert_eq!(
+                totp.check(&code, (now / 1000) as u64),
+                matching_step(secret, &code, now).is_some(),
+                "drift {drift}"
+            );
+        }
+        assert_eq!(
+            code_at_step(b"too short", 1),
+            "",
+            "no code for a weak secret"
+        );
+        assert_eq!(code_at_step(secret, -1), "", "no code before the epoch");
     }
 
     #[test]

@@ -97,14 +97,9 @@ fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// A transfer's note or a red envelope's greeting: shown to the recipient beside the money.
 fn check_note(note: &str) -> Result<String> {
-    let note = note.trim();
-    if note.chars().count() > NOTE_MAX || note.chars().any(char::is_control) {
-        return Err(Error::invalid_request(format!(
-            "a note has at most {NOTE_MAX} characters"
-        )));
-    }
-    Ok(note.to_string())
+    crate::text::check_shown(note, "a note", 0, NOTE_MAX, ErrorCode::InvalidRequest)
 }
 
 fn require_verified(account: &AccountRow) -> Result<()> {

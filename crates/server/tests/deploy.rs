@@ -16,7 +16,7 @@ fn deploy(file: &str) -> PathBuf {
 
 #[test]
 fn the_example_configuration_and_node_environment_load_as_documented() {
-    let env: HashMap<String, String> = std::fs::read_to_string(deploy("systemd/node.env"))
+    let mut env: HashMap<String, String> = std::fs::read_to_string(deploy("systemd/node.env"))
         .unwrap()
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -24,6 +24,18 @@ fn the_example_configuration_and_node_environment_load_as_documented() {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     assert!(env.contains_key("SWITCHBOARD_DATABASE_URL"));
+    // The ID-number key is a secret of the node's environment file, like the database
+    // password; one copied without it must not start.
+    if !env.contains_key("SWITCHBOARD_IDENTITY_HMAC_SECRET") {
+        let e = Config::load(Some(&deploy("switchboard-server.toml")), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SWITCHBOARD_IDENTITY_HMAC_SECRET"), "{e}");
+        env.insert(
+            "SWITCHBOARD_IDENTITY_HMAC_SECRET".into(),
+            switchboard_server::testing::TEST_IDENTITY_SECRET.into(),
+        );
+    }
     let c = Config::load(Some(&deploy("switchboard-server.toml")), &env).unwrap();
     assert!(
         c.database_url.starts_with("postgres://"),

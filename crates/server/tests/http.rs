@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_server::testing::TestServer;
+use switchboard_server::testing::{TEST_IDENTITY_SECRET, TestServer};
 
 const PHONE: &str = "+8613800138000";
 
@@ -251,8 +251,9 @@ async fn without_dev_mode_codes_go_to_the_webhook_and_there_is_no_outbox() {
     let (url, mut sent) = sms_provider(200).await;
     let s = TestServer::start_with(|c| {
         c.dev = false;
+        c.identity.hmac_secret = TEST_IDENTITY_SECRET.into();
         c.sms.gateway = "webhook".into();
-        c.sms.webhook_url = url;
+        c.sms.webhook_url = url.into();
     })
     .await;
     s.post(
@@ -288,22 +289,43 @@ async fn without_dev_mode_codes_go_to_the_webhook_and_there_is_no_outbox() {
 }
 
 #[tokio::test]
-async fn a_failed_delivery_is_reported_and_costs_nothing() {
-    let (url, _sent) = sms_provider(503).await;
+async fn a_failed_delivery_is_still_202_and_counted_and_frees_a_registration_code() {
+    let (url, mut sent) = sms_provider(503).await;
     let s = TestServer::start_with(|c| {
         c.dev = false;
+        c.identity.hmac_secret = TEST_IDENTITY_SECRET.into();
         c.sms.gateway = "webhook".into();
-        c.sms.webhook_url = url;
+        c.sms.webhook_url = url.into();
     })
     .await;
     let body = json!({"phone": PHONE, "purpose": "register"});
-    s.post("/v1/sms/codes", body.clone())
-        .await
-        .expect_error(502, "sms_delivery_failed");
-    // No cooldown started: the failed attempt left nothing behind.
-    s.post("/v1/sms/codes", body)
-        .await
-        .expect_error(502, "sms_delivery_failed");
+    // Delivery happens after the answer, so the answer cannot depend on it (nor on what the
+    // number holds, which decides whether a login code is sent at all).
+    s.post("/v1/sms/codes", body.clone()).await.expect(202);
+    assert_eq!(
+        sent.recv().await.unwrap()["phone"],
+        PHONE,
+        "the provider was asked"
+    );
+    // The provider refused: the registration code's place is freed (every number is sent one,
+    // so that tells nothing), and the user may ask again without waiting out the cooldown.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.post("/v1/sms/codes", body.clone()).await;
+        if r.status == 202 {
+            break;
+        }
+        r.expect_error(429, "rate_limited");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed code was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        s.metric("switchboard_sms_delivery_failures_total").await >= 1.0,
+        "the operator sees the failure"
+    );
 }
 
 /// The binary with a home of its own (removed when the returned dir drops).
@@ -417,6 +439,43 @@ fn the_binary_announces_itself_serves_and_stops_cleanly_on_sigterm() {
     assert!(
         !log.contains("+8613800138000"),
         "phone numbers are masked in logs: {log}"
+    );
+}
+
+#[test]
+fn dev_mode_listens_only_on_this_machine_and_a_real_service_needs_its_identity_key() {
+    // The dev outbox hands out every SMS code: not to other machines.
+    let (mut bin, _home) = server_bin();
+    let out = bin
+        .args(["--dev", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("loopback") && err.contains("0.0.0.0:0"),
+        "says why and names the address: {err}"
+    );
+
+    let (mut bin, _home) = server_bin();
+    let out = bin
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SWITCHBOARD_SMS_GATEWAY", "webhook")
+        .env(
+            "SWITCHBOARD_SMS_WEBHOOK_URL",
+            "http://127.0.0.1:1/sms?key=provider-key-123",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SWITCHBOARD_IDENTITY_HMAC_SECRET"),
+        "names the missing key: {err}"
+    );
+    assert!(
+        !err.contains("provider-key-123"),
+        "the webhook URL is never shown: {err}"
     );
 }
 

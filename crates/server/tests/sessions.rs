@@ -244,10 +244,15 @@ async fn wrong_sms_codes_count_as_failed_sign_ins_across_new_codes() {
             .expect_error(400, "sms_code_invalid");
         }
     }
-    // Six failures on the account: the password route now waits.
-    try_sign_in(&s, "alice_w", PASSWORD)
+    // Six failures by the number: signing in by the number now waits, even with the right
+    // password...
+    try_sign_in(&s, PHONE, PASSWORD)
         .await
         .expect_error(429, "login_throttled");
+    // ...but they are the number's, not the account's: were they counted on alice_w, a
+    // stranger guessing codes for a number could watch which public ID starts to wait, and so
+    // learn whose number it is.
+    try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
 }
 
 #[tokio::test]
@@ -342,8 +347,9 @@ async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
     let t = s.sign_in("alice_w", PASSWORD).await;
+    let pw = json!({"password": PASSWORD});
     let setup = s
-        .call(Method::POST, "/v1/me/totp", Some(&t), None)
+        .call(Method::POST, "/v1/me/totp", Some(&t), Some(pw))
         .await
         .expect(200)
         .body;
@@ -356,11 +362,12 @@ async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
     );
     // Not on until confirmed.
     try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+    let confirm = |c: &str| json!({"code": c, "password": PASSWORD});
     s.call(
         Method::POST,
         "/v1/me/totp/confirm",
         Some(&t),
-        Some(json!({"code": "000000"})),
+        Some(confirm("000000")),
     )
     .await
     .expect_error(401, "totp_invalid");
@@ -370,7 +377,7 @@ async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
             Method::POST,
             "/v1/me/totp/confirm",
             Some(&t),
-            Some(json!({"code": code})),
+            Some(confirm(&code)),
         )
         .await
         .expect(200)
@@ -403,35 +410,26 @@ async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
         .await
         .expect_error(401, "totp_invalid");
 
-    s.call(Method::POST, "/v1/me/totp", Some(&t), None)
+    s.call(
+        Method::POST,
+        "/v1/me/totp",
+        Some(&t),
+        Some(json!({"password": PASSWORD})),
+    )
+    .await
+    .expect_error(409, "totp_already_enabled");
+    let off = |c: &str| json!({"code": c, "password": PASSWORD});
+    s.call(Method::DELETE, "/v1/me/totp", Some(&t), Some(off("123")))
         .await
-        .expect_error(409, "totp_already_enabled");
-    s.call(
-        Method::DELETE,
-        "/v1/me/totp",
-        Some(&t),
-        Some(json!({"code": "123"})),
-    )
-    .await
-    .expect_error(401, "totp_invalid");
+        .expect_error(401, "totp_invalid");
     let rc2 = codes[1].as_str().unwrap();
-    s.call(
-        Method::DELETE,
-        "/v1/me/totp",
-        Some(&t),
-        Some(json!({"code": rc2})),
-    )
-    .await
-    .expect(204);
+    s.call(Method::DELETE, "/v1/me/totp", Some(&t), Some(off(rc2)))
+        .await
+        .expect(204);
     try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
-    s.call(
-        Method::DELETE,
-        "/v1/me/totp",
-        Some(&t),
-        Some(json!({"code": rc2})),
-    )
-    .await
-    .expect_error(409, "totp_not_enabled");
+    s.call(Method::DELETE, "/v1/me/totp", Some(&t), Some(off(rc2)))
+        .await
+        .expect_error(409, "totp_not_enabled");
 }
 
 #[tokio::test]

@@ -38,6 +38,9 @@ pub fn start_service(db: &TestDb, env: &[(&str, &str)]) -> Service {
         .env("SWITCHBOARD_SMS_PER_IP_PER_HOUR", "1000000")
         .env("SWITCHBOARD_SMS_PER_NUMBER_PER_DAY", "1000")
         .env("SWITCHBOARD_SESSIONS_LOGIN_PER_IP_PER_HOUR", "1000000")
+        .env("SWITCHBOARD_LIMITS_MESSAGES_PER_MINUTE", "100000000")
+        .env("SWITCHBOARD_LIMITS_GROUP_FANOUT_PER_MINUTE", "100000000")
+        .env("SWITCHBOARD_LIMITS_CONTACT_REQUESTS_PER_DAY", "1000000")
         .env("HOME", db.dir())
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
@@ -105,8 +108,9 @@ pub async fn account(client: &reqwest::Client, base: &str, i: usize) -> (String,
 pub async fn open_socket(
     addr: SocketAddr,
     token: &str,
+    since: i64,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://{addr}/v1/events?since=0")
+    let mut req = format!("ws://{addr}/v1/events?since={since}")
         .into_client_request()
         .unwrap();
     req.headers_mut()
@@ -163,6 +167,8 @@ pub struct Load<'a> {
     pub pids: &'a [u32],
     /// Count the PostgreSQL server processes' CPU too.
     pub with_postgres: bool,
+    /// Tells this run's bodies from earlier runs' on the same database.
+    pub tag: &'a str,
 }
 
 pub struct LoadResult {
@@ -192,7 +198,9 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
     let delivered = Arc::new(AtomicUsize::new(0));
     let mut readers = tokio::task::JoinSet::new();
     for (i, (_, token)) in l.users.iter().enumerate() {
-        let mut ws = open_socket(l.socket_nodes[i % l.socket_nodes.len()], token).await;
+        // From the account's head: an earlier run's messages are not this run's work.
+        let since = head(&client, &l.sender_bases[0], token).await;
+        let mut ws = open_socket(l.socket_nodes[i % l.socket_nodes.len()], token, since).await;
         let (sent_at, latencies, delivered) =
             (sent_at.clone(), latencies.clone(), delivered.clone());
         readers.spawn(async move {
@@ -206,8 +214,8 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
                                 .lock()
                                 .await
                                 .push((now - *start).as_secs_f64() * 1000.0);
+                            delivered.fetch_add(1, Ordering::Relaxed);
                         }
-                        delivered.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -227,6 +235,7 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
     let targets: Arc<Vec<String>> = Arc::new(l.users.iter().map(|(p, _)| p.clone()).collect());
     let (total, senders) = (l.total, l.senders);
     for s in 0..senders {
+        let tag = l.tag.to_string();
         let (client, base, token, targets, sent_at) = (
             client.clone(),
             l.sender_bases[s % l.sender_bases.len()].clone(),
@@ -236,7 +245,7 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
         );
         set.spawn(async move {
             for n in (s..total).step_by(senders) {
-                let body = format!("b{n}");
+                let body = format!("{tag}b{n}");
                 sent_at.lock().await.insert(body.clone(), Instant::now());
                 let to = &targets[n % targets.len()];
                 post(
@@ -316,4 +325,18 @@ pub async fn sender_and_recipients(
         .await;
     }
     (hub_id, hub_token, users)
+}
+
+/// The account's newest sequence number (`head` of a one-event page).
+pub async fn head(client: &reqwest::Client, base: &str, token: &str) -> i64 {
+    let page: Value = client
+        .get(format!("{base}/v1/sync?since=0&limit=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["head"].as_i64().unwrap()
 }

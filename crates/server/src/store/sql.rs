@@ -362,6 +362,30 @@ fn counted_failure(before: LoginState, now: Millis, policy: ThrottlePolicy) -> L
     after
 }
 
+/// Turns two-step verification off inside `tx` (secrets and recovery codes); whether it was
+/// on.
+async fn disable_totp(tx: &mut Tx, account_id: &str) -> StoreResult<bool> {
+    let was_on = sqlx::query(
+        "UPDATE accounts SET totp_secret = NULL, totp_pending_secret = NULL \
+         WHERE id = $1 AND totp_secret IS NOT NULL",
+    )
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    // A setup begun but never confirmed is dropped too.
+    sqlx::query("UPDATE accounts SET totp_pending_secret = NULL WHERE id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(was_on)
+}
+
 /// Consumes an SMS code inside `tx`; `CodeUsed` if it was used (or superseded) meanwhile.
 async fn consume_code(tx: &mut Tx, code_id: &str, now: Millis) -> StoreResult<()> {
     let consumed =
@@ -641,39 +665,56 @@ impl Store for SqlStore {
         r: &Recovery<'_>,
         now: Millis,
         revoked: Revoked<'_>,
-    ) -> StoreResult<Vec<EventRow>> {
+    ) -> StoreResult<Recovered> {
         in_tx!(self, |tx| {
-            lock_keys(&mut tx, &[login_lock(r.login_key)]).await?;
+            let locks: Vec<String> = r.login_keys.iter().map(|k| login_lock(k)).collect();
+            lock_keys(&mut tx, &locks).await?;
             consume_code(&mut tx, r.code_id, now).await?;
             sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
                 .bind(r.password_hash)
                 .bind(r.account_id)
                 .execute(&mut *tx)
                 .await?;
-            let events = revoke_all(&mut tx, r.account_id, None, now, revoked).await?;
-            sqlx::query("DELETE FROM login_failures WHERE key = $1")
-                .bind(r.login_key)
-                .execute(&mut *tx)
-                .await?;
-            Ok(events)
+            let totp_disabled = disable_totp(&mut tx, r.account_id).await?;
+            // The notice first: a device reads it, then its session.revoked, then the stream
+            // closes.
+            let mut events = if totp_disabled {
+                append(&mut tx, std::slice::from_ref(r.totp_notice), now).await?
+            } else {
+                Vec::new()
+            };
+            let revocations = revoke_all(&mut tx, r.account_id, None, now, revoked).await?;
+            let sessions_revoked = revocations.len() as u64;
+            events.extend(revocations);
+            for key in r.login_keys {
+                sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok(Recovered {
+                events,
+                sessions_revoked,
+                totp_disabled,
+            })
         })
     }
 
     async fn account_set_identity(
         &self,
         id: &str,
-        legal_name: &str,
-        id_number_hash: &str,
-        id_number_masked: &str,
+        identity: &IdentityRecord<'_>,
         now: Millis,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE accounts SET legal_name = $1, id_number_hash = $2, id_number_masked = $3, \
-             identity_verified_at = $4 WHERE id = $5 AND identity_verified_at IS NULL",
+            "UPDATE accounts SET legal_name = $1, id_number_hash = $2, id_number_hash_kind = $3, \
+             id_number_masked = $4, identity_verified_at = $5 \
+             WHERE id = $6 AND identity_verified_at IS NULL",
         )
-        .bind(legal_name)
-        .bind(id_number_hash)
-        .bind(id_number_masked)
+        .bind(identity.legal_name)
+        .bind(identity.id_number_hash)
+        .bind(identity.id_number_hash_kind)
+        .bind(identity.id_number_masked)
         .bind(now)
         .bind(id)
         .execute(&self.write)
@@ -726,19 +767,18 @@ impl Store for SqlStore {
         })
     }
 
-    async fn totp_disable(&self, id: &str) -> StoreResult<()> {
+    async fn totp_disable(
+        &self,
+        id: &str,
+        notice: &NewEvent,
+        now: Millis,
+    ) -> StoreResult<Option<EventRow>> {
         in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE accounts SET totp_secret = NULL, totp_pending_secret = NULL WHERE id = $1",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM totp_recovery_codes WHERE account_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            Ok(())
+            if !disable_totp(&mut tx, id).await? {
+                return Ok(None);
+            }
+            let mut events = append(&mut tx, std::slice::from_ref(notice), now).await?;
+            Ok(events.pop())
         })
     }
 
@@ -890,6 +930,49 @@ impl Store for SqlStore {
             Ok(WindowCount {
                 count: count(n),
                 oldest,
+            })
+        })
+    }
+
+    async fn rate_take(
+        &self,
+        scope: &str,
+        key: &str,
+        units: u32,
+        limit: u64,
+        now: Millis,
+        since: Millis,
+    ) -> StoreResult<RateTake> {
+        in_tx!(self, |tx| {
+            lock_keys(&mut tx, &[format!("rate:{scope}:{key}")]).await?;
+            let (used, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
+                "SELECT CAST(SUM(weight) AS BIGINT), MIN(at) FROM rate_events \
+                 WHERE scope = $1 AND key = $2 AND at > $3",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            let used = u64::try_from(used.unwrap_or(0)).unwrap_or(0);
+            if used.saturating_add(u64::from(units)) > limit {
+                return Ok(RateTake {
+                    taken: false,
+                    used,
+                    oldest,
+                });
+            }
+            sqlx::query("INSERT INTO rate_events (scope, key, at, weight) VALUES ($1, $2, $3, $4)")
+                .bind(scope)
+                .bind(key)
+                .bind(now)
+                .bind(i64::from(units))
+                .execute(&mut *tx)
+                .await?;
+            Ok(RateTake {
+                taken: true,
+                used: used + u64::from(units),
+                oldest: Some(oldest.map_or(now, |o| o.min(now))),
             })
         })
     }

@@ -1,0 +1,93 @@
+//! Per-account budgets (`[limits]`): how much one account may make the service do for it in
+//! a while, so that one account (or a stolen session) cannot flood other people's logs and
+//! devices. Each budget is a sliding window in the store, decided under the account's key, so
+//! it holds across nodes and under concurrent requests: of N+10 requests racing for a budget
+//! of N, exactly N get through.
+
+use switchboard_protocol::ErrorCode;
+
+use crate::app::App;
+use crate::clock::{Millis, secs_until};
+use crate::error::{Error, Result};
+
+const MINUTE_MS: Millis = 60 * 1000;
+const DAY_MS: Millis = 24 * 3600 * 1000;
+
+/// What a budget limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Messages sent (`limits.messages_per_minute`).
+    Messages,
+    /// Contact requests sent (`limits.contact_requests_per_day`).
+    ContactRequests,
+    /// Deliveries to group members, one per member's log (`limits.group_fanout_per_minute`).
+    GroupFanout,
+}
+
+impl Budget {
+    /// The store's scope, the configured limit, the window and what is counted.
+    fn rule(self, app: &App) -> (&'static str, u32, Millis, &'static str) {
+        let l = &app.config.limits;
+        match self {
+            Budget::Messages => (
+                "messages",
+                l.messages_per_minute,
+                MINUTE_MS,
+                "messages a minute",
+            ),
+            Budget::ContactRequests => (
+                "contact_requests",
+                l.contact_requests_per_day,
+                DAY_MS,
+                "contact requests a day",
+            ),
+            Budget::GroupFanout => (
+                "group_fanout",
+                l.group_fanout_per_minute,
+                MINUTE_MS,
+                "deliveries to group members a minute",
+            ),
+        }
+    }
+}
+
+/// Takes `units` of `account`'s `budget`, or answers 429 `rate_limited` with `Retry-After`
+/// (nothing taken).
+pub async fn take(app: &App, account_id: &str, budget: Budget, units: usize) -> Result<()> {
+    let (scope, limit, window, what) = budget.rule(app);
+    let units = u32::try_from(units).unwrap_or(u32::MAX);
+    let now = app.clock.now_ms();
+    let took = app
+        .store
+        .rate_take(
+            scope,
+            account_id,
+            units,
+            u64::from(limit),
+            now,
+            now - window,
+        )
+        .await?;
+    if took.taken {
+        return Ok(());
+    }
+    app.metrics.count("rate_limited_total");
+    let window_secs = u64::try_from(window / 1000).unwrap_or(60);
+    if units > limit {
+        return Err(Error::new(
+            ErrorCode::RateLimited,
+            format!("this is {units} at once, and an account may cause at most {limit} {what}"),
+        )
+        .retry_after(window_secs));
+    }
+    // When the oldest units leave the window; more may have to leave for a large request, and
+    // the answer to the retry says so.
+    let retry = took
+        .oldest
+        .map_or(window_secs, |t| secs_until(t + window, now));
+    Err(Error::new(
+        ErrorCode::RateLimited,
+        format!("an account may cause at most {limit} {what}; try again in {retry} s"),
+    )
+    .retry_after(retry))
+}
