@@ -104,6 +104,11 @@ impl From<StoreError> for Error {
                     "the request contains characters that cannot be stored (such as NUL)",
                 )
             }
+            // Callers that charge a budget turn this into their 429 with `limits::refused`,
+            // which knows the budget; one that did not is a bug.
+            StoreError::OverBudget { .. } => {
+                Error::internal("a budget was charged without its answer")
+            }
             StoreError::Encoding(e) => Error::internal(e),
             StoreError::Database(e) => {
                 tracing::error!(error = %e, "storage failure");

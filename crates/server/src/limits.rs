@@ -9,6 +9,7 @@ use switchboard_protocol::ErrorCode;
 use crate::app::App;
 use crate::clock::{Millis, secs_until};
 use crate::error::{Error, Result};
+use crate::store::{Charge, RateTake};
 
 const MINUTE_MS: Millis = 60 * 1000;
 const DAY_MS: Millis = 24 * 3600 * 1000;
@@ -51,43 +52,53 @@ impl Budget {
     }
 }
 
+/// A charge of `units` against `account`'s `budget`, for [`take`] or for a write that takes
+/// it in its own transaction ([`Store::message_insert`](crate::store::Store::message_insert)).
+pub fn charge(app: &App, account_id: &str, budget: Budget, units: usize) -> Charge {
+    let (scope, limit, window, _) = budget.rule(app);
+    let now = app.clock.now_ms();
+    Charge {
+        scope,
+        key: account_id.to_string(),
+        units: u32::try_from(units).unwrap_or(u32::MAX),
+        limit: u64::from(limit),
+        now,
+        since: now - window,
+    }
+}
+
 /// Takes `units` of `account`'s `budget`, or answers 429 `rate_limited` with `Retry-After`
 /// (nothing taken).
 pub async fn take(app: &App, account_id: &str, budget: Budget, units: usize) -> Result<()> {
-    let (scope, limit, window, what) = budget.rule(app);
-    let units = u32::try_from(units).unwrap_or(u32::MAX);
-    let now = app.clock.now_ms();
-    let took = app
-        .store
-        .rate_take(
-            scope,
-            account_id,
-            units,
-            u64::from(limit),
-            now,
-            now - window,
-        )
-        .await?;
+    let c = charge(app, account_id, budget, units);
+    let took = app.store.rate_take(&c).await?;
     if took.taken {
         return Ok(());
     }
+    Err(refused(app, budget, &c, took))
+}
+
+/// The 429 for a charge of `budget` that did not fit, with when to try again.
+pub fn refused(app: &App, budget: Budget, c: &Charge, took: RateTake) -> Error {
+    let (_, limit, window, what) = budget.rule(app);
+    let units = c.units;
     app.metrics.count("rate_limited_total");
     let window_secs = u64::try_from(window / 1000).unwrap_or(60);
     if units > limit {
-        return Err(Error::new(
+        return Error::new(
             ErrorCode::RateLimited,
             format!("this is {units} at once, and an account may cause at most {limit} {what}"),
         )
-        .retry_after(window_secs));
+        .retry_after(window_secs);
     }
     // When the oldest units leave the window; more may have to leave for a large request, and
     // the answer to the retry says so.
     let retry = took
         .oldest
-        .map_or(window_secs, |t| secs_until(t + window, now));
-    Err(Error::new(
+        .map_or(window_secs, |t| secs_until(t + window, c.now));
+    Error::new(
         ErrorCode::RateLimited,
         format!("an account may cause at most {limit} {what}; try again in {retry} s"),
     )
-    .retry_after(retry))
+    .retry_after(retry)
 }

@@ -82,20 +82,17 @@ pub async fn send(
         }
     };
 
-    // The budgets before anything is written: every message counts, and a group message
-    // counts once per member whose log and devices it reaches.
-    let mut budget = crate::limits::take(&app, &me.id, Budget::Messages, 1).await;
-    if budget.is_ok() && to.starts_with(switchboard_protocol::messaging::GROUP_ID_PREFIX) {
-        budget = crate::limits::take(&app, &me.id, Budget::GroupFanout, recipients.len()).await;
+    // The budgets, charged in the message's own transaction (no commit of their own, and a
+    // retry that turns out a duplicate costs nothing): every message counts, and a group
+    // message counts once per member whose log and devices it reaches.
+    let mut budgets = vec![(Budget::Messages, 1)];
+    if to.starts_with(switchboard_protocol::messaging::GROUP_ID_PREFIX) {
+        budgets.push((Budget::GroupFanout, recipients.len()));
     }
-    if let Err(refused) = budget {
-        // A retry of a message already sent is answered as sent, budget or not: the client
-        // that timed out must learn that its message went, not that it may not send it.
-        return match app.store.message_by_client_id(&me.id, &client_id).await? {
-            Some(existing) => replay(existing, target, &req.body),
-            None => Err(refused),
-        };
-    }
+    let charges: Vec<_> = budgets
+        .iter()
+        .map(|&(b, units)| crate::limits::charge(&app, &me.id, b, units))
+        .collect();
     let now = app.clock.now_ms();
     let message = Message {
         id: app.entropy.id("m_"),
@@ -118,7 +115,7 @@ pub async fn send(
         sent_at: now,
         data: encoded.data,
     };
-    match app.store.message_insert(&row, &events).await {
+    match app.store.message_insert(&row, &events, &charges).await {
         Ok(appended) => {
             app.hub.publish(&appended);
             app.metrics.count("messages_sent_total");
@@ -132,6 +129,24 @@ pub async fn send(
                 .await?
                 .ok_or_else(|| Error::internal("message vanished after a duplicate insert"))?;
             replay(existing, target, &req.body)
+        }
+        // Over budget. A retry of a message already sent is answered as sent all the same:
+        // the client that timed out must learn that its message went, not that it may not
+        // send it.
+        Err(StoreError::OverBudget { charge, take }) => {
+            match app
+                .store
+                .message_by_client_id(&me.id, &row.client_id)
+                .await?
+            {
+                Some(existing) => replay(existing, target, &req.body),
+                None => Err(crate::limits::refused(
+                    &app,
+                    budgets[charge].0,
+                    &charges[charge],
+                    take,
+                )),
+            }
         }
         Err(e) => Err(e.into()),
     }

@@ -155,6 +155,10 @@ pub enum StoreError {
     /// A unique key (a message's client id, a pending request) exists already.
     #[error("duplicate")]
     Duplicate,
+    /// A charge given with a write did not fit its budget (the index of the charge, and the
+    /// budget's state): nothing was written.
+    #[error("over budget")]
+    OverBudget { charge: usize, take: RateTake },
     /// A wallet would go below zero.
     #[error("insufficient funds")]
     InsufficientFunds,
@@ -547,6 +551,19 @@ pub struct WindowCount {
     pub oldest: Option<Millis>,
 }
 
+/// `units` of `key`'s budget of `limit` units of `scope` within the window after `since`,
+/// taken at `now`: by [`Store::rate_take`] alone, or with the write it pays for (one
+/// transaction, so a refused write costs no budget and a charge costs no commit of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub scope: &'static str,
+    pub key: String,
+    pub units: u32,
+    pub limit: u64,
+    pub now: Millis,
+    pub since: Millis,
+}
+
 /// The outcome of [`Store::rate_take`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateTake {
@@ -678,15 +695,7 @@ pub trait Store: Send + Sync + 'static {
     /// `since`, if they fit: decided and recorded in one step under the key's lock, so
     /// concurrent takers never pass the limit together. Units that do not fit are not
     /// recorded (a refused request costs nothing of the budget).
-    async fn rate_take(
-        &self,
-        scope: &str,
-        key: &str,
-        units: u32,
-        limit: u64,
-        now: Millis,
-        since: Millis,
-    ) -> StoreResult<RateTake>;
+    async fn rate_take(&self, charge: &Charge) -> StoreResult<RateTake>;
 
     // --- sessions ----------------------------------------------------------------------------
     async fn session_create(&self, row: &SessionRow) -> StoreResult<()>;
@@ -772,11 +781,14 @@ pub trait Store: Send + Sync + 'static {
         sender_id: &str,
         client_id: &str,
     ) -> StoreResult<Option<MessageRow>>;
-    /// `Duplicate` if the sender used the client id already.
+    /// `Duplicate` if the sender used the client id already; `OverBudget` if one of `charges`
+    /// (taken first, as [`rate_take`](Self::rate_take) would) does not fit. Either way nothing
+    /// is written.
     async fn message_insert(
         &self,
         row: &MessageRow,
         events: &[NewEvent],
+        charges: &[Charge],
     ) -> StoreResult<Vec<EventRow>>;
     /// The account's newest sequence number (0 before its first event).
     async fn event_head(&self, account_id: &str) -> StoreResult<i64>;

@@ -136,7 +136,7 @@ async fn concurrent_appends_keep_every_log_gapless(backend: Backend) {
                 sent_at: T0,
                 data: "{}".into(),
             };
-            store.message_insert(&row, &events).await
+            store.message_insert(&row, &events, &[]).await
         });
     }
     while let Some(r) = tasks.join_next().await {

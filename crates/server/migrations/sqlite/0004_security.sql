@@ -8,6 +8,16 @@
 ALTER TABLE accounts ADD COLUMN id_number_hash_kind TEXT;
 UPDATE accounts SET id_number_hash_kind = 'sha256' WHERE id_number_hash IS NOT NULL;
 
--- Per-account budgets count units (a message to a group of 300 is 300 deliveries), not rows.
--- Earlier rows (per-address sign-in limits) are one unit each.
-ALTER TABLE rate_events ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
+-- Per-account budgets (messages, contact requests, group fan-out) count units (a message to a
+-- group of 300 is 300 deliveries), summed per slice of the window (a twentieth): a budget is
+-- decided by a sum over at most ~21 rows, however busy the account, where one row per request
+-- made every message read hundreds. A slice counts until its newest unit leaves the window, so
+-- the limit is never passed (at worst a slice's units are held a twentieth of a window longer).
+CREATE TABLE rate_budgets (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    slice INTEGER NOT NULL,
+    units INTEGER NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key, slice)
+);

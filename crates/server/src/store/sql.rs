@@ -934,47 +934,8 @@ impl Store for SqlStore {
         })
     }
 
-    async fn rate_take(
-        &self,
-        scope: &str,
-        key: &str,
-        units: u32,
-        limit: u64,
-        now: Millis,
-        since: Millis,
-    ) -> StoreResult<RateTake> {
-        in_tx!(self, |tx| {
-            lock_keys(&mut tx, &[format!("rate:{scope}:{key}")]).await?;
-            let (used, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
-                "SELECT CAST(SUM(weight) AS BIGINT), MIN(at) FROM rate_events \
-                 WHERE scope = $1 AND key = $2 AND at > $3",
-            )
-            .bind(scope)
-            .bind(key)
-            .bind(since)
-            .fetch_one(&mut *tx)
-            .await?;
-            let used = u64::try_from(used.unwrap_or(0)).unwrap_or(0);
-            if used.saturating_add(u64::from(units)) > limit {
-                return Ok(RateTake {
-                    taken: false,
-                    used,
-                    oldest,
-                });
-            }
-            sqlx::query("INSERT INTO rate_events (scope, key, at, weight) VALUES ($1, $2, $3, $4)")
-                .bind(scope)
-                .bind(key)
-                .bind(now)
-                .bind(i64::from(units))
-                .execute(&mut *tx)
-                .await?;
-            Ok(RateTake {
-                taken: true,
-                used: used + u64::from(units),
-                oldest: Some(oldest.map_or(now, |o| o.min(now))),
-            })
-        })
+    async fn rate_take(&self, c: &Charge) -> StoreResult<RateTake> {
+        in_tx!(self, |tx| { charge(&mut tx, c).await })
     }
 
     async fn session_create(&self, row: &SessionRow) -> StoreResult<()> {
@@ -1377,8 +1338,15 @@ impl Store for SqlStore {
         &self,
         row: &MessageRow,
         events: &[NewEvent],
+        charges: &[Charge],
     ) -> StoreResult<Vec<EventRow>> {
         in_tx!(self, |tx| {
+            for (i, c) in charges.iter().enumerate() {
+                let take = charge(&mut tx, c).await?;
+                if !take.taken {
+                    return Err(StoreError::OverBudget { charge: i, take });
+                }
+            }
             sqlx::query(
                 "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1514,7 +1482,13 @@ impl Store for SqlStore {
                 .bind(before)
                 .execute(&mut *tx)
                 .await?;
-            Ok(Some(a.rows_affected() + b.rows_affected()))
+            let c = sqlx::query("DELETE FROM rate_budgets WHERE last_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            Ok(Some(
+                a.rows_affected() + b.rows_affected() + c.rows_affected(),
+            ))
         })
     }
 
@@ -1556,6 +1530,49 @@ async fn revoke_all(
 /// number. Each account's head is moved once, by the number of its events, and the heads are
 /// taken in account order: two transactions appending to the same accounts wait for each
 /// other instead of deadlocking.
+/// Takes `c`'s units if they fit the budget, under the budget key's lock; records nothing
+/// when they do not. Units are summed per slice of the window (a twentieth of it), and a
+/// slice counts while its newest unit is in the window (see migration 0004).
+async fn charge(tx: &mut Tx, c: &Charge) -> StoreResult<RateTake> {
+    lock_keys(tx, &[format!("rate:{}:{}", c.scope, c.key)]).await?;
+    let (used, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT CAST(SUM(units) AS BIGINT), MIN(last_at) FROM rate_budgets \
+         WHERE scope = $1 AND key = $2 AND last_at > $3",
+    )
+    .bind(c.scope)
+    .bind(&c.key)
+    .bind(c.since)
+    .fetch_one(&mut **tx)
+    .await?;
+    let used = u64::try_from(used.unwrap_or(0)).unwrap_or(0);
+    if used.saturating_add(u64::from(c.units)) > c.limit {
+        return Ok(RateTake {
+            taken: false,
+            used,
+            oldest,
+        });
+    }
+    let slice = c.now / ((c.now - c.since) / 20).max(1);
+    sqlx::query(
+        "INSERT INTO rate_budgets (scope, key, slice, units, last_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (scope, key, slice) DO UPDATE SET units = rate_budgets.units + excluded.units, \
+         last_at = CASE WHEN excluded.last_at > rate_budgets.last_at \
+                   THEN excluded.last_at ELSE rate_budgets.last_at END",
+    )
+    .bind(c.scope)
+    .bind(&c.key)
+    .bind(slice)
+    .bind(i64::from(c.units))
+    .bind(c.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(RateTake {
+        taken: true,
+        used: used + u64::from(c.units),
+        oldest: Some(oldest.map_or(c.now, |o| o.min(c.now))),
+    })
+}
+
 pub(super) async fn append(
     tx: &mut Tx,
     events: &[NewEvent],
