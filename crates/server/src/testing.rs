@@ -402,6 +402,66 @@ pub async fn request_with(
     }
 }
 
+/// How many answers had each (status, error code; "" for a success).
+pub type Tally = std::collections::BTreeMap<(u16, String), usize>;
+
+/// Fires `n` requests at once (the `i`th made by `f(i)`) and tallies the answers. None may be
+/// a server error, and every 429 must say when to try again.
+pub async fn at_once<F, Fut>(n: usize, f: F) -> Tally
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        tasks.spawn(f(i));
+    }
+    let mut tally = Tally::new();
+    while let Some(r) = tasks.join_next().await {
+        let r = r.expect("request task");
+        assert!(
+            r.status < 500,
+            "never a server error: {} {}",
+            r.status,
+            r.body
+        );
+        if r.status == 429 {
+            assert!(r.retry_after.is_some(), "a 429 says when: {}", r.body);
+        }
+        *tally.entry((r.status, r.code().to_string())).or_default() += 1;
+    }
+    tally
+}
+
+/// `n` POSTs to `path` at once as `token`, the `i`th with `body(i)`, tallied as [`at_once`].
+pub async fn post_at_once(
+    base: &str,
+    token: &str,
+    path: &str,
+    n: usize,
+    body: impl Fn(usize) -> serde_json::Value,
+) -> Tally {
+    at_once(n, |i| {
+        let (base, token, path, body) = (
+            base.to_string(),
+            token.to_string(),
+            path.to_string(),
+            body(i),
+        );
+        async move {
+            request(
+                &base,
+                reqwest::Method::POST,
+                &path,
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    })
+    .await
+}
+
 /// One answer, for asserting on.
 #[derive(Debug, Clone)]
 pub struct Reply {

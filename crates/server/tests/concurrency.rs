@@ -3,10 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
-use switchboard_server::testing::{Backend, Reply, TEST_PASSWORD, TestServer, request};
+use switchboard_server::testing::{Backend, Reply, TEST_PASSWORD, TestServer, at_once, request};
 
 switchboard_server::on_every_backend!(
     twenty_concurrent_wrong_passwords_are_judged_five_times,
@@ -15,30 +13,6 @@ switchboard_server::on_every_backend!(
     concurrent_transfers_both_ways_all_succeed_and_balance,
     nul_characters_are_a_clear_400_and_store_nothing,
 );
-
-/// Fires `n` copies of a request at once; returns how many answers had each (status, code).
-async fn at_once<F, Fut>(n: usize, f: F) -> BTreeMap<(u16, String), usize>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = Reply> + Send + 'static,
-{
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        tasks.spawn(f(i));
-    }
-    let mut tally = BTreeMap::new();
-    while let Some(r) = tasks.join_next().await {
-        let r = r.unwrap();
-        assert!(
-            r.status < 500,
-            "never a server error: {} {}",
-            r.status,
-            r.body
-        );
-        *tally.entry((r.status, r.code().to_string())).or_default() += 1;
-    }
-    tally
-}
 
 /// A request from a spawned task: owns what it needs of the server (its address).
 async fn post(base: String, path: &str, token: Option<String>, body: serde_json::Value) -> Reply {

@@ -8,14 +8,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_server::testing::{
     Backend, Reply, TEST_IDENTITY_SECRET, TEST_PASSWORD, TEST_RESIDENT_ID, TestDb, TestServer,
-    TestUser, request,
+    TestUser, post_at_once,
 };
 
 switchboard_server::on_every_backend!(
@@ -38,33 +37,6 @@ switchboard_server::on_every_backend!(
 
 const P1: &str = "+8613800138001";
 const P2: &str = "+8613800138002";
-
-/// Fires `n` copies of a request at once; returns how many answers had each (status, code).
-async fn at_once<F, Fut>(n: usize, f: F) -> BTreeMap<(u16, String), usize>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = Reply> + Send + 'static,
-{
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        tasks.spawn(f(i));
-    }
-    let mut tally = BTreeMap::new();
-    while let Some(r) = tasks.join_next().await {
-        let r = r.unwrap();
-        assert!(
-            r.status < 500,
-            "never a server error: {} {}",
-            r.status,
-            r.body
-        );
-        if r.status == 429 {
-            assert!(r.retry_after.is_some(), "a 429 says when: {}", r.body);
-        }
-        *tally.entry((r.status, r.code().to_string())).or_default() += 1;
-    }
-    tally
-}
 
 async fn call(s: &TestServer, method: Method, path: &str, u: &TestUser, body: Value) -> Reply {
     s.call(method, path, Some(&u.token), Some(body)).await
@@ -369,20 +341,9 @@ async fn a_password_change_waits_like_a_sign_in(backend: Backend) {
 async fn twenty_concurrent_wrong_password_changes_are_judged_five_times(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;
     let u = s.user(1, "alice_w").await;
-    let base = s.base.clone();
-    let tally = at_once(20, |i| {
-        let (base, token) = (base.clone(), u.token.clone());
-        async move {
-            request(
-                &base,
-                Method::POST,
-                "/v1/me/password",
-                Some(&token),
-                Some(json!({"current_password": format!("guess {i}"),
-                            "new_password": "a new secret 42"})),
-            )
-            .await
-        }
+    let tally = post_at_once(&s.base, &u.token, "/v1/me/password", 20, |i| {
+        json!({"current_password": format!("guess {i}"),
+                            "new_password": "a new secret 42"})
     })
     .await;
     assert_eq!(
@@ -787,22 +748,10 @@ async fn messages_per_minute_hold_under_concurrent_requests(backend: Backend) {
         .post_as(&a, "/v1/messages", first.clone())
         .await
         .expect(201);
-    let base = s.base.clone();
-    let tally = at_once(14, |i| {
-        let (base, token, to) = (base.clone(), a.token.clone(), b.public_id.clone());
-        async move {
-            request(
-                &base,
-                Method::POST,
-                "/v1/messages",
-                Some(&token),
-                Some(
-                    json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to,
-                            "body": format!("hello {i}")}),
-                ),
-            )
-            .await
-        }
+    let tally = post_at_once(&s.base, &a.token, "/v1/messages", 14, |i| {
+        let to = &b.public_id;
+        json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to,
+                            "body": format!("hello {i}")})
     })
     .await;
     assert_eq!(tally.get(&(201, String::new())), Some(&4), "{tally:?}");
@@ -854,19 +803,9 @@ async fn contact_requests_per_day_hold_under_concurrent_requests(backend: Backen
         s.register(&format!("+86138001381{i:02}"), id, TEST_PASSWORD)
             .await;
     }
-    let base = s.base.clone();
-    let tally = at_once(13, |i| {
-        let (base, token, to) = (base.clone(), a.token.clone(), targets[i].clone());
-        async move {
-            request(
-                &base,
-                Method::POST,
-                "/v1/contacts/requests",
-                Some(&token),
-                Some(json!({"public_id": to, "note": "hi"})),
-            )
-            .await
-        }
+    let tally = post_at_once(&s.base, &a.token, "/v1/contacts/requests", 13, |i| {
+        let to = &targets[i];
+        json!({"public_id": to, "note": "hi"})
     })
     .await;
     assert_eq!(tally.get(&(201, String::new())), Some(&3), "{tally:?}");
@@ -913,22 +852,10 @@ async fn group_fanout_per_minute_holds_under_concurrent_requests(backend: Backen
         .as_str()
         .unwrap()
         .to_string();
-    let base = s.base.clone();
-    let tally = at_once(13, |i| {
-        let (base, token, to) = (base.clone(), a.token.clone(), group.clone());
-        async move {
-            request(
-                &base,
-                Method::POST,
-                "/v1/messages",
-                Some(&token),
-                Some(
-                    json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to,
-                            "body": format!("all of you {i}")}),
-                ),
-            )
-            .await
-        }
+    let tally = post_at_once(&s.base, &a.token, "/v1/messages", 13, |i| {
+        let to = &group;
+        json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to,
+                            "body": format!("all of you {i}")})
     })
     .await;
     assert_eq!(tally.get(&(201, String::new())), Some(&3), "{tally:?}");
