@@ -95,15 +95,14 @@ impl Bindings {
 
     pub fn render(mut self) -> String {
         crate::commands::typescript(&mut self);
-        // Events the shell emits to windows.
-        self.ty::<switchboard_core::ProfileEvent>();
-        self.ty::<crate::shell::OpenConversation>();
+        // What a window's event channel carries (declared by `subscribe_events` already).
+        self.ty::<crate::shell::UiEvent>();
         self.ty::<crate::ipc::IpcError>();
         let mut out = String::from(
             "// Generated from src-tauri/src/commands.rs by\n\
              // `UPDATE_BINDINGS=1 cargo test -p switchboard-app bindings`. Do not edit.\n\
              /* eslint-disable */\n\
-             import { invoke } from \"@tauri-apps/api/core\";\n\n",
+             import { type Channel, invoke } from \"@tauri-apps/api/core\";\n\n",
         );
         for decl in self.decls.values() {
             out.push_str("export ");
@@ -151,6 +150,7 @@ mod tests {
             "Conversation",
             "Wallet",
             "IpcError",
+            "UiEvent",
         ] {
             assert!(
                 ts.contains(&format!("export type {t} ")),

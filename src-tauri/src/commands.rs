@@ -3,11 +3,11 @@
 //! sends, decides). The `commands!` macro turns this list into the Tauri commands, the handler,
 //! the list `build.rs` makes permissions from, and the TypeScript bindings the UI calls.
 
-use switchboard_core::account::{Envelope, Register, Registered};
+use switchboard_core::account::{Envelope, Paid, PendingPayment, Register, Registered};
 use switchboard_core::notify::Policy;
 use switchboard_core::stats::Resources;
 use switchboard_core::store::{Conversation, OutboxEntry, StoredMessage};
-use switchboard_core::{ProfileInfo, SignIn};
+use switchboard_core::{ProfileId, ProfileInfo, SignIn};
 use switchboard_protocol::auth::{SmsCodeSent, SmsPurpose};
 use switchboard_protocol::messaging::{
     Contact, ContactRequestList, ContactRequestState, Group, UserProfile,
@@ -15,7 +15,7 @@ use switchboard_protocol::messaging::{
 use switchboard_protocol::wallet::{Claimed, MoneyMoved, RedEnvelope, TransactionPage, Wallet};
 
 use crate::ipc::{Caller, IpcResult};
-use crate::shell::{AppInfo, SearchHit, Shell};
+use crate::shell::{AppInfo, EventChannel, SearchHit, Shell};
 
 macro_rules! commands {
     ($(
@@ -62,6 +62,12 @@ commands! {
         Ok(shell.info(&caller))
     }
 
+    /// Opens this window's stream of events (`UiEvent`): every profile's for the main window,
+    /// only its own profile's for a profile window. The calling window decides, never the page.
+    fn subscribe_events(caller, shell, app, on_event: EventChannel) -> () {
+        shell.subscribe(&caller, on_event.0)
+    }
+
     /// Every profile (main window) or the window's own (a profile window), in sidebar order.
     fn list_profiles(caller, shell, app) -> Vec<ProfileInfo> {
         let all = shell.engine.list_profiles().await?;
@@ -95,59 +101,59 @@ commands! {
     }
 
     /// Signs the session out, deletes the keyring entry and the profile's folder.
-    fn remove_profile(caller, shell, app, profile: String) -> () {
+    fn remove_profile(caller, shell, app, profile: ProfileId) -> () {
         caller.must_be_main()?;
         crate::shell::close_profile_window(&app, &profile);
         Ok(shell.engine.remove_profile(&profile).await?)
     }
 
-    fn rename_profile(caller, shell, app, profile: String, name: String) -> () {
+    fn rename_profile(caller, shell, app, profile: ProfileId, name: String) -> () {
         caller.must_be_main()?;
         Ok(shell.engine.rename_profile(&profile, &name).await?)
     }
 
-    fn recolor_profile(caller, shell, app, profile: String, color: String) -> () {
+    fn recolor_profile(caller, shell, app, profile: ProfileId, color: String) -> () {
         caller.must_be_main()?;
         Ok(shell.engine.recolor_profile(&profile, &color).await?)
     }
 
     /// Puts the profiles in this order (ids).
-    fn reorder_profiles(caller, shell, app, ids: Vec<String>) -> () {
+    fn reorder_profiles(caller, shell, app, ids: Vec<ProfileId>) -> () {
         caller.must_be_main()?;
         Ok(shell.engine.reorder_profiles(&ids).await?)
     }
 
     /// Opens (or brings up) the profile in its own window, beside the main one.
-    fn open_profile_window(caller, shell, app, profile: String) -> () {
+    fn open_profile_window(caller, shell, app, profile: ProfileId) -> () {
         caller.must_be_main()?;
         let info = shell.engine.profile(&profile).await?;
         crate::shell::open_profile_window(&app, &info.record.id, &info.record.name)
     }
 
-    fn conversations(caller, shell, app, profile: String) -> Vec<Conversation> {
-        caller.may_act_for(&profile)?;
+    fn conversations(caller, shell, app, profile: ProfileId) -> Vec<Conversation> {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.conversations(&profile).await?)
     }
 
-    fn messages(caller, shell, app, profile: String, conversation: String) -> Vec<StoredMessage> {
-        caller.may_act_for(&profile)?;
+    fn messages(caller, shell, app, profile: ProfileId, conversation: String) -> Vec<StoredMessage> {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.messages(&profile, &conversation).await?)
     }
 
     /// Messages written but not yet accepted by the service (shown as pending).
-    fn outbox(caller, shell, app, profile: String) -> Vec<OutboxEntry> {
-        caller.may_act_for(&profile)?;
+    fn outbox(caller, shell, app, profile: ProfileId) -> Vec<OutboxEntry> {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.outbox(&profile).await?)
     }
 
     /// Queues a message; it goes out now if online, else on reconnect.
-    fn send_message(caller, shell, app, profile: String, to: String, body: String) -> OutboxEntry {
-        caller.may_act_for(&profile)?;
+    fn send_message(caller, shell, app, profile: ProfileId, to: String, body: String) -> OutboxEntry {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.send(&profile, &to, &body).await?)
     }
 
-    fn mark_read(caller, shell, app, profile: String, conversation: String) -> () {
-        caller.may_act_for(&profile)?;
+    fn mark_read(caller, shell, app, profile: ProfileId, conversation: String) -> () {
+        let profile = caller.act_for(profile)?;
         shell.engine.mark_read(&profile, &conversation).await?;
         shell.refresh_tray(&app).await;
         Ok(())
@@ -155,17 +161,17 @@ commands! {
 
     /// The conversation this window shows (none: a list or another page); while the window has
     /// focus it raises no notifications.
-    fn set_open_conversation(caller, shell, app, profile: String, conversation: Option<String>) -> () {
-        caller.may_act_for(&profile)?;
+    fn set_open_conversation(caller, shell, app, profile: ProfileId, conversation: Option<String>) -> () {
+        let profile = caller.act_for(profile)?;
         shell.set_open_conversation(&caller, profile, conversation);
         Ok(())
     }
 
     /// Full-text search of one profile's messages, or of every profile's (main window only).
-    fn search(caller, shell, app, profile: Option<String>, text: String) -> Vec<SearchHit> {
+    fn search(caller, shell, app, profile: Option<ProfileId>, text: String) -> Vec<SearchHit> {
         let hits = match profile {
             Some(p) => {
-                caller.may_act_for(&p)?;
+                let p = caller.act_for(p)?;
                 shell.engine.search(&p, &text).await?.into_iter().map(|message| SearchHit { profile: p.clone(), message }).collect()
             }
             None => {
@@ -176,83 +182,102 @@ commands! {
         Ok(hits)
     }
 
-    fn find_user(caller, shell, app, profile: String, public_id: String) -> UserProfile {
-        caller.may_act_for(&profile)?;
+    fn find_user(caller, shell, app, profile: ProfileId, public_id: String) -> UserProfile {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.find_user(&profile, &public_id).await?)
     }
 
-    fn contacts(caller, shell, app, profile: String) -> Vec<Contact> {
-        caller.may_act_for(&profile)?;
+    fn contacts(caller, shell, app, profile: ProfileId) -> Vec<Contact> {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.contacts(&profile).await?)
     }
 
-    fn contact_requests(caller, shell, app, profile: String) -> ContactRequestList {
-        caller.may_act_for(&profile)?;
+    fn contact_requests(caller, shell, app, profile: ProfileId) -> ContactRequestList {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.contact_requests(&profile).await?)
     }
 
-    fn request_contact(caller, shell, app, profile: String, public_id: String, note: String) -> ContactRequestState {
-        caller.may_act_for(&profile)?;
+    fn request_contact(caller, shell, app, profile: ProfileId, public_id: String, note: String) -> ContactRequestState {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.request_contact(&profile, &public_id, &note).await?)
     }
 
-    fn accept_contact(caller, shell, app, profile: String, request_id: String) -> () {
-        caller.may_act_for(&profile)?;
+    fn accept_contact(caller, shell, app, profile: ProfileId, request_id: String) -> () {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.accept_contact(&profile, &request_id).await?)
     }
 
-    fn groups(caller, shell, app, profile: String) -> Vec<Group> {
-        caller.may_act_for(&profile)?;
+    fn groups(caller, shell, app, profile: ProfileId) -> Vec<Group> {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.groups(&profile).await?)
     }
 
-    fn create_group(caller, shell, app, profile: String, name: String, members: Vec<String>) -> Group {
-        caller.may_act_for(&profile)?;
+    fn create_group(caller, shell, app, profile: ProfileId, name: String, members: Vec<String>) -> Group {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.create_group(&profile, &name, members).await?)
     }
 
-    fn wallet(caller, shell, app, profile: String) -> Wallet {
-        caller.may_act_for(&profile)?;
+    fn wallet(caller, shell, app, profile: ProfileId) -> Wallet {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.wallet(&profile).await?)
     }
 
-    fn transactions(caller, shell, app, profile: String, before: Option<i64>) -> TransactionPage {
-        caller.may_act_for(&profile)?;
+    fn transactions(caller, shell, app, profile: ProfileId, before: Option<i64>) -> TransactionPage {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.transactions(&profile, before).await?)
     }
 
-    fn verify_identity(caller, shell, app, profile: String, legal_name: String, id_number: String) -> () {
-        caller.may_act_for(&profile)?;
+    fn verify_identity(caller, shell, app, profile: ProfileId, legal_name: String, id_number: String) -> () {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.verify_identity(&profile, &legal_name, &id_number).await?)
     }
 
     /// `confirmed`: the user confirmed the profile after `confirm_profile` asked.
-    fn top_up(caller, shell, app, profile: String, amount: i64, confirmed: bool) -> MoneyMoved {
-        caller.may_act_for(&profile)?;
+    fn top_up(caller, shell, app, profile: ProfileId, amount: i64, confirmed: bool) -> MoneyMoved {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.top_up(&profile, amount, confirmed).await?)
     }
 
-    fn transfer(caller, shell, app, profile: String, to: String, amount: i64, note: String, confirmed: bool) -> MoneyMoved {
-        caller.may_act_for(&profile)?;
+    fn transfer(caller, shell, app, profile: ProfileId, to: String, amount: i64, note: String, confirmed: bool) -> MoneyMoved {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.transfer(&profile, &to, amount, &note, confirmed).await?)
     }
 
-    fn send_red_envelope(caller, shell, app, profile: String, envelope: Envelope, confirmed: bool) -> RedEnvelope {
-        caller.may_act_for(&profile)?;
+    fn send_red_envelope(caller, shell, app, profile: ProfileId, envelope: Envelope, confirmed: bool) -> RedEnvelope {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.send_red_envelope(&profile, envelope, confirmed).await?)
     }
 
-    fn claim_red_envelope(caller, shell, app, profile: String, envelope_id: String) -> Claimed {
-        caller.may_act_for(&profile)?;
+    /// Payments whose answer never came (they outlive a restart): each can be tried again,
+    /// which never pays twice, or abandoned.
+    fn pending_payments(caller, shell, app, profile: ProfileId) -> Vec<PendingPayment> {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.pending_payments(&profile).await?)
+    }
+
+    /// Sends a pending payment again under its first idempotency key.
+    fn retry_payment(caller, shell, app, profile: ProfileId, payment: String, confirmed: bool) -> Paid {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.retry_payment(&profile, &payment, confirmed).await?)
+    }
+
+    /// Forgets a pending payment (whatever the service did with it stands).
+    fn abandon_payment(caller, shell, app, profile: ProfileId, payment: String) -> () {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.abandon_payment(&profile, &payment).await?)
+    }
+
+    fn claim_red_envelope(caller, shell, app, profile: ProfileId, envelope_id: String) -> Claimed {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.claim_red_envelope(&profile, &envelope_id).await?)
     }
 
-    fn notification_policy(caller, shell, app, profile: String) -> Policy {
-        caller.may_act_for(&profile)?;
+    fn notification_policy(caller, shell, app, profile: ProfileId) -> Policy {
+        let profile = caller.act_for(profile)?;
         Ok(shell.engine.policy(&profile).await?)
     }
 
-    fn set_notification_policy(caller, shell, app, profile: String, policy: Policy) -> () {
+    fn set_notification_policy(caller, shell, app, profile: ProfileId, policy: Policy) -> () {
         caller.must_be_main()?;
         Ok(shell.engine.set_policy(&profile, policy).await?)
     }

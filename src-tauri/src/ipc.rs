@@ -2,7 +2,7 @@
 //! check that a window acts only for the profiles it may.
 
 use serde::Serialize;
-use switchboard_core::CoreError;
+use switchboard_core::{CoreError, ProfileId};
 use tauri::{Runtime, WebviewWindow};
 
 /// An error as the UI sees it: a stable `code` to branch on (the service's own codes, core's,
@@ -33,8 +33,8 @@ impl From<CoreError> for IpcError {
 
 pub type IpcResult<T> = Result<T, IpcError>;
 
-/// The label of a profile's own window.
-pub fn profile_window_label(profile_id: &str) -> String {
+/// The label of a profile's own window: it names the profile by id.
+pub fn profile_window_label(profile_id: &ProfileId) -> String {
     format!("profile-{profile_id}")
 }
 
@@ -44,7 +44,10 @@ pub fn profile_window_label(profile_id: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Main,
-    Profile(String),
+    /// A profile's own window, and the id its label names.
+    Profile(ProfileId),
+    /// Any other window (there is none today): the narrowest scope, no profile at all.
+    Other,
 }
 
 impl Caller {
@@ -54,19 +57,29 @@ impl Caller {
 
     pub fn from_label(label: &str) -> Self {
         match label.strip_prefix("profile-") {
-            Some(id) => Caller::Profile(id.to_string()),
-            // Any other window (there is none today) gets the narrowest scope: no profile.
+            Some(id) if !id.is_empty() => Caller::Profile(ProfileId::new(id)),
+            Some(_) => Caller::Other,
             None if label == "main" => Caller::Main,
-            None => Caller::Profile(String::new()),
+            None => Caller::Other,
         }
     }
 
+    /// The profile a call acts for: the one the page asked for, if this window may act for
+    /// it. Ids are compared, and what comes back is an id the core resolves by id only: a
+    /// profile named like another's id can never stand in for it.
+    pub fn act_for(&self, profile: ProfileId) -> IpcResult<ProfileId> {
+        self.may_act_for(&profile)?;
+        Ok(profile)
+    }
+
     /// Refuses a call for `profile` from a window that does not show it.
-    pub fn may_act_for(&self, profile: &str) -> IpcResult<()> {
+    pub fn may_act_for(&self, profile: &ProfileId) -> IpcResult<()> {
         match self {
             Caller::Main => Ok(()),
             Caller::Profile(own) if own == profile => Ok(()),
-            Caller::Profile(_) => Err(forbidden("this window acts only for its own profile")),
+            Caller::Profile(_) | Caller::Other => {
+                Err(forbidden("this window acts only for its own profile"))
+            }
         }
     }
 
@@ -74,7 +87,9 @@ impl Caller {
     pub fn must_be_main(&self) -> IpcResult<()> {
         match self {
             Caller::Main => Ok(()),
-            Caller::Profile(_) => Err(forbidden("only the main window can do this")),
+            Caller::Profile(_) | Caller::Other => {
+                Err(forbidden("only the main window can do this"))
+            }
         }
     }
 }
@@ -91,19 +106,28 @@ fn forbidden(message: &str) -> IpcError {
 mod tests {
     use super::*;
 
+    fn id(s: &str) -> ProfileId {
+        ProfileId::new(s)
+    }
+
     #[test]
     fn a_profile_window_acts_only_for_its_profile() {
-        let c = Caller::from_label(&profile_window_label("p_1"));
-        assert!(c.may_act_for("p_1").is_ok());
-        assert_eq!(c.may_act_for("p_2").unwrap_err().code, "forbidden_profile");
+        let c = Caller::from_label(&profile_window_label(&id("p_1")));
+        assert_eq!(c, Caller::Profile(id("p_1")));
+        assert_eq!(c.act_for(id("p_1")).unwrap(), id("p_1"));
+        assert_eq!(c.act_for(id("p_2")).unwrap_err().code, "forbidden_profile");
         assert!(
             c.must_be_main().is_err(),
             "a profile window cannot manage profiles"
         );
-        assert!(Caller::from_label("main").may_act_for("p_2").is_ok());
-        assert!(
-            Caller::from_label("settings").may_act_for("p_1").is_err(),
-            "an unknown window gets no profile"
-        );
+        assert!(Caller::from_label("main").may_act_for(&id("p_2")).is_ok());
+        for label in ["settings", "profile-", "Main"] {
+            let other = Caller::from_label(label);
+            assert_eq!(other, Caller::Other, "{label}");
+            assert!(
+                other.may_act_for(&id("p_1")).is_err() && other.may_act_for(&id("")).is_err(),
+                "an unknown window ({label:?}) gets no profile"
+            );
+        }
     }
 }

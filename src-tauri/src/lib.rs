@@ -11,46 +11,39 @@ pub mod tray;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use switchboard_core::Engine;
 use switchboard_core::notify::DesktopSink;
 use switchboard_core::vault::KeyringVault;
-use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
+use switchboard_core::{Engine, ProfileEvent, ProfileId};
+use tauri::{AppHandle, Manager, Runtime, WindowEvent};
 
-use crate::ipc::profile_window_label;
 use crate::shell::{DEFAULT_SERVICE, OpenConversation, Shell};
 
-/// Forwards the core's events to the windows that show their profile, and keeps the tray's
-/// count current. Ends when the engine shuts down (its bus closes).
-async fn forward_events<R: Runtime>(app: AppHandle<R>, engine: Arc<Engine>) {
-    let mut bus = engine.subscribe();
+/// Forwards the core's events to the windows that may see them (each through its own
+/// channel, see [`Shell::subscribe`]) and keeps the tray's count current. Ends when the bus
+/// closes (the engine shut down) or the shell that owns it is dropped.
+async fn forward_events<R: Runtime>(
+    app: AppHandle<R>,
+    mut bus: tokio::sync::broadcast::Receiver<ProfileEvent>,
+) {
     loop {
-        let ev = match bus.recv().await {
-            Ok(ev) => ev,
+        let received = bus.recv().await;
+        let Some(shell) = app.try_state::<Shell>() else {
+            return;
+        };
+        match received {
+            Ok(ev) => shell.dispatch(&ev),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 // The windows re-read what they show on any event; one is enough.
-                let _ = app.emit_to("main", "profiles-changed", ());
+                shell.profiles_changed();
                 continue;
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        let _ = app.emit_to("main", "profile-event", &ev);
-        let _ = app.emit_to(
-            profile_window_label(&ev.profile).as_str(),
-            "profile-event",
-            &ev,
-        );
+        }
         // A burst of events redraws the tray once.
         while let Ok(ev) = bus.try_recv() {
-            let _ = app.emit_to("main", "profile-event", &ev);
-            let _ = app.emit_to(
-                profile_window_label(&ev.profile).as_str(),
-                "profile-event",
-                &ev,
-            );
+            shell.dispatch(&ev);
         }
-        if let Some(shell) = app.try_state::<Shell>() {
-            shell.refresh_tray(&app).await;
-        }
+        shell.refresh_tray(&app).await;
     }
 }
 
@@ -81,6 +74,7 @@ pub fn install<R: Runtime>(
             match event {
                 WindowEvent::Focused(true) => shell.window_focus(Some(window.label().to_string())),
                 WindowEvent::Focused(false) => shell.window_focus(None),
+                WindowEvent::Destroyed => shell.unsubscribe(window.label()),
                 // Closing the main window keeps every profile running, in the tray.
                 WindowEvent::CloseRequested { api, .. } if window.label() == "main" => {
                     api.prevent_close();
@@ -92,8 +86,20 @@ pub fn install<R: Runtime>(
 }
 
 /// Starts forwarding the core's events to the windows and the tray (from `setup`).
-pub fn start_forwarding<R: Runtime>(app: &AppHandle<R>, engine: Arc<Engine>) {
-    tauri::async_runtime::spawn(forward_events(app.clone(), engine));
+pub fn start_forwarding<R: Runtime>(app: &AppHandle<R>, engine: &Engine) {
+    start_forwarding_from(app, engine.subscribe());
+}
+
+/// Forwards what arrives on `bus` as [`start_forwarding`] forwards the engine's events (the
+/// IPC tests feed it events of their own). The shell owns the task.
+pub fn start_forwarding_from<R: Runtime>(
+    app: &AppHandle<R>,
+    bus: tokio::sync::broadcast::Receiver<ProfileEvent>,
+) {
+    let task = tauri::async_runtime::spawn(forward_events(app.clone(), bus));
+    if let Some(shell) = app.try_state::<Shell>() {
+        shell.own_forwarding(task);
+    }
 }
 
 fn data_dir() -> anyhow::Result<std::path::PathBuf> {
@@ -130,13 +136,7 @@ pub fn main() -> ExitCode {
     let builder = tauri::Builder::default()
         // First: a second launch hands over to this one and exits.
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            shell::bring_to_front(
-                app,
-                OpenConversation {
-                    profile: String::new(),
-                    conversation: None,
-                },
-            );
+            shell::bring_to_front(app, None);
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build());
     let started = engine.clone();
@@ -148,17 +148,17 @@ pub fn main() -> ExitCode {
             let handle = app.handle().clone();
             let click = handle.clone();
             started.enable_notifications(Arc::new(DesktopSink::with_click(Arc::new(
-                move |profile: &str, conversation: Option<&str>| {
+                move |profile: &ProfileId, conversation: Option<&str>| {
                     shell::bring_to_front(
                         &click,
-                        OpenConversation {
-                            profile: profile.to_string(),
+                        Some(OpenConversation {
+                            profile: profile.clone(),
                             conversation: conversation.map(str::to_string),
-                        },
+                        }),
                     );
                 },
             ))));
-            start_forwarding(&handle, started.clone());
+            start_forwarding(&handle, &started);
             tray::create(&handle)?;
             let engine = started.clone();
             tauri::async_runtime::spawn(async move {

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use switchboard_core::store::StoredMessage;
-use switchboard_core::{CoreError, Engine};
-use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+use switchboard_core::{CoreError, Engine, ProfileEvent, ProfileId};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
-use crate::ipc::{Caller, IpcResult, profile_window_label};
+use crate::ipc::{Caller, IpcError, IpcResult, profile_window_label};
 
 /// The service a new profile signs in to unless the form says otherwise.
 pub const DEFAULT_SERVICE: &str = "http://127.0.0.1:8750";
@@ -20,21 +21,78 @@ pub struct AppInfo {
     pub version: String,
     pub default_server: String,
     /// The profile a profile window shows; absent in the main window.
-    pub window_profile: Option<String>,
+    pub window_profile: Option<ProfileId>,
 }
 
 /// One search result and the profile it belongs to.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct SearchHit {
-    pub profile: String,
+    pub profile: ProfileId,
     pub message: StoredMessage,
+}
+
+/// What the shell tells a window, through that window's own channel (see
+/// [`Shell::subscribe`]): never a global event, which every listener of every window hears.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UiEvent {
+    /// Something happened in a profile this window may see.
+    Profile(ProfileEvent),
+    /// Events were dropped (the window fell behind): re-read everything shown. It carries no
+    /// data, and what a window re-reads is filtered by its own commands.
+    ProfilesChanged,
+    /// A notification (or the tray) asks the main window for this profile and conversation.
+    OpenConversation(OpenConversation),
+}
+
+/// The `Channel` a window passes to `subscribe_events`, as a command argument. A newtype only
+/// so that the generated TypeScript names it (`Channel<UiEvent>`); Tauri binds the channel
+/// to the webview that made the call, so it can reach no other window.
+pub struct EventChannel(pub Channel<UiEvent>);
+
+impl<'de, R: Runtime> tauri::ipc::CommandArg<'de, R> for EventChannel {
+    fn from_command(
+        command: tauri::ipc::CommandItem<'de, R>,
+    ) -> Result<Self, tauri::ipc::InvokeError> {
+        <Channel<UiEvent> as tauri::ipc::CommandArg<'de, R>>::from_command(command).map(Self)
+    }
+}
+
+impl ts_rs::TS for EventChannel {
+    type WithoutGenerics = Self;
+    type OptionInnerType = Self;
+
+    fn name(cfg: &ts_rs::Config) -> String {
+        format!("Channel<{}>", UiEvent::name(cfg))
+    }
+
+    fn inline(cfg: &ts_rs::Config) -> String {
+        Self::name(cfg)
+    }
+
+    fn visit_dependencies(v: &mut impl ts_rs::TypeVisitor)
+    where
+        Self: 'static,
+    {
+        v.visit::<UiEvent>();
+    }
+}
+
+/// A window's open event channel, and who that window is.
+struct Subscriber {
+    caller: Caller,
+    channel: Channel<UiEvent>,
 }
 
 pub struct Shell {
     pub engine: Arc<Engine>,
     default_server: String,
+    /// Window label → the channel its page opened (a reload replaces it, closing drops it).
+    subscribers: Mutex<HashMap<String, Subscriber>>,
+    /// The task forwarding the core's events to the windows; stopped with the shell.
+    forwarding: Mutex<Option<OwnedTask>>,
     /// Window label → (profile, open conversation), reported by each window.
-    open: Mutex<HashMap<String, (String, Option<String>)>>,
+    open: Mutex<HashMap<String, (ProfileId, Option<String>)>>,
     /// The window that has focus, if any of ours.
     focused: Mutex<Option<String>>,
     do_not_disturb: Mutex<bool>,
@@ -51,6 +109,8 @@ impl Shell {
         Self {
             engine,
             default_server,
+            subscribers: Mutex::default(),
+            forwarding: Mutex::default(),
             open: Mutex::default(),
             focused: Mutex::default(),
             do_not_disturb: Mutex::new(false),
@@ -71,28 +131,102 @@ impl Shell {
             version: env!("CARGO_PKG_VERSION").to_string(),
             default_server: self.default_server.clone(),
             window_profile: match caller {
-                Caller::Main => None,
+                Caller::Main | Caller::Other => None,
                 Caller::Profile(id) => Some(id.clone()),
             },
         }
     }
 
-    fn label_of(caller: &Caller) -> String {
+    /// The label of the calling window; none for a window that is neither ours nor a
+    /// profile's (it has nothing to report and nothing to receive).
+    fn label_of(caller: &Caller) -> Option<String> {
         match caller {
-            Caller::Main => "main".into(),
-            Caller::Profile(id) => profile_window_label(id),
+            Caller::Main => Some("main".into()),
+            Caller::Profile(id) => Some(profile_window_label(id)),
+            Caller::Other => None,
         }
+    }
+
+    /// Opens the calling window's event stream: from now on it receives, through `channel`,
+    /// the events of the profiles it may act for (every profile for the main window, its own
+    /// for a profile window) and nothing of any other. A reloaded page subscribes again and
+    /// replaces its window's old channel.
+    pub fn subscribe(&self, caller: &Caller, channel: Channel<UiEvent>) -> IpcResult<()> {
+        let label = Self::label_of(caller).ok_or_else(|| IpcError {
+            code: "forbidden_profile".into(),
+            message: "this window shows no profile and gets no events".into(),
+            public_ids: None,
+        })?;
+        let caller = caller.clone();
+        lock(&self.subscribers).insert(label, Subscriber { caller, channel });
+        Ok(())
+    }
+
+    /// A window closed: its channel goes with it.
+    pub fn unsubscribe(&self, label: &str) {
+        lock(&self.subscribers).remove(label);
+    }
+
+    /// Sends `make()` to every subscribed window `to` accepts. A window whose channel fails
+    /// (its page is gone) is dropped; it subscribes again when it loads.
+    fn send_where(&self, to: impl Fn(&Caller) -> bool, make: impl Fn() -> UiEvent) {
+        // Sent outside the lock: a send evaluates script in the web view.
+        let targets: Vec<(String, Channel<UiEvent>)> = lock(&self.subscribers)
+            .iter()
+            .filter(|(_, s)| to(&s.caller))
+            .map(|(label, s)| (label.clone(), s.channel.clone()))
+            .collect();
+        for (label, channel) in targets {
+            if let Err(e) = channel.send(make()) {
+                tracing::debug!(window = %label, error = %e, "a window's event channel failed; dropped");
+                let mut subscribers = lock(&self.subscribers);
+                // Only if it is still that channel: the page may have subscribed anew since.
+                if subscribers
+                    .get(&label)
+                    .is_some_and(|s| s.channel.id() == channel.id())
+                {
+                    subscribers.remove(&label);
+                }
+            }
+        }
+    }
+
+    /// A core event, to the windows that may see its profile (and no other).
+    pub fn dispatch(&self, ev: &ProfileEvent) {
+        self.send_where(
+            |caller| caller.may_act_for(&ev.profile).is_ok(),
+            || UiEvent::Profile(ev.clone()),
+        );
+    }
+
+    /// Every window should re-read what it shows (through its own, filtered commands).
+    pub fn profiles_changed(&self) {
+        self.send_where(|_| true, || UiEvent::ProfilesChanged);
+    }
+
+    /// Asks the main window, only, to show a profile's conversation.
+    pub fn open_conversation(&self, target: OpenConversation) {
+        self.send_where(
+            |caller| *caller == Caller::Main,
+            || UiEvent::OpenConversation(target.clone()),
+        );
+    }
+
+    /// Keeps the event-forwarding task, which stops when the shell does (or when replaced).
+    pub fn own_forwarding(&self, task: tauri::async_runtime::JoinHandle<()>) {
+        *lock(&self.forwarding) = Some(OwnedTask(task));
     }
 
     pub fn set_open_conversation(
         &self,
         caller: &Caller,
-        profile: String,
+        profile: ProfileId,
         conversation: Option<String>,
     ) {
-        let label = Self::label_of(caller);
-        lock(&self.open).insert(label, (profile, conversation));
-        self.update_focus();
+        if let Some(label) = Self::label_of(caller) {
+            lock(&self.open).insert(label, (profile, conversation));
+            self.update_focus();
+        }
     }
 
     /// A window gained (`Some`) or lost (`None`) focus.
@@ -146,13 +280,26 @@ impl Shell {
     }
 }
 
+/// A task that is cancelled when its owner drops it.
+struct OwnedTask(tauri::async_runtime::JoinHandle<()>);
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Opens the profile in its own window (or focuses it). Its label names the profile, which
 /// is what the commands check; its web storage lives in the profile's own folder.
-pub fn open_profile_window<R: Runtime>(app: &AppHandle<R>, id: &str, name: &str) -> IpcResult<()> {
+pub fn open_profile_window<R: Runtime>(
+    app: &AppHandle<R>,
+    id: &ProfileId,
+    name: &str,
+) -> IpcResult<()> {
     let label = profile_window_label(id);
     if let Some(w) = app.get_webview_window(&label) {
         let _ = w.unminimize();
@@ -166,17 +313,14 @@ pub fn open_profile_window<R: Runtime>(app: &AppHandle<R>, id: &str, name: &str)
     if let Some(shell) = app.try_state::<Shell>() {
         builder = builder.data_directory(shell.engine.profile_dir(id).join("webview"));
     }
-    builder
-        .build()
-        .map(|_| ())
-        .map_err(|e| crate::ipc::IpcError {
-            code: "window".into(),
-            message: format!("cannot open the profile's window: {e}"),
-            public_ids: None,
-        })
+    builder.build().map(|_| ()).map_err(|e| IpcError {
+        code: "window".into(),
+        message: format!("cannot open the profile's window: {e}"),
+        public_ids: None,
+    })
 }
 
-pub fn close_profile_window<R: Runtime>(app: &AppHandle<R>, id: &str) {
+pub fn close_profile_window<R: Runtime>(app: &AppHandle<R>, id: &ProfileId) {
     if let Some(w) = app.get_webview_window(&profile_window_label(id)) {
         let _ = w.destroy();
     }
@@ -185,15 +329,19 @@ pub fn close_profile_window<R: Runtime>(app: &AppHandle<R>, id: &str) {
 /// What a notification click asks for: the main window, on that profile and conversation.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct OpenConversation {
-    pub profile: String,
+    pub profile: ProfileId,
     pub conversation: Option<String>,
 }
 
-pub fn bring_to_front<R: Runtime>(app: &AppHandle<R>, target: OpenConversation) {
+/// Shows the main window, on `target`'s profile and conversation when given (a notification
+/// click, the tray's profile entry), through the main window's own channel only.
+pub fn bring_to_front<R: Runtime>(app: &AppHandle<R>, target: Option<OpenConversation>) {
     if let Some(w) = app.get_webview_window("main") {
         let _ = w.show();
         let _ = w.unminimize();
         let _ = w.set_focus();
     }
-    let _ = app.emit_to("main", "open-conversation", target);
+    if let (Some(target), Some(shell)) = (target, app.try_state::<Shell>()) {
+        shell.open_conversation(target);
+    }
 }

@@ -1,7 +1,7 @@
 //! The tray: an icon that shows the total unread count, and a menu listing every profile
 //! with its count, do-not-disturb and quit.
 
-use switchboard_core::ProfileInfo;
+use switchboard_core::{ProfileId, ProfileInfo};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -69,13 +69,7 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
 
 fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     match id {
-        "show" => bring_to_front(
-            app,
-            OpenConversation {
-                profile: String::new(),
-                conversation: None,
-            },
-        ),
+        "show" => bring_to_front(app, None),
         "quit" => crate::quit(app.clone()),
         "dnd" => {
             let app = app.clone();
@@ -90,10 +84,11 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
             if let Some(profile) = other.strip_prefix("profile:") {
                 bring_to_front(
                     app,
-                    OpenConversation {
-                        profile: profile.to_string(),
+                    Some(OpenConversation {
+                        // The id this menu was built with (see `menu`).
+                        profile: ProfileId::new(profile),
                         conversation: None,
-                    },
+                    }),
                 );
             }
         }

@@ -1,28 +1,59 @@
 //! IPC through Tauri itself (its mock runtime, no display), with the app's real capability
 //! files: a profile's own window can act only for its profile, by both the capability ACL and
-//! the shell's check of the calling window.
+//! the shell's check of the calling window, and receives only its own profile's events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use switchboard_core::Engine;
 use switchboard_core::vault::MemoryVault;
+use switchboard_core::{ConnState, Engine, Event, ProfileEvent, ProfileEventKind, ProfileId};
+use tauri::ipc::InvokeResponseBody;
 use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
-use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+use tauri::{App, Listener, Manager, WebviewWindow, WebviewWindowBuilder};
+
+/// What arrived through the windows' event channels: (window label, message).
+type Delivered = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
 fn app(dir: &std::path::Path) -> App<MockRuntime> {
+    app_recording(dir).0
+}
+
+/// The app, with every message sent through a window's IPC channel recorded with the label
+/// of the window it went to (the mock runtime has no page to run the channel's callback).
+fn app_recording(dir: &std::path::Path) -> (App<MockRuntime>, Delivered) {
     let engine =
         tauri::async_runtime::block_on(Engine::open(dir, Arc::new(MemoryVault::default())))
             .unwrap();
-    switchboard_app::install(
-        mock_builder(),
-        Arc::new(engine),
-        "http://127.0.0.1:9".into(),
-    )
-    .build(tauri::generate_context!("tauri.conf.json", test = true))
-    .unwrap()
+    let delivered = Delivered::default();
+    let record = delivered.clone();
+    let builder = mock_builder().channel_interceptor(move |webview, _callback, _index, body| {
+        let InvokeResponseBody::Json(json) = body else {
+            panic!("the shell sends JSON through channels");
+        };
+        record.lock().unwrap().push((
+            webview.label().to_string(),
+            serde_json::from_str(json).unwrap(),
+        ));
+        true
+    });
+    let app = switchboard_app::install(builder, Arc::new(engine), "http://127.0.0.1:9".into())
+        .build(tauri::generate_context!("tauri.conf.json", test = true))
+        .unwrap();
+    (app, delivered)
+}
+
+fn window(
+    app: &App<MockRuntime>,
+    label: &str,
+    dir: &std::path::Path,
+) -> WebviewWindow<MockRuntime> {
+    WebviewWindowBuilder::new(app, label, Default::default())
+        .data_directory(dir.join("webview"))
+        .build()
+        .unwrap()
 }
 
 fn call(
@@ -108,4 +139,306 @@ fn errors_cross_ipc_as_a_code_and_a_message() {
     .unwrap_err();
     assert_eq!(bad["code"], "no_such_profile");
     assert!(bad["message"].as_str().unwrap().contains("nobody"), "{bad}");
+}
+
+/// A message to profile `profile` from the service, with `body`.
+fn message(profile: &str, seq: i64, body: &str) -> ProfileEvent {
+    let event: Event = serde_json::from_value(serde_json::json!({
+        "seq": seq,
+        "at": "2026-11-23T10:00:00Z",
+        "kind": "message.new",
+        "data": {
+            "id": format!("m{seq}"), "client_id": "c", "from": "bob", "from_display_name": "Bob",
+            "to": "alice", "body": body, "sent_at": "2026-11-23T10:00:00Z"
+        }
+    }))
+    .unwrap();
+    ProfileEvent {
+        profile: ProfileId::new(profile),
+        kind: ProfileEventKind::Event(event),
+    }
+}
+
+/// Money arriving in `profile`'s wallet.
+fn credit(profile: &str, seq: i64, amount: i64) -> ProfileEvent {
+    let event: Event = serde_json::from_value(serde_json::json!({
+        "seq": seq,
+        "at": "2026-11-23T10:00:00Z",
+        "kind": "wallet.credit",
+        "data": {
+            "transaction_id": format!("tx_{seq}"), "kind": "transfer", "amount": amount,
+            "balance": amount, "counterparty": "bob", "note": ""
+        }
+    }))
+    .unwrap();
+    ProfileEvent {
+        profile: ProfileId::new(profile),
+        kind: ProfileEventKind::Event(event),
+    }
+}
+
+fn subscribe(window: &WebviewWindow<MockRuntime>, channel: u32) {
+    call(
+        window,
+        "subscribe_events",
+        serde_json::json!({"on_event": format!("__CHANNEL__:{channel}")}),
+    )
+    .unwrap();
+}
+
+/// Waits until `want` messages were delivered (all of them, whichever windows they went to).
+fn delivered_at_least(delivered: &Delivered, want: usize) -> Vec<(String, serde_json::Value)> {
+    for _ in 0..500 {
+        if delivered.lock().unwrap().len() >= want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A little longer, so that a message that should not arrive has had its chance to.
+    std::thread::sleep(Duration::from_millis(100));
+    delivered.lock().unwrap().clone()
+}
+
+#[test]
+fn a_profile_window_receives_only_its_own_profiles_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, delivered) = app_recording(dir.path());
+    let main = window(&app, "main", dir.path());
+    let own = window(&app, "profile-p_a", dir.path());
+    // What any listener of any window would hear (a page's `listen()` hears every target):
+    // nothing of a profile may travel that way.
+    let global = Arc::new(Mutex::new(Vec::new()));
+    for name in ["profile-event", "profiles-changed", "open-conversation"] {
+        let heard = global.clone();
+        app.listen_any(name, move |e| {
+            heard.lock().unwrap().push(e.payload().to_string())
+        });
+    }
+    subscribe(&main, 1);
+    subscribe(&own, 2);
+
+    let (bus, rx) = tokio::sync::broadcast::channel(16);
+    switchboard_app::start_forwarding_from(app.handle(), rx);
+    let events = [
+        message("p_a", 1, "for A only"),
+        message("p_b", 1, "B's secret"),
+        credit("p_b", 2, 12_345),
+        ProfileEvent {
+            profile: ProfileId::new("p_b"),
+            kind: ProfileEventKind::State(ConnState::Live),
+        },
+    ];
+    for ev in &events {
+        bus.send(ev.clone()).unwrap();
+    }
+    let got = delivered_at_least(&delivered, events.len() + 1);
+
+    let to = |label: &str| -> Vec<serde_json::Value> {
+        got.iter()
+            .filter(|(l, _)| l == label)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    let to_main = to("main");
+    assert_eq!(
+        to_main.len(),
+        events.len(),
+        "the main window sees every profile's events: {to_main:#?}"
+    );
+    assert!(
+        to_main.iter().all(|m| m["type"] == "profile"),
+        "{to_main:#?}"
+    );
+    let to_own = to("profile-p_a");
+    assert_eq!(
+        to_own.len(),
+        1,
+        "profile A's window gets its own event and nothing of B's: {to_own:#?}"
+    );
+    assert_eq!(to_own[0]["profile"], "p_a");
+    assert_eq!(to_own[0]["kind"]["data"]["body"], "for A only");
+    let text = serde_json::to_string(&to_own).unwrap();
+    assert!(
+        !text.contains("secret") && !text.contains("12345") && !text.contains("p_b"),
+        "no body, amount or id of B reaches A's window: {text}"
+    );
+    assert!(
+        got.iter().all(|(l, _)| l == "main" || l == "profile-p_a"),
+        "only subscribed windows get anything: {got:#?}"
+    );
+
+    // A notification click for B's chat goes to the main window only.
+    delivered.lock().unwrap().clear();
+    switchboard_app::shell::bring_to_front(
+        app.handle(),
+        Some(switchboard_app::shell::OpenConversation {
+            profile: ProfileId::new("p_b"),
+            conversation: Some("bob".into()),
+        }),
+    );
+    let got = delivered.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].0, "main");
+    assert_eq!(got[0].1["type"], "open_conversation");
+    assert_eq!(got[0].1["profile"], "p_b");
+
+    // Events were dropped on the way: every window re-reads, and is told nothing else.
+    delivered.lock().unwrap().clear();
+    app.state::<switchboard_app::shell::Shell>()
+        .profiles_changed();
+    let got = delivered.lock().unwrap().clone();
+    let mut labels: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    labels.sort();
+    assert_eq!(labels, ["main", "profile-p_a"]);
+    assert!(
+        got.iter()
+            .all(|(_, m)| *m == serde_json::json!({"type": "profiles_changed"}))
+    );
+
+    assert!(
+        global.lock().unwrap().is_empty(),
+        "nothing went out as a global event, which every window's listeners hear: {:?}",
+        global.lock().unwrap()
+    );
+}
+
+#[test]
+fn a_profile_window_may_not_use_tauris_events_tray_or_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let main = window(&app, "main", dir.path());
+    let own = window(&app, "profile-p_a", dir.path());
+    let refused = |w: &WebviewWindow<MockRuntime>, cmd: &str, args: serde_json::Value| {
+        let err = call(w, cmd, args).unwrap_err();
+        assert!(
+            err.to_string().contains("not allowed"),
+            "the ACL refuses {cmd} in {}: {err}",
+            w.label()
+        );
+    };
+    // A fake "open this conversation" to the main window, or a listener that hears every
+    // window's events.
+    refused(
+        &own,
+        "plugin:event|emit_to",
+        serde_json::json!({
+            "target": {"kind": "AnyLabel", "label": "main"},
+            "event": "open-conversation",
+            "payload": {"profile": "p_b", "conversation": "bob"}
+        }),
+    );
+    refused(
+        &own,
+        "plugin:event|emit",
+        serde_json::json!({"event": "open-conversation", "payload": null}),
+    );
+    refused(
+        &own,
+        "plugin:event|listen",
+        serde_json::json!({"event": "open-conversation", "target": {"kind": "Any"}, "handler": 7}),
+    );
+    // The tray, its menu, and other windows.
+    refused(
+        &own,
+        "plugin:tray|set_tooltip",
+        serde_json::json!({"rid": 1, "tooltip": "pwned"}),
+    );
+    refused(
+        &own,
+        "plugin:menu|new",
+        serde_json::json!({"kind": "Menu", "options": {}}),
+    );
+    refused(
+        &own,
+        "plugin:window|set_title",
+        serde_json::json!({"label": "main", "value": "pwned"}),
+    );
+    // The main window does not need Tauri's core either: its events come by channel too.
+    refused(
+        &main,
+        "plugin:event|listen",
+        serde_json::json!({"event": "profile-event", "target": {"kind": "Any"}, "handler": 7}),
+    );
+    refused(
+        &main,
+        "plugin:tray|set_tooltip",
+        serde_json::json!({"rid": 1, "tooltip": "x"}),
+    );
+}
+
+/// Two profiles where one's name is the other's id (names are free text): every window still
+/// gets its own profile, because the shell passes ids and the core resolves only ids.
+#[test]
+fn a_profile_named_like_another_profiles_id_never_stands_in_for_it() {
+    use switchboard_core::ProfileRecord;
+    use switchboard_core::notify::Policy;
+    use switchboard_core::registry::Registry;
+    let dir = tempfile::tempdir().unwrap();
+    tauri::async_runtime::block_on(async {
+        let registry = Registry::open(&dir.path().join("profiles.db"))
+            .await
+            .unwrap();
+        let record = |id: &str, name: &str| ProfileRecord {
+            id: ProfileId::new(id),
+            name: name.into(),
+            color: "#2f6fed".into(),
+            position: 0,
+            server_url: "http://127.0.0.1:9".into(),
+            account_id: format!("a_{id}"),
+            public_id: format!("{id}_pid"),
+            session_id: "s".into(),
+            created_at: 0,
+            history_until: 0,
+            allow_insecure_http: false,
+        };
+        // First in the sidebar: A, named after B's id, with a policy of its own.
+        for id in ["p_a", "p_b"] {
+            std::fs::create_dir_all(dir.path().join("profiles").join(id)).unwrap();
+        }
+        registry.insert(&record("p_a", "p_b")).await.unwrap();
+        registry.insert(&record("p_b", "Bee")).await.unwrap();
+        let quiet = Policy {
+            enabled: false,
+            ..Policy::default()
+        };
+        registry
+            .set_policy(&ProfileId::new("p_a"), &quiet)
+            .await
+            .unwrap();
+        registry.close().await;
+    });
+    let app = app(dir.path());
+    let main = window(&app, "main", dir.path());
+    let b = window(&app, "profile-p_b", dir.path());
+
+    let policy = call(
+        &b,
+        "notification_policy",
+        serde_json::json!({"profile": "p_b"}),
+    )
+    .unwrap();
+    assert_eq!(
+        policy["enabled"], true,
+        "B's window reads B's policy, not that of A (whose name is B's id): {policy}"
+    );
+    let listed = call(&b, "list_profiles", serde_json::json!({})).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], "p_b");
+    assert_eq!(listed[0]["name"], "Bee");
+
+    // The main window names profiles by id too: a name is no id.
+    let by_name = call(
+        &main,
+        "notification_policy",
+        serde_json::json!({"profile": "Bee"}),
+    )
+    .unwrap_err();
+    assert_eq!(by_name["code"], "no_such_profile", "{by_name}");
+    let a = call(
+        &main,
+        "notification_policy",
+        serde_json::json!({"profile": "p_a"}),
+    )
+    .unwrap();
+    assert_eq!(a["enabled"], false, "{a}");
 }

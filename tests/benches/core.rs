@@ -28,8 +28,11 @@ async fn all_live(engine: &Engine, names: &[String]) {
     loop {
         let mut live = 0;
         for n in names {
+            let Ok(id) = engine.profile_id_by_name_or_id(n).await else {
+                continue;
+            };
             if engine
-                .state(n)
+                .state(&id)
                 .await
                 .map(|s| s == ConnState::Live)
                 .unwrap_or(false)

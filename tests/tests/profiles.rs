@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use switchboard_core::notify::{Policy, Preview, RecordingSink};
 use switchboard_core::vault::{MemoryVault, Vault};
-use switchboard_core::{ConnState, Engine, ProfileEventKind, SignIn, TlsConfig};
+use switchboard_core::{ConnState, Engine, ProfileEventKind, ProfileId, SignIn, TlsConfig};
 use switchboard_protocol::events::{EventBody, SyncPage};
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
 
@@ -24,11 +24,17 @@ async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
     panic!("timed out waiting until {what}");
 }
 
+/// The id of the profile a test calls by its name, as a person would on the command line: the
+/// engine itself acts only on ids.
+async fn id(engine: &Engine, name: &str) -> ProfileId {
+    engine.profile_id_by_name_or_id(name).await.unwrap()
+}
+
 /// Waits until `profile` has stored a message from Bob with this body.
 async fn wait_for_message(engine: &Engine, profile: &str, body: &str) {
     wait_until(&format!("{profile} stores {body:?}"), async || {
         engine
-            .messages(profile, "bob_the_2nd")
+            .messages(&id(engine, profile).await, "bob_the_2nd")
             .await
             .unwrap()
             .iter()
@@ -94,7 +100,7 @@ async fn world_with(sink: Option<Arc<RecordingSink>>) -> World {
         .unwrap();
     for name in ["Work", "Personal"] {
         wait_until("both profiles are live", async || {
-            engine.state(name).await.unwrap() == ConnState::Live
+            engine.state(&id(&engine, name).await).await.unwrap() == ConnState::Live
         })
         .await;
     }
@@ -141,16 +147,24 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
     for (profile, body) in [("Work", "the report is due"), ("Personal", "dinner at 7?")] {
         wait_until("the message is stored", async || {
             w.engine
-                .messages(profile, "bob_the_2nd")
+                .messages(&id(&w.engine, profile).await, "bob_the_2nd")
                 .await
                 .unwrap()
                 .iter()
                 .any(|m| m.body == body)
         })
         .await;
-        let msgs = w.engine.messages(profile, "bob_the_2nd").await.unwrap();
+        let msgs = w
+            .engine
+            .messages(&id(&w.engine, profile).await, "bob_the_2nd")
+            .await
+            .unwrap();
         assert_eq!(msgs.len(), 1, "{profile} holds only its own message");
-        let convs = w.engine.conversations(profile).await.unwrap();
+        let convs = w
+            .engine
+            .conversations(&id(&w.engine, profile).await)
+            .await
+            .unwrap();
         assert_eq!((convs[0].id.as_str(), convs[0].unread), ("bob_the_2nd", 1));
     }
     // The bus tags each event with the profile it belongs to.
@@ -193,7 +207,7 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
 async fn a_sent_message_goes_out_once_and_comes_back_into_the_profile() {
     let w = world().await;
     w.engine
-        .send("Work", "bob_the_2nd", "on my way")
+        .send(&id(&w.engine, "Work").await, "bob_the_2nd", "on my way")
         .await
         .unwrap();
     wait_for_message(&w.engine, "Work", "on my way").await;
@@ -218,7 +232,7 @@ async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() 
     bob_says(&w, "alice_work", "before").await;
     wait_until("stored", async || {
         !w.engine
-            .messages("Work", "bob_the_2nd")
+            .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
             .await
             .unwrap()
             .is_empty()
@@ -235,15 +249,15 @@ async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() 
     .await
     .expect(204);
     wait_until("Work is signed out", async || {
-        w.engine.state("Work").await.is_err()
-            || w.engine.state("Work").await.unwrap() == ConnState::SignedOut
+        w.engine.state(&id(&w.engine, "Work").await).await.is_err()
+            || w.engine.state(&id(&w.engine, "Work").await).await.unwrap() == ConnState::SignedOut
     })
     .await;
     bob_says(&w, "alice_home", "still here").await;
     wait_for_message(&w.engine, "Personal", "still here").await;
     assert_eq!(
         w.engine
-            .messages("Work", "bob_the_2nd")
+            .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
             .await
             .unwrap()
             .len(),
@@ -284,7 +298,10 @@ async fn removing_a_profile_erases_its_folder_keyring_entry_and_server_session()
             entry.display()
         );
     }
-    w.engine.remove_profile("work").await.unwrap();
+    w.engine
+        .remove_profile(&id(&w.engine, "work").await)
+        .await
+        .unwrap();
     assert!(!folder.exists(), "the folder is gone");
     assert!(
         w.vault.load(&work.id).unwrap().is_none(),
@@ -321,7 +338,7 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     bob_says(&w, "alice_work", "one").await;
     wait_until("stored", async || {
         w.engine
-            .messages("Work", "bob_the_2nd")
+            .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
             .await
             .unwrap()
             .len()
@@ -333,11 +350,16 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     let engine = engine_for(&w.s, w.dir.path(), w.vault.clone()).await;
     engine.start_all().await.unwrap();
     wait_until("caught up", async || {
-        engine.messages("Work", "bob_the_2nd").await.unwrap().len() == 2
+        engine
+            .messages(&id(&engine, "Work").await, "bob_the_2nd")
+            .await
+            .unwrap()
+            .len()
+            == 2
     })
     .await;
     let bodies: Vec<String> = engine
-        .messages("Work", "bob_the_2nd")
+        .messages(&id(&engine, "Work").await, "bob_the_2nd")
         .await
         .unwrap()
         .into_iter()
@@ -353,7 +375,7 @@ async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() 
     let w = world_with(Some(sink.clone())).await;
     w.engine
         .set_policy(
-            "Personal",
+            &id(&w.engine, "Personal").await,
             Policy {
                 preview: Preview::SenderOnly,
                 ..Policy::default()
@@ -391,7 +413,7 @@ async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() 
     engine.enable_notifications(sink.clone());
     engine.start_all().await.unwrap();
     wait_until("live again", async || {
-        engine.state("Work").await.unwrap() == ConnState::Live
+        engine.state(&id(&engine, "Work").await).await.unwrap() == ConnState::Live
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -459,7 +481,7 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
         .unwrap();
     for p in ["A", "B"] {
         wait_until("live", async || {
-            engine.state(p).await.unwrap() == ConnState::Live
+            engine.state(&id(&engine, p).await).await.unwrap() == ConnState::Live
         })
         .await;
     }
@@ -467,23 +489,29 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     let mut before = [0; 2];
     let r = engine.resources().await.unwrap();
     for (i, name) in ["A", "B"].iter().enumerate() {
-        let id = engine.profile(name).await.unwrap().record.id;
+        let pid = id(&engine, name).await;
         before[i] = r
             .profiles
             .iter()
-            .find(|p| p.profile == id)
+            .find(|p| p.profile == pid)
             .unwrap()
             .events_total;
     }
 
     proxy.down();
     wait_until("A is offline", async || {
-        matches!(engine.state("A").await.unwrap(), ConnState::Offline(_))
+        matches!(
+            engine.state(&id(&engine, "A").await).await.unwrap(),
+            ConnState::Offline(_)
+        )
     })
     .await;
     // Written while offline: queued, in order.
     for body in ["first while offline", "second while offline"] {
-        engine.send("A", "bobby_a", body).await.unwrap();
+        engine
+            .send(&id(&engine, "A").await, "bobby_a", body)
+            .await
+            .unwrap();
     }
     // B is untouched: a message to it arrives at once.
     b.post_as(
@@ -495,18 +523,26 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     .expect(201);
     wait_until("B delivers while A is down", async || {
         engine
-            .messages("B", "bobby_b")
+            .messages(&id(&engine, "B").await, "bobby_b")
             .await
             .unwrap()
             .iter()
             .any(|m| m.body == "B still works")
     })
     .await;
-    assert_eq!(engine.state("B").await.unwrap(), ConnState::Live);
+    assert_eq!(
+        engine.state(&id(&engine, "B").await).await.unwrap(),
+        ConnState::Live
+    );
 
     proxy.up();
     wait_until("A's outbox is delivered", async || {
-        engine.messages("A", "bobby_a").await.unwrap().len() == 2
+        engine
+            .messages(&id(&engine, "A").await, "bobby_a")
+            .await
+            .unwrap()
+            .len()
+            == 2
     })
     .await;
     let bobs: SyncPage =
@@ -530,8 +566,14 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     let r = engine.resources().await.unwrap();
     let mut rows = Vec::new();
     for name in ["A", "B"] {
-        let id = engine.profile(name).await.unwrap().record.id;
-        rows.push(r.profiles.iter().find(|p| p.profile == id).unwrap().clone());
+        let pid = id(&engine, name).await;
+        rows.push(
+            r.profiles
+                .iter()
+                .find(|p| p.profile == pid)
+                .unwrap()
+                .clone(),
+        );
     }
     let [a_row, b_row] = <[_; 2]>::try_from(rows).unwrap();
     let [a_before, b_before] = before;
@@ -583,14 +625,20 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
 #[tokio::test]
 async fn a_panicking_profile_task_is_restarted_and_the_other_profile_never_notices() {
     let w = world().await;
-    w.engine.inject_panic("Work").await.unwrap();
+    w.engine
+        .inject_panic(&id(&w.engine, "Work").await)
+        .await
+        .unwrap();
     // While Work's task restarts, Personal keeps delivering.
     bob_says(&w, "alice_home", "unaffected").await;
     wait_for_message(&w.engine, "Personal", "unaffected").await;
     // Work comes back by itself and resumes from its cursor.
     bob_says(&w, "alice_work", "after the restart").await;
     wait_for_message(&w.engine, "Work", "after the restart").await;
-    assert_eq!(w.engine.state("Work").await.unwrap(), ConnState::Live);
+    assert_eq!(
+        w.engine.state(&id(&w.engine, "Work").await).await.unwrap(),
+        ConnState::Live
+    );
     w.engine.shutdown().await;
 }
 
@@ -602,13 +650,13 @@ async fn search_finds_messages_across_every_profile() {
     bob_says(&w, "alice_home", "unrelated").await;
     wait_until("all stored", async || {
         w.engine
-            .messages("Personal", "bob_the_2nd")
+            .messages(&id(&w.engine, "Personal").await, "bob_the_2nd")
             .await
             .unwrap()
             .len()
             == 2
             && w.engine
-                .messages("Work", "bob_the_2nd")
+                .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
                 .await
                 .unwrap()
                 .len()
@@ -626,7 +674,11 @@ async fn search_finds_messages_across_every_profile() {
     hits.sort();
     assert_eq!(hits, ["holiday budget", "quarterly budget review"]);
     assert_eq!(
-        w.engine.search("Work", "budget").await.unwrap().len(),
+        w.engine
+            .search(&id(&w.engine, "Work").await, "budget")
+            .await
+            .unwrap()
+            .len(),
         1,
         "one profile's search stays in it"
     );
@@ -635,21 +687,11 @@ async fn search_finds_messages_across_every_profile() {
 
 #[tokio::test]
 async fn an_account_with_two_step_verification_is_added_with_its_code() {
-    use switchboard_server::clock::Clock as _;
-    use switchboard_server::totp;
     let s = TestServer::start().await;
     let u = s.user(1, "alice_2fa").await;
-    let setup = s.post_as(&u, "/v1/me/totp", serde_json::json!({})).await;
-    let secret = totp::decode_secret(setup.body["secret"].as_str().unwrap()).unwrap();
-    let code_now = || totp::code_at_step(&secret, totp::step_at(s.clock.now_ms()));
-    s.post_as(
-        &u,
-        "/v1/me/totp/confirm",
-        serde_json::json!({"code": code_now()}),
-    )
-    .await
-    .expect(200);
-    s.clock.advance_secs(30);
+    // Turned on (with the password, as the service asks) and one step on: the next code is new.
+    let totp = s.enable_totp(&u).await;
+    let code_now = || s.totp_code(&totp);
 
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
@@ -674,7 +716,7 @@ async fn an_account_with_two_step_verification_is_added_with_its_code() {
     };
     engine.add_profile(with_code).await.unwrap();
     wait_until("live", async || {
-        engine.state("Secure").await.unwrap() == ConnState::Live
+        engine.state(&id(&engine, "Secure").await).await.unwrap() == ConnState::Live
     })
     .await;
     engine.shutdown().await;
@@ -738,53 +780,89 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
 
     // Work asks Home to be a contact; Home sees and accepts the request.
     engine
-        .request_contact("Work", "carol_home", "it's me")
+        .request_contact(&id(&engine, "Work").await, "carol_home", "it's me")
         .await
         .unwrap();
-    let requests = engine.contact_requests("Home").await.unwrap();
+    let requests = engine
+        .contact_requests(&id(&engine, "Home").await)
+        .await
+        .unwrap();
     assert_eq!(requests.incoming.len(), 1);
     engine
-        .accept_contact("Home", &requests.incoming[0].id)
+        .accept_contact(&id(&engine, "Home").await, &requests.incoming[0].id)
         .await
         .unwrap();
-    let contacts = engine.contacts("Work").await.unwrap();
+    let contacts = engine.contacts(&id(&engine, "Work").await).await.unwrap();
     assert_eq!(contacts[0].public_id, "carol_home");
     assert!(
         engine
-            .find_user("Work", "carol_home")
+            .find_user(&id(&engine, "Work").await, "carol_home")
             .await
             .unwrap()
             .is_contact
     );
 
     // Money needs real-name verification first, and a clear code when missing.
-    let unverified = engine.top_up("Work", 10_000, false).await.unwrap_err();
+    let unverified = engine
+        .top_up(&id(&engine, "Work").await, 10_000, false)
+        .await
+        .unwrap_err();
     assert_eq!(unverified.code(), "identity_unverified");
     for p in ["Work", "Home"] {
         engine
-            .verify_identity(p, "张三", switchboard_server::testing::TEST_RESIDENT_ID)
+            .verify_identity(
+                &id(&engine, p).await,
+                "张三",
+                switchboard_server::testing::TEST_RESIDENT_ID,
+            )
             .await
             .unwrap();
     }
-    engine.top_up("Work", 10_000, false).await.unwrap();
+    engine
+        .top_up(&id(&engine, "Work").await, 10_000, false)
+        .await
+        .unwrap();
     let paid = engine
-        .transfer("Work", "carol_home", 2_550, "lunch", false)
+        .transfer(
+            &id(&engine, "Work").await,
+            "carol_home",
+            2_550,
+            "lunch",
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(paid.balance, 7_450);
     // Paying from Home right after paying from Work asks first, and moves nothing.
     let guard = engine
-        .transfer("Home", "carol_work", 100, "back", false)
+        .transfer(&id(&engine, "Home").await, "carol_work", 100, "back", false)
         .await
         .unwrap_err();
     assert_eq!(guard.code(), "confirm_profile");
-    assert_eq!(engine.wallet("Home").await.unwrap().balance, 2_550);
+    assert_eq!(
+        engine
+            .wallet(&id(&engine, "Home").await)
+            .await
+            .unwrap()
+            .balance,
+        2_550
+    );
     engine
-        .transfer("Home", "carol_work", 100, "back", true)
+        .transfer(&id(&engine, "Home").await, "carol_work", 100, "back", true)
         .await
         .unwrap();
-    assert_eq!(engine.wallet("Home").await.unwrap().balance, 2_450);
-    let history = engine.transactions("Work", None).await.unwrap();
+    assert_eq!(
+        engine
+            .wallet(&id(&engine, "Home").await)
+            .await
+            .unwrap()
+            .balance,
+        2_450
+    );
+    let history = engine
+        .transactions(&id(&engine, "Work").await, None)
+        .await
+        .unwrap();
     let amounts: Vec<i64> = history.transactions.iter().map(|t| t.amount).collect();
     assert_eq!(amounts, [100, -2_550, 10_000], "newest first, signed");
     engine.shutdown().await;
@@ -806,7 +884,10 @@ async fn quiet_hours_hold_then_digest_and_a_burst_is_coalesced() {
         }],
         ..Policy::default()
     };
-    w.engine.set_policy("Work", quiet).await.unwrap();
+    w.engine
+        .set_policy(&id(&w.engine, "Work").await, quiet)
+        .await
+        .unwrap();
     for body in ["first", "second"] {
         bob_says(&w, "alice_work", body).await;
     }
@@ -822,7 +903,7 @@ async fn quiet_hours_hold_then_digest_and_a_burst_is_coalesced() {
     );
     // Quiet hours end: one digest of what they held.
     w.engine
-        .set_policy("Work", Policy::default())
+        .set_policy(&id(&w.engine, "Work").await, Policy::default())
         .await
         .unwrap();
     wait_until("the digest", async || sink.shown().len() == 2).await;
@@ -878,7 +959,7 @@ async fn a_profile_signs_in_and_syncs_over_https_and_wss() {
     wait_for_message(&w.engine, "Work", "over TLS").await;
     w.engine
         .send_and_wait(
-            "Work",
+            &id(&w.engine, "Work").await,
             "bob_the_2nd",
             "encrypted reply",
             Duration::from_secs(5),
@@ -921,7 +1002,7 @@ async fn an_untrusted_certificate_is_a_certificate_state_not_offline() {
         .await
         .unwrap();
     wait_until("live over TLS", async || {
-        trusting.state("Alice").await.unwrap() == ConnState::Live
+        trusting.state(&id(&trusting, "Alice").await).await.unwrap() == ConnState::Live
     })
     .await;
     trusting.shutdown().await;
@@ -931,12 +1012,19 @@ async fn an_untrusted_certificate_is_a_certificate_state_not_offline() {
     untrusting.start_all().await.unwrap();
     wait_until("the certificate state", async || {
         matches!(
-            untrusting.state("Alice").await.unwrap(),
+            untrusting
+                .state(&id(&untrusting, "Alice").await)
+                .await
+                .unwrap(),
             ConnState::Certificate(_)
         )
     })
     .await;
-    let ConnState::Certificate(detail) = untrusting.state("Alice").await.unwrap() else {
+    let ConnState::Certificate(detail) = untrusting
+        .state(&id(&untrusting, "Alice").await)
+        .await
+        .unwrap()
+    else {
         unreachable!("waited for it");
     };
     assert!(detail.contains(&host), "names the host: {detail}");
@@ -946,7 +1034,10 @@ async fn an_untrusted_certificate_is_a_certificate_state_not_offline() {
     );
     // The state front ends list is the same one, and it holds through the retries.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let listed = untrusting.profile("Alice").await.unwrap();
+    let listed = untrusting
+        .profile(&id(&untrusting, "Alice").await)
+        .await
+        .unwrap();
     assert!(
         matches!(listed.state, ConnState::Certificate(_)),
         "{:?}",
@@ -975,7 +1066,7 @@ async fn an_untrusted_certificate_is_a_certificate_state_not_offline() {
     let engine = engine_for(&s, dir.path(), vault).await;
     engine.start_all().await.unwrap();
     wait_until("live again", async || {
-        engine.state("Alice").await.unwrap() == ConnState::Live
+        engine.state(&id(&engine, "Alice").await).await.unwrap() == ConnState::Live
     })
     .await;
     engine.shutdown().await;
@@ -1102,7 +1193,7 @@ async fn plain_http_to_another_host_is_refused_unless_the_profile_allows_it() {
         "the allowance is stored, so the profile is marked not encrypted"
     );
     wait_until("Work is live in cleartext", async || {
-        engine.state("Work").await.unwrap() == ConnState::Live
+        engine.state(&id(&engine, "Work").await).await.unwrap() == ConnState::Live
     })
     .await;
     s.post_as(
@@ -1127,6 +1218,236 @@ async fn plain_http_to_another_host_is_refused_unless_the_profile_allows_it() {
     assert_eq!(
         listed,
         [("Home".to_string(), false), ("Work".to_string(), true)]
+    );
+    engine.shutdown().await;
+}
+
+// ---------------------------------------------------------------- payments
+
+/// A forwarder to a service that, once armed, loses the answer to the next request whose
+/// head holds `marker`: the request reaches the service, which acts on it, and the
+/// connection is cut before a byte of the answer gets back, as a timeout or a dropped network
+/// would. Every other connection and request passes untouched. Stops when dropped.
+struct LosesAnAnswer {
+    addr: std::net::SocketAddr,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LosesAnAnswer {
+    async fn start(upstream: std::net::SocketAddr, marker: &'static str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let armed = Arc::new(AtomicBool::new(false));
+        let arm = armed.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let arm = arm.clone();
+                connections.spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = inbound.into_split();
+                    let (mut server_read, mut server_write) = outbound.into_split();
+                    // Set before the marked request goes on, so its answer can only find it set.
+                    let losing = Arc::new(AtomicBool::new(false));
+                    let lose = losing.clone();
+                    let up = async move {
+                        let mut buf = vec![0; 64 * 1024];
+                        loop {
+                            let n = match client_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let chunk = &buf[..n];
+                            if contains(chunk, marker.as_bytes())
+                                && arm.swap(false, Ordering::SeqCst)
+                            {
+                                lose.store(true, Ordering::SeqCst);
+                            }
+                            if server_write.write_all(chunk).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async move {
+                        let mut buf = vec![0; 64 * 1024];
+                        loop {
+                            let n = match server_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if losing.load(Ordering::SeqCst) {
+                                // The answer is dropped, and the connection with it.
+                                return;
+                            }
+                            if client_write.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    // Whichever direction ends first ends the connection (both halves drop).
+                    tokio::select! {
+                        () = up => {}
+                        () = down => {}
+                    }
+                });
+            }
+        });
+        Self { addr, armed, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next marked request's answer is lost.
+    fn lose_next_answer(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for LosesAnAnswer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A transfer whose answer is lost was made by the service all the same. The core kept it,
+/// with its idempotency key, as pending: through a restart of the app, and trying it again
+/// (from the pending list, or by sending the same transfer again) moves the money once.
+#[tokio::test]
+async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after_a_restart() {
+    use switchboard_core::account::{Paid, Payment};
+    let s = TestServer::start().await;
+    let alice = s.verified_user(1, "alice_pays").await;
+    let bob = s.verified_user(2, "bob_is_paid").await;
+    s.befriend(&alice, &bob).await;
+    let proxy = LosesAnAnswer::start(s.addr, "POST /v1/wallet/transfers").await;
+    let bobs_balance =
+        async || s.get("/v1/wallet", &bob.token).await.expect(200).body["balance"].clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Arc::new(MemoryVault::default());
+    let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    let profile = engine
+        .add_profile(SignIn {
+            server: proxy.url(),
+            ..sign_in(&s, "alice_pays", "Alice")
+        })
+        .await
+        .unwrap()
+        .record
+        .id;
+    engine.top_up(&profile, 10_000, false).await.unwrap();
+
+    // The answer is lost: the core cannot know whether it paid, and says so.
+    proxy.lose_next_answer();
+    let lost = engine
+        .transfer(&profile, "bob_is_paid", 2_500, "rent", false)
+        .await
+        .unwrap_err();
+    assert_eq!(lost.code(), "payment_pending", "{lost}");
+    assert_eq!(bobs_balance().await, 2_500, "the service made the transfer");
+    let pending = engine.pending_payments(&profile).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(
+        pending[0].payment,
+        Payment::Transfer {
+            to: "bob_is_paid".into(),
+            amount: 2_500,
+            note: "rent".into()
+        }
+    );
+    assert!(!pending[0].last_error.is_empty(), "{pending:?}");
+
+    // The app closes and opens again: the pending payment and its key are still there.
+    engine.shutdown().await;
+    let engine = Engine::open(dir.path(), vault.clone()).await.unwrap();
+    engine.start_all().await.unwrap();
+    let after_restart = engine.pending_payments(&profile).await.unwrap();
+    assert_eq!(after_restart, pending, "kept in the profile's database");
+    let Paid::Moved(moved) = engine
+        .retry_payment(&profile, &pending[0].id, false)
+        .await
+        .unwrap()
+    else {
+        panic!("a transfer is answered with the money moved");
+    };
+    assert_eq!(
+        moved.balance, 7_500,
+        "the service answered as it did the first time: one transfer"
+    );
+    assert_eq!(
+        bobs_balance().await,
+        2_500,
+        "trying again paid nothing more"
+    );
+    assert!(engine.pending_payments(&profile).await.unwrap().is_empty());
+
+    // Lost again; the user sends the very same transfer again instead: it is the same payment.
+    proxy.lose_next_answer();
+    let lost = engine
+        .transfer(&profile, "bob_is_paid", 1_000, "gas", false)
+        .await
+        .unwrap_err();
+    assert_eq!(lost.code(), "payment_pending", "{lost}");
+    let again = engine
+        .transfer(&profile, "bob_is_paid", 1_000, "gas", false)
+        .await
+        .unwrap();
+    assert_eq!(again.balance, 6_500);
+    assert_eq!(bobs_balance().await, 3_500, "paid once");
+    assert!(engine.pending_payments(&profile).await.unwrap().is_empty());
+
+    // Once answered, the same transfer again is a new payment, made on purpose.
+    let second = engine
+        .transfer(&profile, "bob_is_paid", 1_000, "gas", false)
+        .await
+        .unwrap();
+    assert_eq!(second.balance, 5_500);
+    assert_eq!(bobs_balance().await, 4_500);
+
+    // A refusal is an answer: nothing is kept.
+    let refused = engine
+        .transfer(&profile, "bob_is_paid", 1_000_000, "too much", false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "insufficient_funds", "{refused}");
+    assert!(engine.pending_payments(&profile).await.unwrap().is_empty());
+
+    // Abandoning forgets a pending payment and sends nothing; what the service did stands.
+    proxy.lose_next_answer();
+    engine
+        .transfer(&profile, "bob_is_paid", 500, "tip", false)
+        .await
+        .unwrap_err();
+    let tip = engine.pending_payments(&profile).await.unwrap();
+    engine.abandon_payment(&profile, &tip[0].id).await.unwrap();
+    assert!(engine.pending_payments(&profile).await.unwrap().is_empty());
+    assert_eq!(
+        engine
+            .abandon_payment(&profile, &tip[0].id)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid"
+    );
+    assert_eq!(bobs_balance().await, 5_000);
+    let history = engine.transactions(&profile, None).await.unwrap();
+    let transfers: Vec<i64> = history
+        .transactions
+        .iter()
+        .filter(|t| t.kind == "transfer")
+        .map(|t| t.amount)
+        .collect();
+    assert_eq!(
+        transfers,
+        [-500, -1_000, -1_000, -2_500],
+        "each payment once, newest first"
     );
     engine.shutdown().await;
 }

@@ -1,7 +1,7 @@
 // Generated from src-tauri/src/commands.rs by
 // `UPDATE_BINDINGS=1 cargo test -p switchboard-app bindings`. Do not edit.
 /* eslint-disable */
-import { invoke } from "@tauri-apps/api/core";
+import { type Channel, invoke } from "@tauri-apps/api/core";
 
 export type AccountSummary = { account_id: string, public_id: string, display_name: string, 
 /**
@@ -13,7 +13,7 @@ export type AppInfo = { version: string, default_server: string,
 /**
  * The profile a profile window shows; absent in the main window.
  */
-window_profile: string | null, };
+window_profile: ProfileId | null, };
 
 export type Claimed = { amount: number, };
 
@@ -67,7 +67,7 @@ export type EnvelopeRefunded = { envelope_id: string,
  */
 amount: number, };
 
-export type Event = { seq: number, at: string, } & ({ "kind": "message.new", "data": Message } | { "kind": "contact.request", "data": ContactRequest } | { "kind": "contact.accepted", "data": ContactRequest } | { "kind": "group.joined", "data": GroupChange } | { "kind": "group.left", "data": GroupChange } | { "kind": "wallet.credit", "data": WalletMovement } | { "kind": "wallet.debit", "data": WalletMovement } | { "kind": "red_envelope.new", "data": RedEnvelope } | { "kind": "red_envelope.claimed", "data": EnvelopeClaimed } | { "kind": "red_envelope.refunded", "data": EnvelopeRefunded } | { "kind": "session.revoked", "data": SessionRevoked } | UnknownEvent);
+export type Event = { seq: number, at: string, } & ({ "kind": "message.new", "data": Message } | { "kind": "contact.request", "data": ContactRequest } | { "kind": "contact.accepted", "data": ContactRequest } | { "kind": "group.joined", "data": GroupChange } | { "kind": "group.left", "data": GroupChange } | { "kind": "wallet.credit", "data": WalletMovement } | { "kind": "wallet.debit", "data": WalletMovement } | { "kind": "red_envelope.new", "data": RedEnvelope } | { "kind": "red_envelope.claimed", "data": EnvelopeClaimed } | { "kind": "red_envelope.refunded", "data": EnvelopeRefunded } | { "kind": "session.revoked", "data": SessionRevoked } | { "kind": "account.totp_disabled", "data": TotpDisabled } | UnknownEvent);
 
 export type Group = { 
 /**
@@ -115,9 +115,28 @@ export type MoneyMoved = { transaction_id: string, amount: number,
  */
 balance: number, };
 
-export type OpenConversation = { profile: string, conversation: string | null, };
+export type OpenConversation = { profile: ProfileId, conversation: string | null, };
 
 export type OutboxEntry = { position: number, client_id: string, to_id: string, body: string, created_at: number, };
+
+export type Paid = { "kind": "moved", "answer": MoneyMoved } | { "kind": "envelope", "answer": RedEnvelope };
+
+export type Payment = { "kind": "top_up", amount: number, } | { "kind": "transfer", to: string, amount: number, note: string, } | { "kind": "red_envelope", envelope: Envelope, };
+
+export type PendingPayment = { 
+/**
+ * The idempotency key it is sent with, also what names it to `retry_payment` and
+ * `abandon_payment`.
+ */
+id: string, payment: Payment, 
+/**
+ * Unix seconds.
+ */
+created_at: number, 
+/**
+ * Why the last attempt got no answer.
+ */
+last_error: string, };
 
 export type Policy = { enabled: boolean, preview: Preview, sound: boolean, quiet_hours: Array<QuietHours>, 
 /**
@@ -127,11 +146,13 @@ show_amounts: boolean, };
 
 export type Preview = "full" | "sender_only" | "nothing";
 
-export type ProfileEvent = { profile: string, kind: ProfileEventKind, };
+export type ProfileEvent = { profile: ProfileId, kind: ProfileEventKind, };
 
 export type ProfileEventKind = { "type": "event" } & Event | { "type": "state" } & ConnState;
 
-export type ProfileInfo = { state: ConnState, unread: number, id: string, name: string, 
+export type ProfileId = string;
+
+export type ProfileInfo = { state: ConnState, unread: number, id: ProfileId, name: string, 
 /**
  * `#rrggbb`.
  */
@@ -150,7 +171,7 @@ history_until: number,
  */
 allow_insecure_http: boolean, };
 
-export type ProfileResources = { profile: string, 
+export type ProfileResources = { profile: ProfileId, 
 /**
  * Bytes of request bodies and outgoing frames (headers not counted).
  */
@@ -209,7 +230,7 @@ export type Resources = { profiles: Array<ProfileResources>,
  */
 memory_bytes: number | null, };
 
-export type SearchHit = { profile: string, message: StoredMessage, };
+export type SearchHit = { profile: ProfileId, message: StoredMessage, };
 
 export type SessionRevoked = { session_id: string, };
 
@@ -238,6 +259,10 @@ resend_after: number, };
 export type SmsPurpose = "register" | "login" | "recover";
 
 export type StoredMessage = { id: string, conversation_id: string, client_id: string, sender: string, sender_name: string, body: string, sent_at: string, seq: number, };
+
+export type TotpDisabled = { reason: TotpDisabledReason, };
+
+export type TotpDisabledReason = "turned_off" | "sms_recovery";
 
 export type Transaction = { id: string, 
 /**
@@ -268,6 +293,8 @@ export type Transition = {
  * RFC 3339, UTC.
  */
 at: string, state: ConnState, };
+
+export type UiEvent = { "type": "profile" } & ProfileEvent | { "type": "profiles_changed" } | { "type": "open_conversation" } & OpenConversation;
 
 export type UnknownEvent = { kind: string, data: JsonValue, };
 
@@ -314,6 +341,14 @@ export function appInfo(): Promise<AppInfo> {
 }
 
 /**
+ * Opens this window's stream of events (`UiEvent`): every profile's for the main window,
+ * only its own profile's for a profile window. The calling window decides, never the page.
+ */
+export function subscribeEvents(on_event: Channel<UiEvent>): Promise<null> {
+  return invoke("subscribe_events", { on_event });
+}
+
+/**
  * Every profile (main window) or the window's own (a profile window), in sidebar order.
  */
 export function listProfiles(): Promise<Array<ProfileInfo>> {
@@ -352,55 +387,55 @@ export function registerProfile(form: Register): Promise<Registered> {
 /**
  * Signs the session out, deletes the keyring entry and the profile's folder.
  */
-export function removeProfile(profile: string): Promise<null> {
+export function removeProfile(profile: ProfileId): Promise<null> {
   return invoke("remove_profile", { profile });
 }
 
-export function renameProfile(profile: string, name: string): Promise<null> {
+export function renameProfile(profile: ProfileId, name: string): Promise<null> {
   return invoke("rename_profile", { profile, name });
 }
 
-export function recolorProfile(profile: string, color: string): Promise<null> {
+export function recolorProfile(profile: ProfileId, color: string): Promise<null> {
   return invoke("recolor_profile", { profile, color });
 }
 
 /**
  * Puts the profiles in this order (ids).
  */
-export function reorderProfiles(ids: Array<string>): Promise<null> {
+export function reorderProfiles(ids: Array<ProfileId>): Promise<null> {
   return invoke("reorder_profiles", { ids });
 }
 
 /**
  * Opens (or brings up) the profile in its own window, beside the main one.
  */
-export function openProfileWindow(profile: string): Promise<null> {
+export function openProfileWindow(profile: ProfileId): Promise<null> {
   return invoke("open_profile_window", { profile });
 }
 
-export function conversations(profile: string): Promise<Array<Conversation>> {
+export function conversations(profile: ProfileId): Promise<Array<Conversation>> {
   return invoke("conversations", { profile });
 }
 
-export function messages(profile: string, conversation: string): Promise<Array<StoredMessage>> {
+export function messages(profile: ProfileId, conversation: string): Promise<Array<StoredMessage>> {
   return invoke("messages", { profile, conversation });
 }
 
 /**
  * Messages written but not yet accepted by the service (shown as pending).
  */
-export function outbox(profile: string): Promise<Array<OutboxEntry>> {
+export function outbox(profile: ProfileId): Promise<Array<OutboxEntry>> {
   return invoke("outbox", { profile });
 }
 
 /**
  * Queues a message; it goes out now if online, else on reconnect.
  */
-export function sendMessage(profile: string, to: string, body: string): Promise<OutboxEntry> {
+export function sendMessage(profile: ProfileId, to: string, body: string): Promise<OutboxEntry> {
   return invoke("send_message", { profile, to, body });
 }
 
-export function markRead(profile: string, conversation: string): Promise<null> {
+export function markRead(profile: ProfileId, conversation: string): Promise<null> {
   return invoke("mark_read", { profile, conversation });
 }
 
@@ -408,81 +443,103 @@ export function markRead(profile: string, conversation: string): Promise<null> {
  * The conversation this window shows (none: a list or another page); while the window has
  * focus it raises no notifications.
  */
-export function setOpenConversation(profile: string, conversation: string | null): Promise<null> {
+export function setOpenConversation(profile: ProfileId, conversation: string | null): Promise<null> {
   return invoke("set_open_conversation", { profile, conversation });
 }
 
 /**
  * Full-text search of one profile's messages, or of every profile's (main window only).
  */
-export function search(profile: string | null, text: string): Promise<Array<SearchHit>> {
+export function search(profile: ProfileId | null, text: string): Promise<Array<SearchHit>> {
   return invoke("search", { profile, text });
 }
 
-export function findUser(profile: string, public_id: string): Promise<UserProfile> {
+export function findUser(profile: ProfileId, public_id: string): Promise<UserProfile> {
   return invoke("find_user", { profile, public_id });
 }
 
-export function contacts(profile: string): Promise<Array<Contact>> {
+export function contacts(profile: ProfileId): Promise<Array<Contact>> {
   return invoke("contacts", { profile });
 }
 
-export function contactRequests(profile: string): Promise<ContactRequestList> {
+export function contactRequests(profile: ProfileId): Promise<ContactRequestList> {
   return invoke("contact_requests", { profile });
 }
 
-export function requestContact(profile: string, public_id: string, note: string): Promise<ContactRequestState> {
+export function requestContact(profile: ProfileId, public_id: string, note: string): Promise<ContactRequestState> {
   return invoke("request_contact", { profile, public_id, note });
 }
 
-export function acceptContact(profile: string, request_id: string): Promise<null> {
+export function acceptContact(profile: ProfileId, request_id: string): Promise<null> {
   return invoke("accept_contact", { profile, request_id });
 }
 
-export function groups(profile: string): Promise<Array<Group>> {
+export function groups(profile: ProfileId): Promise<Array<Group>> {
   return invoke("groups", { profile });
 }
 
-export function createGroup(profile: string, name: string, members: Array<string>): Promise<Group> {
+export function createGroup(profile: ProfileId, name: string, members: Array<string>): Promise<Group> {
   return invoke("create_group", { profile, name, members });
 }
 
-export function wallet(profile: string): Promise<Wallet> {
+export function wallet(profile: ProfileId): Promise<Wallet> {
   return invoke("wallet", { profile });
 }
 
-export function transactions(profile: string, before: number | null): Promise<TransactionPage> {
+export function transactions(profile: ProfileId, before: number | null): Promise<TransactionPage> {
   return invoke("transactions", { profile, before });
 }
 
-export function verifyIdentity(profile: string, legal_name: string, id_number: string): Promise<null> {
+export function verifyIdentity(profile: ProfileId, legal_name: string, id_number: string): Promise<null> {
   return invoke("verify_identity", { profile, legal_name, id_number });
 }
 
 /**
  * `confirmed`: the user confirmed the profile after `confirm_profile` asked.
  */
-export function topUp(profile: string, amount: number, confirmed: boolean): Promise<MoneyMoved> {
+export function topUp(profile: ProfileId, amount: number, confirmed: boolean): Promise<MoneyMoved> {
   return invoke("top_up", { profile, amount, confirmed });
 }
 
-export function transfer(profile: string, to: string, amount: number, note: string, confirmed: boolean): Promise<MoneyMoved> {
+export function transfer(profile: ProfileId, to: string, amount: number, note: string, confirmed: boolean): Promise<MoneyMoved> {
   return invoke("transfer", { profile, to, amount, note, confirmed });
 }
 
-export function sendRedEnvelope(profile: string, envelope: Envelope, confirmed: boolean): Promise<RedEnvelope> {
+export function sendRedEnvelope(profile: ProfileId, envelope: Envelope, confirmed: boolean): Promise<RedEnvelope> {
   return invoke("send_red_envelope", { profile, envelope, confirmed });
 }
 
-export function claimRedEnvelope(profile: string, envelope_id: string): Promise<Claimed> {
+/**
+ * Payments whose answer never came (they outlive a restart): each can be tried again,
+ * which never pays twice, or abandoned.
+ */
+export function pendingPayments(profile: ProfileId): Promise<Array<PendingPayment>> {
+  return invoke("pending_payments", { profile });
+}
+
+/**
+ * Sends a pending payment again under its first idempotency key.
+ */
+export function retryPayment(profile: ProfileId, payment: string, confirmed: boolean): Promise<Paid> {
+  return invoke("retry_payment", { profile, payment, confirmed });
+}
+
+/**
+ * Forgets a pending payment (whatever the service did with it stands).
+ */
+export function abandonPayment(profile: ProfileId, payment: string): Promise<null> {
+  return invoke("abandon_payment", { profile, payment });
+}
+
+export function claimRedEnvelope(profile: ProfileId, envelope_id: string): Promise<Claimed> {
   return invoke("claim_red_envelope", { profile, envelope_id });
 }
 
-export function notificationPolicy(profile: string): Promise<Policy> {
+export function notificationPolicy(profile: ProfileId): Promise<Policy> {
   return invoke("notification_policy", { profile });
 }
 
-export function setNotificationPolicy(profile: string, policy: Policy): Promise<null> {
+export function setNotificationPolicy(profile: ProfileId, policy: Policy): Promise<null> {
   return invoke("set_notification_policy", { profile, policy });
 }
 

@@ -1,9 +1,9 @@
 // The app's one page. It keeps no profile data of its own (no web storage): every view asks
 // the core through the generated bindings, and re-reads when the core reports an event.
 
-import { listen } from "@tauri-apps/api/event";
+import { Channel } from "@tauri-apps/api/core";
 import * as api from "./bindings";
-import type { AppInfo, Conversation, OpenConversation, ProfileEvent, ProfileInfo, SmsPurpose } from "./bindings";
+import type { AppInfo, Conversation, PendingPayment, ProfileInfo, SmsPurpose, UiEvent } from "./bindings";
 import { h, replace, value } from "./dom";
 import { type Key, type Lang, errorMessage, lang, pickLang, setLang, t } from "./i18n";
 import {
@@ -337,16 +337,39 @@ async function renderContacts(p: ProfileInfo, body: HTMLElement) {
 
 // ---------------------------------------------------------------- wallet
 
-/** Runs a money action; if the wrong-identity guard asks, confirms with the user and retries. */
+/** Runs a money action; if the wrong-identity guard asks, confirms with the user and retries.
+ * A payment whose answer was lost is kept by the core as pending: the wallet is redrawn to
+ * list it, with "try again" (which never pays twice). */
 async function pay<T>(p: ProfileInfo, action: (confirmed: boolean) => Promise<T>): Promise<T | undefined> {
+  const code = (e: unknown) => (e as { code?: string }).code;
+  const failed = (e: unknown) => {
+    flash(errorMessage(e));
+    if (code(e) === "payment_pending") void renderMain();
+    return undefined;
+  };
   try {
     return await action(false);
   } catch (e) {
-    if ((e as { code?: string }).code === "confirm_profile" && (await confirmDialog(t("confirmProfile", { name: p.name }), t("confirm", { name: p.name }), p.color))) {
-      return attempt(() => action(true));
+    if (code(e) !== "confirm_profile") return failed(e);
+    if (!(await confirmDialog(t("confirmProfile", { name: p.name }), t("confirm", { name: p.name }), p.color))) return undefined;
+    try {
+      return await action(true);
+    } catch (again) {
+      return failed(again);
     }
-    if ((e as { code?: string }).code !== "confirm_profile") flash(errorMessage(e));
-    return undefined;
+  }
+}
+
+/** What a pending payment was, in a line. */
+function describePayment(x: PendingPayment): string {
+  const pay = x.payment;
+  switch (pay.kind) {
+    case "top_up":
+      return t("payTopUp", { amount: formatMoney(pay.amount) });
+    case "transfer":
+      return `${t("payTransfer", { amount: formatMoney(pay.amount), to: pay.to })}${pay.note ? ` · ${pay.note}` : ""}`;
+    case "red_envelope":
+      return t("payEnvelope", { amount: formatMoney(pay.envelope.total), to: pay.envelope.to });
   }
 }
 
@@ -357,13 +380,40 @@ function amountOf(f: HTMLElement, name: string): number | null {
 }
 
 async function renderWallet(p: ProfileInfo, body: HTMLElement) {
-  const [wallet, page] = await Promise.all([attempt(() => api.wallet(p.id)), attempt(() => api.transactions(p.id, null))]);
+  const [wallet, page, pending] = await Promise.all([
+    attempt(() => api.wallet(p.id)),
+    attempt(() => api.transactions(p.id, null)),
+    attempt(() => api.pendingPayments(p.id)),
+  ]);
   const again = () => renderMain();
-  const form = (title: Key, fields: HTMLElement[], submit: (f: HTMLFormElement) => Promise<unknown>, testid: string) =>
-    h("form", { class: "card", "data-testid": testid, onsubmit: async (e: Event) => {
+  const form = (title: Key, fields: HTMLElement[], submit: (f: HTMLFormElement) => Promise<unknown>, testid: string) => {
+    const button = h("button", { class: "primary" }, t(title));
+    return h("form", { class: "card", "data-testid": testid, onsubmit: async (e: Event) => {
       e.preventDefault();
-      if ((await submit(e.target as HTMLFormElement)) !== undefined) await again();
-    } }, h("h3", {}, t(title)), ...fields, h("button", { class: "primary" }, t(title)));
+      // One request at a time: a double click must not make a second payment.
+      if (button.disabled) return;
+      button.disabled = true;
+      try {
+        if ((await submit(e.target as HTMLFormElement)) !== undefined) await again();
+      } finally {
+        button.disabled = false;
+      }
+    } }, h("h3", {}, t(title)), ...fields, button);
+  };
+  const inDoubt = pending?.length
+    ? h("div", { class: "card", "data-testid": "pending-payments" }, h("h3", {}, t("pendingPayments")), h("p", { class: "muted" }, t("pendingHint")),
+        ...pending.map((x) => h("div", { class: "row", "data-testid": "pending-payment" },
+          h("span", {}, describePayment(x)),
+          x.last_error ? h("span", { class: "muted", title: x.last_error }, " ⚠") : null,
+          h("button", { onclick: async () => {
+            if ((await pay(p, (ok) => api.retryPayment(p.id, x.id, ok))) !== undefined) await again();
+          } }, t("tryAgain")),
+          h("button", { class: "danger", onclick: async () => {
+            if (await confirmDialog(t("abandonConfirm"), t("abandon"), "#d93025")) {
+              if ((await attempt(() => api.abandonPayment(p.id, x.id))) !== undefined) await again();
+            }
+          } }, t("abandon")))))
+    : null;
   const verify = wallet && !wallet.verified
     ? form("verify", [h("p", { class: "muted" }, t("unverified")), h("input", { name: "legal_name", placeholder: t("legalName"), required: true }), h("input", { name: "id_number", placeholder: t("idNumber"), required: true })],
         (f) => attempt(() => api.verifyIdentity(p.id, value(f, "legal_name"), value(f, "id_number"))), "verify")
@@ -397,7 +447,7 @@ async function renderWallet(p: ProfileInfo, body: HTMLElement) {
   replace(body, h("div", { class: "column wallet", style: `--c:${p.color}` },
     h("div", { class: "card balance" }, h("span", { class: "muted" }, t("balance")), h("strong", { "data-testid": "balance" }, wallet ? formatMoney(wallet.balance) : "—"),
       wallet?.verified ? h("span", { class: "muted" }, t("verified")) : null),
-    verify, topUp, transfer, envelope, claim,
+    inDoubt, verify, topUp, transfer, envelope, claim,
     h("div", { class: "card" }, h("h3", {}, t("history")), ...(page?.transactions ?? []).map((tx) =>
       h("div", { class: "row", "data-testid": "transaction" }, h("span", {}, `${tx.kind} ${tx.counterparty ?? ""} ${tx.note}`), h("strong", {}, formatMoney(tx.amount))))),
   ));
@@ -658,14 +708,26 @@ async function boot() {
   tellTray();
   await loadProfiles();
   await renderMain();
-  await listen<ProfileEvent>("profile-event", (e) => refreshSoon(e.payload.profile === S.current || S.view === "inbox"));
-  await listen("profiles-changed", () => refreshSoon(true));
-  await listen<OpenConversation>("open-conversation", async (e) => {
-    const { profile, conversation } = e.payload;
-    if (!profile) return;
-    if (conversation) await openConversation(profile, conversation);
-    else select(profile);
-  });
+  // This window's own stream: the shell sends it only the events of the profiles it may see
+  // (no global events, which any window could listen to).
+  const events = new Channel<UiEvent>();
+  events.onmessage = (e) => void onUiEvent(e);
+  await attempt(() => api.subscribeEvents(events));
+}
+
+async function onUiEvent(e: UiEvent) {
+  switch (e.type) {
+    case "profile":
+      refreshSoon(e.profile === S.current || S.view === "inbox");
+      break;
+    case "profiles_changed":
+      refreshSoon(true);
+      break;
+    case "open_conversation":
+      if (e.conversation) await openConversation(e.profile, e.conversation);
+      else select(e.profile);
+      break;
+  }
 }
 
 void boot();

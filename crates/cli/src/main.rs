@@ -4,7 +4,7 @@
 //! switchboard [--data-dir DIR] [--ca-file PEM] profile add --server URL --login ID_OR_PHONE --password-stdin [--name NAME] [--color HEX] [--allow-insecure-http]
 //! switchboard [--data-dir DIR] profile list
 //! switchboard [--data-dir DIR] profile remove NAME_OR_ID
-//! switchboard [--data-dir DIR] send --profile NAME --to PUBLIC_ID "text"
+//! switchboard [--data-dir DIR] send --profile NAME_OR_ID --to PUBLIC_ID "text"
 //! switchboard [--data-dir DIR] run
 //! ```
 //! Exit codes: 0 ok, 2 usage, 1 failure with a one-line reason on stderr.
@@ -22,7 +22,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use switchboard_core::vault::KeyringVault;
-use switchboard_core::{ConnState, Engine, EventBody, ProfileEventKind, SignIn, TlsConfig};
+use switchboard_core::{
+    ConnState, Engine, EventBody, ProfileEventKind, ProfileId, SignIn, TlsConfig,
+};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +51,7 @@ enum Cmd {
     },
     /// Send a message from one profile.
     Send {
+        /// The profile's id, or its name (refused when several profiles share it).
         #[arg(long)]
         profile: String,
         #[arg(long)]
@@ -208,9 +211,12 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Profile {
             command: ProfileCmd::Remove { name_or_id },
         } => {
-            engine.remove_profile(&name_or_id).await?;
+            let profile = engine.profile_id_by_name_or_id(&name_or_id).await?;
+            engine.remove_profile(&profile).await?;
         }
         Cmd::Send { profile, to, text } => {
+            // What was typed becomes an id once; everything after acts on that id.
+            let profile = engine.profile_id_by_name_or_id(&profile).await?;
             engine.start_profile(&profile).await?;
             let sent = engine
                 .send_and_wait(&profile, &to, &text, Duration::from_secs(20))
@@ -221,7 +227,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
             let mut bus = engine.subscribe();
             engine.enable_notifications(Arc::new(switchboard_core::notify::DesktopSink::default()));
             engine.start_all().await?;
-            let names: std::collections::HashMap<String, String> = engine
+            let names: std::collections::HashMap<ProfileId, String> = engine
                 .list_profiles()
                 .await?
                 .into_iter()
@@ -232,7 +238,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                     _ = tokio::signal::ctrl_c() => return Ok(()),
                     ev = bus.recv() => {
                         let Ok(ev) = ev else { continue };
-                        let name = names.get(&ev.profile).cloned().unwrap_or(ev.profile.clone());
+                        let name = names.get(&ev.profile).cloned().unwrap_or_else(|| ev.profile.to_string());
                         match ev.kind {
                             ProfileEventKind::Event(e) => {
                                 println!("{name} {} {}", e.body.name(), summary(&e.body));

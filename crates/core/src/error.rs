@@ -29,6 +29,13 @@ pub enum CoreError {
     Storage(String),
     #[error("{0}")]
     Invalid(String),
+    /// A payment's answer never came, so it may or may not have been made. It is kept as
+    /// pending with its idempotency key: trying it again can never pay twice.
+    #[error(
+        "no answer to the payment ({0}); it is kept as pending: try it again (it cannot be paid \
+         twice) or abandon it"
+    )]
+    PaymentPending(String),
     /// Money moved from another profile a moment ago: confirm this one is meant.
     #[error("you just moved money as another profile; confirm you mean to pay from {0}")]
     ConfirmProfile(String),
@@ -47,6 +54,7 @@ impl CoreError {
             CoreError::Storage(_) => "storage",
             CoreError::Invalid(_) => "invalid",
             CoreError::ConfirmProfile(_) => "confirm_profile",
+            CoreError::PaymentPending(_) => "payment_pending",
         }
     }
 }

@@ -27,8 +27,8 @@ use crate::client::Client;
 pub use crate::error::{CoreError, Result};
 use crate::profile::ProfileRuntime;
 pub use crate::profile::{ConnState, ProfileEvent, ProfileEventKind};
-pub use crate::registry::ProfileRecord;
 use crate::registry::Registry;
+pub use crate::registry::{ProfileId, ProfileRecord};
 use crate::store::{Conversation, OutboxEntry, ProfileStore, StoredMessage};
 pub use crate::tls::TlsConfig;
 use crate::tls::Transport;
@@ -107,13 +107,13 @@ pub struct Engine {
     registry: Registry,
     vault: Arc<dyn Vault>,
     bus: broadcast::Sender<ProfileEvent>,
-    running: Mutex<HashMap<String, Running>>,
+    running: Mutex<HashMap<ProfileId, Running>>,
     device_name: String,
     /// Which certificates every profile's connections trust.
     tls: TlsConfig,
     notifications: std::sync::OnceLock<(Arc<Notifications>, CancellationToken)>,
     /// The profile money last moved from, and when (the wrong-identity guard).
-    last_money: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+    last_money: std::sync::Mutex<Option<(ProfileId, std::time::Instant)>>,
 }
 
 const COLORS: [&str; 6] = [
@@ -216,7 +216,7 @@ impl Engine {
         });
     }
 
-    pub async fn set_policy(&self, profile: &str, policy: notify::Policy) -> Result<()> {
+    pub async fn set_policy(&self, profile: &ProfileId, policy: notify::Policy) -> Result<()> {
         let record = self.registry.find(profile).await?;
         self.registry.set_policy(&record.id, &policy).await?;
         if let Some((n, _)) = self.notifications.get() {
@@ -225,7 +225,7 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn policy(&self, profile: &str) -> Result<notify::Policy> {
+    pub async fn policy(&self, profile: &ProfileId) -> Result<notify::Policy> {
         let record = self.registry.find(profile).await?;
         self.registry.policy(&record.id).await
     }
@@ -237,7 +237,7 @@ impl Engine {
     }
 
     /// The conversation open in a focused window, if any: it raises no notifications.
-    pub fn set_focus(&self, focus: Option<(String, String)>) {
+    pub fn set_focus(&self, focus: Option<(ProfileId, String)>) {
         if let Some((n, _)) = self.notifications.get() {
             n.with(|x| x.focused = focus);
         }
@@ -247,17 +247,17 @@ impl Engine {
     /// Keychain, or Credential Manager) and may take its time; the async workers never wait.
     async fn vault_call<T: Send + 'static>(
         &self,
-        call: impl FnOnce(&dyn Vault, &str) -> Result<T> + Send + 'static,
-        profile_id: &str,
+        call: impl FnOnce(&dyn Vault, &ProfileId) -> Result<T> + Send + 'static,
+        profile_id: &ProfileId,
     ) -> Result<T> {
-        let (vault, id) = (self.vault.clone(), profile_id.to_string());
+        let (vault, id) = (self.vault.clone(), profile_id.clone());
         tokio::task::spawn_blocking(move || call(vault.as_ref(), &id))
             .await
             .map_err(|e| CoreError::Vault(format!("keyring task failed: {e}")))?
     }
 
-    pub fn profile_dir(&self, id: &str) -> PathBuf {
-        self.data_dir.join("profiles").join(id)
+    pub fn profile_dir(&self, id: &ProfileId) -> PathBuf {
+        self.data_dir.join("profiles").join(id.as_str())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<ProfileEvent> {
@@ -291,7 +291,7 @@ impl Engine {
             }
         };
         let existing = self.registry.list().await?;
-        let id = format!("p_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let id = ProfileId::mint();
         let record = ProfileRecord {
             id: id.clone(),
             name: req
@@ -386,8 +386,8 @@ impl Engine {
     }
 
     /// Starts one profile (the CLI's `send` needs no other).
-    pub async fn start_profile(&self, id_or_name: &str) -> Result<()> {
-        let record = self.registry.find(id_or_name).await?;
+    pub async fn start_profile(&self, profile: &ProfileId) -> Result<()> {
+        let record = self.registry.find(profile).await?;
         self.start(record).await
     }
 
@@ -412,6 +412,7 @@ impl Engine {
             bus: self.bus.clone(),
             state: watch::Sender::new(ConnState::Connecting),
             outbox_ready: Notify::new(),
+            payments: Mutex::new(()),
             refused: std::sync::Mutex::default(),
             #[cfg(feature = "fault-injection")]
             poisoned: std::sync::atomic::AtomicBool::new(false),
@@ -436,8 +437,8 @@ impl Engine {
         Ok(())
     }
 
-    async fn runtime(&self, id_or_name: &str) -> Result<Arc<ProfileRuntime>> {
-        let record = self.registry.find(id_or_name).await?;
+    async fn runtime(&self, profile: &ProfileId) -> Result<Arc<ProfileRuntime>> {
+        let record = self.registry.find(profile).await?;
         let running = self.running.lock().await;
         running
             .get(&record.id)
@@ -446,7 +447,7 @@ impl Engine {
     }
 
     /// Queues a message; the profile's task sends it now if online, else on reconnect.
-    pub async fn send(&self, profile: &str, to: &str, body: &str) -> Result<OutboxEntry> {
+    pub async fn send(&self, profile: &ProfileId, to: &str, body: &str) -> Result<OutboxEntry> {
         if body.is_empty() || body.chars().count() > 4096 {
             return Err(CoreError::Invalid(
                 "a message has 1 to 4096 characters".into(),
@@ -471,7 +472,7 @@ impl Engine {
     /// that is signed out, or whose service's certificate is not trusted, fails at once.
     pub async fn send_and_wait(
         &self,
-        profile: &str,
+        profile: &ProfileId,
         to: &str,
         body: &str,
         limit: Duration,
@@ -519,18 +520,22 @@ impl Engine {
 
     /// Makes the profile's task panic (tests of the supervisor only).
     #[cfg(feature = "fault-injection")]
-    pub async fn inject_panic(&self, profile: &str) -> Result<()> {
+    pub async fn inject_panic(&self, profile: &ProfileId) -> Result<()> {
         let rt = self.runtime(profile).await?;
         rt.poisoned.store(true, std::sync::atomic::Ordering::SeqCst);
         rt.outbox_ready.notify_one();
         Ok(())
     }
 
-    pub async fn conversations(&self, profile: &str) -> Result<Vec<Conversation>> {
+    pub async fn conversations(&self, profile: &ProfileId) -> Result<Vec<Conversation>> {
         self.runtime(profile).await?.store.conversations().await
     }
 
-    pub async fn messages(&self, profile: &str, conversation: &str) -> Result<Vec<StoredMessage>> {
+    pub async fn messages(
+        &self,
+        profile: &ProfileId,
+        conversation: &str,
+    ) -> Result<Vec<StoredMessage>> {
         self.runtime(profile)
             .await?
             .store
@@ -538,13 +543,13 @@ impl Engine {
             .await
     }
 
-    pub async fn search(&self, profile: &str, text: &str) -> Result<Vec<StoredMessage>> {
+    pub async fn search(&self, profile: &ProfileId, text: &str) -> Result<Vec<StoredMessage>> {
         self.runtime(profile).await?.store.search(text).await
     }
 
     /// Full-text search across every running profile: (profile id, message), each profile's
     /// hits in order.
-    pub async fn search_all(&self, text: &str) -> Result<Vec<(String, StoredMessage)>> {
+    pub async fn search_all(&self, text: &str) -> Result<Vec<(ProfileId, StoredMessage)>> {
         let runtimes: Vec<Arc<ProfileRuntime>> = self
             .running
             .lock()
@@ -562,12 +567,12 @@ impl Engine {
     }
 
     /// Messages written but not yet accepted by the service, oldest first.
-    pub async fn outbox(&self, profile: &str) -> Result<Vec<OutboxEntry>> {
+    pub async fn outbox(&self, profile: &ProfileId) -> Result<Vec<OutboxEntry>> {
         self.runtime(profile).await?.store.outbox().await
     }
 
     /// The profile's conversation was read: its unread count drops to zero.
-    pub async fn mark_read(&self, profile: &str, conversation: &str) -> Result<()> {
+    pub async fn mark_read(&self, profile: &ProfileId, conversation: &str) -> Result<()> {
         self.runtime(profile)
             .await?
             .store
@@ -576,12 +581,19 @@ impl Engine {
     }
 
     /// One profile as the sidebar shows it.
-    pub async fn profile(&self, id_or_name: &str) -> Result<ProfileInfo> {
-        let record = self.registry.find(id_or_name).await?;
+    pub async fn profile(&self, profile: &ProfileId) -> Result<ProfileInfo> {
+        let record = self.registry.find(profile).await?;
         self.info(&record).await
     }
 
-    pub async fn rename_profile(&self, profile: &str, name: &str) -> Result<()> {
+    /// The id of the profile a person named on a command line: an id, else a name (see
+    /// [`Registry::find_by_name_or_id`]). For the CLI only: a window acts for the profile its
+    /// label names, by id, so a profile named like another's id can never stand in for it.
+    pub async fn profile_id_by_name_or_id(&self, name_or_id: &str) -> Result<ProfileId> {
+        Ok(self.registry.find_by_name_or_id(name_or_id).await?.id)
+    }
+
+    pub async fn rename_profile(&self, profile: &ProfileId, name: &str) -> Result<()> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 40 {
             return Err(CoreError::Invalid(
@@ -597,7 +609,7 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn recolor_profile(&self, profile: &str, color: &str) -> Result<()> {
+    pub async fn recolor_profile(&self, profile: &ProfileId, color: &str) -> Result<()> {
         let valid = color.len() == 7
             && color.starts_with('#')
             && color[1..].chars().all(|c| c.is_ascii_hexdigit());
@@ -613,12 +625,12 @@ impl Engine {
     }
 
     /// Puts the profiles in this order (ids); any not named keep their order after these.
-    pub async fn reorder_profiles(&self, ids: &[String]) -> Result<()> {
+    pub async fn reorder_profiles(&self, ids: &[ProfileId]) -> Result<()> {
         self.registry.reorder(ids).await
     }
 
     /// Runs one call to the profile's service with its token.
-    async fn online<T, F, Fut>(&self, profile: &str, call: F) -> Result<T>
+    async fn online<T, F, Fut>(&self, profile: &ProfileId, call: F) -> Result<T>
     where
         F: FnOnce(Client, vault::Token) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -631,7 +643,7 @@ impl Engine {
     /// and connection history (in sidebar order), and the process tree's memory.
     pub async fn resources(&self) -> Result<stats::Resources> {
         let order = self.registry.list().await?;
-        let running: Vec<(String, Arc<ProfileRuntime>)> = {
+        let running: Vec<(ProfileId, Arc<ProfileRuntime>)> = {
             let running = self.running.lock().await;
             order
                 .iter()
@@ -656,13 +668,13 @@ impl Engine {
         .map_err(|e| CoreError::Storage(format!("the resource view failed: {e}")))
     }
 
-    pub async fn state(&self, profile: &str) -> Result<ConnState> {
+    pub async fn state(&self, profile: &ProfileId) -> Result<ConnState> {
         Ok(self.runtime(profile).await?.state.borrow().clone())
     }
 
     /// Signs the service session out, deletes the keyring entry and the profile's folder.
-    pub async fn remove_profile(&self, id_or_name: &str) -> Result<()> {
-        let record = self.registry.find(id_or_name).await?;
+    pub async fn remove_profile(&self, profile: &ProfileId) -> Result<()> {
+        let record = self.registry.find(profile).await?;
         if let Some(r) = self.running.lock().await.remove(&record.id) {
             r.cancel.cancel();
             let _ = r.supervisor.await;

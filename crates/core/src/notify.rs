@@ -15,6 +15,8 @@ use switchboard_protocol::events::{Event, EventBody};
 use switchboard_protocol::messaging::Target;
 use time::OffsetDateTime;
 
+use crate::registry::ProfileId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
@@ -103,7 +105,7 @@ impl Policy {
 /// One notification, ready for a sink.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notification {
-    pub profile: String,
+    pub profile: ProfileId,
     /// "Work · Alice"
     pub title: String,
     pub body: String,
@@ -139,7 +141,7 @@ impl NotificationSink for RecordingSink {
 }
 
 /// What a click on a notification opens: (profile id, conversation).
-pub type OnClick = Arc<dyn Fn(&str, Option<&str>) + Send + Sync>;
+pub type OnClick = Arc<dyn Fn(&ProfileId, Option<&str>) + Send + Sync>;
 
 /// The desktop's notification server (freedesktop D-Bus, macOS, Windows) via notify-rust.
 #[derive(Default)]
@@ -165,10 +167,40 @@ impl DesktopSink {
     }
 }
 
-impl NotificationSink for DesktopSink {
-    fn show(&self, n: &Notification) -> Result<(), String> {
+/// Text as a freedesktop notification server shows it literally. Such servers read the body
+/// (and some the title) as markup, so a message saying `<b>hi</b>` would turn bold, and one
+/// saying `&amp;` would show `&`; `&`, `<` and `>` are escaped. Other platforms show text as
+/// it is, so there it is left alone.
+pub fn desktop_text(text: &str) -> String {
+    if cfg!(all(unix, not(target_os = "macos"))) {
+        escape_markup(text)
+    } else {
+        text.to_string()
+    }
+}
+
+/// `&`, `<` and `>` as entities: what freedesktop's body markup needs for text to stay text
+/// (quotes matter only inside tags, and no text is ever put inside one).
+fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl DesktopSink {
+    /// The notification as the desktop gets it: title and body escaped for its markup.
+    fn note(n: &Notification) -> notify_rust::Notification {
         let mut note = notify_rust::Notification::new();
-        note.appname("Switchboard").summary(&n.title).body(&n.body);
+        note.appname("Switchboard")
+            .summary(&desktop_text(&n.title))
+            .body(&desktop_text(&n.body));
         // "default" is what a click on the notification itself invokes.
         note.action("default", "Open");
         // The target rides along as a hint too, so what a click opens is visible on the bus.
@@ -183,7 +215,13 @@ impl NotificationSink for DesktopSink {
         if n.sound {
             note.sound_name("message-new-instant");
         }
-        match note.show() {
+        note
+    }
+}
+
+impl NotificationSink for DesktopSink {
+    fn show(&self, n: &Notification) -> Result<(), String> {
+        match Self::note(n).show() {
             #[cfg(all(unix, not(target_os = "macos")))]
             Ok(handle) => {
                 if let Some(on_click) = self.on_click.clone() {
@@ -212,7 +250,7 @@ impl DesktopSink {
         &self,
         handle: notify_rust::NotificationHandle,
         on_click: OnClick,
-        profile: String,
+        profile: ProfileId,
         conversation: Option<String>,
     ) {
         if self.watchers.fetch_add(1, Ordering::SeqCst) >= CLICK_WATCHERS {
@@ -252,16 +290,16 @@ struct Held {
 /// The policy engine: pure, driven by events and a clock, producing notifications.
 pub struct Notifier {
     /// id → (name, policy)
-    profiles: HashMap<String, (String, Policy)>,
+    profiles: HashMap<ProfileId, (String, Policy)>,
     /// id → the profile's own public ID (its own messages raise nothing)
-    public_ids: HashMap<String, String>,
+    public_ids: HashMap<ProfileId, String>,
     /// id → the newest event when the profile was added: what came before is history, never
     /// a notification (adding an account must not raise its whole past).
-    history_until: HashMap<String, i64>,
-    held: HashMap<String, Held>,
+    history_until: HashMap<ProfileId, i64>,
+    held: HashMap<ProfileId, Held>,
     pub do_not_disturb: bool,
     /// The conversation open in a focused window: (profile, conversation).
-    pub focused: Option<(String, String)>,
+    pub focused: Option<(ProfileId, String)>,
 }
 
 /// Notifications shown one by one before a burst is summarised.
@@ -285,23 +323,21 @@ impl Notifier {
         }
     }
 
-    pub fn set_profile(&mut self, id: &str, name: &str, public_id: &str, policy: Policy) {
-        self.profiles
-            .insert(id.to_string(), (name.to_string(), policy));
-        self.public_ids
-            .insert(id.to_string(), public_id.to_string());
+    pub fn set_profile(&mut self, id: &ProfileId, name: &str, public_id: &str, policy: Policy) {
+        self.profiles.insert(id.clone(), (name.to_string(), policy));
+        self.public_ids.insert(id.clone(), public_id.to_string());
     }
 
     /// Events up to `seq` are the profile's history.
-    pub fn set_history_until(&mut self, id: &str, seq: i64) {
-        self.history_until.insert(id.to_string(), seq);
+    pub fn set_history_until(&mut self, id: &ProfileId, seq: i64) {
+        self.history_until.insert(id.clone(), seq);
     }
 
-    pub fn public_id(&self, id: &str) -> String {
+    pub fn public_id(&self, id: &ProfileId) -> String {
         self.public_ids.get(id).cloned().unwrap_or_default()
     }
 
-    pub fn remove_profile(&mut self, id: &str) {
+    pub fn remove_profile(&mut self, id: &ProfileId) {
         self.profiles.remove(id);
         self.held.remove(id);
     }
@@ -309,7 +345,7 @@ impl Notifier {
     /// What an applied event should raise now (usually zero or one notification).
     pub fn on_event(
         &mut self,
-        profile: &str,
+        profile: &ProfileId,
         me: &str,
         event: &Event,
         now: OffsetDateTime,
@@ -382,7 +418,7 @@ impl Notifier {
                 return Vec::new();
             }
         }
-        let held = self.held.entry(profile.to_string()).or_default();
+        let held = self.held.entry(profile.clone()).or_default();
         if policy.quiet_at(now) {
             held.quiet_count += 1;
             held.quiet_chats
@@ -412,7 +448,7 @@ impl Notifier {
             Preview::Nothing => (name.clone(), "something new".to_string()),
         };
         vec![Notification {
-            profile: profile.to_string(),
+            profile: profile.clone(),
             title,
             body,
             conversation,
@@ -421,7 +457,7 @@ impl Notifier {
     }
 
     /// A profile whose session ended says so, once.
-    pub fn on_signed_out(&mut self, profile: &str) -> Vec<Notification> {
+    pub fn on_signed_out(&mut self, profile: &ProfileId) -> Vec<Notification> {
         let Some((name, policy)) = self.profiles.get(profile) else {
             return Vec::new();
         };
@@ -429,7 +465,7 @@ impl Notifier {
             return Vec::new();
         }
         vec![Notification {
-            profile: profile.to_string(),
+            profile: profile.clone(),
             title: format!("{name} · signed out"),
             body: "This account's session ended. Sign in again to keep receiving messages.".into(),
             conversation: None,
@@ -513,6 +549,10 @@ mod tests {
     use switchboard_protocol::wallet::{EnvelopeMode, RedEnvelope, WalletMovement};
     use time::macros::datetime;
 
+    fn id(s: &str) -> ProfileId {
+        ProfileId::new(s)
+    }
+
     fn msg(seq: i64, from: &str, to: &str, body: &str) -> Event {
         Event {
             seq,
@@ -539,13 +579,18 @@ mod tests {
     #[test]
     fn titles_name_the_profile_and_previews_follow_the_policy() {
         let mut n = Notifier::new();
-        n.set_profile("p1", "Work", "alice", Policy::default());
-        let out = n.on_event("p1", "alice", &msg(1, "bob", "alice", "report?"), MON_10);
+        n.set_profile(&id("p1"), "Work", "alice", Policy::default());
+        let out = n.on_event(
+            &id("p1"),
+            "alice",
+            &msg(1, "bob", "alice", "report?"),
+            MON_10,
+        );
         assert_eq!(out[0].title, "Work · bob");
         assert_eq!(out[0].body, "report?");
         assert_eq!(out[0].conversation.as_deref(), Some("bob"));
         n.set_profile(
-            "p1",
+            &id("p1"),
             "Work",
             "alice",
             Policy {
@@ -554,14 +599,14 @@ mod tests {
             },
         );
         let out = n.on_event(
-            "p1",
+            &id("p1"),
             "alice",
             &msg(2, "bob", "alice", "secret plan"),
             MON_10,
         );
         assert!(!out[0].body.contains("secret"), "sender only: {:?}", out[0]);
         n.set_profile(
-            "p1",
+            &id("p1"),
             "Work",
             "alice",
             Policy {
@@ -570,7 +615,7 @@ mod tests {
             },
         );
         let out = n.on_event(
-            "p1",
+            &id("p1"),
             "alice",
             &msg(3, "bob", "alice", "secret plan"),
             MON_10,
@@ -581,7 +626,7 @@ mod tests {
             out[0]
         );
         assert!(
-            n.on_event("p1", "alice", &msg(4, "alice", "bob", "mine"), MON_10)
+            n.on_event(&id("p1"), "alice", &msg(4, "alice", "bob", "mine"), MON_10)
                 .is_empty(),
             "own messages are quiet"
         );
@@ -590,7 +635,7 @@ mod tests {
     #[test]
     fn quiet_hours_hold_then_digest_once_when_they_end() {
         let mut n = Notifier::new();
-        n.set_profile("w", "Work", "alice", Policy::work_hours_only());
+        n.set_profile(&id("w"), "Work", "alice", Policy::work_hours_only());
         assert!(Policy::work_hours_only().quiet_at(MON_20));
         assert!(
             Policy::work_hours_only().quiet_at(TUE_0830),
@@ -602,12 +647,17 @@ mod tests {
         );
         assert!(!Policy::work_hours_only().quiet_at(MON_10));
         assert!(
-            n.on_event("w", "alice", &msg(1, "bob", "alice", "late"), MON_20)
+            n.on_event(&id("w"), "alice", &msg(1, "bob", "alice", "late"), MON_20)
                 .is_empty()
         );
         assert!(
-            n.on_event("w", "alice", &msg(2, "carol", "alice", "later"), TUE_0830)
-                .is_empty()
+            n.on_event(
+                &id("w"),
+                "alice",
+                &msg(2, "carol", "alice", "later"),
+                TUE_0830
+            )
+            .is_empty()
         );
         assert!(n.tick(TUE_0830).is_empty(), "still quiet");
         let digest = n.tick(TUE_0901);
@@ -625,12 +675,17 @@ mod tests {
     #[test]
     fn a_burst_is_coalesced_into_one_summary() {
         let mut n = Notifier::new();
-        n.set_profile("w", "Work", "alice", Policy::default());
+        n.set_profile(&id("w"), "Work", "alice", Policy::default());
         let mut shown = 0;
         for i in 0..100 {
             let chat = ["bob", "carol", "dave"][i % 3];
             shown += n
-                .on_event("w", "alice", &msg(i as i64, chat, "alice", "ping"), MON_10)
+                .on_event(
+                    &id("w"),
+                    "alice",
+                    &msg(i as i64, chat, "alice", "ping"),
+                    MON_10,
+                )
                 .len();
         }
         assert_eq!(
@@ -645,11 +700,11 @@ mod tests {
     #[test]
     fn do_not_disturb_focus_and_money_privacy() {
         let mut n = Notifier::new();
-        n.set_profile("w", "Work", "alice", Policy::default());
-        n.focused = Some(("w".into(), "bob".into()));
+        n.set_profile(&id("w"), "Work", "alice", Policy::default());
+        n.focused = Some((id("w"), "bob".into()));
         assert!(
             n.on_event(
-                "w",
+                &id("w"),
                 "alice",
                 &msg(1, "bob", "alice", "seen already"),
                 MON_10
@@ -658,7 +713,7 @@ mod tests {
         );
         assert_eq!(
             n.on_event(
-                "w",
+                &id("w"),
                 "alice",
                 &msg(2, "carol", "alice", "other chat"),
                 MON_10
@@ -679,14 +734,14 @@ mod tests {
                 note: String::new(),
             }),
         };
-        let out = n.on_event("w", "alice", &credit, MON_10);
+        let out = n.on_event(&id("w"), "alice", &credit, MON_10);
         assert!(
             !out[0].body.contains("123"),
             "amounts hidden by default: {:?}",
             out[0]
         );
         n.set_profile(
-            "w",
+            &id("w"),
             "Work",
             "alice",
             Policy {
@@ -695,7 +750,7 @@ mod tests {
             },
         );
         let out = n.on_event(
-            "w",
+            &id("w"),
             "alice",
             &Event {
                 seq: 4,
@@ -706,7 +761,7 @@ mod tests {
         assert_eq!(out[0].body, "received ¥123.45");
         n.do_not_disturb = true;
         assert!(
-            n.on_event("w", "alice", &msg(5, "dave", "alice", "x"), MON_10)
+            n.on_event(&id("w"), "alice", &msg(5, "dave", "alice", "x"), MON_10)
                 .is_empty()
         );
     }
@@ -714,7 +769,7 @@ mod tests {
     #[test]
     fn a_red_envelope_opens_the_chat_it_came_in() {
         let mut n = Notifier::new();
-        n.set_profile("w", "Work", "alice", Policy::default());
+        n.set_profile(&id("w"), "Work", "alice", Policy::default());
         let envelope = |seq: i64, to: &str| Event {
             seq,
             at: OffsetDateTime::UNIX_EPOCH,
@@ -732,14 +787,52 @@ mod tests {
                 refunded: 0,
             }),
         };
-        let direct = n.on_event("w", "alice", &envelope(1, "alice"), MON_10);
+        let direct = n.on_event(&id("w"), "alice", &envelope(1, "alice"), MON_10);
         assert_eq!(direct[0].body, "sent a red envelope enjoy");
         assert_eq!(
             direct[0].conversation.as_deref(),
             Some("bob"),
             "a direct envelope is in the chat with its sender, not one with ourselves"
         );
-        let group = n.on_event("w", "alice", &envelope(2, "g_team"), MON_10);
+        let group = n.on_event(&id("w"), "alice", &envelope(2, "g_team"), MON_10);
         assert_eq!(group[0].conversation.as_deref(), Some("g_team"));
+    }
+
+    #[test]
+    fn markup_in_a_message_is_shown_as_text() {
+        assert_eq!(
+            escape_markup("<b>x</b> & &amp; <a href=\"u\">y</a>"),
+            "&lt;b&gt;x&lt;/b&gt; &amp; &amp;amp; &lt;a href=\"u\"&gt;y&lt;/a&gt;"
+        );
+        assert_eq!(
+            escape_markup("Work · 张三"),
+            "Work · 张三",
+            "only & < > change"
+        );
+        let mut n = Notifier::new();
+        n.set_profile(&id("p1"), "R&D <team>", "alice", Policy::default());
+        let out = n.on_event(
+            &id("p1"),
+            "alice",
+            &msg(1, "bob", "alice", "<b>x</b> costs &amp; more"),
+            MON_10,
+        );
+        let note = DesktopSink::note(&out[0]);
+        if cfg!(all(unix, not(target_os = "macos"))) {
+            assert_eq!(
+                note.summary, "R&amp;D &lt;team&gt; · bob",
+                "the title is escaped too: some servers read it as markup"
+            );
+            assert_eq!(
+                note.body, "&lt;b&gt;x&lt;/b&gt; costs &amp;amp; more",
+                "a freedesktop server reads the body as markup: the text must come out as sent"
+            );
+        } else {
+            assert_eq!(note.body, "<b>x</b> costs &amp; more");
+        }
+        assert_eq!(
+            out[0].body, "<b>x</b> costs &amp; more",
+            "the notification itself keeps the text; only the desktop sink escapes it"
+        );
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::error::{CoreError, Result};
+use crate::registry::ProfileId;
 use crate::store::{Applied, ProfileStore};
 use crate::vault::Token;
 
@@ -42,7 +43,7 @@ pub enum ConnState {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProfileEvent {
-    pub profile: String,
+    pub profile: ProfileId,
     pub kind: ProfileEventKind,
 }
 
@@ -57,7 +58,7 @@ pub enum ProfileEventKind {
 
 /// Shared with the profile's task.
 pub struct ProfileRuntime {
-    pub id: String,
+    pub id: ProfileId,
     pub public_id: String,
     pub session_id: String,
     pub client: Client,
@@ -67,6 +68,8 @@ pub struct ProfileRuntime {
     pub state: watch::Sender<ConnState>,
     /// Poked when a message is queued.
     pub outbox_ready: Notify,
+    /// Held while a payment is looked up among the pending ones or added to them.
+    pub payments: tokio::sync::Mutex<()>,
     /// Queued messages the service refused for good, by client id, with its reason.
     pub refused:
         std::sync::Mutex<std::collections::HashMap<String, switchboard_protocol::ApiError>>,

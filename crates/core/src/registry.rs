@@ -9,10 +9,58 @@ use crate::error::{CoreError, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/registry");
 
+/// A profile's id (`p_` and 12 hex digits, minted when the profile is added): the one thing
+/// that names a profile inside the engine and the app. A name is for people: it can repeat,
+/// and it can be set to anything, even another profile's id, so it is never taken for an id.
+/// A name becomes an id only where a person types one ([`Registry::find_by_name_or_id`], the
+/// CLI's).
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ProfileId(String);
+
+impl ProfileId {
+    /// An id as stored or as a window's label carries it; it names a profile only if the
+    /// registry has one with exactly this id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// A fresh id for a new profile.
+    pub(crate) fn mint() -> Self {
+        Self(format!(
+            "p_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProfileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProfileRecord {
-    pub id: String,
+    pub id: ProfileId,
     pub name: String,
     /// `#rrggbb`.
     pub color: String,
@@ -49,13 +97,34 @@ impl Registry {
         )
     }
 
-    /// Finds a profile by id, or by name (case-insensitively).
-    pub async fn find(&self, id_or_name: &str) -> Result<ProfileRecord> {
-        self.list()
+    /// The profile with exactly this id; never one that merely has it as its name.
+    pub async fn find(&self, id: &ProfileId) -> Result<ProfileRecord> {
+        sqlx::query_as("SELECT * FROM profiles WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
             .await?
+            .ok_or_else(|| CoreError::NoSuchProfile(id.to_string()))
+    }
+
+    /// What a person typed (the CLI's `--profile Work`): a profile id, else a name
+    /// (case-insensitively). An exact id wins over a name, and a name several profiles share
+    /// is refused rather than guessed. Only front ends where a person types a profile use
+    /// this; the app always knows the id.
+    pub async fn find_by_name_or_id(&self, name_or_id: &str) -> Result<ProfileRecord> {
+        let all = self.list().await?;
+        if let Some(p) = all.iter().find(|p| p.id.as_str() == name_or_id) {
+            return Ok(p.clone());
+        }
+        let mut named = all
             .into_iter()
-            .find(|p| p.id == id_or_name || p.name.eq_ignore_ascii_case(id_or_name))
-            .ok_or_else(|| CoreError::NoSuchProfile(id_or_name.to_string()))
+            .filter(|p| p.name.eq_ignore_ascii_case(name_or_id));
+        match (named.next(), named.next()) {
+            (Some(p), None) => Ok(p),
+            (Some(_), Some(_)) => Err(CoreError::Invalid(format!(
+                "several profiles are named {name_or_id:?}; give the id instead"
+            ))),
+            (None, _) => Err(CoreError::NoSuchProfile(name_or_id.to_string())),
+        }
     }
 
     pub async fn insert(&self, p: &ProfileRecord) -> Result<()> {
@@ -85,7 +154,7 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn rename(&self, id: &str, name: &str) -> Result<()> {
+    pub async fn rename(&self, id: &ProfileId, name: &str) -> Result<()> {
         sqlx::query("UPDATE profiles SET name = ? WHERE id = ?")
             .bind(name)
             .bind(id)
@@ -94,7 +163,7 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn recolor(&self, id: &str, color: &str) -> Result<()> {
+    pub async fn recolor(&self, id: &ProfileId, color: &str) -> Result<()> {
         sqlx::query("UPDATE profiles SET color = ? WHERE id = ?")
             .bind(color)
             .bind(id)
@@ -104,7 +173,7 @@ impl Registry {
     }
 
     /// Puts the profiles in the order given (ids); the others keep theirs, after these.
-    pub async fn reorder(&self, ids: &[String]) -> Result<()> {
+    pub async fn reorder(&self, ids: &[ProfileId]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (i, id) in ids.iter().enumerate() {
             sqlx::query("UPDATE profiles SET position = ? WHERE id = ?")
@@ -117,7 +186,7 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn policy(&self, id: &str) -> Result<crate::notify::Policy> {
+    pub async fn policy(&self, id: &ProfileId) -> Result<crate::notify::Policy> {
         let (json,): (String,) = sqlx::query_as("SELECT policy FROM profiles WHERE id = ?")
             .bind(id)
             .fetch_one(&self.pool)
@@ -126,7 +195,7 @@ impl Registry {
         Ok(serde_json::from_str(&json).unwrap_or_default())
     }
 
-    pub async fn set_policy(&self, id: &str, policy: &crate::notify::Policy) -> Result<()> {
+    pub async fn set_policy(&self, id: &ProfileId, policy: &crate::notify::Policy) -> Result<()> {
         let json = serde_json::to_string(policy).map_err(|e| CoreError::Invalid(e.to_string()))?;
         sqlx::query("UPDATE profiles SET policy = ? WHERE id = ?")
             .bind(json)
@@ -136,7 +205,7 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn remove(&self, id: &str) -> Result<()> {
+    pub async fn remove(&self, id: &ProfileId) -> Result<()> {
         sqlx::query("DELETE FROM profiles WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
@@ -157,7 +226,7 @@ mod tests {
 
     fn record(id: &str, url: &str, allow_insecure_http: bool) -> ProfileRecord {
         ProfileRecord {
-            id: id.into(),
+            id: ProfileId::new(id),
             name: id.into(),
             color: "#2f6fed".into(),
             position: 0,
@@ -190,12 +259,58 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|p| (p.id, p.allow_insecure_http))
+            .map(|p| (p.id.to_string(), p.allow_insecure_http))
             .collect();
         assert_eq!(
             flags,
             [("p_lan".to_string(), true), ("p_tls".to_string(), false)]
         );
+        registry.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_profile_is_found_by_its_id_and_a_name_only_where_a_person_typed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(&dir.path().join("profiles.db"))
+            .await
+            .unwrap();
+        let named = |id: &str, name: &str| ProfileRecord {
+            name: name.into(),
+            ..record(id, "https://example.com", false)
+        };
+        // A first in order, named after B's id; C and D share a name.
+        for (id, name) in [
+            ("p_a", "p_b"),
+            ("p_b", "Work"),
+            ("p_c", "Home"),
+            ("p_d", "home"),
+        ] {
+            registry.insert(&named(id, name)).await.unwrap();
+        }
+        let find = async |id: &str| registry.find(&ProfileId::new(id)).await.map(|p| p.id);
+        assert_eq!(
+            find("p_b").await.unwrap(),
+            ProfileId::new("p_b"),
+            "the id, never the profile named like it"
+        );
+        assert_eq!(
+            find("Work").await.unwrap_err().code(),
+            "no_such_profile",
+            "a name is not an id"
+        );
+        let typed = async |s: &str| registry.find_by_name_or_id(s).await.map(|p| p.id);
+        assert_eq!(
+            typed("p_b").await.unwrap(),
+            ProfileId::new("p_b"),
+            "an id wins"
+        );
+        assert_eq!(typed("WORK").await.unwrap(), ProfileId::new("p_b"));
+        assert_eq!(
+            typed("home").await.unwrap_err().code(),
+            "invalid",
+            "a name two profiles share is refused, not guessed"
+        );
+        assert_eq!(typed("p_z").await.unwrap_err().code(), "no_such_profile");
         registry.close().await;
     }
 

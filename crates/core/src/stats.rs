@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::profile::ConnState;
+use crate::registry::ProfileId;
 
 /// Connection changes kept per profile (the newest ones).
 const HISTORY: usize = 20;
@@ -45,7 +46,7 @@ pub struct Transition {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProfileResources {
-    pub profile: String,
+    pub profile: ProfileId,
     /// Bytes of request bodies and outgoing frames (headers not counted).
     pub bytes_sent: u64,
     /// Bytes of response bodies and event-stream frames (headers not counted).
@@ -135,14 +136,14 @@ impl Stats {
     }
 
     /// The row for `profile`, whose folder is `dir`.
-    pub fn report(&self, profile: &str, dir: &Path) -> ProfileResources {
+    pub fn report(&self, profile: &ProfileId, dir: &Path) -> ProfileResources {
         let database_bytes = ["profile.db", "profile.db-wal"]
             .iter()
             .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
             .map(|m| m.len())
             .sum();
         ProfileResources {
-            profile: profile.to_string(),
+            profile: profile.clone(),
             bytes_sent: self.sent.load(Ordering::Relaxed),
             bytes_received: self.received.load(Ordering::Relaxed),
             events_per_minute: self.per_minute_at(self.started.elapsed().as_secs()),
@@ -232,7 +233,7 @@ mod tests {
             s.state(&ConnState::Offline(format!("try {i}")));
         }
         s.state(&ConnState::Live);
-        let report = s.report("p", Path::new("/nonexistent"));
+        let report = s.report(&ProfileId::new("p"), Path::new("/nonexistent"));
         assert_eq!(report.history.len(), HISTORY);
         assert_eq!(report.history.last().unwrap().state, ConnState::Live);
         assert_eq!(

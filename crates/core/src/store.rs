@@ -10,6 +10,7 @@ use sqlx::SqlitePool;
 use switchboard_protocol::events::{Event, EventBody};
 use switchboard_protocol::messaging::Target;
 
+use crate::account::{Payment, PendingPayment};
 use crate::error::{CoreError, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/profile");
@@ -208,6 +209,75 @@ impl ProfileStore {
         Ok(())
     }
 
+    /// Keeps a payment before it is first sent, under the idempotency key it is sent with.
+    pub async fn add_pending_payment(
+        &self,
+        key: &str,
+        payment: &Payment,
+        now: i64,
+    ) -> Result<PendingPayment> {
+        let json = serde_json::to_string(payment)
+            .map_err(|e| CoreError::Invalid(format!("a payment would not serialise: {e}")))?;
+        sqlx::query(
+            "INSERT INTO pending_payments (idempotency_key, payment, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(key)
+        .bind(json)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(PendingPayment {
+            id: key.to_string(),
+            payment: payment.clone(),
+            created_at: now,
+            last_error: String::new(),
+        })
+    }
+
+    /// Payments still waiting for the service's answer, oldest first.
+    pub async fn pending_payments(&self) -> Result<Vec<PendingPayment>> {
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT idempotency_key, payment, created_at, last_error FROM pending_payments \
+             ORDER BY created_at, rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, json, created_at, last_error)| {
+                // A row this version cannot read is an error, never a payment silently lost.
+                let payment = serde_json::from_str(&json).map_err(|e| {
+                    CoreError::Storage(format!("pending payment {id} cannot be read: {e}"))
+                })?;
+                Ok(PendingPayment {
+                    id,
+                    payment,
+                    created_at,
+                    last_error,
+                })
+            })
+            .collect()
+    }
+
+    /// Why the last attempt at a pending payment got no answer.
+    pub async fn note_payment_error(&self, key: &str, error: &str) -> Result<()> {
+        sqlx::query("UPDATE pending_payments SET last_error = ? WHERE idempotency_key = ?")
+            .bind(error)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The service answered (or the user gave up): the payment is no longer pending. False if
+    /// there was no such payment.
+    pub async fn settle_payment(&self, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM pending_payments WHERE idempotency_key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -389,6 +459,58 @@ mod tests {
             m.from_display_name = name.into();
         }
         event
+    }
+
+    /// A pending payment outlives the database being closed (the app quitting), keeps its
+    /// key, and one this version cannot read is an error rather than a payment forgotten.
+    #[tokio::test]
+    async fn pending_payments_keep_their_key_across_a_reopen() {
+        use crate::account::Payment;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        let s = ProfileStore::open(&path).await.unwrap();
+        let rent = Payment::Transfer {
+            to: "bob".into(),
+            amount: 2_500,
+            note: "rent".into(),
+        };
+        s.add_pending_payment("key-1", &rent, 100).await.unwrap();
+        s.add_pending_payment("key-2", &Payment::TopUp { amount: 1 }, 101)
+            .await
+            .unwrap();
+        s.note_payment_error("key-1", "the stream ended")
+            .await
+            .unwrap();
+        s.close().await;
+
+        let s = ProfileStore::open(&path).await.unwrap();
+        let pending = s.pending_payments().await.unwrap();
+        let kept: Vec<(&str, &Payment, &str)> = pending
+            .iter()
+            .map(|p| (p.id.as_str(), &p.payment, p.last_error.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("key-1", &rent, "the stream ended"),
+                ("key-2", &Payment::TopUp { amount: 1 }, "")
+            ],
+            "oldest first, each with the key it was first sent with"
+        );
+        assert!(s.settle_payment("key-2").await.unwrap());
+        assert!(!s.settle_payment("key-2").await.unwrap(), "settled once");
+
+        sqlx::query("UPDATE pending_payments SET payment = '{\"kind\":\"barter\"}'")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let err = s.pending_payments().await.unwrap_err();
+        assert_eq!(err.code(), "storage", "{err}");
+        assert!(
+            err.to_string().contains("key-1"),
+            "names the payment: {err}"
+        );
+        s.close().await;
     }
 
     #[tokio::test]

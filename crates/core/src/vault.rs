@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::{CoreError, Result};
+use crate::registry::ProfileId;
 
 pub const SERVICE: &str = "switchboard";
 
@@ -30,13 +31,13 @@ impl std::fmt::Debug for Token {
 }
 
 pub trait Vault: Send + Sync + 'static {
-    fn store(&self, profile_id: &str, token: &Token) -> Result<()>;
+    fn store(&self, profile_id: &ProfileId, token: &Token) -> Result<()>;
     /// None when the profile has no token (signed out).
-    fn load(&self, profile_id: &str) -> Result<Option<Token>>;
-    fn delete(&self, profile_id: &str) -> Result<()>;
+    fn load(&self, profile_id: &ProfileId) -> Result<Option<Token>>;
+    fn delete(&self, profile_id: &ProfileId) -> Result<()>;
 }
 
-fn user(profile_id: &str) -> String {
+fn user(profile_id: &ProfileId) -> String {
     format!("{profile_id}/session")
 }
 
@@ -61,12 +62,12 @@ impl KeyringVault {
 }
 
 impl Vault for KeyringVault {
-    fn store(&self, profile_id: &str, token: &Token) -> Result<()> {
+    fn store(&self, profile_id: &ProfileId, token: &Token) -> Result<()> {
         let entry = keyring_core::Entry::new(SERVICE, &user(profile_id)).map_err(vault_err)?;
         entry.set_password(token.expose()).map_err(vault_err)
     }
 
-    fn load(&self, profile_id: &str) -> Result<Option<Token>> {
+    fn load(&self, profile_id: &ProfileId) -> Result<Option<Token>> {
         let entry = keyring_core::Entry::new(SERVICE, &user(profile_id)).map_err(vault_err)?;
         match entry.get_password() {
             Ok(t) => Ok(Some(Token::new(t))),
@@ -75,7 +76,7 @@ impl Vault for KeyringVault {
         }
     }
 
-    fn delete(&self, profile_id: &str) -> Result<()> {
+    fn delete(&self, profile_id: &ProfileId) -> Result<()> {
         let entry = keyring_core::Entry::new(SERVICE, &user(profile_id)).map_err(vault_err)?;
         match entry.delete_credential() {
             Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
@@ -106,7 +107,7 @@ impl MemoryVault {
 }
 
 impl Vault for MemoryVault {
-    fn store(&self, profile_id: &str, token: &Token) -> Result<()> {
+    fn store(&self, profile_id: &ProfileId, token: &Token) -> Result<()> {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -114,7 +115,7 @@ impl Vault for MemoryVault {
         Ok(())
     }
 
-    fn load(&self, profile_id: &str) -> Result<Option<Token>> {
+    fn load(&self, profile_id: &ProfileId) -> Result<Option<Token>> {
         Ok(self
             .entries
             .lock()
@@ -123,7 +124,7 @@ impl Vault for MemoryVault {
             .cloned())
     }
 
-    fn delete(&self, profile_id: &str) -> Result<()> {
+    fn delete(&self, profile_id: &ProfileId) -> Result<()> {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -148,9 +149,10 @@ mod tests {
         // Secret Service is exercised by the native test.
         keyring_core::set_default_store(keyring_core::mock::Store::new().unwrap());
         let v = KeyringVault;
-        assert_eq!(v.load("p_x").unwrap(), None);
-        v.store("p_x", &Token::new("tok".into())).unwrap();
-        v.delete("p_x").unwrap();
-        v.delete("p_x").unwrap();
+        let id = ProfileId::new("p_x");
+        assert_eq!(v.load(&id).unwrap(), None);
+        v.store(&id, &Token::new("tok".into())).unwrap();
+        v.delete(&id).unwrap();
+        v.delete(&id).unwrap();
     }
 }
