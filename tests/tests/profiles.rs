@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_core::notify::{Policy, Preview, RecordingSink};
-use switchboard_core::vault::{MemoryVault, Vault};
+use switchboard_core::vault::{DatabaseKey, MemoryVault, Vault};
 use switchboard_core::{ConnState, Engine, ProfileEventKind, ProfileId, SignIn, TlsConfig};
 use switchboard_protocol::events::{EventBody, SyncPage};
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
@@ -277,7 +277,12 @@ async fn removing_a_profile_erases_its_folder_keyring_entry_and_server_session()
         .unwrap()
         .record
         .clone();
-    let token = w.vault.load(&work.id).unwrap().unwrap();
+    let secrets = w.vault.load(&work.id).unwrap();
+    let token = secrets.token.clone().unwrap();
+    assert!(
+        secrets.database_key.is_some(),
+        "the database key sits beside the token"
+    );
     let folder = w.engine.profile_dir(&work.id);
     assert!(folder.join("profile.db").exists());
     #[cfg(unix)]
@@ -304,8 +309,8 @@ async fn removing_a_profile_erases_its_folder_keyring_entry_and_server_session()
         .unwrap();
     assert!(!folder.exists(), "the folder is gone");
     assert!(
-        w.vault.load(&work.id).unwrap().is_none(),
-        "the keyring entry is gone"
+        w.vault.load(&work.id).unwrap().is_empty(),
+        "the keyring entry, token and database key, is gone"
     );
     w.s.get("/v1/me", token.expose())
         .await
@@ -330,6 +335,162 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_copied_profile_folder_is_unreadable_and_a_wrong_key_locks_only_that_profile() {
+    let w = world().await;
+    let secret = "the door code is 7401-rainier";
+    bob_says(&w, "alice_work", secret).await;
+    wait_for_message(&w.engine, "Work", secret).await;
+    let work = id(&w.engine, "Work").await;
+    w.engine.shutdown().await;
+
+    // A copy of the folder, as a thief or a backup would take it.
+    let copy = tempfile::tempdir().unwrap();
+    for f in walk(&w.engine.profile_dir(&work)) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "{} holds the message",
+            f.display()
+        );
+        std::fs::write(copy.path().join(f.file_name().unwrap()), bytes).unwrap();
+    }
+    let plain = sqlx::sqlite::SqliteConnectOptions::new().filename(copy.path().join("profile.db"));
+    let mut conn = sqlx::ConnectOptions::connect(&plain).await.unwrap();
+    let err = sqlx::query("SELECT * FROM messages")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a database"), "{err}");
+
+    // The keyring now holds another key for Work (another computer's, a replaced keyring).
+    let mut secrets = w.vault.load(&work).unwrap();
+    let right_key = secrets
+        .database_key
+        .replace(DatabaseKey::generate().unwrap());
+    w.vault.store(&work, &secrets).unwrap();
+    let engine = engine_for(&w.s, w.dir.path(), w.vault.clone()).await;
+    let mut bus = engine.subscribe();
+    engine.start_all().await.unwrap();
+    let locked = engine
+        .list_profiles()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.record.id == work)
+        .unwrap();
+    assert!(
+        matches!(locked.state, ConnState::Locked(_)),
+        "{:?}",
+        locked.state
+    );
+    let told = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(ev) = bus.recv().await {
+                if ev.profile == work {
+                    return ev.kind;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(told, ProfileEventKind::State(ConnState::Locked(_))),
+        "{told:?}"
+    );
+    // The other profile is untouched and live.
+    wait_until("Personal is live", async || {
+        engine.state(&id(&engine, "Personal").await).await.unwrap() == ConnState::Live
+    })
+    .await;
+
+    engine.shutdown().await;
+
+    // The right key back: nothing was lost or changed while it was locked.
+    secrets.database_key = right_key;
+    w.vault.store(&work, &secrets).unwrap();
+    let engine = engine_for(&w.s, w.dir.path(), w.vault.clone()).await;
+    engine.start_all().await.unwrap();
+    wait_for_message(&engine, "Work", secret).await;
+    engine.shutdown().await;
+}
+
+/// A profile made before databases were encrypted: a plain database and a keyring entry that
+/// holds the bare token. Its first start encrypts the database in place, every row kept.
+#[tokio::test]
+async fn a_plain_profile_database_from_before_is_encrypted_at_first_start_without_losing_a_row() {
+    let w = world().await;
+    for i in 0..30 {
+        bob_says(&w, "alice_work", &format!("before the upgrade {i}")).await;
+    }
+    wait_for_message(&w.engine, "Work", "before the upgrade 29").await;
+    let work = id(&w.engine, "Work").await;
+    w.engine.shutdown().await;
+
+    // Turn the profile back into what the older version left: decrypt into a plain file with
+    // SQLCipher's own export, and keep only the bare token in the keyring.
+    let secrets = w.vault.load(&work).unwrap();
+    let db = w.engine.profile_dir(&work).join("profile.db");
+    let plain = db.with_extension("plain");
+    let key = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true) // for the attached plain file
+        .pragma(
+            "key",
+            secrets
+                .database_key
+                .as_ref()
+                .map(DatabaseKey::sql_literal)
+                .unwrap(),
+        );
+    let mut conn = sqlx::ConnectOptions::connect(&key).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ATTACH DATABASE '{}' AS plaintext KEY ''",
+        plain.display()
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("SELECT sqlcipher_export('plaintext')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DETACH DATABASE plaintext")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    std::fs::rename(&plain, &db).unwrap();
+    for stale in ["profile.db-wal", "profile.db-shm"] {
+        let _ = std::fs::remove_file(w.engine.profile_dir(&work).join(stale));
+    }
+    assert!(
+        std::fs::read(&db)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
+    w.vault
+        .put_raw(&work, secrets.token.as_ref().unwrap().expose());
+
+    let engine = engine_for(&w.s, w.dir.path(), w.vault.clone()).await;
+    engine.start_all().await.unwrap();
+    bob_says(&w, "alice_work", "after the upgrade").await;
+    wait_for_message(&engine, "Work", "after the upgrade").await;
+    let bodies = engine.messages(&work, "bob_the_2nd").await.unwrap();
+    assert_eq!(bodies.len(), 31, "every row kept, and the next one added");
+    let now = w.vault.load(&work).unwrap();
+    assert_eq!(now.token, secrets.token, "the session is kept");
+    assert!(now.database_key.is_some(), "a key was made");
+    let bytes = std::fs::read(&db).unwrap();
+    assert!(
+        !bytes.starts_with(b"SQLite format 3"),
+        "the database is encrypted now"
+    );
+    assert!(!contains(&bytes, b"before the upgrade"));
+    engine.shutdown().await;
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ window_profile: ProfileId | null, };
 
 export type Claimed = { amount: number, };
 
-export type ConnState = { "state": "connecting" } | { "state": "live" } | { "state": "offline", "detail": string } | { "state": "certificate", "detail": string } | { "state": "signed_out" } | { "state": "stopped" };
+export type ConnState = { "state": "connecting" } | { "state": "live" } | { "state": "offline", "detail": string } | { "state": "certificate", "detail": string } | { "state": "signed_out" } | { "state": "stopped" } | { "state": "locked", "detail": string };
 
 export type Contact = { public_id: string, display_name: string, since: string, };
 

@@ -60,6 +60,8 @@ const en = {
   state_signed_out: "signed out",
   state_stopped: "not running",
   state_certificate: "certificate problem",
+  state_locked: "locked",
+  lockedBanner: "{name}'s messages on this computer cannot be read with the key in this keyring (was the folder copied from elsewhere?). Nothing was changed. Remove the profile and sign in again to start afresh.",
   certificateBanner: "{name} cannot connect safely: {detail}. For a private service, trust its CA (SWITCHBOARD_CA_FILE).",
   notEncrypted: "not encrypted",
   notEncryptedHint: "This profile talks to its service over plain http: anyone on the network can read and change its messages, money and password.",
@@ -184,6 +186,8 @@ const zh: Record<Key, string> = {
   state_signed_out: "已退出",
   state_stopped: "未运行",
   state_certificate: "证书有问题",
+  state_locked: "已锁定",
+  lockedBanner: "无法用本机钥匙串中的密钥读取 {name} 在此电脑上的消息（文件夹是否从别处复制而来？）。未做任何更改。请移除该账号后重新登录。",
   certificateBanner: "{name} 无法安全连接：{detail}。如为私有部署的服务，请信任其 CA 证书（SWITCHBOARD_CA_FILE）。",
   notEncrypted: "未加密",
   notEncryptedHint: "此账号通过未加密的 http 连接服务：网络上的任何人都能读取和篡改其消息、钱款操作和密码。",
@@ -287,6 +291,7 @@ const errors: Record<Lang, Record<string, string>> = {
     forbidden_profile: "This window cannot act for that profile.",
     confirm_profile: "Confirm which profile pays.",
     payment_pending: "No answer to the payment. It is kept under “Payments without an answer”: try it again there (it can never be paid twice).",
+    database_key: "This profile's messages on this computer cannot be read with the key in this keyring. Remove the profile and sign in again.",
   },
   zh: {
     invalid_phone: "手机号无效。请包含国家代码，例如 +86 138 0013 8000。",
@@ -324,6 +329,7 @@ const errors: Record<Lang, Record<string, string>> = {
     forbidden_profile: "此窗口不能操作该账号。",
     confirm_profile: "请确认用哪个账号付款。",
     payment_pending: "付款没有收到回复，已保留在“未确认的付款”中：请在那里重试（绝不会重复付款）。",
+    database_key: "无法用本机钥匙串中的密钥读取此账号在此电脑上的消息。请移除该账号后重新登录。",
   },
 };
 

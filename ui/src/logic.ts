@@ -46,7 +46,7 @@ export function profileForShortcut(
   return profiles[Number(e.key) - 1]?.id ?? null;
 }
 
-export type StateWord = "connecting" | "live" | "offline" | "certificate" | "signed_out" | "stopped";
+export type StateWord = "connecting" | "live" | "offline" | "certificate" | "signed_out" | "stopped" | "locked";
 
 export function stateWord(s: ConnState): StateWord {
   return s.state;

@@ -148,7 +148,9 @@ async function renderMain() {
           !S.info?.window_profile && h("button", { onclick: () => openAddProfile(p.public_id) }, t("signInAgain")))
       : p.state.state === "certificate"
         ? h("div", { class: "banner", "data-testid": "certificate" }, t("certificateBanner", { name: p.name, detail: p.state.detail }))
-        : null;
+        : p.state.state === "locked"
+          ? h("div", { class: "banner", "data-testid": "locked" }, t("lockedBanner", { name: p.name }))
+          : null;
   const body = h("section", { class: "body" });
   replace(main, header, banner, body);
   if (S.view !== "chats") void api.setOpenConversation(p.id, null).catch(() => {});

@@ -11,9 +11,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the build and the tests need: a C toolchain for the bundled SQLite and
-/// ring; WebKitGTK and friends for the Tauri shell; a private D-Bus session with gnome-keyring
-/// for the keyring tests; a virtual X display with dunst for the native-notification and
+/// Debian packages the build and the tests need: a C toolchain for the bundled SQLCipher (its
+/// crypto from libssl-dev) and ring; WebKitGTK and friends for the Tauri shell; a private D-Bus
+/// session with gnome-keyring for the keyring tests; plain sqlite3 to show profile databases
+/// are unreadable without their key; a virtual X display with dunst for the native-notification and
 /// window tests; WebKitWebDriver for driving the app's window; PostgreSQL (Debian 12's, 15) for
 /// the service's PostgreSQL backend, run as a throwaway cluster (see [`PgCluster`]).
 const APT_PACKAGES: &[&str] = &[
@@ -37,6 +38,8 @@ const APT_PACKAGES: &[&str] = &[
     "dunst",
     "xvfb",
     "postgresql",
+    // The system's plain SQLite, to prove a profile database is unreadable without its key.
+    "sqlite3",
 ];
 
 /// The per-user directories a test run gets its own of: variable, path under its temp root.

@@ -131,6 +131,7 @@ fn state_word(s: &ConnState) -> String {
         ConnState::Certificate(why) => format!("certificate error ({why})"),
         ConnState::SignedOut => "signed out".into(),
         ConnState::Stopped => "ready".into(),
+        ConnState::Locked(why) => format!("locked ({why})"),
     }
 }
 

@@ -336,6 +336,36 @@ async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring()
     let _ = run.wait();
     reader.join().unwrap();
 
+    // Each profile's database is SQLCipher under a key only the keyring holds (every run
+    // above read it from there): the system's plain sqlite3 cannot open it, and no message
+    // is in any file of the data dir.
+    for f in files_under(data.path()) {
+        let bytes = text(&std::fs::read(&f).unwrap());
+        assert!(
+            !bytes.contains("for work") && !bytes.contains("hello from the cli"),
+            "{} holds a message",
+            f.display()
+        );
+    }
+    let databases: Vec<PathBuf> = files_under(data.path())
+        .into_iter()
+        .filter(|f| f.ends_with("profile.db"))
+        .collect();
+    assert_eq!(databases.len(), 2);
+    for db in databases {
+        let out = Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT count(*) FROM messages")
+            .output()
+            .expect("sqlite3 (package sqlite3) is installed by cargo xtask test");
+        assert!(
+            !out.status.success() && text(&out.stderr).contains("not a database"),
+            "plain SQLite read {}: {}",
+            db.display(),
+            text(&out.stdout)
+        );
+    }
+
     let out = cli.run(&["profile", "remove", "Work"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let sessions = s.get("/v1/sessions", &work.token).await.body;

@@ -27,6 +27,13 @@ pub enum CoreError {
     Vault(String),
     #[error("local storage: {0}")]
     Storage(String),
+    /// The profile's database does not open with the key in the keyring: the folder was copied
+    /// from another computer or user, or the keyring entry was replaced. Nothing is changed.
+    #[error(
+        "the profile's database ({0}) cannot be read with the key in this keyring; it may have \
+         been copied from elsewhere"
+    )]
+    DatabaseKey(String),
     #[error("{0}")]
     Invalid(String),
     /// A payment's answer never came, so it may or may not have been made. It is kept as
@@ -52,6 +59,7 @@ impl CoreError {
             CoreError::NoSuchProfile(_) => "no_such_profile",
             CoreError::Vault(_) => "vault",
             CoreError::Storage(_) => "storage",
+            CoreError::DatabaseKey(_) => "database_key",
             CoreError::Invalid(_) => "invalid",
             CoreError::ConfirmProfile(_) => "confirm_profile",
             CoreError::PaymentPending(_) => "payment_pending",

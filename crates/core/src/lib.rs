@@ -32,7 +32,7 @@ pub use crate::registry::{ProfileId, ProfileRecord};
 use crate::store::{Conversation, OutboxEntry, ProfileStore, StoredMessage};
 pub use crate::tls::TlsConfig;
 use crate::tls::Transport;
-use crate::vault::Vault;
+use crate::vault::{DatabaseKey, Secrets, Vault};
 /// What [`ProfileEventKind::Event`] carries, for front ends that do not depend on the protocol
 /// crate themselves.
 pub use switchboard_protocol::events::{Event, EventBody, EventKind};
@@ -114,6 +114,9 @@ pub struct Engine {
     notifications: std::sync::OnceLock<(Arc<Notifications>, CancellationToken)>,
     /// The profile money last moved from, and when (the wrong-identity guard).
     last_money: std::sync::Mutex<Option<(ProfileId, std::time::Instant)>>,
+    /// Held while a profile's database key is looked up or made and its database opened: two
+    /// callers must never make two keys for one database.
+    opening: Mutex<()>,
 }
 
 const COLORS: [&str; 6] = [
@@ -170,6 +173,7 @@ impl Engine {
             tls,
             notifications: std::sync::OnceLock::new(),
             last_money: std::sync::Mutex::new(None),
+            opening: Mutex::new(()),
         })
     }
 
@@ -260,6 +264,35 @@ impl Engine {
         self.data_dir.join("profiles").join(id.as_str())
     }
 
+    async fn secrets(&self, id: &ProfileId) -> Result<Secrets> {
+        self.vault_call(|v, id| v.load(id), id).await
+    }
+
+    /// Opens a profile's encrypted database with its key from the keyring. A profile from
+    /// before encryption gets its key here, stored beside its token *before* the database is
+    /// encrypted with it, so a crash in between leaves a plain database and its key, and the
+    /// next start encrypts it. An encrypted database whose key is gone is refused, never
+    /// given a new key.
+    async fn open_store(&self, id: &ProfileId) -> Result<ProfileStore> {
+        let _one_at_a_time = self.opening.lock().await;
+        let path = self.profile_dir(id).join("profile.db");
+        let mut secrets = self.secrets(id).await?;
+        let key = match secrets.database_key.clone() {
+            Some(key) => key,
+            None if path.exists() && !db::is_plain(&path)? => {
+                return Err(CoreError::DatabaseKey(path.display().to_string()));
+            }
+            None => {
+                let key = DatabaseKey::generate()?;
+                secrets.database_key = Some(key.clone());
+                self.vault_call(move |v, id| v.store(id, &secrets), id)
+                    .await?;
+                key
+            }
+        };
+        ProfileStore::open(&path, &key).await
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<ProfileEvent> {
         self.bus.subscribe()
     }
@@ -316,9 +349,12 @@ impl Engine {
             return Err(e);
         }
         make_private_dir(&self.profile_dir(&id))?;
-        let stored = token.clone();
+        let secrets = Secrets {
+            token: Some(token.clone()),
+            database_key: Some(DatabaseKey::generate()?),
+        };
         if let Err(e) = self
-            .vault_call(move |v, id| v.store(id, &stored), &id)
+            .vault_call(move |v, id| v.store(id, &secrets), &id)
             .await
         {
             let _ = client.sign_out(&token).await;
@@ -346,20 +382,20 @@ impl Engine {
                 (state, rt.store.unread_total().await?)
             }
             None => {
-                let state = if self
-                    .vault_call(|v, id| v.load(id), &record.id)
-                    .await?
-                    .is_some()
-                {
+                let state = if self.secrets(&record.id).await?.token.is_some() {
                     ConnState::Stopped
                 } else {
                     ConnState::SignedOut
                 };
-                let store =
-                    ProfileStore::open(&self.profile_dir(&record.id).join("profile.db")).await?;
-                let unread = store.unread_total().await;
-                store.close().await;
-                (state, unread?)
+                match self.open_store(&record.id).await {
+                    Ok(store) => {
+                        let unread = store.unread_total().await;
+                        store.close().await;
+                        (state, unread?)
+                    }
+                    Err(e @ CoreError::DatabaseKey(_)) => (ConnState::Locked(e.to_string()), 0),
+                    Err(e) => return Err(e),
+                }
             }
         };
         Ok(ProfileInfo {
@@ -377,10 +413,21 @@ impl Engine {
         Ok(out)
     }
 
-    /// Starts every registered profile that has a token.
+    /// Starts every registered profile that has a token. One that cannot start (its database
+    /// locked to another keyring, its folder unreadable) is reported and left stopped; the
+    /// others start all the same.
     pub async fn start_all(&self) -> Result<()> {
         for record in self.registry.list().await? {
-            self.start(record).await?;
+            let id = record.id.clone();
+            if let Err(e) = self.start(record).await {
+                tracing::warn!(profile = %id, code = e.code(), "the profile could not start");
+                if let CoreError::DatabaseKey(_) = e {
+                    let _ = self.bus.send(ProfileEvent {
+                        profile: id,
+                        kind: ProfileEventKind::State(ConnState::Locked(e.to_string())),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -396,10 +443,10 @@ impl Engine {
         if running.contains_key(&record.id) {
             return Ok(());
         }
-        let Some(token) = self.vault_call(|v, id| v.load(id), &record.id).await? else {
+        let Some(token) = self.secrets(&record.id).await?.token else {
             return Ok(());
         };
-        let store = ProfileStore::open(&self.profile_dir(&record.id).join("profile.db")).await?;
+        let store = self.open_store(&record.id).await?;
         let client = Client::new(&record.server_url, &self.tls, record.allow_insecure_http)?;
         client.stats().state(&ConnState::Connecting);
         let runtime = Arc::new(ProfileRuntime {
@@ -672,7 +719,8 @@ impl Engine {
         Ok(self.runtime(profile).await?.state.borrow().clone())
     }
 
-    /// Signs the service session out, deletes the keyring entry and the profile's folder.
+    /// Signs the service session out, deletes the keyring entry (token and database key) and
+    /// the profile's folder.
     pub async fn remove_profile(&self, profile: &ProfileId) -> Result<()> {
         let record = self.registry.find(profile).await?;
         if let Some(r) = self.running.lock().await.remove(&record.id) {
@@ -680,7 +728,7 @@ impl Engine {
             let _ = r.supervisor.await;
             r.runtime.store.close().await;
         }
-        if let Some(token) = self.vault_call(|v, id| v.load(id), &record.id).await? {
+        if let Some(token) = self.secrets(&record.id).await?.token {
             let signed_out =
                 match Client::new(&record.server_url, &self.tls, record.allow_insecure_http) {
                     Ok(client) => client.sign_out(&token).await,

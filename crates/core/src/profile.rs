@@ -37,6 +37,10 @@ pub enum ConnState {
     SignedOut,
     /// Signed in, but not running in this process.
     Stopped,
+    /// The profile's database does not open with the key in this keyring (the folder was
+    /// copied from elsewhere, or the keyring was replaced): nothing runs and nothing is
+    /// changed. The detail says so; removing the profile and signing in again is the way out.
+    Locked(String),
 }
 
 /// What the core tells its front ends.

@@ -85,7 +85,7 @@ pub struct Registry {
 impl Registry {
     pub async fn open(path: &Path) -> Result<Self> {
         Ok(Self {
-            pool: crate::db::open(path, &MIGRATOR).await?,
+            pool: crate::db::open(path, &MIGRATOR, None).await?,
         })
     }
 

@@ -12,6 +12,7 @@ use switchboard_protocol::messaging::Target;
 
 use crate::account::{Payment, PendingPayment};
 use crate::error::{CoreError, Result};
+use crate::vault::DatabaseKey;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/profile");
 
@@ -63,9 +64,10 @@ pub struct ProfileStore {
 }
 
 impl ProfileStore {
-    pub async fn open(path: &Path) -> Result<Self> {
+    /// Opens the profile's database, encrypted under `key` (a plain one is encrypted first).
+    pub async fn open(path: &Path, key: &DatabaseKey) -> Result<Self> {
         Ok(Self {
-            pool: crate::db::open(path, &MIGRATOR).await?,
+            pool: crate::db::open(path, &MIGRATOR, Some(key)).await?,
         })
     }
 
@@ -468,7 +470,8 @@ mod tests {
         use crate::account::Payment;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("profile.db");
-        let s = ProfileStore::open(&path).await.unwrap();
+        let key = DatabaseKey::generate().unwrap();
+        let s = ProfileStore::open(&path, &key).await.unwrap();
         let rent = Payment::Transfer {
             to: "bob".into(),
             amount: 2_500,
@@ -483,7 +486,7 @@ mod tests {
             .unwrap();
         s.close().await;
 
-        let s = ProfileStore::open(&path).await.unwrap();
+        let s = ProfileStore::open(&path, &key).await.unwrap();
         let pending = s.pending_payments().await.unwrap();
         let kept: Vec<(&str, &Payment, &str)> = pending
             .iter()
@@ -516,9 +519,12 @@ mod tests {
     #[tokio::test]
     async fn events_apply_once_in_order_and_build_conversations() {
         let dir = tempfile::tempdir().unwrap();
-        let s = ProfileStore::open(&dir.path().join("profile.db"))
-            .await
-            .unwrap();
+        let s = ProfileStore::open(
+            &dir.path().join("profile.db"),
+            &DatabaseKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             s.apply(&message_event(1, "bob", "alice", "hi alice"), "alice")
                 .await
@@ -560,9 +566,12 @@ mod tests {
     #[tokio::test]
     async fn a_batch_applies_in_one_go_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
-        let s = ProfileStore::open(&dir.path().join("profile.db"))
-            .await
-            .unwrap();
+        let s = ProfileStore::open(
+            &dir.path().join("profile.db"),
+            &DatabaseKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
         let batch: Vec<Event> = (1..=3)
             .map(|i| message_event(i, "bob", "alice", &format!("m{i}")))
             .collect();
@@ -589,12 +598,18 @@ mod tests {
     #[tokio::test]
     async fn a_batch_ends_exactly_where_applying_one_event_at_a_time_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let one = ProfileStore::open(&dir.path().join("one.db"))
-            .await
-            .unwrap();
-        let many = ProfileStore::open(&dir.path().join("many.db"))
-            .await
-            .unwrap();
+        let one = ProfileStore::open(
+            &dir.path().join("one.db"),
+            &DatabaseKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
+        let many = ProfileStore::open(
+            &dir.path().join("many.db"),
+            &DatabaseKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
         for s in [&one, &many] {
             s.enqueue("c2", "bob", "mine", 0).await.unwrap();
             s.enqueue("c9", "carol", "still queued", 0).await.unwrap();
@@ -657,9 +672,12 @@ mod tests {
     #[tokio::test]
     async fn a_sent_message_leaves_the_outbox_when_it_comes_back_through_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let s = ProfileStore::open(&dir.path().join("profile.db"))
-            .await
-            .unwrap();
+        let s = ProfileStore::open(
+            &dir.path().join("profile.db"),
+            &DatabaseKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
         s.enqueue("c1", "bob", "queued", 0).await.unwrap();
         s.enqueue("c9", "bob", "later", 0).await.unwrap();
         assert_eq!(s.outbox().await.unwrap().len(), 2);
@@ -674,9 +692,12 @@ mod tests {
     #[tokio::test]
     async fn a_kind_this_version_does_not_know_is_kept_and_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let s = ProfileStore::open(&dir.path().join("profile.db"))
-            .await
-            .unwrap();
+        let s = ProfileStore::open(
+            &dir.path().join("profile.db"),
+            &DatabaseKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
         let sticker: Event = serde_json::from_str(
             r#"{"seq":1,"kind":"sticker.new","at":"2026-11-21T10:00:00Z","data":{"x":1}}"#,
         )
