@@ -1,5 +1,6 @@
 //! Crash safety: `kill -9` the service while transfers stream in, restart it, and check that
-//! the ledger holds every invariant and every acknowledged transfer is there exactly once.
+//! the ledger holds every invariant and every acknowledged transfer is there exactly once;
+//! the same for messages, which SQLite writes many to a transaction (group commit).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -216,6 +217,152 @@ async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
     child.kill();
     let (ok, said) = ledger_check(&db, &home);
     assert!(ok, "{said}");
+}
+
+/// Senders post at once, so the writer commits many messages together; `kill -9` mid-stream.
+/// Every message acknowledged before a crash is in the recipient's log after it, once; a
+/// retry of any sent `client_id` is answered with the same message and never adds one.
+#[tokio::test]
+async fn kill_dash_nine_while_messages_stream_in_loses_no_acknowledged_message() {
+    let test_db = TestDb::new(Backend::from_env()).await;
+    let (db, home) = (test_db.url.clone(), test_db.dir().to_path_buf());
+    let http = reqwest::Client::new();
+    let env = [("SWITCHBOARD_LIMITS_MESSAGES_PER_MINUTE", "1000000")];
+    let mut child = NodeProcess::spawn(&db, &home, &env);
+    let mut base = child.base.clone();
+    let alice = register_remote(&http, &base, "+8613800138001", "alice_w").await;
+    let bob = register_remote(&http, &base, "+8613800138002", "bob_the_2nd").await;
+    let (_, r) = post(
+        &http,
+        format!("{base}/v1/contacts/requests"),
+        Some(&alice),
+        json!({"public_id": "bob_the_2nd"}),
+    )
+    .await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    post(
+        &http,
+        format!("{base}/v1/contacts/requests/{rid}/accept"),
+        Some(&bob),
+        json!({}),
+    )
+    .await;
+
+    // Every message ever sent: (client_id, body, message id once acknowledged).
+    let mut sent: Vec<(String, String, Option<String>)> = Vec::new();
+    for crash in 0..2u64 {
+        let mut senders = tokio::task::JoinSet::new();
+        for w in 0..8 {
+            let (http, base, alice) = (http.clone(), base.clone(), alice.clone());
+            senders.spawn(async move {
+                let mut mine = Vec::new();
+                for n in 0u32.. {
+                    let client_id = format!("00000000-0000-4000-{crash:04}-{w:04}{n:08}");
+                    let text = format!("m {crash} {w} {n}");
+                    mine.push((client_id.clone(), text.clone(), None));
+                    let body = json!({"client_id": client_id, "to": "bob_the_2nd", "body": text});
+                    match http
+                        .post(format!("{base}/v1/messages"))
+                        .bearer_auth(&alice)
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 201 => {
+                            let v: Value = r.json().await.unwrap_or(Value::Null);
+                            if let Some(id) = v["id"].as_str() {
+                                mine.last_mut().unwrap().2 = Some(id.to_string());
+                            }
+                        }
+                        _ => return mine,
+                    }
+                }
+                mine
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300 + 200 * crash)).await;
+        child.kill();
+        for mine in senders.join_all().await {
+            sent.extend(mine);
+        }
+        child = NodeProcess::spawn(&db, &home, &env);
+        base = child.base.clone();
+    }
+    let acked: Vec<&(String, String, Option<String>)> =
+        sent.iter().filter(|s| s.2.is_some()).collect();
+    assert!(
+        acked.len() > 50,
+        "the load reached the writer: {} acknowledged",
+        acked.len()
+    );
+
+    let bobs_messages = |base: String, bob: String| {
+        let http = http.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut since = 0;
+            loop {
+                let page: Value = http
+                    .get(format!("{base}/v1/sync?since={since}&limit=1000"))
+                    .bearer_auth(&bob)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                for e in page["events"].as_array().unwrap() {
+                    if e["kind"] == "message.new" {
+                        ids.push(e["data"]["id"].as_str().unwrap().to_string());
+                    }
+                }
+                since = page["next"].as_i64().unwrap();
+                if page["more"] != true {
+                    return ids;
+                }
+            }
+        }
+    };
+    let before_retries = bobs_messages(base.clone(), bob.clone()).await;
+    let have: HashSet<&String> = before_retries.iter().collect();
+    assert_eq!(
+        have.len(),
+        before_retries.len(),
+        "no message twice in the log"
+    );
+    for (client_id, _, id) in &acked {
+        assert!(
+            have.contains(id.as_ref().unwrap()),
+            "{client_id} was acknowledged and then lost"
+        );
+    }
+    for (client_id, text, acked) in &sent {
+        let (st, v) = post(
+            &http,
+            format!("{base}/v1/messages"),
+            Some(&alice),
+            json!({"client_id": client_id, "to": "bob_the_2nd", "body": text}),
+        )
+        .await;
+        assert_eq!(st, 201, "{client_id}: {v}");
+        if let Some(acked) = acked {
+            assert_eq!(v["id"].as_str(), Some(acked.as_str()), "{client_id}");
+        }
+    }
+    let after = bobs_messages(base.clone(), bob.clone()).await;
+    let unique: HashSet<&String> = after.iter().collect();
+    assert_eq!(
+        unique.len(),
+        after.len(),
+        "no message twice after the retries"
+    );
+    assert_eq!(after.len(), sent.len(), "each client_id once");
+    println!(
+        "2 kill -9 crashes, {} messages sent, {} acknowledged before the crash",
+        sent.len(),
+        acked.len()
+    );
+    child.kill();
 }
 
 #[tokio::test]

@@ -527,3 +527,56 @@ async fn concurrent_senders_keep_each_senders_order_in_the_recipients_log() {
         assert_eq!(mine, expected, "each sender's messages in the order sent");
     }
 }
+
+/// Retries of one message racing each other and new messages (on SQLite they meet in one
+/// group commit): every copy is answered with the one message, each new one lands, and the
+/// recipient's log holds each once.
+#[tokio::test]
+async fn racing_retries_of_one_client_id_make_one_message_beside_the_others() {
+    let s = TestServer::start().await;
+    let bob = s.user(0, "bob_the_2nd").await;
+    let alice = s.user(1, "alice_w").await;
+    s.befriend(&alice, &bob).await;
+    let retried = uuid::Uuid::new_v4().to_string();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let (url, token) = (s.url("/v1/messages"), alice.token.clone());
+        let (client_id, body) = if i % 2 == 0 {
+            (retried.clone(), "the retried one".to_string())
+        } else {
+            (uuid::Uuid::new_v4().to_string(), format!("new {i}"))
+        };
+        set.spawn(async move {
+            let r = reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"client_id": client_id, "to": "bob_the_2nd", "body": body}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (
+                status,
+                v["body"].as_str().unwrap_or("").to_string(),
+                v["id"].as_str().unwrap_or("").to_string(),
+            )
+        });
+    }
+    let answers = set.join_all().await;
+    assert!(answers.iter().all(|(st, ..)| *st == 201), "{answers:?}");
+    let retried_ids: std::collections::HashSet<&String> = answers
+        .iter()
+        .filter(|(_, body, _)| body == "the retried one")
+        .map(|(_, _, id)| id)
+        .collect();
+    assert_eq!(retried_ids.len(), 1, "every copy answered with one message");
+    let events = all_events(&s, &bob, 100).await;
+    let msgs = of_kind(&events, "message.new");
+    assert_eq!(msgs.len(), 13, "12 new ones and the retried one once");
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "a log without gaps: {seqs:?}"
+    );
+}

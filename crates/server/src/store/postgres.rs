@@ -91,6 +91,10 @@ impl PgStore {
         Ok(Self {
             write: pool.clone(),
             read: pool,
+            // Each message in its own transaction: many connections write at once here, and
+            // one writer per node taking every sender's budget lock in arrival order could
+            // deadlock against another node's writer.
+            messages: None,
         })
     }
 }

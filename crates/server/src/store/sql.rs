@@ -74,6 +74,145 @@ pub struct SqlStore {
     /// beats its busy handler); on PostgreSQL the same pool as `read`.
     pub(super) write: Pool<Db>,
     pub(super) read: Pool<Db>,
+    /// The group-commit writer's queue, where the backend has one (SQLite): messages are
+    /// written by one task, many to a transaction. `None`: each message in its own.
+    pub(super) messages: Option<tokio::sync::mpsc::Sender<MessageJob>>,
+}
+
+/// The SQLite backend's group-commit writer (PostgreSQL writes each message in its own
+/// transaction; this file is compiled for both, hence the allowance).
+#[allow(dead_code)]
+mod group_commit {
+    use super::*;
+
+    /// A message waiting for the group-commit writer, and where its answer goes.
+    pub(in super::super) struct MessageJob {
+        pub(super) row: MessageRow,
+        pub(super) events: Vec<NewEvent>,
+        pub(super) charges: Vec<Charge>,
+        pub(super) done: tokio::sync::oneshot::Sender<StoreResult<Vec<EventRow>>>,
+    }
+
+    /// Most messages in one group commit: enough to amortise a commit, few enough that one
+    /// transaction never holds the only write connection for long.
+    const GROUP_MAX: usize = 256;
+
+    /// The group-commit writer: takes every message waiting (up to [`GROUP_MAX`]; it never waits
+    /// for more, the queue fills while the previous commit runs), writes them in one transaction
+    /// and answers each only after the commit, so an acknowledged message is durable as before.
+    /// Each message's checks (its budgets, its `client_id`) come before any of its writes, so a
+    /// refused one leaves nothing behind and the others commit. The task ends when the store,
+    /// which holds the queue's only sender, is dropped.
+    pub(in super::super) fn spawn_message_writer(
+        write: Pool<Db>,
+    ) -> tokio::sync::mpsc::Sender<MessageJob> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<MessageJob>(4 * GROUP_MAX);
+        tokio::spawn(async move {
+            let mut group = Vec::with_capacity(GROUP_MAX);
+            while rx.recv_many(&mut group, GROUP_MAX).await > 0 {
+                commit_group(&write, std::mem::take(&mut group)).await;
+            }
+        });
+        tx
+    }
+
+    /// How one message of a group fared before the commit.
+    enum Staged {
+        /// Written, with this many events to append.
+        Written(usize),
+        /// Refused before anything of it was written (over budget, a duplicate).
+        Refused(StoreError),
+    }
+
+    async fn commit_group(write: &Pool<Db>, group: Vec<MessageJob>) {
+        let outcome: StoreResult<(Vec<Staged>, Vec<EventRow>)> = async {
+            let mut tx = write.begin().await?;
+            let mut staged = Vec::with_capacity(group.len());
+            let mut stamped = Vec::new();
+            for job in &group {
+                match stage_message(&mut tx, job).await? {
+                    Ok(()) => {
+                        stamped.extend(job.events.iter().map(|e| (e, job.row.sent_at)));
+                        staged.push(Staged::Written(job.events.len()));
+                    }
+                    Err(refused) => staged.push(Staged::Refused(refused)),
+                }
+            }
+            let rows = append_stamped(&mut tx, &stamped).await?;
+            tx.commit().await?;
+            Ok((staged, rows))
+        }
+        .await;
+        match outcome {
+            Ok((staged, rows)) => {
+                let mut rows = rows.into_iter();
+                for (job, staged) in group.into_iter().zip(staged) {
+                    let answer = match staged {
+                        Staged::Written(n) => Ok(rows.by_ref().take(n).collect()),
+                        Staged::Refused(e) => Err(e),
+                    };
+                    // A caller that stopped waiting (its client went away) still had its
+                    // message committed, as with a direct write.
+                    let _ = job.done.send(answer);
+                }
+            }
+            Err(e) => {
+                // Nothing of the group was committed: every message gets the failure (a retry of
+                // any of them with its client_id is safe).
+                let failure = match &e {
+                    StoreError::Database(d) => d.clone(),
+                    other => DbError::invariant(other.to_string()),
+                };
+                for job in group {
+                    let _ = job.done.send(Err(StoreError::Database(failure.clone())));
+                }
+            }
+        }
+    }
+
+    /// Checks one message of a group (its budgets, then its `client_id` by inserting it) and
+    /// only then charges its budgets. The inner `Err` is a refusal with nothing of the message
+    /// written; the outer one a database failure that ends the whole group.
+    async fn stage_message(tx: &mut Tx, job: &MessageJob) -> StoreResult<Result<(), StoreError>> {
+        let mut takes = Vec::with_capacity(job.charges.len());
+        for (i, c) in job.charges.iter().enumerate() {
+            let take = charge_check(tx, c).await?;
+            if !take.taken {
+                return Ok(Err(StoreError::OverBudget { charge: i, take }));
+            }
+            takes.push(take);
+        }
+        match insert_message(tx, &job.row).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate) => return Ok(Err(StoreError::Duplicate)),
+            Err(e) => return Err(e),
+        }
+        for c in &job.charges {
+            charge_write(tx, c).await?;
+        }
+        Ok(Ok(()))
+    }
+}
+pub(super) use group_commit::MessageJob;
+#[allow(unused_imports)] // PostgreSQL's build has no writer task
+pub(super) use group_commit::spawn_message_writer;
+
+async fn insert_message(tx: &mut Tx, row: &MessageRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&row.id)
+    .bind(&row.sender_id)
+    .bind(&row.client_id)
+    .bind(&row.target)
+    .bind(&row.body)
+    .bind(row.sent_at)
+    .bind(&row.data)
+    .execute(&mut **tx)
+    .await
+    .map_err(duplicate)?;
+    Ok(())
 }
 
 fn count(n: i64) -> u32 {
@@ -1340,6 +1479,24 @@ impl Store for SqlStore {
         events: &[NewEvent],
         charges: &[Charge],
     ) -> StoreResult<Vec<EventRow>> {
+        if let Some(writer) = &self.messages {
+            let (done, answer) = tokio::sync::oneshot::channel();
+            let job = MessageJob {
+                row: row.clone(),
+                events: events.to_vec(),
+                charges: charges.to_vec(),
+                done,
+            };
+            let gone = || {
+                StoreError::Database(DbError {
+                    kind: DbErrorKind::Unavailable,
+                    constraint: None,
+                    message: "the message writer stopped".into(),
+                })
+            };
+            writer.send(job).await.map_err(|_| gone())?;
+            return answer.await.map_err(|_| gone())?;
+        }
         in_tx!(self, |tx| {
             for (i, c) in charges.iter().enumerate() {
                 let take = charge(&mut tx, c).await?;
@@ -1347,20 +1504,7 @@ impl Store for SqlStore {
                     return Err(StoreError::OverBudget { charge: i, take });
                 }
             }
-            sqlx::query(
-                "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&row.id)
-            .bind(&row.sender_id)
-            .bind(&row.client_id)
-            .bind(&row.target)
-            .bind(&row.body)
-            .bind(row.sent_at)
-            .bind(&row.data)
-            .execute(&mut *tx)
-            .await
-            .map_err(duplicate)?;
+            insert_message(&mut tx, row).await?;
             append(&mut tx, events, row.sent_at).await
         })
     }
@@ -1534,6 +1678,16 @@ async fn revoke_all(
 /// when they do not. Units are summed per slice of the window (a twentieth of it), and a
 /// slice counts while its newest unit is in the window (see migration 0004).
 async fn charge(tx: &mut Tx, c: &Charge) -> StoreResult<RateTake> {
+    let take = charge_check(tx, c).await?;
+    if take.taken {
+        charge_write(tx, c).await?;
+    }
+    Ok(take)
+}
+
+/// Whether `c` fits its budget (locking the budget's key until the transaction ends), writing
+/// nothing: `taken` says what [`charge_write`] would make of it.
+async fn charge_check(tx: &mut Tx, c: &Charge) -> StoreResult<RateTake> {
     lock_keys(tx, &[format!("rate:{}:{}", c.scope, c.key)]).await?;
     let (used, oldest): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT CAST(SUM(units) AS BIGINT), MIN(last_at) FROM rate_budgets \
@@ -1552,6 +1706,15 @@ async fn charge(tx: &mut Tx, c: &Charge) -> StoreResult<RateTake> {
             oldest,
         });
     }
+    Ok(RateTake {
+        taken: true,
+        used: used + u64::from(c.units),
+        oldest: Some(oldest.map_or(c.now, |o| o.min(c.now))),
+    })
+}
+
+/// Records `c`'s units in the current twentieth of its window.
+async fn charge_write(tx: &mut Tx, c: &Charge) -> StoreResult<()> {
     let slice = c.now / ((c.now - c.since) / 20).max(1);
     sqlx::query(
         "INSERT INTO rate_budgets (scope, key, slice, units, last_at) VALUES ($1, $2, $3, $4, $5) \
@@ -1566,11 +1729,7 @@ async fn charge(tx: &mut Tx, c: &Charge) -> StoreResult<RateTake> {
     .bind(c.now)
     .execute(&mut **tx)
     .await?;
-    Ok(RateTake {
-        taken: true,
-        used: used + u64::from(c.units),
-        oldest: Some(oldest.map_or(c.now, |o| o.min(c.now))),
-    })
+    Ok(())
 }
 
 pub(super) async fn append(
@@ -1578,8 +1737,15 @@ pub(super) async fn append(
     events: &[NewEvent],
     now: Millis,
 ) -> StoreResult<Vec<EventRow>> {
+    let stamped: Vec<(&NewEvent, Millis)> = events.iter().map(|e| (e, now)).collect();
+    append_stamped(tx, &stamped).await
+}
+
+/// Appends events, each at its own time (a group commit writes many messages' events at
+/// once), in the order given; their rows come back in that order.
+async fn append_stamped(tx: &mut Tx, events: &[(&NewEvent, Millis)]) -> StoreResult<Vec<EventRow>> {
     let mut per_account: BTreeMap<&str, i64> = BTreeMap::new();
-    for e in events {
+    for (e, _) in events {
         *per_account.entry(e.account_id.as_str()).or_default() += 1;
     }
     // Two statements per slice whatever the number of accounts, never two per event: a group
@@ -1612,7 +1778,7 @@ pub(super) async fn append(
         }
     }
     let mut out = Vec::with_capacity(events.len());
-    for e in events {
+    for (e, at) in events {
         let slot = next.get_mut(e.account_id.as_str()).ok_or_else(|| {
             StoreError::Database(DbError::invariant("event head missing for an account"))
         })?;
@@ -1620,7 +1786,7 @@ pub(super) async fn append(
             account_id: e.account_id.clone(),
             seq: *slot,
             kind: e.kind.to_string(),
-            at: now,
+            at: *at,
             data: e.data.clone(),
         });
         *slot += 1;

@@ -89,6 +89,11 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { write, read })
+        let messages = Some(sql::spawn_message_writer(write.clone()));
+        Ok(Self {
+            write,
+            read,
+            messages,
+        })
     }
 }
