@@ -68,16 +68,12 @@ async fn post(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
-    let test_db = TestDb::new(Backend::from_env()).await;
-    let (db, home) = (test_db.url.clone(), test_db.dir().to_path_buf());
-    let http = reqwest::Client::new();
-    let (mut child, base) = spawn(&db, &home);
-    let alice = register_remote(&http, &base, "+8613800138001", "alice_w").await;
-    let bob = register_remote(&http, &base, "+8613800138002", "bob_the_2nd").await;
+/// Two accounts that are contacts: (alice's token, bob's token).
+async fn alice_and_bob(http: &reqwest::Client, base: &str) -> (String, String) {
+    let alice = register_remote(http, base, "+8613800138001", "alice_w").await;
+    let bob = register_remote(http, base, "+8613800138002", "bob_the_2nd").await;
     let (_, r) = post(
-        &http,
+        http,
         format!("{base}/v1/contacts/requests"),
         Some(&alice),
         json!({"public_id": "bob_the_2nd"}),
@@ -85,12 +81,22 @@ async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
     .await;
     let rid = r["id"].as_str().unwrap().to_string();
     post(
-        &http,
+        http,
         format!("{base}/v1/contacts/requests/{rid}/accept"),
         Some(&bob),
         json!({}),
     )
     .await;
+    (alice, bob)
+}
+
+#[tokio::test]
+async fn kill_dash_nine_during_transfers_loses_and_duplicates_nothing() {
+    let test_db = TestDb::new(Backend::from_env()).await;
+    let (db, home) = (test_db.url.clone(), test_db.dir().to_path_buf());
+    let http = reqwest::Client::new();
+    let (mut child, base) = spawn(&db, &home);
+    let (alice, bob) = alice_and_bob(&http, &base).await;
     let initial = 1_000_000;
     post(
         &http,
@@ -230,23 +236,7 @@ async fn kill_dash_nine_while_messages_stream_in_loses_no_acknowledged_message()
     let env = [("SWITCHBOARD_LIMITS_MESSAGES_PER_MINUTE", "1000000")];
     let mut child = NodeProcess::spawn(&db, &home, &env);
     let mut base = child.base.clone();
-    let alice = register_remote(&http, &base, "+8613800138001", "alice_w").await;
-    let bob = register_remote(&http, &base, "+8613800138002", "bob_the_2nd").await;
-    let (_, r) = post(
-        &http,
-        format!("{base}/v1/contacts/requests"),
-        Some(&alice),
-        json!({"public_id": "bob_the_2nd"}),
-    )
-    .await;
-    let rid = r["id"].as_str().unwrap().to_string();
-    post(
-        &http,
-        format!("{base}/v1/contacts/requests/{rid}/accept"),
-        Some(&bob),
-        json!({}),
-    )
-    .await;
+    let (alice, bob) = alice_and_bob(&http, &base).await;
 
     // Every message ever sent: (client_id, body, message id once acknowledged).
     let mut sent: Vec<(String, String, Option<String>)> = Vec::new();
@@ -296,34 +286,15 @@ async fn kill_dash_nine_while_messages_stream_in_loses_no_acknowledged_message()
         acked.len()
     );
 
-    let bobs_messages = |base: String, bob: String| {
-        let http = http.clone();
-        async move {
-            let mut ids = Vec::new();
-            let mut since = 0;
-            loop {
-                let page: Value = http
-                    .get(format!("{base}/v1/sync?since={since}&limit=1000"))
-                    .bearer_auth(&bob)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                for e in page["events"].as_array().unwrap() {
-                    if e["kind"] == "message.new" {
-                        ids.push(e["data"]["id"].as_str().unwrap().to_string());
-                    }
-                }
-                since = page["next"].as_i64().unwrap();
-                if page["more"] != true {
-                    return ids;
-                }
-            }
-        }
+    let bobs_messages = async |base: &str| -> Vec<String> {
+        common::sync_all(&http, base, &bob, 0)
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "message.new")
+            .map(|e| e["data"]["id"].as_str().unwrap().to_string())
+            .collect()
     };
-    let before_retries = bobs_messages(base.clone(), bob.clone()).await;
+    let before_retries = bobs_messages(&base).await;
     let have: HashSet<&String> = before_retries.iter().collect();
     assert_eq!(
         have.len(),
@@ -349,7 +320,7 @@ async fn kill_dash_nine_while_messages_stream_in_loses_no_acknowledged_message()
             assert_eq!(v["id"].as_str(), Some(acked.as_str()), "{client_id}");
         }
     }
-    let after = bobs_messages(base.clone(), bob.clone()).await;
+    let after = bobs_messages(&base).await;
     let unique: HashSet<&String> = after.iter().collect();
     assert_eq!(
         unique.len(),
