@@ -7,7 +7,7 @@ use switchboard_core::account::{Envelope, Paid, PendingPayment, Register, Regist
 use switchboard_core::notify::Policy;
 use switchboard_core::stats::Resources;
 use switchboard_core::store::{Conversation, OutboxEntry, StoredMessage};
-use switchboard_core::{ProfileId, ProfileInfo, SignIn};
+use switchboard_core::{ConversationId, ProfileId, ProfileInfo, PublicId, SignIn};
 use switchboard_protocol::auth::{SmsCodeSent, SmsPurpose};
 use switchboard_protocol::messaging::{
     Contact, ContactRequestList, ContactRequestState, Group, UserProfile,
@@ -28,8 +28,9 @@ macro_rules! commands {
             pub async fn $name<R: tauri::Runtime>(
                 window: tauri::WebviewWindow<R>,
                 state: tauri::State<'_, Shell>,
-                $($arg: $ty),*
+                $($arg: crate::ipc::Arg<$ty>),*
             ) -> IpcResult<$ret> {
+                $(let $arg: $ty = $arg.0;)*
                 let $caller = Caller::of(&window);
                 let $shell: &Shell = &state;
                 let $app = tauri::Manager::app_handle(&window).clone();
@@ -135,7 +136,7 @@ commands! {
         Ok(shell.engine.conversations(&profile).await?)
     }
 
-    fn messages(caller, shell, app, profile: ProfileId, conversation: String) -> Vec<StoredMessage> {
+    fn messages(caller, shell, app, profile: ProfileId, conversation: ConversationId) -> Vec<StoredMessage> {
         let profile = caller.act_for(profile)?;
         Ok(shell.engine.messages(&profile, &conversation).await?)
     }
@@ -147,12 +148,12 @@ commands! {
     }
 
     /// Queues a message; it goes out now if online, else on reconnect.
-    fn send_message(caller, shell, app, profile: ProfileId, to: String, body: String) -> OutboxEntry {
+    fn send_message(caller, shell, app, profile: ProfileId, to: ConversationId, body: String) -> OutboxEntry {
         let profile = caller.act_for(profile)?;
         Ok(shell.engine.send(&profile, &to, &body).await?)
     }
 
-    fn mark_read(caller, shell, app, profile: ProfileId, conversation: String) -> () {
+    fn mark_read(caller, shell, app, profile: ProfileId, conversation: ConversationId) -> () {
         let profile = caller.act_for(profile)?;
         shell.engine.mark_read(&profile, &conversation).await?;
         shell.refresh_tray(&app).await;
@@ -161,7 +162,7 @@ commands! {
 
     /// The conversation this window shows (none: a list or another page); while the window has
     /// focus it raises no notifications.
-    fn set_open_conversation(caller, shell, app, profile: ProfileId, conversation: Option<String>) -> () {
+    fn set_open_conversation(caller, shell, app, profile: ProfileId, conversation: Option<ConversationId>) -> () {
         let profile = caller.act_for(profile)?;
         shell.set_open_conversation(&caller, profile, conversation);
         Ok(())
@@ -182,7 +183,7 @@ commands! {
         Ok(hits)
     }
 
-    fn find_user(caller, shell, app, profile: ProfileId, public_id: String) -> UserProfile {
+    fn find_user(caller, shell, app, profile: ProfileId, public_id: PublicId) -> UserProfile {
         let profile = caller.act_for(profile)?;
         Ok(shell.engine.find_user(&profile, &public_id).await?)
     }
@@ -197,7 +198,7 @@ commands! {
         Ok(shell.engine.contact_requests(&profile).await?)
     }
 
-    fn request_contact(caller, shell, app, profile: ProfileId, public_id: String, note: String) -> ContactRequestState {
+    fn request_contact(caller, shell, app, profile: ProfileId, public_id: PublicId, note: String) -> ContactRequestState {
         let profile = caller.act_for(profile)?;
         Ok(shell.engine.request_contact(&profile, &public_id, &note).await?)
     }
@@ -212,7 +213,7 @@ commands! {
         Ok(shell.engine.groups(&profile).await?)
     }
 
-    fn create_group(caller, shell, app, profile: ProfileId, name: String, members: Vec<String>) -> Group {
+    fn create_group(caller, shell, app, profile: ProfileId, name: String, members: Vec<PublicId>) -> Group {
         let profile = caller.act_for(profile)?;
         Ok(shell.engine.create_group(&profile, &name, members).await?)
     }
@@ -238,7 +239,7 @@ commands! {
         Ok(shell.engine.top_up(&profile, amount, confirmed).await?)
     }
 
-    fn transfer(caller, shell, app, profile: ProfileId, to: String, amount: i64, note: String, confirmed: bool) -> MoneyMoved {
+    fn transfer(caller, shell, app, profile: ProfileId, to: PublicId, amount: i64, note: String, confirmed: bool) -> MoneyMoved {
         let profile = caller.act_for(profile)?;
         Ok(shell.engine.transfer(&profile, &to, amount, &note, confirmed).await?)
     }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use switchboard_core::{CoreError, ProfileId};
+use tauri::ipc::{CommandArg, CommandItem, InvokeError};
 use tauri::{Runtime, WebviewWindow};
 
 /// An error as the UI sees it: a stable `code` to branch on (the service's own codes, core's,
@@ -32,6 +33,28 @@ impl From<CoreError> for IpcError {
 }
 
 pub type IpcResult<T> = Result<T, IpcError>;
+
+/// A command's argument, read as Tauri reads it (missing keys, `null` for `Option`), but
+/// refused as an [`IpcError`] with the code `invalid`, not Tauri's bare string: a malformed id
+/// (a group id without its `g_`, a public ID with a space) is refused as it crosses IPC, and
+/// the UI can branch on that like on any other error.
+pub struct Arg<T>(pub T);
+
+impl<'de, R: Runtime, T: CommandArg<'de, R>> CommandArg<'de, R> for Arg<T> {
+    fn from_command(command: CommandItem<'de, R>) -> Result<Self, InvokeError> {
+        T::from_command(command).map(Arg).map_err(|e| {
+            let message = match e.0 {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            InvokeError::from(IpcError {
+                code: "invalid".into(),
+                message,
+                public_ids: None,
+            })
+        })
+    }
+}
 
 /// The label of a profile's own window: it names the profile by id.
 pub fn profile_window_label(profile_id: &ProfileId) -> String {

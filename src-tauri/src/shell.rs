@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use switchboard_core::store::StoredMessage;
-use switchboard_core::{CoreError, Engine, ProfileEvent, ProfileId};
+use switchboard_core::{ConversationId, CoreError, Engine, ProfileEvent, ProfileId};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
@@ -92,7 +92,7 @@ pub struct Shell {
     /// The task forwarding the core's events to the windows; stopped with the shell.
     forwarding: Mutex<Option<OwnedTask>>,
     /// Window label → (profile, open conversation), reported by each window.
-    open: Mutex<HashMap<String, (ProfileId, Option<String>)>>,
+    open: Mutex<HashMap<String, (ProfileId, Option<ConversationId>)>>,
     /// The window that has focus, if any of ours.
     focused: Mutex<Option<String>>,
     do_not_disturb: Mutex<bool>,
@@ -221,7 +221,7 @@ impl Shell {
         &self,
         caller: &Caller,
         profile: ProfileId,
-        conversation: Option<String>,
+        conversation: Option<ConversationId>,
     ) {
         if let Some(label) = Self::label_of(caller) {
             lock(&self.open).insert(label, (profile, conversation));

@@ -141,6 +141,55 @@ fn errors_cross_ipc_as_a_code_and_a_message() {
     assert!(bad["message"].as_str().unwrap().contains("nobody"), "{bad}");
 }
 
+/// An id the page sends is checked as it crosses IPC, before any core call: a malformed group
+/// id is refused with the typed `invalid` code the UI branches on, never sent on as a public
+/// ID (it has no `g_` shape) nor passed to the service.
+#[test]
+fn a_malformed_group_id_from_the_page_is_refused_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let main = window(&app, "main", dir.path());
+    let refused = |cmd: &str, args: serde_json::Value| {
+        let err = call(&main, cmd, args).unwrap_err();
+        assert_eq!(err["code"], "invalid", "{cmd}: {err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("not a group id"),
+            "{cmd}: the message says what is wrong: {err}"
+        );
+    };
+    refused(
+        "send_message",
+        serde_json::json!({"profile": "p_a", "to": "g_", "body": "hi"}),
+    );
+    refused(
+        "messages",
+        serde_json::json!({"profile": "p_a", "conversation": "g_x/../y"}),
+    );
+    refused(
+        "send_red_envelope",
+        serde_json::json!({"profile": "p_a", "confirmed": false, "envelope": {
+            "to": "g_ team", "total": 100, "count": 1, "mode": "equal", "greeting": ""
+        }}),
+    );
+    // A public ID is no group id, and a group id no public ID.
+    let err = call(
+        &main,
+        "transfer",
+        serde_json::json!({"profile": "p_a", "to": "g_team", "amount": 1, "note": "", "confirmed": false}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
+
+    // Well-formed ids pass and reach the core, which has no such profile.
+    let passed = call(
+        &main,
+        "send_message",
+        serde_json::json!({"profile": "p_a", "to": "g_team", "body": "hi"}),
+    )
+    .unwrap_err();
+    assert_eq!(passed["code"], "no_such_profile", "{passed}");
+}
+
 /// A message to profile `profile` from the service, with `body`.
 fn message(profile: &str, seq: i64, body: &str) -> ProfileEvent {
     let event: Event = serde_json::from_value(serde_json::json!({
@@ -384,8 +433,8 @@ fn a_profile_named_like_another_profiles_id_never_stands_in_for_it() {
             color: "#2f6fed".into(),
             position: 0,
             server_url: "http://127.0.0.1:9".into(),
-            account_id: format!("a_{id}"),
-            public_id: format!("{id}_pid"),
+            account_id: format!("a_{id}").parse().unwrap(),
+            public_id: format!("{id}_pid").parse().unwrap(),
             session_id: "s".into(),
             created_at: 0,
             history_until: 0,

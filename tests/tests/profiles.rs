@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use switchboard_core::notify::{Policy, Preview, RecordingSink};
 use switchboard_core::vault::{DatabaseKey, MemoryVault, Vault};
-use switchboard_core::{ConnState, Engine, ProfileEventKind, ProfileId, SignIn, TlsConfig};
+use switchboard_core::{
+    ConnState, ConversationId, Engine, ProfileEventKind, ProfileId, PublicId, SignIn, TlsConfig,
+};
 use switchboard_protocol::events::{EventBody, SyncPage};
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
 
@@ -30,11 +32,20 @@ async fn id(engine: &Engine, name: &str) -> ProfileId {
     engine.profile_id_by_name_or_id(name).await.unwrap()
 }
 
+/// A conversation as a person would type it.
+fn to(typed: &str) -> ConversationId {
+    ConversationId::parse(typed).expect("the tests' ids are well formed")
+}
+
+fn public(typed: &str) -> PublicId {
+    PublicId::parse(typed).expect("the tests' public IDs are well formed")
+}
+
 /// Waits until `profile` has stored a message from Bob with this body.
 async fn wait_for_message(engine: &Engine, profile: &str, body: &str) {
     wait_until(&format!("{profile} stores {body:?}"), async || {
         engine
-            .messages(&id(engine, profile).await, "bob_the_2nd")
+            .messages(&id(engine, profile).await, &to("bob_the_2nd"))
             .await
             .unwrap()
             .iter()
@@ -147,7 +158,7 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
     for (profile, body) in [("Work", "the report is due"), ("Personal", "dinner at 7?")] {
         wait_until("the message is stored", async || {
             w.engine
-                .messages(&id(&w.engine, profile).await, "bob_the_2nd")
+                .messages(&id(&w.engine, profile).await, &to("bob_the_2nd"))
                 .await
                 .unwrap()
                 .iter()
@@ -156,7 +167,7 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
         .await;
         let msgs = w
             .engine
-            .messages(&id(&w.engine, profile).await, "bob_the_2nd")
+            .messages(&id(&w.engine, profile).await, &to("bob_the_2nd"))
             .await
             .unwrap();
         assert_eq!(msgs.len(), 1, "{profile} holds only its own message");
@@ -207,7 +218,11 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
 async fn a_sent_message_goes_out_once_and_comes_back_into_the_profile() {
     let w = world().await;
     w.engine
-        .send(&id(&w.engine, "Work").await, "bob_the_2nd", "on my way")
+        .send(
+            &id(&w.engine, "Work").await,
+            &to("bob_the_2nd"),
+            "on my way",
+        )
         .await
         .unwrap();
     wait_for_message(&w.engine, "Work", "on my way").await;
@@ -232,7 +247,7 @@ async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() 
     bob_says(&w, "alice_work", "before").await;
     wait_until("stored", async || {
         !w.engine
-            .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
+            .messages(&id(&w.engine, "Work").await, &to("bob_the_2nd"))
             .await
             .unwrap()
             .is_empty()
@@ -257,7 +272,7 @@ async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() 
     wait_for_message(&w.engine, "Personal", "still here").await;
     assert_eq!(
         w.engine
-            .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
+            .messages(&id(&w.engine, "Work").await, &to("bob_the_2nd"))
             .await
             .unwrap()
             .len(),
@@ -479,7 +494,7 @@ async fn a_plain_profile_database_from_before_is_encrypted_at_first_start_withou
     engine.start_all().await.unwrap();
     bob_says(&w, "alice_work", "after the upgrade").await;
     wait_for_message(&engine, "Work", "after the upgrade").await;
-    let bodies = engine.messages(&work, "bob_the_2nd").await.unwrap();
+    let bodies = engine.messages(&work, &to("bob_the_2nd")).await.unwrap();
     assert_eq!(bodies.len(), 31, "every row kept, and the next one added");
     let now = w.vault.load(&work).unwrap();
     assert_eq!(now.token, secrets.token, "the session is kept");
@@ -499,7 +514,7 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     bob_says(&w, "alice_work", "one").await;
     wait_until("stored", async || {
         w.engine
-            .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
+            .messages(&id(&w.engine, "Work").await, &to("bob_the_2nd"))
             .await
             .unwrap()
             .len()
@@ -512,7 +527,7 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     engine.start_all().await.unwrap();
     wait_until("caught up", async || {
         engine
-            .messages(&id(&engine, "Work").await, "bob_the_2nd")
+            .messages(&id(&engine, "Work").await, &to("bob_the_2nd"))
             .await
             .unwrap()
             .len()
@@ -520,7 +535,7 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     })
     .await;
     let bodies: Vec<String> = engine
-        .messages(&id(&engine, "Work").await, "bob_the_2nd")
+        .messages(&id(&engine, "Work").await, &to("bob_the_2nd"))
         .await
         .unwrap()
         .into_iter()
@@ -593,7 +608,7 @@ async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() 
         .unwrap()
         .record
         .id;
-    engine.set_focus(Some((work_id, "bob_the_2nd".into())));
+    engine.set_focus(Some((work_id, to("bob_the_2nd"))));
     bob_says(&w, "alice_work", "seen in the open chat").await;
     bob_says(&w, "alice_home", "elsewhere").await;
     wait_until("the other profile's notification", async || {
@@ -647,16 +662,29 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
         .await;
     }
 
+    // "Live" means the socket is open, not that the backlog (the befriending) is applied: the
+    // counts are taken once each profile has applied every event its account holds.
     let mut before = [0; 2];
-    let r = engine.resources().await.unwrap();
-    for (i, name) in ["A", "B"].iter().enumerate() {
+    for (i, (name, server, user)) in [("A", &a, &alice_a), ("B", &b, &alice_b)]
+        .into_iter()
+        .enumerate()
+    {
+        let page: SyncPage =
+            serde_json::from_value(server.get("/v1/sync?limit=1000", &user.token).await.body)
+                .unwrap();
+        let held = page.events.len() as u64;
         let pid = id(&engine, name).await;
-        before[i] = r
-            .profiles
-            .iter()
-            .find(|p| p.profile == pid)
-            .unwrap()
-            .events_total;
+        wait_until("the backlog is applied", async || {
+            let r = engine.resources().await.unwrap();
+            r.profiles
+                .iter()
+                .find(|p| p.profile == pid)
+                .unwrap()
+                .events_total
+                == held
+        })
+        .await;
+        before[i] = held;
     }
 
     proxy.down();
@@ -670,7 +698,7 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     // Written while offline: queued, in order.
     for body in ["first while offline", "second while offline"] {
         engine
-            .send(&id(&engine, "A").await, "bobby_a", body)
+            .send(&id(&engine, "A").await, &to("bobby_a"), body)
             .await
             .unwrap();
     }
@@ -684,7 +712,7 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     .expect(201);
     wait_until("B delivers while A is down", async || {
         engine
-            .messages(&id(&engine, "B").await, "bobby_b")
+            .messages(&id(&engine, "B").await, &to("bobby_b"))
             .await
             .unwrap()
             .iter()
@@ -699,7 +727,7 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     proxy.up();
     wait_until("A's outbox is delivered", async || {
         engine
-            .messages(&id(&engine, "A").await, "bobby_a")
+            .messages(&id(&engine, "A").await, &to("bobby_a"))
             .await
             .unwrap()
             .len()
@@ -811,13 +839,13 @@ async fn search_finds_messages_across_every_profile() {
     bob_says(&w, "alice_home", "unrelated").await;
     wait_until("all stored", async || {
         w.engine
-            .messages(&id(&w.engine, "Personal").await, "bob_the_2nd")
+            .messages(&id(&w.engine, "Personal").await, &to("bob_the_2nd"))
             .await
             .unwrap()
             .len()
             == 2
             && w.engine
-                .messages(&id(&w.engine, "Work").await, "bob_the_2nd")
+                .messages(&id(&w.engine, "Work").await, &to("bob_the_2nd"))
                 .await
                 .unwrap()
                 .len()
@@ -941,7 +969,7 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
 
     // Work asks Home to be a contact; Home sees and accepts the request.
     engine
-        .request_contact(&id(&engine, "Work").await, "carol_home", "it's me")
+        .request_contact(&id(&engine, "Work").await, &public("carol_home"), "it's me")
         .await
         .unwrap();
     let requests = engine
@@ -957,7 +985,7 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
     assert_eq!(contacts[0].public_id, "carol_home");
     assert!(
         engine
-            .find_user(&id(&engine, "Work").await, "carol_home")
+            .find_user(&id(&engine, "Work").await, &public("carol_home"))
             .await
             .unwrap()
             .is_contact
@@ -986,7 +1014,7 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
     let paid = engine
         .transfer(
             &id(&engine, "Work").await,
-            "carol_home",
+            &public("carol_home"),
             2_550,
             "lunch",
             false,
@@ -996,7 +1024,13 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
     assert_eq!(paid.balance, 7_450);
     // Paying from Home right after paying from Work asks first, and moves nothing.
     let guard = engine
-        .transfer(&id(&engine, "Home").await, "carol_work", 100, "back", false)
+        .transfer(
+            &id(&engine, "Home").await,
+            &public("carol_work"),
+            100,
+            "back",
+            false,
+        )
         .await
         .unwrap_err();
     assert_eq!(guard.code(), "confirm_profile");
@@ -1009,7 +1043,13 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
         2_550
     );
     engine
-        .transfer(&id(&engine, "Home").await, "carol_work", 100, "back", true)
+        .transfer(
+            &id(&engine, "Home").await,
+            &public("carol_work"),
+            100,
+            "back",
+            true,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1121,7 +1161,7 @@ async fn a_profile_signs_in_and_syncs_over_https_and_wss() {
     w.engine
         .send_and_wait(
             &id(&w.engine, "Work").await,
-            "bob_the_2nd",
+            &to("bob_the_2nd"),
             "encrypted reply",
             Duration::from_secs(5),
         )
@@ -1508,7 +1548,7 @@ async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after
     // The answer is lost: the core cannot know whether it paid, and says so.
     proxy.lose_next_answer();
     let lost = engine
-        .transfer(&profile, "bob_is_paid", 2_500, "rent", false)
+        .transfer(&profile, &public("bob_is_paid"), 2_500, "rent", false)
         .await
         .unwrap_err();
     assert_eq!(lost.code(), "payment_pending", "{lost}");
@@ -1518,7 +1558,7 @@ async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after
     assert_eq!(
         pending[0].payment,
         Payment::Transfer {
-            to: "bob_is_paid".into(),
+            to: public("bob_is_paid"),
             amount: 2_500,
             note: "rent".into()
         }
@@ -1552,12 +1592,12 @@ async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after
     // Lost again; the user sends the very same transfer again instead: it is the same payment.
     proxy.lose_next_answer();
     let lost = engine
-        .transfer(&profile, "bob_is_paid", 1_000, "gas", false)
+        .transfer(&profile, &public("bob_is_paid"), 1_000, "gas", false)
         .await
         .unwrap_err();
     assert_eq!(lost.code(), "payment_pending", "{lost}");
     let again = engine
-        .transfer(&profile, "bob_is_paid", 1_000, "gas", false)
+        .transfer(&profile, &public("bob_is_paid"), 1_000, "gas", false)
         .await
         .unwrap();
     assert_eq!(again.balance, 6_500);
@@ -1566,7 +1606,7 @@ async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after
 
     // Once answered, the same transfer again is a new payment, made on purpose.
     let second = engine
-        .transfer(&profile, "bob_is_paid", 1_000, "gas", false)
+        .transfer(&profile, &public("bob_is_paid"), 1_000, "gas", false)
         .await
         .unwrap();
     assert_eq!(second.balance, 5_500);
@@ -1574,7 +1614,13 @@ async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after
 
     // A refusal is an answer: nothing is kept.
     let refused = engine
-        .transfer(&profile, "bob_is_paid", 1_000_000, "too much", false)
+        .transfer(
+            &profile,
+            &public("bob_is_paid"),
+            1_000_000,
+            "too much",
+            false,
+        )
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "insufficient_funds", "{refused}");
@@ -1583,7 +1629,7 @@ async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after
     // Abandoning forgets a pending payment and sends nothing; what the service did stands.
     proxy.lose_next_answer();
     engine
-        .transfer(&profile, "bob_is_paid", 500, "tip", false)
+        .transfer(&profile, &public("bob_is_paid"), 500, "tip", false)
         .await
         .unwrap_err();
     let tip = engine.pending_payments(&profile).await.unwrap();

@@ -3,6 +3,8 @@
 /* eslint-disable */
 import { type Channel, invoke } from "@tauri-apps/api/core";
 
+export type AccountId = string;
+
 export type AccountSummary = { account_id: string, public_id: string, display_name: string, 
 /**
  * The second account of a phone number.
@@ -35,13 +37,11 @@ export type ContactRequestList = { incoming: Array<ContactRequest>, outgoing: Ar
 
 export type ContactRequestState = { id: string, status: RequestStatus, };
 
-export type Conversation = { id: string, kind: string, title: string, last_message_at: string | null, last_body: string | null, unread: number, };
+export type Conversation = { id: ConversationId, kind: string, title: string, last_message_at: string | null, last_body: string | null, unread: number, };
 
-export type Envelope = { 
-/**
- * A contact's public ID or a group id.
- */
-to: string, 
+export type ConversationId = string;
+
+export type Envelope = { to: ConversationId, 
 /**
  * In fen.
  */
@@ -117,11 +117,11 @@ balance: number, };
 
 export type OpenConversation = { profile: ProfileId, conversation: string | null, };
 
-export type OutboxEntry = { position: number, client_id: string, to_id: string, body: string, created_at: number, };
+export type OutboxEntry = { position: number, client_id: string, to_id: ConversationId, body: string, created_at: number, };
 
 export type Paid = { "kind": "moved", "answer": MoneyMoved } | { "kind": "envelope", "answer": RedEnvelope };
 
-export type Payment = { "kind": "top_up", amount: number, } | { "kind": "transfer", to: string, amount: number, note: string, } | { "kind": "red_envelope", envelope: Envelope, };
+export type Payment = { "kind": "top_up", amount: number, } | { "kind": "transfer", to: PublicId, amount: number, note: string, } | { "kind": "red_envelope", envelope: Envelope, };
 
 export type PendingPayment = { 
 /**
@@ -156,7 +156,7 @@ export type ProfileInfo = { state: ConnState, unread: number, id: ProfileId, nam
 /**
  * `#rrggbb`.
  */
-color: string, position: number, server_url: string, account_id: string, public_id: string, 
+color: string, position: number, server_url: string, account_id: AccountId, public_id: PublicId, 
 /**
  * The service's id of this profile's session (not the token).
  */
@@ -197,6 +197,8 @@ database_bytes: number,
  */
 history: Array<Transition>, };
 
+export type PublicId = string;
+
 export type QuietHours = { days: Array<number>, start_min: number, end_min: number, };
 
 export type RedEnvelope = { id: string, from: string, to: string, total: number, count: number, mode: EnvelopeMode, greeting: string, created_at: string, 
@@ -209,7 +211,12 @@ expires_at: string, claims: Array<EnvelopeClaim>,
  */
 refunded: number, };
 
-export type Register = { server: string, phone: string, sms_code: string, public_id: string, password: string, display_name: string, 
+export type Register = { server: string, phone: string, sms_code: string, 
+/**
+ * The public ID asked for. Left as typed: whether it may be had is the service's rule,
+ * and its `public_id_invalid` answer is what the form explains.
+ */
+public_id: string, password: string, display_name: string, 
 /**
  * The profile's name in the sidebar; the display name when absent.
  */
@@ -258,7 +265,7 @@ resend_after: number, };
 
 export type SmsPurpose = "register" | "login" | "recover";
 
-export type StoredMessage = { id: string, conversation_id: string, client_id: string, sender: string, sender_name: string, body: string, sent_at: string, seq: number, };
+export type StoredMessage = { id: string, conversation_id: ConversationId, client_id: string, sender: PublicId, sender_name: string, body: string, sent_at: string, seq: number, };
 
 export type TotpDisabled = { reason: TotpDisabledReason, };
 
@@ -417,7 +424,7 @@ export function conversations(profile: ProfileId): Promise<Array<Conversation>> 
   return invoke("conversations", { profile });
 }
 
-export function messages(profile: ProfileId, conversation: string): Promise<Array<StoredMessage>> {
+export function messages(profile: ProfileId, conversation: ConversationId): Promise<Array<StoredMessage>> {
   return invoke("messages", { profile, conversation });
 }
 
@@ -431,11 +438,11 @@ export function outbox(profile: ProfileId): Promise<Array<OutboxEntry>> {
 /**
  * Queues a message; it goes out now if online, else on reconnect.
  */
-export function sendMessage(profile: ProfileId, to: string, body: string): Promise<OutboxEntry> {
+export function sendMessage(profile: ProfileId, to: ConversationId, body: string): Promise<OutboxEntry> {
   return invoke("send_message", { profile, to, body });
 }
 
-export function markRead(profile: ProfileId, conversation: string): Promise<null> {
+export function markRead(profile: ProfileId, conversation: ConversationId): Promise<null> {
   return invoke("mark_read", { profile, conversation });
 }
 
@@ -443,7 +450,7 @@ export function markRead(profile: ProfileId, conversation: string): Promise<null
  * The conversation this window shows (none: a list or another page); while the window has
  * focus it raises no notifications.
  */
-export function setOpenConversation(profile: ProfileId, conversation: string | null): Promise<null> {
+export function setOpenConversation(profile: ProfileId, conversation: ConversationId | null): Promise<null> {
   return invoke("set_open_conversation", { profile, conversation });
 }
 
@@ -454,7 +461,7 @@ export function search(profile: ProfileId | null, text: string): Promise<Array<S
   return invoke("search", { profile, text });
 }
 
-export function findUser(profile: ProfileId, public_id: string): Promise<UserProfile> {
+export function findUser(profile: ProfileId, public_id: PublicId): Promise<UserProfile> {
   return invoke("find_user", { profile, public_id });
 }
 
@@ -466,7 +473,7 @@ export function contactRequests(profile: ProfileId): Promise<ContactRequestList>
   return invoke("contact_requests", { profile });
 }
 
-export function requestContact(profile: ProfileId, public_id: string, note: string): Promise<ContactRequestState> {
+export function requestContact(profile: ProfileId, public_id: PublicId, note: string): Promise<ContactRequestState> {
   return invoke("request_contact", { profile, public_id, note });
 }
 
@@ -478,7 +485,7 @@ export function groups(profile: ProfileId): Promise<Array<Group>> {
   return invoke("groups", { profile });
 }
 
-export function createGroup(profile: ProfileId, name: string, members: Array<string>): Promise<Group> {
+export function createGroup(profile: ProfileId, name: string, members: Array<PublicId>): Promise<Group> {
   return invoke("create_group", { profile, name, members });
 }
 
@@ -501,7 +508,7 @@ export function topUp(profile: ProfileId, amount: number, confirmed: boolean): P
   return invoke("top_up", { profile, amount, confirmed });
 }
 
-export function transfer(profile: ProfileId, to: string, amount: number, note: string, confirmed: boolean): Promise<MoneyMoved> {
+export function transfer(profile: ProfileId, to: PublicId, amount: number, note: string, confirmed: boolean): Promise<MoneyMoved> {
   return invoke("transfer", { profile, to, amount, note, confirmed });
 }
 

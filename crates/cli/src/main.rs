@@ -23,7 +23,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use switchboard_core::vault::KeyringVault;
 use switchboard_core::{
-    ConnState, Engine, EventBody, ProfileEventKind, ProfileId, SignIn, TlsConfig,
+    ConnState, ConversationId, Engine, EventBody, ProfileEventKind, ProfileId, SignIn, TlsConfig,
 };
 
 #[derive(Parser)]
@@ -54,8 +54,9 @@ enum Cmd {
         /// The profile's id, or its name (refused when several profiles share it).
         #[arg(long)]
         profile: String,
-        #[arg(long)]
-        to: String,
+        /// A contact's public ID, or a group's id (`g_…`).
+        #[arg(long, value_parser = conversation)]
+        to: ConversationId,
         text: String,
     },
     /// Keep every profile live; one line per event on stdout.
@@ -110,6 +111,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What was typed after `--to`, as an id: a malformed one is a usage error before anything
+/// starts, and never reaches the service as some other id.
+fn conversation(typed: &str) -> Result<ConversationId, switchboard_core::CoreError> {
+    ConversationId::parse(typed.trim())
 }
 
 fn check_color(color: &Option<String>) -> anyhow::Result<()> {

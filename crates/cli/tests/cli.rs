@@ -381,6 +381,15 @@ async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring()
     assert_eq!(text(&out.stderr).lines().count(), 1);
     let out = cli.run(&["profile", "frobnicate"], None);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+    // What is typed after --to becomes an id at the edge: a malformed one is a usage error,
+    // never sent on as some other kind of id.
+    let out = cli.run(&["send", "--profile", "Home", "--to", "g_", "hi"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a group id"),
+        "the refusal says why: {}",
+        text(&out.stderr)
+    );
 }
 
 /// HTTPS with a private CA: refused (and said why, naming the host) until the CA is trusted,

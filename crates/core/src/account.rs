@@ -16,6 +16,7 @@ use switchboard_protocol::wallet::{
 
 use crate::client::Client;
 use crate::error::{CoreError, Result};
+use crate::ids::{ConversationId, PublicId};
 use crate::{Engine, ProfileId, ProfileInfo, SignIn};
 
 /// How to add a profile by registering a new account (the number's first, or its secondary).
@@ -25,6 +26,8 @@ pub struct Register {
     pub server: String,
     pub phone: String,
     pub sms_code: String,
+    /// The public ID asked for. Left as typed: whether it may be had is the service's rule,
+    /// and its `public_id_invalid` answer is what the form explains.
     pub public_id: String,
     pub password: String,
     pub display_name: String,
@@ -51,8 +54,7 @@ impl std::fmt::Debug for Register {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Envelope {
-    /// A contact's public ID or a group id.
-    pub to: String,
+    pub to: ConversationId,
     /// In fen.
     pub total: i64,
     pub count: u32,
@@ -79,7 +81,7 @@ pub enum Payment {
     },
     /// `amount` fen to a contact.
     Transfer {
-        to: String,
+        to: PublicId,
         amount: i64,
         note: String,
     },
@@ -176,8 +178,12 @@ impl Engine {
         Ok(Registered { account, profile })
     }
 
-    pub async fn find_user(&self, profile: &ProfileId, public_id: &str) -> Result<UserProfile> {
-        let path = format!("/v1/users/{}", path_segment(public_id)?);
+    pub async fn find_user(
+        &self,
+        profile: &ProfileId,
+        public_id: &PublicId,
+    ) -> Result<UserProfile> {
+        let path = format!("/v1/users/{}", path_segment(public_id.as_str())?);
         self.online(profile, |c, t| async move { c.get_as(&t, &path).await })
             .await
     }
@@ -202,7 +208,7 @@ impl Engine {
     pub async fn request_contact(
         &self,
         profile: &ProfileId,
-        public_id: &str,
+        public_id: &PublicId,
         note: &str,
     ) -> Result<ContactRequestState> {
         let body = NewContactRequest {
@@ -239,11 +245,11 @@ impl Engine {
         &self,
         profile: &ProfileId,
         name: &str,
-        members: Vec<String>,
+        members: Vec<PublicId>,
     ) -> Result<Group> {
         let body = NewGroup {
             name: name.to_string(),
-            members,
+            members: members.into_iter().map(PublicId::into_string).collect(),
         };
         self.online(profile, |c, t| async move {
             c.post_as(&t, "/v1/groups", &body).await
@@ -315,13 +321,13 @@ impl Engine {
     pub async fn transfer(
         &self,
         profile: &ProfileId,
-        to: &str,
+        to: &PublicId,
         amount: i64,
         note: &str,
         confirmed: bool,
     ) -> Result<MoneyMoved> {
         let payment = Payment::Transfer {
-            to: to.to_string(),
+            to: to.clone(),
             amount,
             note: note.to_string(),
         };
@@ -450,7 +456,7 @@ impl Engine {
             }
             Payment::Transfer { to, amount, note } => {
                 let body = Transfer {
-                    to: to.clone(),
+                    to: to.to_string(),
                     amount: (*amount).into(),
                     note: note.clone(),
                     idempotency_key: key.clone(),
@@ -462,7 +468,7 @@ impl Engine {
             }
             Payment::RedEnvelope { envelope } => {
                 let body = NewRedEnvelope {
-                    to: envelope.to.clone(),
+                    to: envelope.to.to_string(),
                     total: envelope.total.into(),
                     count: envelope.count,
                     mode: envelope.mode,

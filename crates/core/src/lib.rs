@@ -7,6 +7,7 @@ pub mod account;
 pub mod client;
 mod db;
 pub mod error;
+pub mod ids;
 pub mod notify;
 pub mod profile;
 pub mod registry;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 pub use crate::error::{CoreError, Result};
+pub use crate::ids::{AccountId, ConversationId, GroupId, PublicId};
 use crate::profile::ProfileRuntime;
 pub use crate::profile::{ConnState, ProfileEvent, ProfileEventKind};
 use crate::registry::Registry;
@@ -224,7 +226,7 @@ impl Engine {
         let record = self.registry.find(profile).await?;
         self.registry.set_policy(&record.id, &policy).await?;
         if let Some((n, _)) = self.notifications.get() {
-            n.with(|x| x.set_profile(&record.id, &record.name, &record.public_id, policy));
+            n.with(|x| x.set_profile(&record.id, &record.name, record.public_id.as_str(), policy));
         }
         Ok(())
     }
@@ -241,9 +243,9 @@ impl Engine {
     }
 
     /// The conversation open in a focused window, if any: it raises no notifications.
-    pub fn set_focus(&self, focus: Option<(ProfileId, String)>) {
+    pub fn set_focus(&self, focus: Option<(ProfileId, ConversationId)>) {
         if let Some((n, _)) = self.notifications.get() {
-            n.with(|x| x.focused = focus);
+            n.with(|x| x.focused = focus.map(|(p, c)| (p, c.into_string())));
         }
     }
 
@@ -335,8 +337,8 @@ impl Engine {
                 .unwrap_or_else(|| COLORS[existing.len() % COLORS.len()].to_string()),
             position: 0,
             server_url: client.base().to_string(),
-            account_id: session.account.account_id.clone(),
-            public_id: session.account.public_id.clone(),
+            account_id: AccountId::from_service(session.account.account_id.clone()),
+            public_id: PublicId::from_service(session.account.public_id.clone()),
             session_id: session.session_id.clone(),
             created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
             history_until,
@@ -467,7 +469,7 @@ impl Engine {
         if let Some((n, _)) = self.notifications.get() {
             let policy = self.registry.policy(&record.id).await?;
             n.with(|x| {
-                x.set_profile(&record.id, &record.name, &record.public_id, policy);
+                x.set_profile(&record.id, &record.name, record.public_id.as_str(), policy);
                 x.set_history_until(&record.id, record.history_until);
             });
         }
@@ -494,7 +496,12 @@ impl Engine {
     }
 
     /// Queues a message; the profile's task sends it now if online, else on reconnect.
-    pub async fn send(&self, profile: &ProfileId, to: &str, body: &str) -> Result<OutboxEntry> {
+    pub async fn send(
+        &self,
+        profile: &ProfileId,
+        to: &ConversationId,
+        body: &str,
+    ) -> Result<OutboxEntry> {
         if body.is_empty() || body.chars().count() > 4096 {
             return Err(CoreError::Invalid(
                 "a message has 1 to 4096 characters".into(),
@@ -520,7 +527,7 @@ impl Engine {
     pub async fn send_and_wait(
         &self,
         profile: &ProfileId,
-        to: &str,
+        to: &ConversationId,
         body: &str,
         limit: Duration,
     ) -> Result<OutboxEntry> {
@@ -581,7 +588,7 @@ impl Engine {
     pub async fn messages(
         &self,
         profile: &ProfileId,
-        conversation: &str,
+        conversation: &ConversationId,
     ) -> Result<Vec<StoredMessage>> {
         self.runtime(profile)
             .await?
@@ -619,7 +626,11 @@ impl Engine {
     }
 
     /// The profile's conversation was read: its unread count drops to zero.
-    pub async fn mark_read(&self, profile: &ProfileId, conversation: &str) -> Result<()> {
+    pub async fn mark_read(
+        &self,
+        profile: &ProfileId,
+        conversation: &ConversationId,
+    ) -> Result<()> {
         self.runtime(profile)
             .await?
             .store
@@ -651,7 +662,7 @@ impl Engine {
         self.registry.rename(&record.id, name).await?;
         if let Some((n, _)) = self.notifications.get() {
             let policy = self.registry.policy(&record.id).await?;
-            n.with(|x| x.set_profile(&record.id, name, &record.public_id, policy));
+            n.with(|x| x.set_profile(&record.id, name, record.public_id.as_str(), policy));
         }
         Ok(())
     }

@@ -63,7 +63,7 @@ pub enum ProfileEventKind {
 /// Shared with the profile's task.
 pub struct ProfileRuntime {
     pub id: ProfileId,
-    pub public_id: String,
+    pub public_id: crate::ids::PublicId,
     pub session_id: String,
     pub client: Client,
     pub token: Token,
@@ -142,7 +142,12 @@ impl ProfileRuntime {
         for entry in self.store.outbox().await? {
             match self
                 .client
-                .send_message(&self.token, &entry.client_id, &entry.to_id, &entry.body)
+                .send_message(
+                    &self.token,
+                    &entry.client_id,
+                    entry.to_id.as_str(),
+                    &entry.body,
+                )
                 .await
             {
                 Ok(_) => {}
@@ -205,7 +210,7 @@ impl ProfileRuntime {
                             }
                         }
                     }
-                    let applied = self.store.apply_all(&batch, &self.public_id).await?;
+                    let applied = self.store.apply_all(&batch, self.public_id.as_str()).await?;
                     self.client
                         .stats()
                         .applied(applied.iter().filter(|a| **a == Applied::New).count());

@@ -6,6 +6,7 @@ use std::path::Path;
 use sqlx::SqlitePool;
 
 use crate::error::{CoreError, Result};
+use crate::ids::{AccountId, PublicId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/registry");
 
@@ -66,8 +67,8 @@ pub struct ProfileRecord {
     pub color: String,
     pub position: i64,
     pub server_url: String,
-    pub account_id: String,
-    pub public_id: String,
+    pub account_id: AccountId,
+    pub public_id: PublicId,
     /// The service's id of this profile's session (not the token).
     pub session_id: String,
     pub created_at: i64,
@@ -231,8 +232,8 @@ mod tests {
             color: "#2f6fed".into(),
             position: 0,
             server_url: url.into(),
-            account_id: format!("a_{id}"),
-            public_id: format!("{id}_pid"),
+            account_id: AccountId::parse(&format!("a_{id}")).unwrap(),
+            public_id: PublicId::parse(&format!("{id}_pid")).unwrap(),
             session_id: "s".into(),
             created_at: 0,
             history_until: 0,

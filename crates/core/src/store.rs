@@ -12,6 +12,7 @@ use switchboard_protocol::messaging::Target;
 
 use crate::account::{Payment, PendingPayment};
 use crate::error::{CoreError, Result};
+use crate::ids::{ConversationId, PublicId};
 use crate::vault::DatabaseKey;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/profile");
@@ -28,7 +29,7 @@ pub enum Applied {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Conversation {
-    pub id: String,
+    pub id: ConversationId,
     pub kind: String,
     pub title: String,
     pub last_message_at: Option<String>,
@@ -40,9 +41,9 @@ pub struct Conversation {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StoredMessage {
     pub id: String,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub client_id: String,
-    pub sender: String,
+    pub sender: PublicId,
     pub sender_name: String,
     pub body: String,
     pub sent_at: String,
@@ -54,7 +55,7 @@ pub struct StoredMessage {
 pub struct OutboxEntry {
     pub position: i64,
     pub client_id: String,
-    pub to_id: String,
+    pub to_id: ConversationId,
     pub body: String,
     pub created_at: i64,
 }
@@ -134,10 +135,10 @@ impl ProfileStore {
         )
     }
 
-    pub async fn messages(&self, conversation: &str) -> Result<Vec<StoredMessage>> {
+    pub async fn messages(&self, conversation: &ConversationId) -> Result<Vec<StoredMessage>> {
         Ok(
             sqlx::query_as("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq")
-                .bind(conversation)
+                .bind(conversation.as_str())
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -169,9 +170,9 @@ impl ProfileStore {
         Ok(n)
     }
 
-    pub async fn mark_read(&self, conversation: &str) -> Result<()> {
+    pub async fn mark_read(&self, conversation: &ConversationId) -> Result<()> {
         sqlx::query("UPDATE conversations SET unread = 0 WHERE id = ?")
-            .bind(conversation)
+            .bind(conversation.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -181,7 +182,7 @@ impl ProfileStore {
     pub async fn enqueue(
         &self,
         client_id: &str,
-        to: &str,
+        to: &ConversationId,
         body: &str,
         now: i64,
     ) -> Result<OutboxEntry> {
@@ -189,7 +190,7 @@ impl ProfileStore {
             "INSERT INTO outbox (client_id, to_id, body, created_at) VALUES (?, ?, ?, ?) RETURNING *",
         )
         .bind(client_id)
-        .bind(to)
+        .bind(to.as_str())
         .bind(body)
         .bind(now)
         .fetch_one(&self.pool)
@@ -319,11 +320,15 @@ impl<'a> Batch<'a> {
             return Ok(());
         };
         let mine = m.from.eq_ignore_ascii_case(me);
-        let (conversation, title, group) = match m.target() {
-            Target::Group(id) => (id.clone(), id, true),
-            Target::User(to) if mine => (to.clone(), to, false),
-            Target::User(_) => (m.from.clone(), m.from_display_name.clone(), false),
+        let (conversation, title) = match m.target() {
+            Target::Group(id) => (ConversationId::from_service(id.clone()), id),
+            Target::User(to) if mine => (ConversationId::from_service(to.clone()), to),
+            Target::User(_) => (
+                ConversationId::from_service(m.from.clone()),
+                m.from_display_name.clone(),
+            ),
         };
+        let group = conversation.is_group();
         let sent_at = rfc3339(m.sent_at);
         match self.conversations.iter_mut().find(|c| c.id == conversation) {
             Some(c) => {
@@ -347,7 +352,7 @@ impl<'a> Batch<'a> {
             id: m.id.clone(),
             conversation_id: conversation,
             client_id: m.client_id.clone(),
-            sender: m.from.clone(),
+            sender: PublicId::from_service(m.from.clone()),
             sender_name: m.from_display_name.clone(),
             body: m.body.clone(),
             sent_at,
@@ -378,7 +383,7 @@ impl<'a> Batch<'a> {
             " ON CONFLICT (id) DO UPDATE SET last_message_at = excluded.last_message_at, \
              last_body = excluded.last_body, unread = unread + excluded.unread",
             |mut row, c| {
-                row.push_bind(&c.id)
+                row.push_bind(c.id.as_str())
                     .push_bind(&c.kind)
                     .push_bind(&c.title)
                     .push_bind(&c.last_message_at)
@@ -395,7 +400,7 @@ impl<'a> Batch<'a> {
             " ON CONFLICT (id) DO NOTHING",
             |mut row, m| {
                 row.push_bind(&m.id)
-                    .push_bind(&m.conversation_id)
+                    .push_bind(m.conversation_id.as_str())
                     .push_bind(&m.client_id)
                     .push_bind(&m.sender)
                     .push_bind(&m.sender_name)
@@ -438,6 +443,10 @@ async fn insert_rows<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn conv(s: &str) -> ConversationId {
+        ConversationId::parse(s).expect("the tests' ids are well formed")
+    }
     use switchboard_protocol::messaging::Message;
 
     fn message_event(seq: i64, from: &str, to: &str, body: &str) -> Event {
@@ -473,7 +482,7 @@ mod tests {
         let key = DatabaseKey::generate().unwrap();
         let s = ProfileStore::open(&path, &key).await.unwrap();
         let rent = Payment::Transfer {
-            to: "bob".into(),
+            to: PublicId::parse("bob").unwrap(),
             amount: 2_500,
             note: "rent".into(),
         };
@@ -554,7 +563,7 @@ mod tests {
             ("bob", 1),
             "only the received one is unread"
         );
-        assert_eq!(s.messages("bob").await.unwrap().len(), 2);
+        assert_eq!(s.messages(&conv("bob")).await.unwrap().len(), 2);
         assert_eq!(s.search("alice").await.unwrap().len(), 1);
         assert_eq!(
             s.search("\"; DROP").await.unwrap().len(),
@@ -591,7 +600,7 @@ mod tests {
             3,
             "the gap undid the whole batch"
         );
-        assert_eq!(s.messages("bob").await.unwrap().len(), 3);
+        assert_eq!(s.messages(&conv("bob")).await.unwrap().len(), 3);
         assert_eq!(s.unread_total().await.unwrap(), 3);
     }
 
@@ -611,8 +620,10 @@ mod tests {
         .await
         .unwrap();
         for s in [&one, &many] {
-            s.enqueue("c2", "bob", "mine", 0).await.unwrap();
-            s.enqueue("c9", "carol", "still queued", 0).await.unwrap();
+            s.enqueue("c2", &conv("bob"), "mine", 0).await.unwrap();
+            s.enqueue("c9", &conv("carol"), "still queued", 0)
+                .await
+                .unwrap();
         }
         let events = vec![
             sender_named(message_event(1, "bob", "alice", "from bob"), "Bob Smith"),
@@ -650,8 +661,8 @@ mod tests {
         assert_eq!(convs.len(), 3);
         for c in ["bob", "g_team", "dave"] {
             assert_eq!(
-                many.messages(c).await.unwrap(),
-                one.messages(c).await.unwrap()
+                many.messages(&conv(c)).await.unwrap(),
+                one.messages(&conv(c)).await.unwrap()
             );
         }
         let left: Vec<_> = many
@@ -678,8 +689,8 @@ mod tests {
         )
         .await
         .unwrap();
-        s.enqueue("c1", "bob", "queued", 0).await.unwrap();
-        s.enqueue("c9", "bob", "later", 0).await.unwrap();
+        s.enqueue("c1", &conv("bob"), "queued", 0).await.unwrap();
+        s.enqueue("c9", &conv("bob"), "later", 0).await.unwrap();
         assert_eq!(s.outbox().await.unwrap().len(), 2);
         s.apply(&message_event(1, "alice", "bob", "queued"), "alice")
             .await
