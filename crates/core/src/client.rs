@@ -175,6 +175,7 @@ impl Client {
             client_id: client_id.to_string(),
             to: to.to_string(),
             body: body.to_string(),
+            from_official: None,
         };
         self.post("/v1/messages", Some(token), &req).await
     }

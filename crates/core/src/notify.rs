@@ -368,8 +368,10 @@ impl Notifier {
                 if m.from.eq_ignore_ascii_case(me) {
                     return Vec::new();
                 }
+                // An official account's answer is `to` this account, `from` the `o_…` id:
+                // its chat is the official account's, like a contact's.
                 let chat = match m.target() {
-                    Target::Group(id) => id,
+                    Target::Group(id) | Target::Official(id) => id,
                     Target::User(_) => m.from.clone(),
                 };
                 (m.from_display_name.clone(), m.body.clone(), Some(chat))
@@ -400,7 +402,7 @@ impl Notifier {
                 // The chat it arrived in, as for a message: the group, or the sender's chat
                 // (a direct envelope's `to` is this account itself).
                 let chat = match Target::parse(&e.to) {
-                    Target::Group(id) => id,
+                    Target::Group(id) | Target::Official(id) => id,
                     Target::User(_) => e.from.clone(),
                 };
                 (

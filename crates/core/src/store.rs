@@ -321,7 +321,11 @@ impl<'a> Batch<'a> {
         };
         let mine = m.from.eq_ignore_ascii_case(me);
         let (conversation, title) = match m.target() {
-            Target::Group(id) => (ConversationId::from_service(id.clone()), id),
+            // Written to an official account: its chat, under its id until the core knows
+            // official accounts by name.
+            Target::Group(id) | Target::Official(id) => {
+                (ConversationId::from_service(id.clone()), id)
+            }
             Target::User(to) if mine => (ConversationId::from_service(to.clone()), to),
             Target::User(_) => (
                 ConversationId::from_service(m.from.clone()),

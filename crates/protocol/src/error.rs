@@ -142,6 +142,27 @@ error_codes! {
     EnvelopeEmpty = ("envelope_empty", 409),
     /// A red envelope's count does not fit its recipient or total.
     InvalidEnvelope = ("invalid_envelope", 400),
+
+    /// No such official account.
+    OfficialNotFound = ("official_not_found", 404),
+    /// The caller does not operate this official account, or its role does not allow this.
+    OfficialForbidden = ("official_forbidden", 403),
+    /// Over `official.max_operators` or `official.max_per_operator`; the message names which.
+    OfficialLimit = ("official_limit", 409),
+    /// A name, description or key name is empty, too long or holds control characters.
+    InvalidOfficialAccount = ("invalid_official_account", 400),
+    /// An article's title or body is empty or too long.
+    InvalidArticle = ("invalid_article", 400),
+    /// Only followers may message an official account.
+    NotFollowing = ("not_following", 403),
+    /// The account named does not operate this official account (or is its owner).
+    OperatorNotFound = ("operator_not_found", 404),
+    /// No conversation between this customer and this official account.
+    ConversationNotFound = ("conversation_not_found", 404),
+    /// Another operator holds this conversation; the message says who and until when.
+    ConversationClaimed = ("conversation_claimed", 409),
+    /// No live API key with that id on this official account.
+    ApiKeyNotFound = ("api_key_not_found", 404),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::Timestamp;
 use crate::auth::TotpDisabled;
 use crate::messaging::{ContactRequest, GroupChange, Message, SessionRevoked};
+use crate::official::{Article, ConversationClaimed, OfficialMessage, OperatorChange};
 use crate::wallet::{EnvelopeClaimed, EnvelopeRefunded, RedEnvelope, WalletMovement};
 
 /// What an event is about, without its payload: for storing the kind next to the data and for
@@ -36,13 +37,18 @@ pub enum EventKind {
     RedEnvelopeRefunded,
     SessionRevoked,
     TotpDisabled,
+    OfficialMessage,
+    OfficialClaimed,
+    OfficialOperatorAdded,
+    OfficialOperatorRemoved,
+    ArticleNew,
     /// A kind this version does not know (from a newer service).
     Unknown,
 }
 
 impl EventKind {
     /// Every kind this version knows.
-    pub const KNOWN: [EventKind; 12] = [
+    pub const KNOWN: [EventKind; 17] = [
         EventKind::MessageNew,
         EventKind::ContactRequest,
         EventKind::ContactAccepted,
@@ -55,6 +61,11 @@ impl EventKind {
         EventKind::RedEnvelopeRefunded,
         EventKind::SessionRevoked,
         EventKind::TotpDisabled,
+        EventKind::OfficialMessage,
+        EventKind::OfficialClaimed,
+        EventKind::OfficialOperatorAdded,
+        EventKind::OfficialOperatorRemoved,
+        EventKind::ArticleNew,
     ];
 
     /// The wire name (`message.new`, …); `unknown` for [`EventKind::Unknown`], whose real
@@ -73,6 +84,11 @@ impl EventKind {
             EventKind::RedEnvelopeRefunded => "red_envelope.refunded",
             EventKind::SessionRevoked => "session.revoked",
             EventKind::TotpDisabled => "account.totp_disabled",
+            EventKind::OfficialMessage => "official.message",
+            EventKind::OfficialClaimed => "official.claimed",
+            EventKind::OfficialOperatorAdded => "official.operator_added",
+            EventKind::OfficialOperatorRemoved => "official.operator_removed",
+            EventKind::ArticleNew => "article.new",
             EventKind::Unknown => "unknown",
         }
     }
@@ -135,6 +151,21 @@ pub enum EventBody {
     /// In the account's log, so every device learns its second factor is off.
     #[serde(rename = "account.totp_disabled")]
     TotpDisabled(TotpDisabled),
+    /// In the log of every operator who serves the official account's customers.
+    #[serde(rename = "official.message")]
+    OfficialMessage(OfficialMessage),
+    /// In the log of every operator who serves the official account's customers.
+    #[serde(rename = "official.claimed")]
+    OfficialClaimed(ConversationClaimed),
+    /// In the log of every operator, the new one included.
+    #[serde(rename = "official.operator_added")]
+    OfficialOperatorAdded(OperatorChange),
+    /// In the log of every operator, the removed one included (the last it gets).
+    #[serde(rename = "official.operator_removed")]
+    OfficialOperatorRemoved(OperatorChange),
+    /// In the log of every follower.
+    #[serde(rename = "article.new")]
+    ArticleNew(Article),
     /// A kind this version does not know. Untagged: it is written back exactly as it came.
     /// (`skip_deserializing` only keeps it out of the OpenAPI document, which describes what
     /// the service sends; deserialising is by hand and does produce it.)
@@ -165,6 +196,12 @@ impl Serialize for Data<'_> {
             EventBody::RedEnvelopeRefunded(d) => d.serialize(s),
             EventBody::SessionRevoked(d) => d.serialize(s),
             EventBody::TotpDisabled(d) => d.serialize(s),
+            EventBody::OfficialMessage(d) => d.serialize(s),
+            EventBody::OfficialClaimed(d) => d.serialize(s),
+            EventBody::OfficialOperatorAdded(d) | EventBody::OfficialOperatorRemoved(d) => {
+                d.serialize(s)
+            }
+            EventBody::ArticleNew(d) => d.serialize(s),
             EventBody::Unknown(u) => u.data.serialize(s),
         }
     }
@@ -185,6 +222,11 @@ impl EventBody {
             EventBody::RedEnvelopeRefunded(_) => EventKind::RedEnvelopeRefunded,
             EventBody::SessionRevoked(_) => EventKind::SessionRevoked,
             EventBody::TotpDisabled(_) => EventKind::TotpDisabled,
+            EventBody::OfficialMessage(_) => EventKind::OfficialMessage,
+            EventBody::OfficialClaimed(_) => EventKind::OfficialClaimed,
+            EventBody::OfficialOperatorAdded(_) => EventKind::OfficialOperatorAdded,
+            EventBody::OfficialOperatorRemoved(_) => EventKind::OfficialOperatorRemoved,
+            EventBody::ArticleNew(_) => EventKind::ArticleNew,
             EventBody::Unknown(_) => EventKind::Unknown,
         }
     }
@@ -224,6 +266,19 @@ impl EventBody {
             }
             EventKind::SessionRevoked => EventBody::SessionRevoked(Deserialize::deserialize(data)?),
             EventKind::TotpDisabled => EventBody::TotpDisabled(Deserialize::deserialize(data)?),
+            EventKind::OfficialMessage => {
+                EventBody::OfficialMessage(Deserialize::deserialize(data)?)
+            }
+            EventKind::OfficialClaimed => {
+                EventBody::OfficialClaimed(Deserialize::deserialize(data)?)
+            }
+            EventKind::OfficialOperatorAdded => {
+                EventBody::OfficialOperatorAdded(Deserialize::deserialize(data)?)
+            }
+            EventKind::OfficialOperatorRemoved => {
+                EventBody::OfficialOperatorRemoved(Deserialize::deserialize(data)?)
+            }
+            EventKind::ArticleNew => EventBody::ArticleNew(Deserialize::deserialize(data)?),
             EventKind::Unknown => EventBody::Unknown(UnknownEvent {
                 kind: kind.to_string(),
                 data: Deserialize::deserialize(data)?,
@@ -464,6 +519,13 @@ mod tests {
             public_ids: vec!["alice_01".into(), "bob_01".into()],
             by: Some("alice_01".into()),
         };
+        let operator = OperatorChange {
+            official_id: "o_1".into(),
+            official_name: "Acme".into(),
+            public_id: "bob_01".into(),
+            role: crate::official::OfficialRole::Support,
+            by: "alice_01".into(),
+        };
         vec![
             (
                 r#"{"id":"m_1","client_id":"6f1c","from":"alice_01","from_display_name":"Alice","to":"g_1","body":"hello","sent_at":"2026-11-21T10:00:00Z"}"#,
@@ -563,6 +625,56 @@ mod tests {
                 r#"{"reason":"sms_recovery"}"#,
                 EventBody::TotpDisabled(crate::auth::TotpDisabled {
                     reason: crate::auth::TotpDisabledReason::SmsRecovery,
+                }),
+            ),
+            (
+                r#"{"official_id":"o_1","official_name":"Acme","customer":"carol_01","message":{"id":"m_2","client_id":"7a2d","from":"o_1","from_display_name":"Acme","to":"carol_01","body":"hello","sent_at":"2026-11-21T10:00:00Z"},"responder":{"kind":"operator","public_id":"alice_01","display_name":"Alice"},"unanswered":0}"#,
+                EventBody::OfficialMessage(OfficialMessage {
+                    official_id: "o_1".into(),
+                    official_name: "Acme".into(),
+                    customer: "carol_01".into(),
+                    message: Message {
+                        id: "m_2".into(),
+                        client_id: "7a2d".into(),
+                        from: "o_1".into(),
+                        from_display_name: "Acme".into(),
+                        to: "carol_01".into(),
+                        body: "hello".into(),
+                        sent_at: t("2026-11-21T10:00:00Z"),
+                    },
+                    responder: Some(crate::official::Responder::Operator {
+                        public_id: "alice_01".into(),
+                        display_name: "Alice".into(),
+                    }),
+                    unanswered: 0,
+                }),
+            ),
+            (
+                r#"{"official_id":"o_1","customer":"carol_01","claimed_by":"alice_01","expires_at":"2026-11-21T10:30:00Z"}"#,
+                EventBody::OfficialClaimed(ConversationClaimed {
+                    official_id: "o_1".into(),
+                    customer: "carol_01".into(),
+                    claimed_by: "alice_01".into(),
+                    expires_at: t("2026-11-21T10:30:00Z"),
+                }),
+            ),
+            (
+                r#"{"official_id":"o_1","official_name":"Acme","public_id":"bob_01","role":"support","by":"alice_01"}"#,
+                EventBody::OfficialOperatorAdded(operator.clone()),
+            ),
+            (
+                r#"{"official_id":"o_1","official_name":"Acme","public_id":"bob_01","role":"support","by":"alice_01"}"#,
+                EventBody::OfficialOperatorRemoved(operator),
+            ),
+            (
+                r#"{"id":"art_1","official_id":"o_1","official_name":"Acme","title":"New beans","body":"Arrived today.","published_at":"2026-11-21T10:00:00Z"}"#,
+                EventBody::ArticleNew(Article {
+                    id: "art_1".into(),
+                    official_id: "o_1".into(),
+                    official_name: "Acme".into(),
+                    title: "New beans".into(),
+                    body: "Arrived today.".into(),
+                    published_at: t("2026-11-21T10:00:00Z"),
                 }),
             ),
         ]

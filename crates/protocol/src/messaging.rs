@@ -158,10 +158,15 @@ pub struct GroupChange {
 pub struct SendMessage {
     /// A UUID made by the client; sending again with the same one returns the same message.
     pub client_id: String,
-    /// A contact's public ID or a group id (`g_…`).
+    /// A contact's public ID, a group id (`g_…`) or an official account the sender follows
+    /// (`o_…`); with `from_official`, the customer's public ID.
     pub to: String,
     /// 1–4096 characters.
     pub body: String,
+    /// Answer a customer as this official account (`o_…`; support role and above, or one of
+    /// its API keys). The customer sees the official account's name, never the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_official: Option<String>,
 }
 
 /// A message; also the data of `message.new` events.
@@ -194,14 +199,15 @@ pub struct SessionRevoked {
 pub const GROUP_ID_PREFIX: &str = "g_";
 
 /// Where a message or a red envelope goes: the `to` of a request or of a [`Message`], read
-/// once here instead of by each side's own prefix check. Official accounts (`o_…`, SPEC §1.5)
-/// will be a third variant.
+/// once here instead of by each side's own prefix check.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// A contact, by public ID.
     User(String),
     /// A group, by id (`g_…`).
     Group(String),
+    /// An official account, by id (`o_…`).
+    Official(String),
 }
 
 impl Target {
@@ -214,13 +220,13 @@ impl Target {
     /// The id as it goes on the wire.
     pub fn as_str(&self) -> &str {
         match self {
-            Target::User(id) | Target::Group(id) => id,
+            Target::User(id) | Target::Group(id) | Target::Official(id) => id,
         }
     }
 
     pub fn into_string(self) -> String {
         match self {
-            Target::User(id) | Target::Group(id) => id,
+            Target::User(id) | Target::Group(id) | Target::Official(id) => id,
         }
     }
 
@@ -233,6 +239,8 @@ impl From<String> for Target {
     fn from(to: String) -> Target {
         if to.starts_with(GROUP_ID_PREFIX) {
             Target::Group(to)
+        } else if to.starts_with(crate::official::OFFICIAL_ID_PREFIX) {
+            Target::Official(to)
         } else {
             Target::User(to)
         }
@@ -267,6 +275,7 @@ mod tests {
     fn a_target_is_a_group_exactly_when_it_has_the_group_prefix() {
         assert_eq!(Target::parse("g_team"), Target::Group("g_team".into()));
         assert_eq!(Target::parse("bob_01"), Target::User("bob_01".into()));
+        assert_eq!(Target::parse("o_acme"), Target::Official("o_acme".into()));
         assert_eq!(
             "gary".parse::<Target>(),
             Ok(Target::User("gary".into())),

@@ -17,8 +17,8 @@ pub const PUBLIC_ID_MIN: usize = 6;
 pub const PUBLIC_ID_MAX: usize = 20;
 
 /// 6–20 characters, a letter first, then letters, digits, `_` or `-` (ASCII, so that anyone
-/// can type anyone's ID). `g_…` is reserved: group ids look like that, and a message's `to`
-/// must never be ambiguous.
+/// can type anyone's ID). `g_…` and `o_…` are reserved: group ids and official accounts' ids
+/// look like that, and a message's `to` must never be ambiguous.
 pub fn check_public_id(id: &str) -> Result<()> {
     let bad = |why: &str| {
         Error::new(
@@ -40,6 +40,11 @@ pub fn check_public_id(id: &str) -> Result<()> {
     }
     if id.len() >= 2 && id[..2].eq_ignore_ascii_case("g_") {
         return Err(bad(" (IDs starting with g_ are reserved for groups)"));
+    }
+    if id.len() >= 2 && id[..2].eq_ignore_ascii_case("o_") {
+        return Err(bad(
+            " (IDs starting with o_ are reserved for official accounts)",
+        ));
     }
     Ok(())
 }
@@ -225,7 +230,8 @@ mod tests {
             let expected = (6..=20).contains(&b.len())
                 && b[0].is_ascii_alphabetic()
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
-                && !s.to_ascii_lowercase().starts_with("g_");
+                && !s.to_ascii_lowercase().starts_with("g_")
+                && !s.to_ascii_lowercase().starts_with("o_");
             prop_assert_eq!(check_public_id(&s).is_ok(), expected);
         }
     }

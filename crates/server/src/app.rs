@@ -26,7 +26,9 @@ use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::store::Store;
-use crate::{accounts, contacts, events, groups, me, messages, metrics, sessions, sms, wallet};
+use crate::{
+    accounts, contacts, events, groups, me, messages, metrics, official, sessions, sms, wallet,
+};
 
 /// Everything a request handler may use.
 pub struct AppState {
@@ -106,7 +108,7 @@ pub use crate::net::ClientIp;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard service", description = "Accounts by phone number, sessions, two-step verification, contacts, groups, messages and the per-account event log."),
+    info(title = "Switchboard service", description = "Accounts by phone number, sessions, two-step verification, contacts, groups, messages, the per-account event log, the wallet and official accounts."),
     modifiers(&BearerAuth),
     components(schemas(switchboard_protocol::ErrorBody, switchboard_protocol::ErrorCode)),
 )]
@@ -167,7 +169,17 @@ pub fn routes(dev: bool) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallet::transfer))
         .routes(routes!(wallet::create_envelope))
         .routes(routes!(wallet::get_envelope))
-        .routes(routes!(wallet::claim));
+        .routes(routes!(wallet::claim))
+        .routes(routes!(official::create, official::list))
+        .routes(routes!(official::get))
+        .routes(routes!(official::add_operator, official::list_operators))
+        .routes(routes!(official::remove_operator))
+        .routes(routes!(official::follow, official::unfollow))
+        .routes(routes!(official::publish, official::articles))
+        .routes(routes!(official::conversations))
+        .routes(routes!(official::claim))
+        .routes(routes!(official::create_api_key, official::list_api_keys))
+        .routes(routes!(official::revoke_api_key));
     if dev {
         api = api.routes(routes!(sms::dev_outbox));
     }

@@ -41,6 +41,7 @@ pub struct Config {
     pub wallet: WalletConfig,
     pub identity: Identity,
     pub limits: Limits,
+    pub official: Official,
     pub log: Log,
 }
 
@@ -125,6 +126,28 @@ impl Default for Limits {
             contact_requests_per_day: 100,
             // Forty messages a minute to full 500-member groups.
             group_fanout_per_minute: 20_000,
+        }
+    }
+}
+
+/// Official accounts (SPEC §1.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Official {
+    /// Operators of one official account, its owner included.
+    pub max_operators: u32,
+    /// Official accounts one account may operate (own or be an operator of).
+    pub max_per_operator: u32,
+    /// Requests one API key may make per minute.
+    pub api_per_minute: u32,
+}
+
+impl Default for Official {
+    fn default() -> Self {
+        Self {
+            max_operators: 20,
+            max_per_operator: 50,
+            api_per_minute: 600,
         }
     }
 }
@@ -250,6 +273,7 @@ impl Default for Config {
             wallet: WalletConfig::default(),
             identity: Identity::default(),
             limits: Limits::default(),
+            official: Official::default(),
             log: Log::default(),
         }
     }
@@ -407,6 +431,13 @@ impl Config {
             return bad(
                 "limits.messages_per_minute, limits.contact_requests_per_day and \
                  limits.group_fanout_per_minute must be at least 1",
+            );
+        }
+        let o = &self.official;
+        if o.max_operators == 0 || o.max_per_operator == 0 || o.api_per_minute == 0 {
+            return bad(
+                "official.max_operators, official.max_per_operator and official.api_per_minute \
+                 must be at least 1",
             );
         }
         if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {

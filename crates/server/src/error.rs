@@ -109,6 +109,34 @@ impl From<StoreError> for Error {
             StoreError::OverBudget { .. } => {
                 Error::internal("a budget was charged without its answer")
             }
+            StoreError::OfficialLimit(which) => Error::new(
+                ErrorCode::OfficialLimit,
+                match which {
+                    crate::store::OfficialLimit::Operators => {
+                        "this official account has the most operators allowed (official.max_operators)"
+                    }
+                    crate::store::OfficialLimit::PerOperator => {
+                        "that account operates the most official accounts allowed (official.max_per_operator)"
+                    }
+                },
+            ),
+            StoreError::NotAllowed => Error::new(
+                ErrorCode::OfficialForbidden,
+                "your role on this official account does not allow this, or you no longer operate it",
+            ),
+            StoreError::NoConversation => Error::new(
+                ErrorCode::ConversationNotFound,
+                "this customer has not written to this official account",
+            ),
+            StoreError::ClaimHeld { by, until } => Error::new(
+                ErrorCode::ConversationClaimed,
+                format!(
+                    "{by} is answering this customer; their claim lapses at {} unless they answer",
+                    crate::clock::to_datetime(until)
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                ),
+            ),
             StoreError::Encoding(e) => Error::internal(e),
             StoreError::Database(e) => {
                 tracing::error!(error = %e, "storage failure");

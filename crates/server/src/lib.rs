@@ -19,6 +19,7 @@ pub mod me;
 pub mod messages;
 pub mod metrics;
 pub mod net;
+pub mod official;
 pub mod password;
 pub mod phone;
 pub mod sessions;

@@ -23,6 +23,9 @@ pub enum Budget {
     ContactRequests,
     /// Deliveries to group members, one per member's log (`limits.group_fanout_per_minute`).
     GroupFanout,
+    /// Requests made with one official account's API key (`official.api_per_minute`); the
+    /// key, not an account, is what is charged.
+    OfficialApi,
 }
 
 impl Budget {
@@ -47,6 +50,12 @@ impl Budget {
                 l.group_fanout_per_minute,
                 MINUTE_MS,
                 "deliveries to group members a minute",
+            ),
+            Budget::OfficialApi => (
+                "official_api",
+                app.config.official.api_per_minute,
+                MINUTE_MS,
+                "requests a minute",
             ),
         }
     }
@@ -81,13 +90,17 @@ pub async fn take(app: &App, account_id: &str, budget: Budget, units: usize) -> 
 /// The 429 for a charge of `budget` that did not fit, with when to try again.
 pub fn refused(app: &App, budget: Budget, c: &Charge, took: RateTake) -> Error {
     let (_, limit, window, what) = budget.rule(app);
+    let who = match budget {
+        Budget::OfficialApi => "an API key",
+        _ => "an account",
+    };
     let units = c.units;
     app.metrics.count("rate_limited_total");
     let window_secs = u64::try_from(window / 1000).unwrap_or(60);
     if units > limit {
         return Error::new(
             ErrorCode::RateLimited,
-            format!("this is {units} at once, and an account may cause at most {limit} {what}"),
+            format!("this is {units} at once, and {who} may cause at most {limit} {what}"),
         )
         .retry_after(window_secs);
     }
@@ -98,7 +111,7 @@ pub fn refused(app: &App, budget: Budget, c: &Charge, took: RateTake) -> Error {
         .map_or(window_secs, |t| secs_until(t + window, c.now));
     Error::new(
         ErrorCode::RateLimited,
-        format!("an account may cause at most {limit} {what}; try again in {retry} s"),
+        format!("{who} may cause at most {limit} {what}; try again in {retry} s"),
     )
     .retry_after(retry)
 }

@@ -14,7 +14,7 @@ use crate::contacts::find_user;
 use crate::error::{Error, Json, Result};
 use crate::events::Encoded;
 use crate::limits::Budget;
-use crate::sessions::Auth;
+use crate::official::Caller;
 use crate::store::{MessageRow, StoreError};
 
 pub const BODY_MAX: usize = 4096;
@@ -35,13 +35,13 @@ fn replay(existing: MessageRow, target: &str, body: &str) -> Result<(StatusCode,
     request_body = SendMessage,
     responses((status = 201, description = "sent (or, for a retried client_id, sent before)", body = Message),
               (status = 400, description = "invalid_message_body, invalid_request (client_id not a UUID)", body = switchboard_protocol::ErrorBody),
-              (status = 403, description = "not_a_contact", body = switchboard_protocol::ErrorBody),
-              (status = 404, description = "user_not_found, group_not_found", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody),
+              (status = 403, description = "not_a_contact, not_following (to an official account), official_forbidden (from_official)", body = switchboard_protocol::ErrorBody),
+              (status = 404, description = "user_not_found, group_not_found, official_not_found, conversation_not_found", body = switchboard_protocol::ErrorBody),
+              (status = 409, description = "idempotency_conflict, conversation_claimed", body = switchboard_protocol::ErrorBody),
               (status = 429, description = "rate_limited (limits.messages_per_minute, limits.group_fanout_per_minute), with Retry-After", body = switchboard_protocol::ErrorBody)))]
 pub async fn send(
     State(app): State<App>,
-    auth: Auth,
+    caller: Caller,
     Json(req): Json<SendMessage>,
 ) -> Result<(StatusCode, Json<Message>)> {
     let client_id = uuid::Uuid::parse_str(req.client_id.trim())
@@ -55,11 +55,19 @@ pub async fn send(
             format!("a message has 1 to {BODY_MAX} characters"),
         ));
     }
+    // An answer as an official account: its operators' rules, its own conversation.
+    if req.from_official.is_some() {
+        return crate::official::send(&app, caller, &req, client_id).await;
+    }
+    let auth = caller.session("send personal messages")?;
     let me = &auth.account;
     // No read before the insert: the (sender, client_id) key answers retries, so the common
     // case (a new message) costs one write.
     let target = req.to.trim();
     let (to, recipients) = match Target::parse(target) {
+        Target::Official(_) => {
+            return crate::official::send(&app, Caller::Session(auth), &req, client_id).await;
+        }
         Target::Group(group_id) => {
             let (group, members) = crate::groups::load_as_member(&app, &group_id, &me.id).await?;
             (

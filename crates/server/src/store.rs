@@ -15,8 +15,11 @@
 /// before the error reaches the caller.
 pub const RETRIES: u32 = 8;
 
+pub mod official;
 pub mod postgres;
 pub mod sqlite;
+
+pub use official::*;
 
 use std::sync::Arc;
 
@@ -171,6 +174,19 @@ pub enum StoreError {
     /// No such red envelope (or, for a refund, not due).
     #[error("no such envelope")]
     NoEnvelope,
+    /// An operator change would pass a limit: nothing was written.
+    #[error("official account limit")]
+    OfficialLimit(OfficialLimit),
+    /// The operator's (or key's) role on the official account does not allow the step, or it
+    /// no longer operates it at all.
+    #[error("not allowed")]
+    NotAllowed,
+    /// No conversation between this customer and this official account.
+    #[error("no conversation")]
+    NoConversation,
+    /// Another operator (public ID) holds the conversation until then.
+    #[error("claimed")]
+    ClaimHeld { by: String, until: Millis },
     /// The caller could not build what the store was to write (an event or answer that did
     /// not serialise): nothing was written.
     #[error("encoding: {0}")]
@@ -576,7 +592,7 @@ pub struct RateTake {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OfficialStore + Send + Sync + 'static {
     // --- SMS codes ---------------------------------------------------------------------
     /// Stores a new code if every limit allows it, deciding and recording in one step (so
     /// concurrent requests cannot all pass a limit); any earlier live code of the same number

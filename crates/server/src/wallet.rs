@@ -470,6 +470,10 @@ struct Audience {
 
 async fn audience(app: &App, me: &AccountRow, to: &str) -> Result<Audience> {
     match Target::parse(to.trim()) {
+        Target::Official(_) => Err(Error::new(
+            ErrorCode::NotAContact,
+            "money goes to contacts and groups, not to official accounts",
+        )),
         Target::Group(group_id) => {
             let (group, members) = crate::groups::load_as_member(app, &group_id, &me.id).await?;
             Ok(Audience {

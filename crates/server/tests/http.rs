@@ -81,6 +81,21 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "POST /v1/red-envelopes",
         "GET /v1/red-envelopes/{id}",
         "POST /v1/red-envelopes/{id}/claim",
+        "POST /v1/official-accounts",
+        "GET /v1/official-accounts",
+        "GET /v1/official-accounts/{id}",
+        "POST /v1/official-accounts/{id}/operators",
+        "GET /v1/official-accounts/{id}/operators",
+        "DELETE /v1/official-accounts/{id}/operators/{public_id}",
+        "POST /v1/official-accounts/{id}/follow",
+        "DELETE /v1/official-accounts/{id}/follow",
+        "POST /v1/official-accounts/{id}/articles",
+        "GET /v1/official-accounts/{id}/articles",
+        "GET /v1/official-accounts/{id}/conversations",
+        "POST /v1/official-accounts/{id}/conversations/{public_id}/claim",
+        "POST /v1/official-accounts/{id}/api-keys",
+        "GET /v1/official-accounts/{id}/api-keys",
+        "DELETE /v1/official-accounts/{id}/api-keys/{key_id}",
     ];
     expected.sort_unstable();
     assert_eq!(

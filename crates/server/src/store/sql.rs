@@ -31,6 +31,10 @@ use crate::store::*;
 #[path = "sql/wallet.rs"]
 mod wallet;
 
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/official.rs"]
+mod official;
+
 pub type Tx = sqlx::Transaction<'static, Db>;
 
 /// Runs `$body` in a transaction of `$store`'s write pool (`$tx` names it inside), commits,
