@@ -21,6 +21,10 @@ switchboard_server::on_every_backend!(
     ten_accounts_race_for_the_last_envelope_share,
     transfers_both_ways_at_once_never_deadlock,
     the_ledger_refuses_to_go_negative_and_stays_append_only,
+    an_article_reaches_a_thousand_followers_once_each_however_often_it_is_retried,
+    operators_racing_for_the_last_seats_keep_both_limits,
+    operators_racing_for_one_conversation_get_one_claim,
+    a_removal_or_revocation_that_committed_stops_the_next_step,
 );
 
 struct Fixture {
@@ -539,4 +543,439 @@ async fn the_ledger_refuses_to_go_negative_and_stays_append_only(backend: Backen
     assert_eq!(moved, 3);
     assert_eq!(f.store.book_balance(&wallet_book(&a.id)).await.unwrap(), 10);
     assert_eq!(f.store.ledger_check().await.unwrap(), None);
+}
+
+// --- official accounts -----------------------------------------------------------------------
+
+fn official_row(id: &str, owner: &str) -> OfficialRow {
+    OfficialRow {
+        id: id.into(),
+        name: format!("Official {id}"),
+        description: String::new(),
+        color: "#2b8a3e".into(),
+        owner_id: owner.into(),
+        created_at: T0,
+        followers: 0,
+    }
+}
+
+fn one_event_each(kind: &'static str) -> impl Fn(&[String]) -> StoreResult<Vec<NewEvent>> {
+    move |accounts: &[String]| {
+        Ok(accounts
+            .iter()
+            .map(|a| NewEvent {
+                account_id: a.clone(),
+                kind,
+                data: "{}".into(),
+            })
+            .collect())
+    }
+}
+
+const ROOMY: OperatorLimits = OperatorLimits {
+    max_operators: 20,
+    max_per_operator: 50,
+};
+
+/// An account on a number of its own, for suites that need hundreds.
+async fn many_accounts(store: &dyn Store, from: u32, n: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in from..from + n {
+        let a = account_on(store, i, &format!("+8613{i:09}"), 2)
+            .await
+            .unwrap();
+        out.push(a.id);
+    }
+    out
+}
+
+async fn an_article_reaches_a_thousand_followers_once_each_however_often_it_is_retried(
+    backend: Backend,
+) {
+    let f = fixture(backend).await;
+    let owner = account(&*f.store, 1).await.id;
+    f.store
+        .official_create(&official_row("o_news", &owner), 50)
+        .await
+        .unwrap();
+    let followers = many_accounts(&*f.store, 100, 1_000).await;
+    for a in &followers {
+        f.store.official_follow("o_news", a, T0).await.unwrap();
+    }
+    // Following again changes nothing.
+    f.store
+        .official_follow("o_news", &followers[0], T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .official_by_id("o_news")
+            .await
+            .unwrap()
+            .unwrap()
+            .followers,
+        1_000
+    );
+    let row = ArticleRow {
+        id: "art_1".into(),
+        official_id: "o_news".into(),
+        author: owner.clone(),
+        idempotency_key: "launch".into(),
+        title: "Launch".into(),
+        body: "We open today.".into(),
+        published_at: T0,
+        data: "{}".into(),
+    };
+    // Five tries of one publish at once: one article, one event per follower.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..5 {
+        let store = f.store.clone();
+        let owner = owner.clone();
+        let row = ArticleRow {
+            id: format!("art_{i}"),
+            ..row.clone()
+        };
+        tasks.spawn(async move {
+            store
+                .article_publish(
+                    &row,
+                    Sender::Operator(&owner),
+                    &one_event_each("article.new"),
+                )
+                .await
+        });
+    }
+    let mut published = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(events) => {
+                published += 1;
+                assert_eq!(events.len(), 1_000);
+            }
+            Err(StoreError::Duplicate) => {}
+            Err(e) => panic!("a retried publish is a duplicate, not {e:?}"),
+        }
+    }
+    assert_eq!(published, 1);
+    assert_eq!(
+        f.store.articles("o_news", None, 100).await.unwrap().len(),
+        1
+    );
+    for a in &followers {
+        let events = f.store.events_after(a, 0, 100).await.unwrap();
+        assert_eq!(
+            events.iter().filter(|e| e.kind == "article.new").count(),
+            1,
+            "{a} got the article exactly once"
+        );
+    }
+    // The owner follows nothing and got nothing.
+    assert!(
+        f.store
+            .events_after(&owner, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) {
+    let f = fixture(backend).await;
+    let owner = account(&*f.store, 1).await.id;
+    f.store
+        .official_create(&official_row("o_shop", &owner), 50)
+        .await
+        .unwrap();
+    let hopefuls = many_accounts(&*f.store, 10, 9).await;
+    let limits = OperatorLimits {
+        max_operators: 5,
+        max_per_operator: 50,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for a in hopefuls.iter().cloned() {
+        let store = f.store.clone();
+        tasks.spawn(async move {
+            store
+                .official_operator_set(
+                    "o_shop",
+                    &a,
+                    "support",
+                    T0,
+                    limits,
+                    &one_event_each("official.operator_added"),
+                )
+                .await
+        });
+    }
+    let mut added = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(_) => added += 1,
+            Err(StoreError::OfficialLimit(OfficialLimit::Operators)) => {}
+            Err(e) => panic!("a lost race is the operators limit, not {e:?}"),
+        }
+    }
+    assert_eq!(added, 4, "the owner and four operators make five");
+    assert_eq!(f.store.official_operators("o_shop").await.unwrap().len(), 5);
+
+    // One account added to several official accounts at once, and creating one itself, never
+    // operates more than its limit.
+    let busy = account(&*f.store, 2).await.id;
+    for i in 0..6 {
+        f.store
+            .official_create(&official_row(&format!("o_b{i}"), &owner), 50)
+            .await
+            .unwrap();
+    }
+    let limits = OperatorLimits {
+        max_operators: 20,
+        max_per_operator: 3,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let store = f.store.clone();
+        let busy = busy.clone();
+        tasks.spawn(async move {
+            store
+                .official_operator_set(
+                    &format!("o_b{i}"),
+                    &busy,
+                    "editor",
+                    T0,
+                    limits,
+                    &one_event_each("official.operator_added"),
+                )
+                .await
+                .map(|_| ())
+        });
+    }
+    {
+        let store = f.store.clone();
+        let busy = busy.clone();
+        tasks.spawn(async move {
+            store
+                .official_create(&official_row("o_own", &busy), limits.max_per_operator)
+                .await
+        });
+    }
+    let mut joined = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(()) => joined += 1,
+            Err(StoreError::OfficialLimit(OfficialLimit::PerOperator)) => {}
+            Err(e) => panic!("a lost race is the per-operator limit, not {e:?}"),
+        }
+    }
+    assert_eq!(joined, 3);
+    assert_eq!(f.store.officials_of(&busy, false).await.unwrap().len(), 3);
+}
+
+/// A customer writes to `o_help`, operated by the owner and `support` (all support).
+async fn help_desk(store: &dyn Store, support: &[String]) -> (String, String) {
+    let owner = account(store, 1).await.id;
+    let customer = account(store, 2).await.id;
+    store
+        .official_create(&official_row("o_help", &owner), 50)
+        .await
+        .unwrap();
+    for a in support {
+        store
+            .official_operator_set("o_help", a, "support", T0, ROOMY, &one_event_each("x"))
+            .await
+            .unwrap();
+    }
+    store
+        .official_follow("o_help", &customer, T0)
+        .await
+        .unwrap();
+    write(store, &customer, Sender::Customer, "c1")
+        .await
+        .unwrap();
+    (owner, customer)
+}
+
+async fn write(
+    store: &dyn Store,
+    customer: &str,
+    sender: Sender<'_>,
+    client_id: &str,
+) -> StoreResult<Vec<EventRow>> {
+    let actor = match sender {
+        Sender::Customer => customer.to_string(),
+        Sender::Operator(a) => a.to_string(),
+        Sender::Key(k) => format!("key:{k}"),
+    };
+    let row = OfficialMessageRow {
+        id: format!("m_{actor}_{client_id}"),
+        official_id: "o_help".into(),
+        customer_id: customer.into(),
+        actor,
+        client_id: client_id.into(),
+        body: "hello".into(),
+        sent_at: T0,
+        data: r#"{"body":"hello"}"#.into(),
+    };
+    let to_operators =
+        |serving: &[String], _unanswered: i64| one_event_each("official.message")(serving);
+    store
+        .official_message(&OfficialSend {
+            row: &row,
+            sender,
+            customer_events: &[],
+            fanout: &to_operators,
+            charges: &[],
+            claim_ms: 1_800_000,
+        })
+        .await
+}
+
+async fn operators_racing_for_one_conversation_get_one_claim(backend: Backend) {
+    let f = fixture(backend).await;
+    let support = many_accounts(&*f.store, 10, 8).await;
+    let (_, customer) = help_desk(&*f.store, &support).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for a in support.iter().cloned() {
+        let store = f.store.clone();
+        let customer = customer.clone();
+        tasks.spawn(async move {
+            let claim = store
+                .official_claim(
+                    "o_help",
+                    &customer,
+                    &a,
+                    T0,
+                    1_800_000,
+                    &one_event_each("official.claimed"),
+                )
+                .await;
+            (a, claim)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            (a, Ok(Claim::Claimed { .. })) => winners.push(a),
+            (_, Ok(Claim::Held { .. })) => {}
+            (_, Err(e)) => panic!("a lost claim is held by the winner, not {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "one operator holds the conversation");
+    let winner = &winners[0];
+    let loser = support.iter().find(|a| *a != winner).unwrap();
+    // The others cannot answer while it lasts; the holder can.
+    assert!(matches!(
+        write(&*f.store, &customer, Sender::Operator(loser), "a1").await,
+        Err(StoreError::ClaimHeld { .. })
+    ));
+    write(&*f.store, &customer, Sender::Operator(winner), "a2")
+        .await
+        .unwrap();
+    // The holder's answer renewed the claim for another 30 minutes from then (T0): at
+    // T0 + 31 min it has lapsed and another operator may claim.
+    let later = T0 + 31 * 60 * 1000;
+    let conv = f
+        .store
+        .official_conversation("o_help", &customer, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv.claim, None, "the claim lapsed");
+    assert!(matches!(
+        f.store
+            .official_claim(
+                "o_help",
+                &customer,
+                loser,
+                later,
+                1_800_000,
+                &one_event_each("official.claimed")
+            )
+            .await
+            .unwrap(),
+        Claim::Claimed { .. }
+    ));
+}
+
+async fn a_removal_or_revocation_that_committed_stops_the_next_step(backend: Backend) {
+    let f = fixture(backend).await;
+    let support = many_accounts(&*f.store, 10, 2).await;
+    let (owner, customer) = help_desk(&*f.store, &support).await;
+    let (gone, stays) = (&support[0], &support[1]);
+    f.store
+        .official_operator_remove(
+            "o_help",
+            gone,
+            T0,
+            &one_event_each("official.operator_removed"),
+        )
+        .await
+        .unwrap()
+        .expect("was an operator");
+    assert!(matches!(
+        write(&*f.store, &customer, Sender::Operator(gone), "a1").await,
+        Err(StoreError::NotAllowed)
+    ));
+    assert!(matches!(
+        f.store
+            .official_claim(
+                "o_help",
+                &customer,
+                gone,
+                T0,
+                1_800_000,
+                &one_event_each("x")
+            )
+            .await,
+        Err(StoreError::NotAllowed)
+    ));
+    // The next customer message reaches the owner and the remaining operator only.
+    let events = write(&*f.store, &customer, Sender::Customer, "c2")
+        .await
+        .unwrap();
+    let mut reached: Vec<&str> = events.iter().map(|e| e.account_id.as_str()).collect();
+    reached.sort_unstable();
+    let mut expected = vec![owner.as_str(), stays.as_str()];
+    expected.sort_unstable();
+    assert_eq!(reached, expected);
+    // The owner cannot be removed; removing someone twice finds nobody.
+    assert!(
+        f.store
+            .official_operator_remove("o_help", &owner, T0, &one_event_each("x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.store
+            .official_operator_remove("o_help", gone, T0, &one_event_each("x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A key answers until it is revoked, then not.
+    let key = ApiKeyRow {
+        id: "key_1".into(),
+        official_id: "o_help".into(),
+        key_hash: "h".into(),
+        name: "bot".into(),
+        role: "support".into(),
+        created_by: owner.clone(),
+        created_at: T0,
+        revoked_at: None,
+    };
+    f.store.api_key_create(&key).await.unwrap();
+    write(&*f.store, &customer, Sender::Key("key_1"), "k1")
+        .await
+        .unwrap();
+    assert!(f.store.api_key_revoke("o_help", "key_1", T0).await.unwrap());
+    assert!(matches!(
+        write(&*f.store, &customer, Sender::Key("key_1"), "k2").await,
+        Err(StoreError::NotAllowed)
+    ));
+    // A retried client id is one message.
+    assert!(matches!(
+        write(&*f.store, &customer, Sender::Customer, "c2").await,
+        Err(StoreError::Duplicate)
+    ));
 }
