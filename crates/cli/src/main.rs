@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use switchboard_core::official::OfficialRole;
+use switchboard_core::official::{InboxFilter, PublishTarget};
 use switchboard_core::vault::KeyringVault;
 use switchboard_core::{
     ConnState, ConversationId, Engine, EventBody, ProfileEventKind, ProfileId, SignIn, TlsConfig,
@@ -61,6 +63,54 @@ enum Cmd {
     },
     /// Keep every profile live; one line per event on stdout.
     Run,
+    /// Official accounts operated by any profile: list them, read the customer inbox, answer
+    /// as one, publish to several.
+    Official {
+        #[command(subcommand)]
+        command: OfficialCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum OfficialCmd {
+    /// profile, id, name, your role, unanswered conversations.
+    List,
+    /// The customer conversations of every official account the profiles serve, newest
+    /// first: profile, official account, customer, unanswered, held by, last message.
+    Inbox {
+        /// Only those nobody holds.
+        #[arg(long)]
+        unclaimed: bool,
+        /// Only those this profile's account holds.
+        #[arg(long)]
+        mine: bool,
+        /// Only this official account's (`o_…`).
+        #[arg(long = "official")]
+        official: Option<String>,
+    },
+    /// Answer a customer as an official account, from the profile that operates it.
+    Reply {
+        /// The official account (`o_…`).
+        #[arg(long = "as")]
+        official: String,
+        /// The customer's public ID.
+        #[arg(long)]
+        to: String,
+        text: String,
+    },
+    /// Publish one article to several official accounts, each through the profile that
+    /// operates it; one line per account. Running the same command again publishes nothing
+    /// twice.
+    Publish {
+        /// An official account (`o_…`); repeat for several.
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        #[arg(long)]
+        title: String,
+        /// A file with the article's plain text (`-` for standard input).
+        #[arg(long)]
+        body_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +281,7 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                 .await?;
             println!("sent {}", sent.client_id);
         }
+        Cmd::Official { command } => official(engine, command).await?,
         Cmd::Run => {
             let mut bus = engine.subscribe();
             engine.enable_notifications(Arc::new(switchboard_core::notify::DesktopSink::default()));
@@ -255,6 +306,145 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
                         }
                     }
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings every signed-in profile up to date with its service (a profile that cannot be
+/// reached is named on stderr and left as its last run saw it).
+async fn catch_up_all(engine: &Engine) -> anyhow::Result<()> {
+    for p in engine.list_profiles().await? {
+        if let Err(e) = engine.catch_up(&p.record.id, Duration::from_secs(20)).await {
+            eprintln!("switchboard: {}: {e}", p.record.name);
+        }
+    }
+    Ok(())
+}
+
+/// The profile that operates `official` with a role that `may` allows, first in sidebar order.
+async fn operating(
+    engine: &Engine,
+    official: &str,
+    may: fn(OfficialRole) -> bool,
+) -> anyhow::Result<ProfileId> {
+    let all = engine.official_accounts().await?;
+    if let Some(o) = all.iter().find(|o| o.id == official && may(o.role)) {
+        return Ok(o.profile.clone());
+    }
+    match all.iter().find(|o| o.id == official) {
+        Some(o) => bail!(
+            "{official}: your role there ({}) does not allow this",
+            o.role.as_str()
+        ),
+        None => bail!("no profile operates {official}"),
+    }
+}
+
+async fn official(engine: &Engine, cmd: OfficialCmd) -> anyhow::Result<()> {
+    catch_up_all(engine).await?;
+    let names: std::collections::HashMap<ProfileId, String> = engine
+        .list_profiles()
+        .await?
+        .into_iter()
+        .map(|p| (p.record.id.clone(), p.record.name.clone()))
+        .collect();
+    let name = |p: &ProfileId| names.get(p).cloned().unwrap_or_else(|| p.to_string());
+    match cmd {
+        OfficialCmd::List => {
+            for o in engine.official_accounts().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    name(&o.profile),
+                    o.id,
+                    o.name,
+                    o.role.as_str(),
+                    o.unanswered
+                );
+            }
+        }
+        OfficialCmd::Inbox {
+            unclaimed,
+            mine,
+            official,
+        } => {
+            let filter = InboxFilter {
+                official,
+                mine,
+                unclaimed,
+            };
+            for e in engine.customer_inbox(&filter).await? {
+                let last: String = e
+                    .last_body
+                    .chars()
+                    .take(80)
+                    .filter(|c| !c.is_control())
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{last}",
+                    name(&e.profile),
+                    e.official_name,
+                    e.customer,
+                    e.unanswered,
+                    e.claimed_by.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        OfficialCmd::Reply { official, to, text } => {
+            let profile = operating(engine, official.trim(), OfficialRole::serves).await?;
+            let sent = engine
+                .reply_as(&profile, official.trim(), to.trim(), &text)
+                .await?;
+            println!("sent {} from {}", sent.id, name(&profile));
+        }
+        OfficialCmd::Publish {
+            to,
+            title,
+            body_file,
+        } => {
+            let body = if body_file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the article")?;
+                s
+            } else {
+                std::fs::read_to_string(&body_file)
+                    .with_context(|| format!("reading {}", body_file.display()))?
+            };
+            let mut targets = Vec::new();
+            for official in &to {
+                let official = official.trim().to_string();
+                let profile = operating(engine, &official, OfficialRole::publishes).await?;
+                targets.push(PublishTarget {
+                    profile,
+                    official_id: official,
+                });
+            }
+            // The same article to the same accounts is the same publish: a rerun after a lost
+            // answer publishes nothing twice.
+            let key = {
+                use sha2::Digest as _;
+                let mut h = sha2::Sha256::new();
+                h.update(title.as_bytes());
+                h.update([0]);
+                h.update(body.as_bytes());
+                format!("cli-{:x}", h.finalize())
+            };
+            let mut failed = false;
+            for outcome in engine.publish(&targets, &title, &body, &key).await {
+                match (outcome.article, outcome.error) {
+                    (Some(a), _) => println!("{}\tpublished {}", outcome.official_id, a.id),
+                    (None, Some((code, message))) => {
+                        failed = true;
+                        println!("{}\tfailed {code}: {message}", outcome.official_id);
+                    }
+                    (None, None) => {}
+                }
+            }
+            if failed {
+                bail!("some official accounts did not publish");
             }
         }
     }

@@ -9,6 +9,7 @@ mod db;
 pub mod error;
 pub mod ids;
 pub mod notify;
+pub mod official;
 pub mod profile;
 pub mod registry;
 pub mod stats;
@@ -484,6 +485,20 @@ impl Engine {
             },
         );
         Ok(())
+    }
+
+    /// Every running profile with its account's public ID and its runtime, in sidebar order.
+    async fn running_stores(&self) -> Result<Vec<(ProfileId, String, Arc<ProfileRuntime>)>> {
+        let order = self.registry.list().await?;
+        let running = self.running.lock().await;
+        Ok(order
+            .into_iter()
+            .filter_map(|r| {
+                running
+                    .get(&r.id)
+                    .map(|x| (r.id.clone(), r.public_id.to_string(), x.runtime.clone()))
+            })
+            .collect())
     }
 
     async fn runtime(&self, profile: &ProfileId) -> Result<Arc<ProfileRuntime>> {

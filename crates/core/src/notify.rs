@@ -413,6 +413,18 @@ impl Notifier {
                     Some(chat),
                 )
             }
+            // A customer writing to an official account this profile serves: "Work · Acme
+            // Coffee · Alice". Answers (this operator's or another's) raise nothing.
+            EventBody::OfficialMessage(m) => {
+                if m.responder.is_some() {
+                    return Vec::new();
+                }
+                (
+                    format!("{} · {}", m.official_name, m.message.from_display_name),
+                    m.message.body.clone(),
+                    Some(format!("{}/{}", m.official_id, m.customer)),
+                )
+            }
             _ => return Vec::new(),
         };
         if let (Some(chat), Some((fp, fc))) = (&conversation, &self.focused) {

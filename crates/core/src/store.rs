@@ -72,6 +72,11 @@ impl ProfileStore {
         })
     }
 
+    /// For the core's own modules that keep tables of their own in the profile's database.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     pub async fn cursor(&self) -> Result<i64> {
         let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM cursor WHERE id = 1")
             .fetch_one(&self.pool)
@@ -304,6 +309,9 @@ struct Batch<'a> {
     conversations: Vec<Conversation>,
     /// Client ids of our own messages that came back through the log: they left the outbox.
     sent: Vec<String>,
+    /// Official accounts' changes, written one by one in log order (they are few beside
+    /// messages, and each may depend on the one before).
+    official: Vec<crate::official::OfficialOp<'a>>,
 }
 
 /// SQLite allows 32,766 bound values per statement; rows are written in chunks well below.
@@ -316,6 +324,9 @@ impl<'a> Batch<'a> {
         })?;
         self.events
             .push((event.seq, event.body.name(), rfc3339(event.at), data));
+        if let Some(op) = crate::official::OfficialOp::of(&event.body, event.seq, me) {
+            self.official.push(op);
+        }
         let EventBody::MessageNew(m) = &event.body else {
             return Ok(());
         };
@@ -422,6 +433,9 @@ impl<'a> Batch<'a> {
             }
             q.push(")");
             q.build().execute(&mut **tx).await?;
+        }
+        for op in &self.official {
+            op.write(tx).await?;
         }
         Ok(())
     }

@@ -306,9 +306,25 @@ pub async fn create(
         created_at: app.clock.now_ms(),
         followers: 0,
     };
-    app.store
-        .official_create(&row, app.config.official.max_per_operator)
+    let created = operator_change(
+        EventBody::OfficialOperatorAdded,
+        OperatorChange {
+            official_id: row.id.clone(),
+            official_name: row.name.clone(),
+            public_id: auth.account.public_id.clone(),
+            role: OfficialRole::Owner,
+            by: auth.account.public_id.clone(),
+        },
+    )?;
+    let appended = app
+        .store
+        .official_create(
+            &row,
+            app.config.official.max_per_operator,
+            &[created.to(auth.account.id.as_str())],
+        )
         .await?;
+    app.hub.publish(&appended);
     Ok((
         StatusCode::CREATED,
         Json(OfficialAccount {

@@ -595,7 +595,7 @@ async fn an_article_reaches_a_thousand_followers_once_each_however_often_it_is_r
     let f = fixture(backend).await;
     let owner = account(&*f.store, 1).await.id;
     f.store
-        .official_create(&official_row("o_news", &owner), 50)
+        .official_create(&official_row("o_news", &owner), 50, &[])
         .await
         .unwrap();
     let followers = many_accounts(&*f.store, 100, 1_000).await;
@@ -683,7 +683,7 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
     let f = fixture(backend).await;
     let owner = account(&*f.store, 1).await.id;
     f.store
-        .official_create(&official_row("o_shop", &owner), 50)
+        .official_create(&official_row("o_shop", &owner), 50, &[])
         .await
         .unwrap();
     let hopefuls = many_accounts(&*f.store, 10, 9).await;
@@ -723,7 +723,7 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
     let busy = account(&*f.store, 2).await.id;
     for i in 0..6 {
         f.store
-            .official_create(&official_row(&format!("o_b{i}"), &owner), 50)
+            .official_create(&official_row(&format!("o_b{i}"), &owner), 50, &[])
             .await
             .unwrap();
     }
@@ -754,8 +754,9 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
         let busy = busy.clone();
         tasks.spawn(async move {
             store
-                .official_create(&official_row("o_own", &busy), limits.max_per_operator)
+                .official_create(&official_row("o_own", &busy), limits.max_per_operator, &[])
                 .await
+                .map(|_| ())
         });
     }
     let mut joined = 0;
@@ -775,7 +776,7 @@ async fn help_desk(store: &dyn Store, support: &[String]) -> (String, String) {
     let owner = account(store, 1).await.id;
     let customer = account(store, 2).await.id;
     store
-        .official_create(&official_row("o_help", &owner), 50)
+        .official_create(&official_row("o_help", &owner), 50, &[])
         .await
         .unwrap();
     for a in support {

@@ -161,9 +161,15 @@ pub enum Claim {
 
 #[async_trait]
 pub trait OfficialStore: Send + Sync {
-    /// Creates the official account with its owner as an operator; `OfficialLimit` if the
-    /// owner operates `max_per_operator` already.
-    async fn official_create(&self, row: &OfficialRow, max_per_operator: u32) -> StoreResult<()>;
+    /// Creates the official account with its owner as an operator, appending `events` (the
+    /// owner's devices learn of it like of any operator change); `OfficialLimit` if the owner
+    /// operates `max_per_operator` already.
+    async fn official_create(
+        &self,
+        row: &OfficialRow,
+        max_per_operator: u32,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>>;
     async fn official_by_id(&self, id: &str) -> StoreResult<Option<OfficialRow>>;
     /// The official account as `account_id` sees it.
     async fn official_view(&self, id: &str, account_id: &str) -> StoreResult<Option<OfficialView>>;

@@ -260,7 +260,12 @@ async fn operated_by(tx: &mut Tx, account_id: &str) -> StoreResult<u32> {
 
 #[async_trait]
 impl OfficialStore for SqlStore {
-    async fn official_create(&self, row: &OfficialRow, max_per_operator: u32) -> StoreResult<()> {
+    async fn official_create(
+        &self,
+        row: &OfficialRow,
+        max_per_operator: u32,
+        events: &[NewEvent],
+    ) -> StoreResult<Vec<EventRow>> {
         in_tx!(self, |tx| {
             // Two creations by one account racing for its last slot count one after the other.
             lock_keys(&mut tx, &[operator_key(&row.owner_id)]).await?;
@@ -288,7 +293,7 @@ impl OfficialStore for SqlStore {
             .bind(row.created_at)
             .execute(&mut *tx)
             .await?;
-            Ok(())
+            append(&mut tx, events, row.created_at).await
         })
     }
 

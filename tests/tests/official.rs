@@ -1,0 +1,368 @@
+//! The public platform from the operators' side: the official accounts that two profiles of
+//! one app operate are live at once, with one customer inbox, against a real service.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::notify::RecordingSink;
+use switchboard_core::official::{InboxFilter, OfficialRole, PublishTarget};
+use switchboard_core::vault::MemoryVault;
+use switchboard_core::{ConnState, Engine, ProfileId, SignIn};
+use switchboard_protocol::events::{EventBody, SyncPage};
+use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
+
+async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn uuid() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        (t >> 48) as u32,
+        t as u64 & 0xffff_ffff_ffff
+    )
+}
+
+struct Platform {
+    s: TestServer,
+    engine: Engine,
+    sink: Arc<RecordingSink>,
+    _dir: tempfile::TempDir,
+    work: ProfileId,
+    home: ProfileId,
+    boss: TestUser,
+    carol: TestUser,
+    coffee: String,
+    tea: String,
+}
+
+/// A business owner runs two official accounts: Acme Coffee, where Alice's work account is a
+/// support operator, and Acme Tea, where her personal account is an admin. Carol follows both.
+/// Alice's app has both accounts as profiles, live.
+async fn platform() -> Platform {
+    let s = TestServer::start().await;
+    let TwoAccountsOnePhone { work, home, .. } = s.two_accounts_one_phone().await;
+    let boss = s.verified_user(20, "acme_boss").await;
+    let carol = s.user(21, "carol_c").await;
+    let mut ids = Vec::new();
+    for (name, operator, role) in [
+        ("Acme Coffee", &work, "support"),
+        ("Acme Tea", &home, "admin"),
+    ] {
+        let id = s
+            .post_as(
+                &boss,
+                "/v1/official-accounts",
+                serde_json::json!({"name": name, "description": ""}),
+            )
+            .await
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.post_as(
+            &boss,
+            &format!("/v1/official-accounts/{id}/operators"),
+            serde_json::json!({"public_id": operator.public_id, "role": role}),
+        )
+        .await
+        .expect(201);
+        s.post_as(
+            &carol,
+            &format!("/v1/official-accounts/{id}/follow"),
+            serde_json::json!({}),
+        )
+        .await
+        .expect(200);
+        ids.push(id);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
+        .await
+        .unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    engine.enable_notifications(sink.clone());
+    let mut profiles = Vec::new();
+    for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
+        let p = engine
+            .add_profile(SignIn {
+                server: s.base.clone(),
+                login: login.into(),
+                password: TEST_PASSWORD.into(),
+                name: Some(name.into()),
+                color: None,
+                totp_code: None,
+                allow_insecure_http: false,
+            })
+            .await
+            .unwrap();
+        profiles.push(p.record.id);
+    }
+    for p in &profiles {
+        wait_until("live", async || {
+            engine.state(p).await.unwrap() == ConnState::Live
+        })
+        .await;
+    }
+    let [work, home] = <[_; 2]>::try_from(profiles).unwrap();
+    let [coffee, tea] = <[_; 2]>::try_from(ids).unwrap();
+    Platform {
+        s,
+        engine,
+        sink,
+        _dir: dir,
+        work,
+        home,
+        boss,
+        carol,
+        coffee,
+        tea,
+    }
+}
+
+async fn carol_writes(p: &Platform, to: &str, body: &str) {
+    p.s.post_as(
+        &p.carol,
+        "/v1/messages",
+        serde_json::json!({"client_id": uuid(), "to": to, "body": body}),
+    )
+    .await
+    .expect(201);
+}
+
+async fn unanswered(p: &Platform, official: &str) -> i64 {
+    p.engine
+        .official_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.id == official)
+        .map_or(-1, |o| o.unanswered)
+}
+
+#[tokio::test]
+async fn both_profiles_official_accounts_are_live_in_one_inbox_and_a_claim_elsewhere_withdraws_the_count()
+ {
+    let p = platform().await;
+    wait_until("both official accounts are listed", async || {
+        p.engine.official_accounts().await.unwrap().len() == 2
+    })
+    .await;
+    let listed = p.engine.official_accounts().await.unwrap();
+    let coffee = listed.iter().find(|o| o.id == p.coffee).unwrap();
+    assert_eq!(
+        (&coffee.profile, coffee.role, coffee.name.as_str()),
+        (&p.work, OfficialRole::Support, "Acme Coffee")
+    );
+    let tea = listed.iter().find(|o| o.id == p.tea).unwrap();
+    assert_eq!((&tea.profile, tea.role), (&p.home, OfficialRole::Admin));
+
+    // Carol writes to each: one inbox holds both, each with the profile to answer from.
+    carol_writes(&p, &p.coffee, "is the flat white back?").await;
+    p.s.clock.advance_secs(1);
+    carol_writes(&p, &p.tea, "oolong in stock?").await;
+    wait_until("both conversations are in the inbox", async || {
+        p.engine
+            .customer_inbox(&InboxFilter::default())
+            .await
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+    let inbox = p
+        .engine
+        .customer_inbox(&InboxFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(inbox[0].official_name, "Acme Tea", "newest first");
+    assert_eq!(inbox[0].profile, p.home);
+    assert_eq!(inbox[1].profile, p.work);
+    assert!(
+        inbox
+            .iter()
+            .all(|e| e.customer == "carol_c" && e.unanswered == 1)
+    );
+    assert_eq!(unanswered(&p, &p.coffee).await, 1);
+
+    // A notification under the operator profile's name, the official account's and Carol's.
+    wait_until("two notifications", async || p.sink.shown().len() == 2).await;
+    let titles: Vec<String> = p.sink.shown().iter().map(|n| n.title.clone()).collect();
+    assert!(
+        titles.contains(&"Work · Acme Coffee · carol_c".to_string())
+            && titles.contains(&"Personal · Acme Tea · carol_c".to_string()),
+        "{titles:?}"
+    );
+
+    // The owner claims the coffee conversation: it leaves Alice's unanswered count and the
+    // unclaimed filter, and her answer is refused while the claim lasts.
+    p.s.post_as(
+        &p.boss,
+        &format!(
+            "/v1/official-accounts/{}/conversations/carol_c/claim",
+            p.coffee
+        ),
+        serde_json::json!({}),
+    )
+    .await
+    .expect(200);
+    wait_until("the claim withdraws the count", async || {
+        unanswered(&p, &p.coffee).await == 0
+    })
+    .await;
+    let unclaimed = p
+        .engine
+        .customer_inbox(&InboxFilter {
+            unclaimed: true,
+            ..InboxFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(unclaimed.len(), 1);
+    assert_eq!(unclaimed[0].official_id, p.tea);
+    let refused = p
+        .engine
+        .reply_as(&p.work, &p.coffee, "carol_c", "yes!")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "conversation_claimed", "{refused}");
+
+    // Personal claims and answers the tea conversation as Acme Tea: Carol sees Acme Tea, never
+    // Alice; the inbox shows it as answered and held by her.
+    let claimed = p
+        .engine
+        .claim_conversation(&p.home, &p.tea, "carol_c")
+        .await
+        .unwrap();
+    assert_eq!(claimed.claimed_by.as_deref(), Some("alice_home"));
+    let sent = p
+        .engine
+        .reply_as(&p.home, &p.tea, "carol_c", "plenty, come by")
+        .await
+        .unwrap();
+    assert_eq!(
+        (sent.from.as_str(), sent.from_display_name.as_str()),
+        (p.tea.as_str(), "Acme Tea")
+    );
+    wait_until("the answer is in Personal's copy", async || {
+        p.engine
+            .customer_messages(&p.home, &p.tea, "carol_c")
+            .await
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+    let messages = p
+        .engine
+        .customer_messages(&p.home, &p.tea, "carol_c")
+        .await
+        .unwrap();
+    assert_eq!(
+        messages[1].responder.as_deref(),
+        Some("alice_home"),
+        "operators see who answered"
+    );
+    let mine = p
+        .engine
+        .customer_inbox(&InboxFilter {
+            mine: true,
+            ..InboxFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0].unanswered, mine[0].mine), (0, true));
+    let carols: SyncPage =
+        serde_json::from_value(p.s.get("/v1/sync?limit=1000", &p.carol.token).await.body).unwrap();
+    let answer = carols
+        .events
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::MessageNew(m) if m.body == "plenty, come by" => Some(m.clone()),
+            _ => None,
+        })
+        .expect("Carol got the answer");
+    assert_eq!(answer.from_display_name, "Acme Tea");
+    assert!(
+        !serde_json::to_string(&carols)
+            .unwrap()
+            .contains("alice_home")
+    );
+    p.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_article_to_several_official_accounts_gives_one_result_each_and_a_retry_publishes_nothing_twice()
+ {
+    let p = platform().await;
+    wait_until("both official accounts are listed", async || {
+        p.engine.official_accounts().await.unwrap().len() == 2
+    })
+    .await;
+    let targets = [
+        PublishTarget {
+            profile: p.work.clone(),
+            official_id: p.coffee.clone(),
+        },
+        PublishTarget {
+            profile: p.home.clone(),
+            official_id: p.tea.clone(),
+        },
+    ];
+    let first = p
+        .engine
+        .publish(
+            &targets,
+            "Autumn menu",
+            "Chestnut latte.\n\nGinger oolong.",
+            "k-1",
+        )
+        .await;
+    assert_eq!(first.len(), 2);
+    // Work is a support operator of Acme Coffee: refused there, published at Acme Tea.
+    let coffee = first.iter().find(|o| o.official_id == p.coffee).unwrap();
+    assert_eq!(
+        coffee.error.as_ref().map(|(code, _)| code.as_str()),
+        Some("official_forbidden")
+    );
+    let tea = first.iter().find(|o| o.official_id == p.tea).unwrap();
+    let article = tea.article.clone().expect("published at Acme Tea");
+    let again = p
+        .engine
+        .publish(
+            &targets,
+            "Autumn menu",
+            "Chestnut latte.\n\nGinger oolong.",
+            "k-1",
+        )
+        .await;
+    let tea_again = again.iter().find(|o| o.official_id == p.tea).unwrap();
+    assert_eq!(tea_again.article.as_ref().map(|a| &a.id), Some(&article.id));
+    let carols: SyncPage =
+        serde_json::from_value(p.s.get("/v1/sync?limit=1000", &p.carol.token).await.body).unwrap();
+    let got = carols
+        .events
+        .iter()
+        .filter(|e| matches!(&e.body, EventBody::ArticleNew(a) if a.id == article.id))
+        .count();
+    assert_eq!(got, 1, "Carol, a follower, got the article once");
+    // A follower's reading.
+    let read = p.engine.articles(&p.work, &p.tea).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].title, "Autumn menu");
+    p.engine.shutdown().await;
+}
