@@ -645,3 +645,165 @@ async fn run_raises_native_notifications_on_a_real_notification_server() {
     let _ = monitor.wait();
     reader.join().unwrap();
 }
+
+/// Two profiles operate one official account each; the CLI lists both, shows one inbox,
+/// answers as the official account from the profile that operates it, and publishes one
+/// article to both (a rerun publishes nothing twice).
+#[tokio::test(flavor = "multi_thread")]
+async fn official_accounts_of_every_profile_are_listed_answered_and_published_to() {
+    let s = TestServer::start().await;
+    let TwoAccountsOnePhone { work, home, .. } = s.two_accounts_one_phone().await;
+    let boss = s.verified_user(20, "acme_boss").await;
+    let carol = s.user(21, "carol_c").await;
+    let mut ids = Vec::new();
+    for (name, operator) in [("Acme Coffee", &work), ("Acme Tea", &home)] {
+        let id = s
+            .post_as(
+                &boss,
+                "/v1/official-accounts",
+                serde_json::json!({"name": name, "description": ""}),
+            )
+            .await
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.post_as(
+            &boss,
+            &format!("/v1/official-accounts/{id}/operators"),
+            serde_json::json!({"public_id": operator.public_id, "role": "admin"}),
+        )
+        .await
+        .expect(201);
+        s.post_as(
+            &carol,
+            &format!("/v1/official-accounts/{id}/follow"),
+            serde_json::json!({}),
+        )
+        .await
+        .expect(200);
+        ids.push(id);
+    }
+    s.post_as(
+        &carol,
+        "/v1/messages",
+        serde_json::json!({"client_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "to": ids[0], "body": "open on Sunday?"}),
+    )
+    .await
+    .expect(201);
+
+    let keyring = PrivateKeyring::start();
+    let data = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        keyring: &keyring,
+        data: data.path().to_path_buf(),
+    };
+    let pw = format!("{TEST_PASSWORD}\n");
+    for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
+        let out = cli.run(
+            &[
+                "profile",
+                "add",
+                "--server",
+                &s.base,
+                "--login",
+                login,
+                "--password-stdin",
+                "--name",
+                name,
+            ],
+            Some(&pw),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    let out = cli.run(&["official", "list"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    assert!(
+        list.contains(&format!("Work\t{}\tAcme Coffee\tadmin\t1", ids[0]))
+            && list.contains(&format!("Personal\t{}\tAcme Tea\tadmin\t0", ids[1])),
+        "{list}"
+    );
+    let out = cli.run(&["official", "inbox", "--unclaimed"], None);
+    let inbox = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(inbox.lines().count(), 1, "{inbox}");
+    assert!(
+        inbox.starts_with("Work\tAcme Coffee\tcarol_c\t1\t-\topen on Sunday?"),
+        "{inbox}"
+    );
+
+    let out = cli.run(
+        &[
+            "official",
+            "reply",
+            "--as",
+            &ids[0],
+            "--to",
+            "carol_c",
+            "from noon",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("from Work"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli.run(
+        &[
+            "official", "reply", "--as", "o_nobody", "--to", "carol_c", "hi",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no profile operates o_nobody"));
+
+    let body = data.path().join("article.txt");
+    std::fs::write(&body, "New beans.\n\nRoasted on Friday.").unwrap();
+    let publish = [
+        "official",
+        "publish",
+        "--to",
+        &ids[0],
+        "--to",
+        &ids[1],
+        "--title",
+        "This week",
+        "--body-file",
+        body.to_str().unwrap(),
+    ];
+    let first = cli.run(&publish, None);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let again = cli.run(&publish, None);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(
+        text(&first.stdout).lines().count(),
+        2,
+        "{}",
+        text(&first.stdout)
+    );
+    assert_eq!(
+        text(&first.stdout),
+        text(&again.stdout),
+        "the same articles"
+    );
+    let page = s.get("/v1/sync?limit=1000", &carol.token).await.body;
+    let articles = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "article.new")
+        .count();
+    assert_eq!(articles, 2, "one per official account, none twice");
+    let answers = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message.new" && e["data"]["from"] == ids[0].as_str())
+        .count();
+    assert_eq!(answers, 1);
+}
