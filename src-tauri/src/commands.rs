@@ -5,13 +5,17 @@
 
 use switchboard_core::account::{Envelope, Paid, PendingPayment, Register, Registered};
 use switchboard_core::notify::Policy;
+use switchboard_core::official::{
+    CustomerMessage, InboxEntry, InboxFilter, OperatedOfficial, PublishOutcome, PublishTarget,
+};
 use switchboard_core::stats::Resources;
 use switchboard_core::store::{Conversation, OutboxEntry, StoredMessage};
 use switchboard_core::{ConversationId, ProfileId, ProfileInfo, PublicId, SignIn};
 use switchboard_protocol::auth::{SmsCodeSent, SmsPurpose};
 use switchboard_protocol::messaging::{
-    Contact, ContactRequestList, ContactRequestState, Group, UserProfile,
+    Contact, ContactRequestList, ContactRequestState, Group, Message, UserProfile,
 };
+use switchboard_protocol::official::{Article, CustomerConversation, OfficialAccount};
 use switchboard_protocol::wallet::{Claimed, MoneyMoved, RedEnvelope, TransactionPage, Wallet};
 
 use crate::ipc::{Caller, IpcResult};
@@ -295,6 +299,59 @@ commands! {
         caller.must_be_main()?;
         shell.set_language(&app, &lang).await?;
         Ok(())
+    }
+
+    /// Every official account a profile operates (main window), or the window's own
+    /// profile's, with unanswered customer conversations counted.
+    fn official_accounts(caller, shell, app) -> Vec<OperatedOfficial> {
+        let mut all = shell.engine.official_accounts().await?;
+        all.retain(|o| caller.may_act_for(&o.profile).is_ok());
+        Ok(all)
+    }
+
+    /// The customer conversations of every official account the window may act for, newest
+    /// first.
+    fn customer_inbox(caller, shell, app, filter: InboxFilter) -> Vec<InboxEntry> {
+        let mut all = shell.engine.customer_inbox(&filter).await?;
+        all.retain(|e| caller.may_act_for(&e.profile).is_ok());
+        Ok(all)
+    }
+
+    fn customer_messages(caller, shell, app, profile: ProfileId, official_id: String, customer: String) -> Vec<CustomerMessage> {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.customer_messages(&profile, &official_id, &customer).await?)
+    }
+
+    /// Claims a customer conversation for the profile's account (the other operators see it).
+    fn claim_conversation(caller, shell, app, profile: ProfileId, official_id: String, customer: String) -> CustomerConversation {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.claim_conversation(&profile, &official_id, &customer).await?)
+    }
+
+    /// Answers a customer as the official account, from the profile that operates it.
+    fn reply_as(caller, shell, app, profile: ProfileId, official_id: String, customer: String, body: String) -> Message {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.reply_as(&profile, &official_id, &customer, &body).await?)
+    }
+
+    /// One article to several official accounts, each through its operator's profile (every
+    /// one of which this window must be allowed to act for); one outcome per account. The
+    /// same `key` again publishes nothing twice.
+    fn publish_article(caller, shell, app, targets: Vec<PublishTarget>, title: String, body: String, key: String) -> Vec<PublishOutcome> {
+        for target in &targets {
+            caller.may_act_for(&target.profile)?;
+        }
+        Ok(shell.engine.publish(&targets, &title, &body, &key).await)
+    }
+
+    fn follow_official(caller, shell, app, profile: ProfileId, official_id: String) -> OfficialAccount {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.follow_official(&profile, &official_id).await?)
+    }
+
+    fn articles(caller, shell, app, profile: ProfileId, official_id: String) -> Vec<Article> {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.articles(&profile, &official_id).await?)
     }
 
     /// What each profile costs (traffic, events per minute, database size, connection

@@ -123,6 +123,58 @@ fn a_profile_window_cannot_act_for_another_profile() {
     assert_eq!(info["window_profile"], "p_a");
 }
 
+/// A profile window cannot answer customers or publish as an official account through
+/// another profile, even one article among several; the main window may.
+#[test]
+fn a_profile_window_cannot_act_as_another_profiles_official_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let main = window(&app, "main", dir.path());
+    let own = window(&app, "profile-p_a", dir.path());
+    for (cmd, args) in [
+        (
+            "reply_as",
+            serde_json::json!({"profile": "p_b", "official_id": "o_x", "customer": "carol_c", "body": "hi"}),
+        ),
+        (
+            "claim_conversation",
+            serde_json::json!({"profile": "p_b", "official_id": "o_x", "customer": "carol_c"}),
+        ),
+        (
+            "customer_messages",
+            serde_json::json!({"profile": "p_b", "official_id": "o_x", "customer": "carol_c"}),
+        ),
+        (
+            "publish_article",
+            serde_json::json!({"targets": [
+                {"profile": "p_a", "official_id": "o_a"},
+                {"profile": "p_b", "official_id": "o_x"}
+            ], "title": "t", "body": "b", "key": "k"}),
+        ),
+    ] {
+        let refused = call(&own, cmd, args.clone()).unwrap_err();
+        assert_eq!(refused["code"], "forbidden_profile", "{cmd}: {refused}");
+        // From the main window the check passes; the core has no such profile.
+        match call(&main, cmd, args) {
+            Err(e) => assert_eq!(e["code"], "no_such_profile", "{cmd}: {e}"),
+            // Publishing answers per account: each target's outcome names its error.
+            Ok(outcomes) => assert!(
+                outcomes
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|o| o["error"][0] == "no_such_profile"),
+                "{cmd}: {outcomes}"
+            ),
+        }
+    }
+    // Listing is filtered, not refused: a profile window sees its own profile's only.
+    assert_eq!(
+        call(&own, "official_accounts", serde_json::json!({})).unwrap(),
+        serde_json::json!([])
+    );
+}
+
 #[test]
 fn errors_cross_ipc_as_a_code_and_a_message() {
     let dir = tempfile::tempdir().unwrap();

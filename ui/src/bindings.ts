@@ -17,6 +17,8 @@ export type AppInfo = { version: string, default_server: string,
  */
 window_profile: ProfileId | null, };
 
+export type Article = { id: string, official_id: string, official_name: string, title: string, body: string, published_at: string, };
+
 export type Claimed = { amount: number, };
 
 export type ConnState = { "state": "connecting" } | { "state": "live" } | { "state": "offline", "detail": string } | { "state": "certificate", "detail": string } | { "state": "signed_out" } | { "state": "stopped" } | { "state": "locked", "detail": string };
@@ -39,7 +41,37 @@ export type ContactRequestState = { id: string, status: RequestStatus, };
 
 export type Conversation = { id: ConversationId, kind: string, title: string, last_message_at: string | null, last_body: string | null, unread: number, };
 
+export type ConversationClaimed = { official_id: string, customer: string, claimed_by: string, expires_at: string, };
+
 export type ConversationId = string;
+
+export type CustomerConversation = { official_id: string, 
+/**
+ * The customer's public ID.
+ */
+customer: string, customer_display_name: string, last_message: Message, 
+/**
+ * Customer messages since the last answer.
+ */
+unanswered: number, 
+/**
+ * Public ID of the operator holding the conversation, while the claim lasts.
+ */
+claimed_by?: string | null, 
+/**
+ * When the claim lapses unless its holder answers first.
+ */
+claim_expires_at: string | null, };
+
+export type CustomerMessage = { id: string, 
+/**
+ * The customer's public ID, or the official account's id for an answer.
+ */
+sender: string, sender_name: string, 
+/**
+ * Who answered (an operator's name or a key's), for an answer.
+ */
+responder: string | null, body: string, sent_at: string, };
 
 export type Envelope = { to: ConversationId, 
 /**
@@ -67,7 +99,7 @@ export type EnvelopeRefunded = { envelope_id: string,
  */
 amount: number, };
 
-export type Event = { seq: number, at: string, } & ({ "kind": "message.new", "data": Message } | { "kind": "contact.request", "data": ContactRequest } | { "kind": "contact.accepted", "data": ContactRequest } | { "kind": "group.joined", "data": GroupChange } | { "kind": "group.left", "data": GroupChange } | { "kind": "wallet.credit", "data": WalletMovement } | { "kind": "wallet.debit", "data": WalletMovement } | { "kind": "red_envelope.new", "data": RedEnvelope } | { "kind": "red_envelope.claimed", "data": EnvelopeClaimed } | { "kind": "red_envelope.refunded", "data": EnvelopeRefunded } | { "kind": "session.revoked", "data": SessionRevoked } | { "kind": "account.totp_disabled", "data": TotpDisabled } | UnknownEvent);
+export type Event = { seq: number, at: string, } & ({ "kind": "message.new", "data": Message } | { "kind": "contact.request", "data": ContactRequest } | { "kind": "contact.accepted", "data": ContactRequest } | { "kind": "group.joined", "data": GroupChange } | { "kind": "group.left", "data": GroupChange } | { "kind": "wallet.credit", "data": WalletMovement } | { "kind": "wallet.debit", "data": WalletMovement } | { "kind": "red_envelope.new", "data": RedEnvelope } | { "kind": "red_envelope.claimed", "data": EnvelopeClaimed } | { "kind": "red_envelope.refunded", "data": EnvelopeRefunded } | { "kind": "session.revoked", "data": SessionRevoked } | { "kind": "account.totp_disabled", "data": TotpDisabled } | { "kind": "official.message", "data": OfficialMessage } | { "kind": "official.claimed", "data": ConversationClaimed } | { "kind": "official.operator_added", "data": OperatorChange } | { "kind": "official.operator_removed", "data": OperatorChange } | { "kind": "article.new", "data": Article } | UnknownEvent);
 
 export type Group = { 
 /**
@@ -90,6 +122,34 @@ public_ids: Array<string>,
 by?: string | null, };
 
 export type GroupMember = { public_id: string, display_name: string, joined_at: string, };
+
+export type InboxEntry = { 
+/**
+ * The profile that operates the official account (the one to answer from).
+ */
+profile: ProfileId, official_id: string, official_name: string, customer: string, customer_name: string, last_body: string, last_at: string, unanswered: number, 
+/**
+ * Who holds it, while the claim lasts.
+ */
+claimed_by: string | null, 
+/**
+ * Whether the profile's own account holds it.
+ */
+mine: boolean, };
+
+export type InboxFilter = { 
+/**
+ * Only this official account's.
+ */
+official: string | null, 
+/**
+ * Only those the profile's own account holds.
+ */
+mine: boolean, 
+/**
+ * Only those nobody holds.
+ */
+unclaimed: boolean, };
 
 export type IpcError = { code: string, message: string, 
 /**
@@ -115,7 +175,54 @@ export type MoneyMoved = { transaction_id: string, amount: number,
  */
 balance: number, };
 
+export type OfficialAccount = { 
+/**
+ * `o_…`
+ */
+id: string, name: string, description: string, 
+/**
+ * The avatar colour, `#rrggbb`.
+ */
+color: string, followers: number, 
+/**
+ * The caller's role, when the caller operates it.
+ */
+role?: OfficialRole | null, 
+/**
+ * Whether the caller follows it.
+ */
+following: boolean, };
+
+export type OfficialMessage = { official_id: string, official_name: string, 
+/**
+ * The customer's public ID.
+ */
+customer: string, message: Message, 
+/**
+ * Set on answers: who wrote it.
+ */
+responder?: Responder | null, 
+/**
+ * The conversation's unanswered count after this message.
+ */
+unanswered: number, };
+
+export type OfficialRole = "owner" | "admin" | "editor" | "support";
+
 export type OpenConversation = { profile: ProfileId, conversation: string | null, };
+
+export type OperatedOfficial = { profile: ProfileId, id: string, name: string, role: OfficialRole, 
+/**
+ * Customer conversations waiting for an answer that nobody else holds (a claim by
+ * another operator takes a conversation out of this count).
+ */
+unanswered: number, };
+
+export type OperatorChange = { official_id: string, official_name: string, public_id: string, role: OfficialRole, 
+/**
+ * Who made the change.
+ */
+by: string, };
 
 export type OutboxEntry = { position: number, client_id: string, to_id: ConversationId, body: string, created_at: number, };
 
@@ -199,6 +306,18 @@ history: Array<Transition>, };
 
 export type PublicId = string;
 
+export type PublishOutcome = { profile: ProfileId, official_id: string, 
+/**
+ * The article, when published (or published before under the same key).
+ */
+article: Article | null, 
+/**
+ * Why not: an error code and its message.
+ */
+error: [string, string] | null, };
+
+export type PublishTarget = { profile: ProfileId, official_id: string, };
+
 export type QuietHours = { days: Array<number>, start_min: number, end_min: number, };
 
 export type RedEnvelope = { id: string, from: string, to: string, total: number, count: number, mode: EnvelopeMode, greeting: string, created_at: string, 
@@ -236,6 +355,8 @@ export type Resources = { profiles: Array<ProfileResources>,
  * where the platform tells (Linux); none elsewhere.
  */
 memory_bytes: number | null, };
+
+export type Responder = { "kind": "operator", public_id: string, display_name: string, } | { "kind": "api_key", key_id: string, name: string, };
 
 export type SearchHit = { profile: ProfileId, message: StoredMessage, };
 
@@ -562,6 +683,57 @@ export function setDoNotDisturb(on: boolean): Promise<null> {
  */
 export function setLanguage(lang: string): Promise<null> {
   return invoke("set_language", { lang });
+}
+
+/**
+ * Every official account a profile operates (main window), or the window's own
+ * profile's, with unanswered customer conversations counted.
+ */
+export function officialAccounts(): Promise<Array<OperatedOfficial>> {
+  return invoke("official_accounts");
+}
+
+/**
+ * The customer conversations of every official account the window may act for, newest
+ * first.
+ */
+export function customerInbox(filter: InboxFilter): Promise<Array<InboxEntry>> {
+  return invoke("customer_inbox", { filter });
+}
+
+export function customerMessages(profile: ProfileId, official_id: string, customer: string): Promise<Array<CustomerMessage>> {
+  return invoke("customer_messages", { profile, official_id, customer });
+}
+
+/**
+ * Claims a customer conversation for the profile's account (the other operators see it).
+ */
+export function claimConversation(profile: ProfileId, official_id: string, customer: string): Promise<CustomerConversation> {
+  return invoke("claim_conversation", { profile, official_id, customer });
+}
+
+/**
+ * Answers a customer as the official account, from the profile that operates it.
+ */
+export function replyAs(profile: ProfileId, official_id: string, customer: string, body: string): Promise<Message> {
+  return invoke("reply_as", { profile, official_id, customer, body });
+}
+
+/**
+ * One article to several official accounts, each through its operator's profile (every
+ * one of which this window must be allowed to act for); one outcome per account. The
+ * same `key` again publishes nothing twice.
+ */
+export function publishArticle(targets: Array<PublishTarget>, title: string, body: string, key: string): Promise<Array<PublishOutcome>> {
+  return invoke("publish_article", { targets, title, body, key });
+}
+
+export function followOfficial(profile: ProfileId, official_id: string): Promise<OfficialAccount> {
+  return invoke("follow_official", { profile, official_id });
+}
+
+export function articles(profile: ProfileId, official_id: string): Promise<Array<Article>> {
+  return invoke("articles", { profile, official_id });
 }
 
 /**

@@ -3,7 +3,7 @@
 
 import { Channel } from "@tauri-apps/api/core";
 import * as api from "./bindings";
-import type { AppInfo, Conversation, PendingPayment, ProfileInfo, SmsPurpose, UiEvent } from "./bindings";
+import type { AppInfo, Conversation, InboxEntry, InboxFilter, OperatedOfficial, PendingPayment, ProfileInfo, PublishOutcome, SmsPurpose, UiEvent } from "./bindings";
 import { h, replace, value } from "./dom";
 import { type Key, type Lang, errorMessage, lang, pickLang, setLang, t } from "./i18n";
 import {
@@ -20,7 +20,7 @@ import {
   totalUnread,
 } from "./logic";
 
-type View = "chats" | "contacts" | "wallet" | "settings" | "inbox" | "search" | "resources";
+type View = "chats" | "contacts" | "wallet" | "settings" | "inbox" | "search" | "resources" | "platform";
 
 const S = {
   info: null as AppInfo | null,
@@ -29,6 +29,11 @@ const S = {
   view: "chats" as View,
   conversation: null as string | null,
   status: "" as string,
+  /** The public platform view: its filter and the customer conversation open in it. */
+  platform: {
+    filter: { official: null, mine: false, unclaimed: false } as InboxFilter,
+    open: null as { profile: string; official_id: string; customer: string } | null,
+  },
 };
 
 const root = document.getElementById("app")!;
@@ -102,6 +107,7 @@ function renderSidebar() {
     mainOnly && h("button", { class: "side-action", title: t("addProfile"), "data-testid": "add-profile", onclick: () => openAddProfile() }, "+"),
     mainOnly && S.profiles.length > 1 && h("button", { class: "side-action", title: t("inbox"), "data-testid": "inbox", onclick: () => show("inbox") }, "≡"),
     mainOnly && h("button", { class: "side-action", title: t("searchAll"), onclick: () => show("search") }, "⌕"),
+    h("button", { class: "side-action", title: t("platform"), "aria-label": t("platform"), "data-testid": "platform", onclick: () => show("platform") }, "◎"),
     h("button", { class: "side-action", title: t("resources"), "data-testid": "resources", onclick: () => show("resources") }, "▤"),
   );
 }
@@ -110,7 +116,7 @@ function select(profile: string, conversation: string | null = null) {
   const changed = profile !== S.current;
   S.current = profile;
   if (changed || conversation) S.conversation = conversation;
-  if (S.view === "inbox" || S.view === "search" || S.view === "resources" || conversation) S.view = "chats";
+  if (S.view === "inbox" || S.view === "search" || S.view === "resources" || S.view === "platform" || conversation) S.view = "chats";
   renderSidebar();
   void renderMain();
 }
@@ -127,6 +133,7 @@ async function renderMain() {
   if (S.view === "inbox") return renderInbox();
   if (S.view === "search") return renderSearch(null);
   if (S.view === "resources") return renderResources();
+  if (S.view === "platform") return renderPlatform();
   if (!p) {
     replace(main, h("div", { class: "empty" }, h("p", {}, t("noProfiles")), h("button", { class: "primary", onclick: () => openAddProfile() }, t("addProfile"))));
     return;
@@ -247,6 +254,158 @@ async function renderInbox() {
   const rows = mergeInbox(S.profiles, byProfile);
   replace(main, h("header", { class: "bar" }, h("strong", {}, t("inbox"))),
     h("section", { class: "body column" }, ...rows.map((r) => conversationRow(r.profile, r.conversation, () => openConversation(r.profile.id, r.conversation.id), true))));
+}
+
+// ---------------------------------------------------------------- public platform
+
+function profileOf(id: string): ProfileInfo | undefined {
+  return S.profiles.find((p) => p.id === id);
+}
+
+function profileTag(id: string) {
+  const p = profileOf(id);
+  return h("span", { class: "tag", style: `--c:${p?.color ?? "#888"}` }, p?.name ?? id);
+}
+
+/** Every official account any profile operates, one customer inbox across them, and the
+ * open conversation with its claim and its composer in the operator's colour. */
+async function renderPlatform() {
+  const P = S.platform;
+  const [officials, inbox] = await Promise.all([
+    attempt(() => api.officialAccounts()),
+    attempt(() => api.customerInbox(P.filter)),
+  ]);
+  const list = officials ?? [];
+  const header = h("header", { class: "bar" },
+    h("strong", {}, t("platform")),
+    h("span", { class: "spacer" }),
+    list.some((o) => o.role !== "support") &&
+      h("button", { class: "primary", "data-testid": "open-publish", onclick: () => openPublish(list) }, t("publish")));
+  if (list.length === 0) {
+    replace(main, header, h("section", { class: "body column" }, h("p", { class: "muted pad", "data-testid": "no-officials" }, t("noOfficials"))));
+    return;
+  }
+  const officialRows = h("div", { class: "list", "aria-label": t("officialAccounts") },
+    h("h3", { class: "pad" }, t("officialAccounts")),
+    ...list.map((o) => h("button", {
+      class: `conv ${P.filter.official === o.id ? "active" : ""}`,
+      "data-testid": `official-${o.id}`,
+      onclick: () => { P.filter = { ...P.filter, official: P.filter.official === o.id ? null : o.id }; void renderPlatform(); },
+    },
+    profileTag(o.profile),
+    h("span", { class: "title" }, o.name),
+    o.unanswered > 0 ? h("span", { class: "badge", "data-testid": `unanswered-${o.id}`, title: t("unanswered", { n: o.unanswered }) }, String(o.unanswered)) : null,
+    h("span", { class: "preview" }, t(`role_${o.role}` as Key)))));
+  const check = (key: "mine" | "unclaimed", label: Key) =>
+    h("label", { class: "row" },
+      h("input", { type: "checkbox", checked: P.filter[key], "data-testid": `filter-${key}`, onchange: (e: Event) => {
+        P.filter = { ...P.filter, [key]: (e.target as HTMLInputElement).checked };
+        void renderPlatform();
+      } }),
+      t(label));
+  const filters = h("div", { class: "row pad" },
+    check("mine", "filterMine"), check("unclaimed", "filterUnclaimed"),
+    P.filter.official && h("button", { onclick: () => { P.filter = { ...P.filter, official: null }; void renderPlatform(); } }, t("allOfficials")));
+  const rows = inbox ?? [];
+  const inboxList = h("div", { class: "list", "aria-label": t("customerInbox"), "data-testid": "customer-inbox" },
+    h("h3", { class: "pad" }, t("customerInbox")),
+    filters,
+    rows.length === 0 ? h("p", { class: "muted pad" }, t("noCustomerConversations")) : null,
+    ...rows.map((e) => customerRow(e)));
+  const pane = h("div", { class: "chat" });
+  replace(main, header, h("section", { class: "body" }, officialRows, inboxList, pane));
+  const open = P.open && rows.find((e) => e.profile === P.open!.profile && e.official_id === P.open!.official_id && e.customer === P.open!.customer);
+  if (open) await renderCustomerChat(open, pane);
+  else replace(pane, h("p", { class: "muted center" }, t("pickCustomer")));
+}
+
+function customerRow(e: InboxEntry) {
+  const P = S.platform;
+  const active = P.open?.profile === e.profile && P.open.official_id === e.official_id && P.open.customer === e.customer;
+  return h("button", {
+    class: `conv ${active ? "active" : ""}`,
+    "data-testid": `customer-${e.official_id}-${e.customer}`,
+    onclick: () => { P.open = { profile: e.profile, official_id: e.official_id, customer: e.customer }; void renderPlatform(); },
+  },
+  profileTag(e.profile),
+  h("span", { class: "title" }, `${e.official_name} · ${e.customer_name}`),
+  e.unanswered > 0 ? h("span", { class: "badge" }, String(e.unanswered)) : null,
+  e.claimed_by ? h("span", { class: "muted", "data-testid": "claimed-by" }, t("claimedBy", { name: e.mine ? t("you") : e.claimed_by })) : null,
+  h("span", { class: "preview" }, e.last_body));
+}
+
+async function renderCustomerChat(e: InboxEntry, pane: HTMLElement) {
+  const p = profileOf(e.profile);
+  const messages = (await attempt(() => api.customerMessages(e.profile, e.official_id, e.customer))) ?? [];
+  const log = h("div", { class: "messages", "data-testid": "customer-messages" },
+    ...messages.map((m) => {
+      const answer = m.sender === e.official_id;
+      return h("div", { class: `msg ${answer ? "mine" : ""}`, "data-testid": "customer-message" },
+        h("span", { class: "who" }, answer ? `${e.official_name} · ${t("answeredBy", { name: m.responder ?? "" })}` : m.sender_name),
+        h("span", { class: "text" }, m.body),
+        h("time", {}, new Date(m.sent_at).toLocaleTimeString()));
+    }));
+  const label = t("answerAs", { official: e.official_name, name: p?.name ?? "" });
+  const input = h("textarea", { name: "body", rows: 2, "aria-label": label, placeholder: label, "data-testid": "official-composer" });
+  const send = async () => {
+    const text = input.value.trim();
+    if (!text) return;
+    if (await attempt(() => api.replyAs(e.profile, e.official_id, e.customer, text))) {
+      input.value = "";
+      await renderPlatform();
+    }
+  };
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      void send();
+    }
+  });
+  replace(pane,
+    h("div", { class: "chat-title row" },
+      h("span", {}, `${e.official_name} · ${e.customer_name}`),
+      h("span", { class: "spacer" }),
+      !e.mine && h("button", { "data-testid": "claim", onclick: async () => {
+        if (await attempt(() => api.claimConversation(e.profile, e.official_id, e.customer))) await renderPlatform();
+      } }, t("claimConversation"))),
+    log,
+    h("div", { class: "composer", style: `--c:${p?.color ?? "#888"}` }, input, h("button", { class: "primary", "data-testid": "official-send", onclick: send }, t("send"))));
+  log.scrollTop = log.scrollHeight;
+}
+
+/** One article to several official accounts at once: one result per account. The key is
+ * made once per dialog, so "Publish" again after a failure publishes nothing twice. */
+function openPublish(officials: OperatedOfficial[]) {
+  const key = crypto.randomUUID();
+  const targets = officials.filter((o) => o.role !== "support");
+  const results = h("ul", { class: "results", "data-testid": "publish-results" });
+  const form = h("form", { class: "stack" },
+    h("h2", {}, t("publishArticle")),
+    h("label", {}, t("articleTitle"), h("input", { name: "title", required: true, maxlength: 128, "data-testid": "article-title" })),
+    h("label", {}, t("articleBody"), h("textarea", { name: "body", rows: 8, required: true, "data-testid": "article-body" })),
+    h("fieldset", {}, h("legend", {}, t("publishTo")),
+      ...targets.map((o) => h("label", { class: "row" },
+        h("input", { type: "checkbox", name: "target", value: `${o.profile}|${o.id}`, checked: true, "data-testid": `publish-to-${o.id}` }),
+        profileTag(o.profile), o.name))),
+    results,
+    h("div", { class: "row end" },
+      h("button", { type: "button", onclick: () => close() }, t("cancel")),
+      h("button", { class: "primary", type: "submit", "data-testid": "publish" }, t("publish"))));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const chosen = [...form.querySelectorAll<HTMLInputElement>('input[name="target"]:checked')].map((i) => {
+      const [profile, official_id] = i.value.split("|");
+      return { profile, official_id };
+    });
+    const outcomes = await attempt(() => api.publishArticle(chosen, value(form, "title"), value(form, "body"), key));
+    if (!outcomes) return;
+    replace(results, ...outcomes.map((o: PublishOutcome) => {
+      const name = officials.find((x) => x.id === o.official_id)?.name ?? o.official_id;
+      return h("li", { "data-testid": `publish-result-${o.official_id}`, "data-ok": String(Boolean(o.article)) },
+        o.article ? `${name}: ${t("published")}` : `${name}: ${o.error ? errorMessage({ code: o.error[0], message: o.error[1] }) : ""}`);
+    }));
+  });
+  const close = dialog(form);
 }
 
 let resourcesTimer: ReturnType<typeof setInterval> | null = null;
@@ -720,7 +879,7 @@ async function boot() {
 async function onUiEvent(e: UiEvent) {
   switch (e.type) {
     case "profile":
-      refreshSoon(e.profile === S.current || S.view === "inbox");
+      refreshSoon(e.profile === S.current || S.view === "inbox" || S.view === "platform");
       break;
     case "profiles_changed":
       refreshSoon(true);
