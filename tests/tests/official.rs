@@ -360,6 +360,45 @@ async fn one_article_to_several_official_accounts_gives_one_result_each_and_a_re
         .filter(|e| matches!(&e.body, EventBody::ArticleNew(a) if a.id == article.id))
         .count();
     assert_eq!(got, 1, "Carol, a follower, got the article once");
+    // A follower's app shows it in the chat list, under the official account's name.
+    let carol = p
+        .engine
+        .add_profile(SignIn {
+            server: p.s.base.clone(),
+            login: "carol_c".into(),
+            password: TEST_PASSWORD.into(),
+            name: Some("Carol".into()),
+            color: None,
+            totp_code: None,
+            allow_insecure_http: false,
+        })
+        .await
+        .unwrap()
+        .record
+        .id;
+    wait_until("the article is in Carol's chats", async || {
+        p.engine
+            .conversations(&carol)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.id.as_str() == p.tea && c.title == "Acme Tea")
+    })
+    .await;
+    let tea_chat = p
+        .engine
+        .messages(
+            &carol,
+            &switchboard_core::ConversationId::parse(&p.tea).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tea_chat.len(), 1);
+    assert!(
+        tea_chat[0]
+            .body
+            .starts_with("Autumn menu\n\nChestnut latte.")
+    );
     // A follower's reading.
     let read = p.engine.articles(&p.work, &p.tea).await.unwrap();
     assert_eq!(read.len(), 1);

@@ -327,13 +327,33 @@ impl<'a> Batch<'a> {
         if let Some(op) = crate::official::OfficialOp::of(&event.body, event.seq, me) {
             self.official.push(op);
         }
+        // An article from an official account the account follows: a message in that
+        // account's chat, its title first.
+        if let EventBody::ArticleNew(a) = &event.body {
+            self.push(
+                ConversationId::from_service(a.official_id.clone()),
+                a.official_name.clone(),
+                false,
+                StoredMessage {
+                    id: a.id.clone(),
+                    conversation_id: ConversationId::from_service(a.official_id.clone()),
+                    client_id: a.id.clone(),
+                    sender: PublicId::from_service(a.official_id.clone()),
+                    sender_name: a.official_name.clone(),
+                    body: format!("{}\n\n{}", a.title, a.body),
+                    sent_at: rfc3339(a.published_at),
+                    seq: event.seq,
+                },
+            );
+            return Ok(());
+        }
         let EventBody::MessageNew(m) = &event.body else {
             return Ok(());
         };
         let mine = m.from.eq_ignore_ascii_case(me);
         let (conversation, title) = match m.target() {
-            // Written to an official account: its chat, under its id until the core knows
-            // official accounts by name.
+            // Written to an official account: its chat, under its id until an answer or an
+            // article names it.
             Target::Group(id) | Target::Official(id) => {
                 (ConversationId::from_service(id.clone()), id)
             }
@@ -343,37 +363,52 @@ impl<'a> Batch<'a> {
                 m.from_display_name.clone(),
             ),
         };
-        let group = conversation.is_group();
-        let sent_at = rfc3339(m.sent_at);
-        match self.conversations.iter_mut().find(|c| c.id == conversation) {
-            Some(c) => {
-                c.last_message_at = Some(sent_at.clone());
-                c.last_body = Some(m.body.clone());
-                c.unread += i64::from(!mine);
-            }
-            None => self.conversations.push(Conversation {
-                id: conversation.clone(),
-                kind: if group { "group" } else { "direct" }.into(),
-                title,
-                last_message_at: Some(sent_at.clone()),
-                last_body: Some(m.body.clone()),
-                unread: i64::from(!mine),
-            }),
-        }
         if mine {
             self.sent.push(m.client_id.clone());
         }
-        self.messages.push(StoredMessage {
-            id: m.id.clone(),
-            conversation_id: conversation,
-            client_id: m.client_id.clone(),
-            sender: PublicId::from_service(m.from.clone()),
-            sender_name: m.from_display_name.clone(),
-            body: m.body.clone(),
-            sent_at,
-            seq: event.seq,
-        });
+        self.push(
+            conversation.clone(),
+            title,
+            mine,
+            StoredMessage {
+                id: m.id.clone(),
+                conversation_id: conversation,
+                client_id: m.client_id.clone(),
+                sender: PublicId::from_service(m.from.clone()),
+                sender_name: m.from_display_name.clone(),
+                body: m.body.clone(),
+                sent_at: rfc3339(m.sent_at),
+                seq: event.seq,
+            },
+        );
         Ok(())
+    }
+
+    /// A message for its conversation, which it creates (titled `title`) or moves on.
+    fn push(
+        &mut self,
+        conversation: ConversationId,
+        title: String,
+        mine: bool,
+        message: StoredMessage,
+    ) {
+        let group = conversation.is_group();
+        match self.conversations.iter_mut().find(|c| c.id == conversation) {
+            Some(c) => {
+                c.last_message_at = Some(message.sent_at.clone());
+                c.last_body = Some(message.body.clone());
+                c.unread += i64::from(!mine);
+            }
+            None => self.conversations.push(Conversation {
+                id: conversation,
+                kind: if group { "group" } else { "direct" }.into(),
+                title,
+                last_message_at: Some(message.sent_at.clone()),
+                last_body: Some(message.body.clone()),
+                unread: i64::from(!mine),
+            }),
+        }
+        self.messages.push(message);
     }
 
     async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
@@ -395,8 +430,12 @@ impl<'a> Batch<'a> {
             tx,
             "INSERT INTO conversations (id, kind, title, last_message_at, last_body, unread) ",
             &self.conversations,
+            // A chat titled by its id (one the account wrote to an official account before
+            // it answered or published) takes the name the next message brings.
             " ON CONFLICT (id) DO UPDATE SET last_message_at = excluded.last_message_at, \
-             last_body = excluded.last_body, unread = unread + excluded.unread",
+             last_body = excluded.last_body, unread = unread + excluded.unread, \
+             title = CASE WHEN conversations.title = conversations.id THEN excluded.title \
+             ELSE conversations.title END",
             |mut row, c| {
                 row.push_bind(c.id.as_str())
                     .push_bind(&c.kind)
