@@ -405,3 +405,218 @@ async fn one_article_to_several_official_accounts_gives_one_result_each_and_a_re
     assert_eq!(read[0].title, "Autumn menu");
     p.engine.shutdown().await;
 }
+
+/// One person's work and personal profiles operate three official accounts between them
+/// (the third through both); four customers write to all three at once.
+#[tokio::test]
+async fn customers_writing_to_three_official_accounts_at_once_are_counted_exactly_in_one_inbox() {
+    let s = TestServer::start().await;
+    let TwoAccountsOnePhone { work, home, .. } = s.two_accounts_one_phone().await;
+    let boss = s.verified_user(20, "acme_boss").await;
+    let mut officials = Vec::new();
+    for (name, operators) in [
+        ("Acme Coffee", vec![(&work, "support")]),
+        ("Acme Tea", vec![(&home, "admin")]),
+        ("Acme Bakery", vec![(&work, "admin"), (&home, "support")]),
+    ] {
+        let id = s
+            .post_as(
+                &boss,
+                "/v1/official-accounts",
+                serde_json::json!({"name": name, "description": ""}),
+            )
+            .await
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (operator, role) in operators {
+            s.post_as(
+                &boss,
+                &format!("/v1/official-accounts/{id}/operators"),
+                serde_json::json!({"public_id": operator.public_id, "role": role}),
+            )
+            .await
+            .expect(201);
+        }
+        officials.push((id, name));
+    }
+    let mut customers = Vec::new();
+    for i in 0..4u32 {
+        let c = s.user(30 + i, &format!("customer{i}")).await;
+        for (id, _) in &officials {
+            s.post_as(
+                &c,
+                &format!("/v1/official-accounts/{id}/follow"),
+                serde_json::json!({}),
+            )
+            .await
+            .expect(200);
+        }
+        customers.push(c);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
+        .await
+        .unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    engine.enable_notifications(sink.clone());
+    let mut profiles = Vec::new();
+    for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
+        let p = engine
+            .add_profile(SignIn {
+                server: s.base.clone(),
+                login: login.into(),
+                password: TEST_PASSWORD.into(),
+                name: Some(name.into()),
+                color: None,
+                totp_code: None,
+                allow_insecure_http: false,
+            })
+            .await
+            .unwrap();
+        profiles.push(p.record.id);
+    }
+    for p in &profiles {
+        wait_until("live", async || {
+            engine.state(p).await.unwrap() == ConnState::Live
+        })
+        .await;
+    }
+    let [work_p, home_p] = <[_; 2]>::try_from(profiles).unwrap();
+
+    // Every customer to every official account, all at once.
+    let sends = customers.iter().flat_map(|c| {
+        officials.iter().map(|(id, _)| {
+            s.post_as(
+                c,
+                "/v1/messages",
+                serde_json::json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": id, "body": format!("hello {id} from {}", c.public_id)}),
+            )
+        })
+    });
+    for reply in futures_util::future::join_all(sends).await {
+        reply.expect(201);
+    }
+    // Coffee and Tea through one profile each, Bakery through both: 16 inbox rows.
+    wait_until("every conversation is in the inbox", async || {
+        engine
+            .customer_inbox(&InboxFilter::default())
+            .await
+            .unwrap()
+            .len()
+            == 16
+    })
+    .await;
+    let mut counts: Vec<(String, String, i64)> = engine
+        .official_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            let who = if o.profile == work_p {
+                "Work"
+            } else {
+                "Personal"
+            };
+            (who.to_string(), o.name, o.unanswered)
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("Personal".into(), "Acme Bakery".into(), 4),
+            ("Personal".into(), "Acme Tea".into(), 4),
+            ("Work".into(), "Acme Bakery".into(), 4),
+            ("Work".into(), "Acme Coffee".into(), 4),
+        ]
+    );
+    // Notifications: each titled with its profile and official account, none twice (a burst
+    // beyond the first few per profile is summarised later, as for any chat).
+    wait_until("the first notifications of each profile", async || {
+        sink.shown().len() >= 2 * switchboard_core::notify::BURST_SHOWN
+    })
+    .await;
+    let shown = sink.shown();
+    let mut seen = std::collections::HashSet::new();
+    for n in &shown {
+        assert!(
+            seen.insert((n.title.clone(), n.body.clone())),
+            "twice: {n:?}"
+        );
+        let (profile, rest) = n.title.split_once(" · ").unwrap();
+        let official = rest.split(" · ").next().unwrap();
+        let allowed: &[&str] = if profile == "Work" {
+            &["Acme Coffee", "Acme Bakery"]
+        } else {
+            &["Acme Tea", "Acme Bakery"]
+        };
+        assert!(allowed.contains(&official), "{n:?}");
+    }
+
+    // A claim from the work profile shows in the personal profile's inbox as held by
+    // alice_work, and leaves its unanswered count.
+    let bakery = &officials[2].0;
+    engine
+        .claim_conversation(&work_p, bakery, "customer0")
+        .await
+        .unwrap();
+    wait_until("Personal sees the claim", async || {
+        engine
+            .customer_inbox(&InboxFilter {
+                official: Some(bakery.clone()),
+                ..InboxFilter::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| {
+                e.profile == home_p
+                    && e.customer == "customer0"
+                    && e.claimed_by.as_deref() == Some("alice_work")
+            })
+    })
+    .await;
+    let personal_bakery = engine
+        .official_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.profile == home_p && &o.id == bakery)
+        .unwrap();
+    assert_eq!(personal_bakery.unanswered, 3);
+
+    // An answer as each official account reaches its customer under that account's name.
+    for ((id, name), from) in officials.iter().zip([&work_p, &home_p, &work_p]) {
+        let sent = engine
+            .reply_as(from, id, "customer1", &format!("thanks from {name}"))
+            .await
+            .unwrap();
+        assert_eq!(sent.from_display_name, *name);
+    }
+    let page: SyncPage =
+        serde_json::from_value(s.get("/v1/sync?limit=1000", &customers[1].token).await.body)
+            .unwrap();
+    let mut answers: Vec<(String, String)> = page
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::MessageNew(m) if m.body.starts_with("thanks from") => {
+                Some((m.from_display_name.clone(), m.body.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        [
+            ("Acme Bakery".into(), "thanks from Acme Bakery".into()),
+            ("Acme Coffee".into(), "thanks from Acme Coffee".into()),
+            ("Acme Tea".into(), "thanks from Acme Tea".into()),
+        ]
+    );
+    engine.shutdown().await;
+}
