@@ -99,8 +99,14 @@ impl Ui {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let png = self.c.screenshot().await.unwrap_or_default();
+        let _ = std::fs::write(screenshots_dir().join("failed-wait.png"), png);
+        let seen = match self.c.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(e) => format!("(not found: {e})"),
+        };
         let page = self.c.source().await.unwrap_or_default();
-        panic!("{css} never showed {want:?}; page: {page}");
+        panic!("{css} never showed {want:?} (it shows {seen:?}); page: {page}");
     }
 
     async fn shot(&mut self, name: &str) {
@@ -346,6 +352,98 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
             .unwrap();
     assert_eq!(states.len(), 2, "both profiles live after switching");
     ui.shot("switched").await;
+
+    // The public platform: Bob (verified) runs Acme Coffee with Dana's two accounts as
+    // operators; a customer writes; the window answers as Acme Coffee and publishes.
+    let official = s
+        .post_as(
+            &bob,
+            "/v1/official-accounts",
+            serde_json::json!({"name": "Acme Coffee", "description": ""}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (public_id, role) in [("dana_work", "support"), ("dana_home", "admin")] {
+        s.post_as(
+            &bob,
+            &format!("/v1/official-accounts/{official}/operators"),
+            serde_json::json!({"public_id": public_id, "role": role}),
+        )
+        .await
+        .expect(201);
+    }
+    let carol = s.user(8, "carol_c").await;
+    s.post_as(
+        &carol,
+        &format!("/v1/official-accounts/{official}/follow"),
+        serde_json::json!({}),
+    )
+    .await
+    .expect(200);
+    s.post_as(
+        &carol,
+        "/v1/messages",
+        serde_json::json!({"client_id": "00000000-0000-4000-8000-0000000000c1", "to": official, "body": "open on Sunday?"}),
+    )
+    .await
+    .expect(201);
+    ui.click("[data-testid=platform]").await;
+    // (WebKit's driver leaves ellipsised text out of an element's text: the row itself says
+    // the conversation arrived.)
+    ui.el(&format!("[data-testid=customer-{official}-carol_c]"))
+        .await;
+    ui.shot("platform-inbox").await;
+    ui.click(&format!("[data-testid=customer-{official}-carol_c]"))
+        .await;
+    ui.click("[data-testid=claim]").await;
+    ui.wait_text("[data-testid=claimed-by]", "You").await;
+    ui.fill("[data-testid=official-composer]", "from noon")
+        .await;
+    ui.click("[data-testid=official-send]").await;
+    ui.wait_text("[data-testid=customer-messages]", "from noon")
+        .await;
+    ui.shot("platform-answered").await;
+    let carols = s
+        .get("/v1/sync?since=0&limit=100", &carol.token)
+        .await
+        .expect(200)
+        .body;
+    let answer = carols["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["body"] == "from noon")
+        .expect("Carol got the answer");
+    assert_eq!(answer["data"]["from_display_name"], "Acme Coffee");
+    assert!(
+        !carols.to_string().contains("dana_"),
+        "Carol never sees the operator"
+    );
+    ui.click("[data-testid=open-publish]").await;
+    ui.fill("[data-testid=article-title]", "Autumn menu").await;
+    ui.fill("[data-testid=article-body]", "Chestnut latte.")
+        .await;
+    ui.click("[data-testid=publish]").await;
+    ui.wait_text(
+        &format!("[data-testid=publish-result-{official}]"),
+        "Acme Coffee",
+    )
+    .await;
+    ui.shot("platform-published").await;
+    assert_eq!(
+        ui.el(&format!("[data-testid=publish-result-{official}]"))
+            .await
+            .attr("data-ok")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    ui.click(".dialog button[type=button]").await;
 
     // The resource view: a row per profile (its database has data, its connection went
     // live) beside the app's memory.

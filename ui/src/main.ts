@@ -297,7 +297,7 @@ async function renderPlatform() {
     o.unanswered > 0 ? h("span", { class: "badge", "data-testid": `unanswered-${o.id}`, title: t("unanswered", { n: o.unanswered }) }, String(o.unanswered)) : null,
     h("span", { class: "preview" }, t(`role_${o.role}` as Key)))));
   const check = (key: "mine" | "unclaimed", label: Key) =>
-    h("label", { class: "row" },
+    h("label", { class: "check" },
       h("input", { type: "checkbox", checked: P.filter[key], "data-testid": `filter-${key}`, onchange: (e: Event) => {
         P.filter = { ...P.filter, [key]: (e.target as HTMLInputElement).checked };
         void renderPlatform();
@@ -384,7 +384,7 @@ function openPublish(officials: OperatedOfficial[]) {
     h("label", {}, t("articleTitle"), h("input", { name: "title", required: true, maxlength: 128, "data-testid": "article-title" })),
     h("label", {}, t("articleBody"), h("textarea", { name: "body", rows: 8, required: true, "data-testid": "article-body" })),
     h("fieldset", {}, h("legend", {}, t("publishTo")),
-      ...targets.map((o) => h("label", { class: "row" },
+      ...targets.map((o) => h("label", { class: "check" },
         h("input", { type: "checkbox", name: "target", value: `${o.profile}|${o.id}`, checked: true, "data-testid": `publish-to-${o.id}` }),
         profileTag(o.profile), o.name))),
     results,
