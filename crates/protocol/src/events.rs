@@ -153,7 +153,7 @@ pub enum EventBody {
     TotpDisabled(TotpDisabled),
     /// In the log of every operator who serves the official account's customers.
     #[serde(rename = "official.message")]
-    OfficialMessage(OfficialMessage),
+    OfficialMessage(Box<OfficialMessage>),
     /// In the log of every operator who serves the official account's customers.
     #[serde(rename = "official.claimed")]
     OfficialClaimed(ConversationClaimed),
@@ -629,7 +629,7 @@ mod tests {
             ),
             (
                 r#"{"official_id":"o_1","official_name":"Acme","customer":"carol_01","message":{"id":"m_2","client_id":"7a2d","from":"o_1","from_display_name":"Acme","to":"carol_01","body":"hello","sent_at":"2026-11-21T10:00:00Z"},"responder":{"kind":"operator","public_id":"alice_01","display_name":"Alice"},"unanswered":0}"#,
-                EventBody::OfficialMessage(OfficialMessage {
+                EventBody::OfficialMessage(Box::new(OfficialMessage {
                     official_id: "o_1".into(),
                     official_name: "Acme".into(),
                     customer: "carol_01".into(),
@@ -647,7 +647,7 @@ mod tests {
                         display_name: "Alice".into(),
                     }),
                     unanswered: 0,
-                }),
+                })),
             ),
             (
                 r#"{"official_id":"o_1","customer":"carol_01","claimed_by":"alice_01","expires_at":"2026-11-21T10:30:00Z"}"#,

@@ -692,7 +692,7 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
         max_per_operator: 50,
     };
     let mut tasks = tokio::task::JoinSet::new();
-    for a in hopefuls.iter().cloned() {
+    for a in hopefuls {
         let store = f.store.clone();
         tasks.spawn(async move {
             store
