@@ -82,18 +82,7 @@ async fn followers(store: &dyn Store, official: &str, n: u32) {
 async fn fan_out(backend: Backend) -> String {
     let s = TestServer::start_on(backend, |_| {}).await;
     let owner = s.verified_user(1, "acme_boss").await;
-    let official = s
-        .post_as(
-            &owner,
-            "/v1/official-accounts",
-            json!({"name": "Acme News", "description": ""}),
-        )
-        .await
-        .expect(201)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let official = s.official(&owner, "Acme News", &[], &[]).await;
     let store = switchboard_server::store::open(s.database_url())
         .await
         .unwrap();
@@ -140,35 +129,17 @@ async fn notification_latency() -> (f64, f64, usize) {
     let mut officials = Vec::new();
     let mut customers = Vec::new();
     for i in 0..5u32 {
-        let id = s
-            .post_as(
-                &boss,
-                "/v1/official-accounts",
-                json!({"name": format!("Acme {i}"), "description": ""}),
-            )
-            .await
-            .expect(201)
-            .body["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let operator = if i % 2 == 0 { &work } else { &home };
-        s.post_as(
-            &boss,
-            &format!("/v1/official-accounts/{id}/operators"),
-            json!({"public_id": operator.public_id, "role": "support"}),
-        )
-        .await
-        .expect(201);
         let customer = s.user(30 + i, &format!("customer{i}")).await;
-        s.post_as(
-            &customer,
-            &format!("/v1/official-accounts/{id}/follow"),
-            json!({}),
-        )
-        .await
-        .expect(200);
-        officials.push(id);
+        let operator = if i % 2 == 0 { &work } else { &home };
+        officials.push(
+            s.official(
+                &boss,
+                &format!("Acme {i}"),
+                &[(operator.public_id.as_str(), "support")],
+                &[&customer],
+            )
+            .await,
+        );
         customers.push(customer);
     }
     let dir = tempfile::tempdir().unwrap();

@@ -355,35 +355,15 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
 
     // The public platform: Bob (verified) runs Acme Coffee with Dana's two accounts as
     // operators; a customer writes; the window answers as Acme Coffee and publishes.
-    let official = s
-        .post_as(
-            &bob,
-            "/v1/official-accounts",
-            serde_json::json!({"name": "Acme Coffee", "description": ""}),
-        )
-        .await
-        .expect(201)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (public_id, role) in [("dana_work", "support"), ("dana_home", "admin")] {
-        s.post_as(
-            &bob,
-            &format!("/v1/official-accounts/{official}/operators"),
-            serde_json::json!({"public_id": public_id, "role": role}),
-        )
-        .await
-        .expect(201);
-    }
     let carol = s.user(8, "carol_c").await;
-    s.post_as(
-        &carol,
-        &format!("/v1/official-accounts/{official}/follow"),
-        serde_json::json!({}),
-    )
-    .await
-    .expect(200);
+    let official = s
+        .official(
+            &bob,
+            "Acme Coffee",
+            &[("dana_work", "support"), ("dana_home", "admin")],
+            &[&carol],
+        )
+        .await;
     s.post_as(
         &carol,
         "/v1/messages",

@@ -11,7 +11,7 @@ use switchboard_core::official::{InboxFilter, OfficialRole, PublishTarget};
 use switchboard_core::vault::MemoryVault;
 use switchboard_core::{ConnState, Engine, ProfileId, SignIn};
 use switchboard_protocol::events::{EventBody, SyncPage};
-use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser, TwoAccountsOnePhone};
+use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
 
 async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
     for _ in 0..500 {
@@ -21,18 +21,6 @@ async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting until {what}");
-}
-
-fn uuid() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{:08x}-0000-4000-8000-{:012x}",
-        (t >> 48) as u32,
-        t as u64 & 0xffff_ffff_ffff
-    )
 }
 
 struct Platform {
@@ -53,42 +41,46 @@ struct Platform {
 /// Alice's app has both accounts as profiles, live.
 async fn platform() -> Platform {
     let s = TestServer::start().await;
-    let TwoAccountsOnePhone { work, home, .. } = s.two_accounts_one_phone().await;
+    s.two_accounts_one_phone().await;
     let boss = s.verified_user(20, "acme_boss").await;
     let carol = s.user(21, "carol_c").await;
-    let mut ids = Vec::new();
-    for (name, operator, role) in [
-        ("Acme Coffee", &work, "support"),
-        ("Acme Tea", &home, "admin"),
-    ] {
-        let id = s
-            .post_as(
-                &boss,
-                "/v1/official-accounts",
-                serde_json::json!({"name": name, "description": ""}),
-            )
-            .await
-            .expect(201)
-            .body["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        s.post_as(
+    let coffee = s
+        .official(
             &boss,
-            &format!("/v1/official-accounts/{id}/operators"),
-            serde_json::json!({"public_id": operator.public_id, "role": role}),
+            "Acme Coffee",
+            &[("alice_work", "support")],
+            &[&carol],
         )
-        .await
-        .expect(201);
-        s.post_as(
-            &carol,
-            &format!("/v1/official-accounts/{id}/follow"),
-            serde_json::json!({}),
-        )
-        .await
-        .expect(200);
-        ids.push(id);
+        .await;
+    let tea = s
+        .official(&boss, "Acme Tea", &[("alice_home", "admin")], &[&carol])
+        .await;
+    let (engine, sink, dir, profiles) = app_of(&s).await;
+    let [work, home] = <[_; 2]>::try_from(profiles).unwrap();
+    Platform {
+        s,
+        engine,
+        sink,
+        _dir: dir,
+        work,
+        home,
+        boss,
+        carol,
+        coffee,
+        tea,
     }
+}
+
+/// An app with Alice's work and personal accounts as profiles ("Work", "Personal"), both
+/// live, notifications recorded.
+async fn app_of(
+    s: &TestServer,
+) -> (
+    Engine,
+    Arc<RecordingSink>,
+    tempfile::TempDir,
+    Vec<ProfileId>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
         .await
@@ -117,27 +109,14 @@ async fn platform() -> Platform {
         })
         .await;
     }
-    let [work, home] = <[_; 2]>::try_from(profiles).unwrap();
-    let [coffee, tea] = <[_; 2]>::try_from(ids).unwrap();
-    Platform {
-        s,
-        engine,
-        sink,
-        _dir: dir,
-        work,
-        home,
-        boss,
-        carol,
-        coffee,
-        tea,
-    }
+    (engine, sink, dir, profiles)
 }
 
 async fn carol_writes(p: &Platform, to: &str, body: &str) {
     p.s.post_as(
         &p.carol,
         "/v1/messages",
-        serde_json::json!({"client_id": uuid(), "to": to, "body": body}),
+        serde_json::json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to, "body": body}),
     )
     .await
     .expect(201);
@@ -411,79 +390,25 @@ async fn one_article_to_several_official_accounts_gives_one_result_each_and_a_re
 #[tokio::test]
 async fn customers_writing_to_three_official_accounts_at_once_are_counted_exactly_in_one_inbox() {
     let s = TestServer::start().await;
-    let TwoAccountsOnePhone { work, home, .. } = s.two_accounts_one_phone().await;
+    s.two_accounts_one_phone().await;
     let boss = s.verified_user(20, "acme_boss").await;
-    let mut officials = Vec::new();
-    for (name, operators) in [
-        ("Acme Coffee", vec![(&work, "support")]),
-        ("Acme Tea", vec![(&home, "admin")]),
-        ("Acme Bakery", vec![(&work, "admin"), (&home, "support")]),
-    ] {
-        let id = s
-            .post_as(
-                &boss,
-                "/v1/official-accounts",
-                serde_json::json!({"name": name, "description": ""}),
-            )
-            .await
-            .expect(201)
-            .body["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for (operator, role) in operators {
-            s.post_as(
-                &boss,
-                &format!("/v1/official-accounts/{id}/operators"),
-                serde_json::json!({"public_id": operator.public_id, "role": role}),
-            )
-            .await
-            .expect(201);
-        }
-        officials.push((id, name));
-    }
     let mut customers = Vec::new();
     for i in 0..4u32 {
-        let c = s.user(30 + i, &format!("customer{i}")).await;
-        for (id, _) in &officials {
-            s.post_as(
-                &c,
-                &format!("/v1/official-accounts/{id}/follow"),
-                serde_json::json!({}),
-            )
-            .await
-            .expect(200);
-        }
-        customers.push(c);
+        customers.push(s.user(30 + i, &format!("customer{i}")).await);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Arc::new(MemoryVault::default()))
-        .await
-        .unwrap();
-    let sink = Arc::new(RecordingSink::default());
-    engine.enable_notifications(sink.clone());
-    let mut profiles = Vec::new();
-    for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
-        let p = engine
-            .add_profile(SignIn {
-                server: s.base.clone(),
-                login: login.into(),
-                password: TEST_PASSWORD.into(),
-                name: Some(name.into()),
-                color: None,
-                totp_code: None,
-                allow_insecure_http: false,
-            })
-            .await
-            .unwrap();
-        profiles.push(p.record.id);
+    let following: Vec<&TestUser> = customers.iter().collect();
+    let mut officials = Vec::new();
+    for (name, operators) in [
+        ("Acme Coffee", &[("alice_work", "support")][..]),
+        ("Acme Tea", &[("alice_home", "admin")][..]),
+        (
+            "Acme Bakery",
+            &[("alice_work", "admin"), ("alice_home", "support")][..],
+        ),
+    ] {
+        officials.push((s.official(&boss, name, operators, &following).await, name));
     }
-    for p in &profiles {
-        wait_until("live", async || {
-            engine.state(p).await.unwrap() == ConnState::Live
-        })
-        .await;
-    }
+    let (engine, sink, _dir, profiles) = app_of(&s).await;
     let [work_p, home_p] = <[_; 2]>::try_from(profiles).unwrap();
 
     // Every customer to every official account, all at once.

@@ -120,6 +120,28 @@ impl Cli<'_> {
         c
     }
 
+    /// Adds alice_work and alice_home (password [`TEST_PASSWORD`]) as "Work" and "Personal".
+    fn add_work_and_personal(&self, server: &str) {
+        let pw = format!("{TEST_PASSWORD}\n");
+        for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
+            let out = self.run(
+                &[
+                    "profile",
+                    "add",
+                    "--server",
+                    server,
+                    "--login",
+                    login,
+                    "--password-stdin",
+                    "--name",
+                    name,
+                ],
+                Some(&pw),
+            );
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+    }
+
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         self.run_cmd(self.cmd(args), stdin)
     }
@@ -571,24 +593,7 @@ async fn run_raises_native_notifications_on_a_real_notification_server() {
         keyring: &keyring,
         data: data.path().to_path_buf(),
     };
-    let pw = format!("{TEST_PASSWORD}\n");
-    for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
-        let out = cli.run(
-            &[
-                "profile",
-                "add",
-                "--server",
-                &s.base,
-                "--login",
-                login,
-                "--password-stdin",
-                "--name",
-                name,
-            ],
-            Some(&pw),
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
+    cli.add_work_and_personal(&s.base);
     let mut run = cli
         .cmd(&["run"])
         .env("DISPLAY", &x.display)
@@ -652,38 +657,15 @@ async fn run_raises_native_notifications_on_a_real_notification_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn official_accounts_of_every_profile_are_listed_answered_and_published_to() {
     let s = TestServer::start().await;
-    let TwoAccountsOnePhone { work, home, .. } = s.two_accounts_one_phone().await;
+    s.two_accounts_one_phone().await;
     let boss = s.verified_user(20, "acme_boss").await;
     let carol = s.user(21, "carol_c").await;
     let mut ids = Vec::new();
-    for (name, operator) in [("Acme Coffee", &work), ("Acme Tea", &home)] {
-        let id = s
-            .post_as(
-                &boss,
-                "/v1/official-accounts",
-                serde_json::json!({"name": name, "description": ""}),
-            )
-            .await
-            .expect(201)
-            .body["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        s.post_as(
-            &boss,
-            &format!("/v1/official-accounts/{id}/operators"),
-            serde_json::json!({"public_id": operator.public_id, "role": "admin"}),
-        )
-        .await
-        .expect(201);
-        s.post_as(
-            &carol,
-            &format!("/v1/official-accounts/{id}/follow"),
-            serde_json::json!({}),
-        )
-        .await
-        .expect(200);
-        ids.push(id);
+    for (name, operator) in [("Acme Coffee", "alice_work"), ("Acme Tea", "alice_home")] {
+        ids.push(
+            s.official(&boss, name, &[(operator, "admin")], &[&carol])
+                .await,
+        );
     }
     s.post_as(
         &carol,
@@ -699,24 +681,7 @@ async fn official_accounts_of_every_profile_are_listed_answered_and_published_to
         keyring: &keyring,
         data: data.path().to_path_buf(),
     };
-    let pw = format!("{TEST_PASSWORD}\n");
-    for (login, name) in [("alice_work", "Work"), ("alice_home", "Personal")] {
-        let out = cli.run(
-            &[
-                "profile",
-                "add",
-                "--server",
-                &s.base,
-                "--login",
-                login,
-                "--password-stdin",
-                "--name",
-                name,
-            ],
-            Some(&pw),
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
+    cli.add_work_and_personal(&s.base);
 
     let out = cli.run(&["official", "list"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));

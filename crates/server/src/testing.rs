@@ -645,6 +645,48 @@ impl TestServer {
         u
     }
 
+    /// An official account `name` owned by `owner` (a verified user), with `operators`
+    /// (public ID, role) added and `followers` following it; its id.
+    pub async fn official(
+        &self,
+        owner: &TestUser,
+        name: &str,
+        operators: &[(&str, &str)],
+        followers: &[&TestUser],
+    ) -> String {
+        let id = self
+            .post_as(
+                owner,
+                "/v1/official-accounts",
+                serde_json::json!({"name": name, "description": ""}),
+            )
+            .await
+            .expect(201)
+            .body["id"]
+            .as_str()
+            .expect("an official account's id")
+            .to_string();
+        for (public_id, role) in operators {
+            self.post_as(
+                owner,
+                &format!("/v1/official-accounts/{id}/operators"),
+                serde_json::json!({"public_id": public_id, "role": role}),
+            )
+            .await
+            .expect(201);
+        }
+        for f in followers {
+            self.post_as(
+                f,
+                &format!("/v1/official-accounts/{id}/follow"),
+                serde_json::json!({}),
+            )
+            .await
+            .expect(200);
+        }
+        id
+    }
+
     pub async fn post_as(&self, u: &TestUser, path: &str, body: serde_json::Value) -> Reply {
         self.call(reqwest::Method::POST, path, Some(&u.token), Some(body))
             .await

@@ -43,7 +43,7 @@ pub struct OfficialView {
     pub following: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ArticleRow {
     pub id: String,
     pub official_id: String,
@@ -57,7 +57,7 @@ pub struct ArticleRow {
     pub data: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OfficialMessageRow {
     pub id: String,
     pub official_id: String,
@@ -85,7 +85,7 @@ pub struct CustomerConversationRow {
     pub claim: Option<(String, String, Millis)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub id: String,
     pub official_id: String,

@@ -130,23 +130,6 @@ fn view(
     }
 }
 
-type ArticleTuple = (String, String, String, String, String, String, i64, String);
-
-fn article(
-    (id, official_id, author, idempotency_key, title, body, published_at, data): ArticleTuple,
-) -> ArticleRow {
-    ArticleRow {
-        id,
-        official_id,
-        author,
-        idempotency_key,
-        title,
-        body,
-        published_at,
-        data,
-    }
-}
-
 macro_rules! article_sql {
     ($where:literal) => {
         concat!(
@@ -210,32 +193,6 @@ fn conversation(t: ConversationTuple, now: Millis) -> CustomerConversationRow {
         last_at,
         unanswered,
         claim,
-    }
-}
-
-type KeyTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-);
-
-fn api_key(
-    (id, official_id, key_hash, name, role, created_by, created_at, revoked_at): KeyTuple,
-) -> ApiKeyRow {
-    ApiKeyRow {
-        id,
-        official_id,
-        key_hash,
-        name,
-        role,
-        created_by,
-        created_at,
-        revoked_at,
     }
 }
 
@@ -547,14 +504,14 @@ impl OfficialStore for SqlStore {
         official_id: &str,
         key: &str,
     ) -> StoreResult<Option<ArticleRow>> {
-        let row: Option<ArticleTuple> = sqlx::query_as(article_sql!(
+        let row: Option<ArticleRow> = sqlx::query_as(article_sql!(
             "WHERE official_id = $1 AND idempotency_key = $2"
         ))
         .bind(official_id)
         .bind(key)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(article))
+        Ok(row)
     }
 
     async fn articles(
@@ -563,7 +520,7 @@ impl OfficialStore for SqlStore {
         before: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<ArticleRow>> {
-        let rows: Vec<ArticleTuple> = match before {
+        let rows: Vec<ArticleRow> = match before {
             Some(before) => {
                 sqlx::query_as(article_sql!(
                     "WHERE official_id = $1 AND (published_at, id) < \
@@ -586,7 +543,7 @@ impl OfficialStore for SqlStore {
                 .await?
             }
         };
-        Ok(rows.into_iter().map(article).collect())
+        Ok(rows)
     }
 
     async fn official_message(&self, send: &OfficialSend<'_>) -> StoreResult<Vec<EventRow>> {
@@ -698,29 +655,14 @@ impl OfficialStore for SqlStore {
         actor: &str,
         client_id: &str,
     ) -> StoreResult<Option<OfficialMessageRow>> {
-        let row: Option<(String, String, String, String, String, String, i64, String)> =
-            sqlx::query_as(
-                "SELECT id, official_id, customer_id, actor, client_id, body, sent_at, data \
-                 FROM official_messages WHERE actor = $1 AND client_id = $2",
-            )
-            .bind(actor)
-            .bind(client_id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(
-            |(id, official_id, customer_id, actor, client_id, body, sent_at, data)| {
-                OfficialMessageRow {
-                    id,
-                    official_id,
-                    customer_id,
-                    actor,
-                    client_id,
-                    body,
-                    sent_at,
-                    data,
-                }
-            },
-        ))
+        Ok(sqlx::query_as(
+            "SELECT id, official_id, customer_id, actor, client_id, body, sent_at, data \
+             FROM official_messages WHERE actor = $1 AND client_id = $2",
+        )
+        .bind(actor)
+        .bind(client_id)
+        .fetch_optional(&self.read)
+        .await?)
     }
 
     async fn official_conversations(
@@ -826,21 +768,21 @@ impl OfficialStore for SqlStore {
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
-        let row: Option<KeyTuple> = sqlx::query_as(key_sql!("WHERE key_hash = $1"))
+        let row: Option<ApiKeyRow> = sqlx::query_as(key_sql!("WHERE key_hash = $1"))
             .bind(key_hash)
             .fetch_optional(&self.read)
             .await?;
-        Ok(row.map(api_key))
+        Ok(row)
     }
 
     async fn api_keys(&self, official_id: &str) -> StoreResult<Vec<ApiKeyRow>> {
-        let rows: Vec<KeyTuple> = sqlx::query_as(key_sql!(
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(key_sql!(
             "WHERE official_id = $1 AND revoked_at IS NULL ORDER BY created_at, id"
         ))
         .bind(official_id)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.into_iter().map(api_key).collect())
+        Ok(rows)
     }
 
     async fn api_key_revoke(&self, official_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
