@@ -21,6 +21,16 @@ export type Article = { id: string, official_id: string, official_name: string, 
 
 export type Claimed = { amount: number, };
 
+export type Comment = { id: string, 
+/**
+ * Public ID.
+ */
+author: string, author_display_name: string, text: string, 
+/**
+ * The comment this one answers.
+ */
+reply_to?: string | null, at: string, };
+
 export type ConnState = { "state": "connecting" } | { "state": "live" } | { "state": "offline", "detail": string } | { "state": "certificate", "detail": string } | { "state": "signed_out" } | { "state": "stopped" } | { "state": "locked", "detail": string };
 
 export type Contact = { public_id: string, display_name: string, since: string, };
@@ -99,7 +109,7 @@ export type EnvelopeRefunded = { envelope_id: string,
  */
 amount: number, };
 
-export type Event = { seq: number, at: string, } & ({ "kind": "message.new", "data": Message } | { "kind": "contact.request", "data": ContactRequest } | { "kind": "contact.accepted", "data": ContactRequest } | { "kind": "group.joined", "data": GroupChange } | { "kind": "group.left", "data": GroupChange } | { "kind": "wallet.credit", "data": WalletMovement } | { "kind": "wallet.debit", "data": WalletMovement } | { "kind": "red_envelope.new", "data": RedEnvelope } | { "kind": "red_envelope.claimed", "data": EnvelopeClaimed } | { "kind": "red_envelope.refunded", "data": EnvelopeRefunded } | { "kind": "session.revoked", "data": SessionRevoked } | { "kind": "account.totp_disabled", "data": TotpDisabled } | { "kind": "official.message", "data": OfficialMessage } | { "kind": "official.claimed", "data": ConversationClaimed } | { "kind": "official.operator_added", "data": OperatorChange } | { "kind": "official.operator_removed", "data": OperatorChange } | { "kind": "article.new", "data": Article } | UnknownEvent);
+export type Event = { seq: number, at: string, } & ({ "kind": "message.new", "data": Message } | { "kind": "contact.request", "data": ContactRequest } | { "kind": "contact.accepted", "data": ContactRequest } | { "kind": "group.joined", "data": GroupChange } | { "kind": "group.left", "data": GroupChange } | { "kind": "wallet.credit", "data": WalletMovement } | { "kind": "wallet.debit", "data": WalletMovement } | { "kind": "red_envelope.new", "data": RedEnvelope } | { "kind": "red_envelope.claimed", "data": EnvelopeClaimed } | { "kind": "red_envelope.refunded", "data": EnvelopeRefunded } | { "kind": "session.revoked", "data": SessionRevoked } | { "kind": "account.totp_disabled", "data": TotpDisabled } | { "kind": "official.message", "data": OfficialMessage } | { "kind": "official.claimed", "data": ConversationClaimed } | { "kind": "official.operator_added", "data": OperatorChange } | { "kind": "official.operator_removed", "data": OperatorChange } | { "kind": "article.new", "data": Article } | { "kind": "moment.new", "data": Moment } | { "kind": "moment.like", "data": MomentLiked } | { "kind": "moment.comment", "data": MomentCommented } | UnknownEvent);
 
 export type Group = { 
 /**
@@ -159,6 +169,12 @@ public_ids?: Array<string>, };
 
 export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
 
+export type Like = { 
+/**
+ * Public ID.
+ */
+author: string, author_display_name: string, at: string, };
+
 export type Message = { id: string, client_id: string, 
 /**
  * Sender's public ID.
@@ -168,6 +184,24 @@ from: string, from_display_name: string,
  * Recipient's public ID, or the group id.
  */
 to: string, body: string, sent_at: string, };
+
+export type Moment = { id: string, 
+/**
+ * Public ID.
+ */
+author: string, author_display_name: string, text: string, media: Array<string>, at: string, likes: Array<Like>, comments: Array<Comment>, };
+
+export type MomentCommented = { moment_id: string, 
+/**
+ * The post's author (public ID).
+ */
+post_author: string, comment: Comment, };
+
+export type MomentLiked = { moment_id: string, 
+/**
+ * The post's author (public ID).
+ */
+post_author: string, like: Like, };
 
 export type MoneyMoved = { transaction_id: string, amount: number, 
 /**

@@ -163,6 +163,17 @@ error_codes! {
     ConversationClaimed = ("conversation_claimed", 409),
     /// No live API key with that id on this official account.
     ApiKeyNotFound = ("api_key_not_found", 404),
+
+    /// Not an image this service keeps (JPEG, PNG, WebP or GIF, judged by its bytes).
+    InvalidMedia = ("invalid_media", 400),
+    /// No such image, or not one this account may see.
+    MediaNotFound = ("media_not_found", 404),
+    /// A post or comment with no content, too long, or with too many images.
+    InvalidMoment = ("invalid_moment", 400),
+    /// No such post, or not one this account may see.
+    MomentNotFound = ("moment_not_found", 404),
+    /// This account likes this post already.
+    AlreadyLiked = ("already_liked", 409),
 }
 
 impl std::fmt::Display for ErrorCode {

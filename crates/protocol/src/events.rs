@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::Timestamp;
 use crate::auth::TotpDisabled;
 use crate::messaging::{ContactRequest, GroupChange, Message, SessionRevoked};
+use crate::moments::{Moment, MomentCommented, MomentLiked};
 use crate::official::{Article, ConversationClaimed, OfficialMessage, OperatorChange};
 use crate::wallet::{EnvelopeClaimed, EnvelopeRefunded, RedEnvelope, WalletMovement};
 
@@ -42,13 +43,16 @@ pub enum EventKind {
     OfficialOperatorAdded,
     OfficialOperatorRemoved,
     ArticleNew,
+    MomentNew,
+    MomentLike,
+    MomentComment,
     /// A kind this version does not know (from a newer service).
     Unknown,
 }
 
 impl EventKind {
     /// Every kind this version knows.
-    pub const KNOWN: [EventKind; 17] = [
+    pub const KNOWN: [EventKind; 20] = [
         EventKind::MessageNew,
         EventKind::ContactRequest,
         EventKind::ContactAccepted,
@@ -66,6 +70,9 @@ impl EventKind {
         EventKind::OfficialOperatorAdded,
         EventKind::OfficialOperatorRemoved,
         EventKind::ArticleNew,
+        EventKind::MomentNew,
+        EventKind::MomentLike,
+        EventKind::MomentComment,
     ];
 
     /// The wire name (`message.new`, …); `unknown` for [`EventKind::Unknown`], whose real
@@ -89,6 +96,9 @@ impl EventKind {
             EventKind::OfficialOperatorAdded => "official.operator_added",
             EventKind::OfficialOperatorRemoved => "official.operator_removed",
             EventKind::ArticleNew => "article.new",
+            EventKind::MomentNew => "moment.new",
+            EventKind::MomentLike => "moment.like",
+            EventKind::MomentComment => "moment.comment",
             EventKind::Unknown => "unknown",
         }
     }
@@ -166,6 +176,15 @@ pub enum EventBody {
     /// In the log of every follower.
     #[serde(rename = "article.new")]
     ArticleNew(Article),
+    /// In the logs of the author and of every contact in the post's audience.
+    #[serde(rename = "moment.new")]
+    MomentNew(Box<Moment>),
+    /// To the post's author and those in its thread who may see the like.
+    #[serde(rename = "moment.like")]
+    MomentLike(MomentLiked),
+    /// To the post's author and those in its thread who may see the comment.
+    #[serde(rename = "moment.comment")]
+    MomentComment(Box<MomentCommented>),
     /// A kind this version does not know. Untagged: it is written back exactly as it came.
     /// (`skip_deserializing` only keeps it out of the OpenAPI document, which describes what
     /// the service sends; deserialising is by hand and does produce it.)
@@ -202,6 +221,9 @@ impl Serialize for Data<'_> {
                 d.serialize(s)
             }
             EventBody::ArticleNew(d) => d.serialize(s),
+            EventBody::MomentNew(d) => d.serialize(s),
+            EventBody::MomentLike(d) => d.serialize(s),
+            EventBody::MomentComment(d) => d.serialize(s),
             EventBody::Unknown(u) => u.data.serialize(s),
         }
     }
@@ -227,6 +249,9 @@ impl EventBody {
             EventBody::OfficialOperatorAdded(_) => EventKind::OfficialOperatorAdded,
             EventBody::OfficialOperatorRemoved(_) => EventKind::OfficialOperatorRemoved,
             EventBody::ArticleNew(_) => EventKind::ArticleNew,
+            EventBody::MomentNew(_) => EventKind::MomentNew,
+            EventBody::MomentLike(_) => EventKind::MomentLike,
+            EventBody::MomentComment(_) => EventKind::MomentComment,
             EventBody::Unknown(_) => EventKind::Unknown,
         }
     }
@@ -279,6 +304,11 @@ impl EventBody {
                 EventBody::OfficialOperatorRemoved(Deserialize::deserialize(data)?)
             }
             EventKind::ArticleNew => EventBody::ArticleNew(Deserialize::deserialize(data)?),
+            EventKind::MomentNew => EventBody::MomentNew(Box::new(Deserialize::deserialize(data)?)),
+            EventKind::MomentLike => EventBody::MomentLike(Deserialize::deserialize(data)?),
+            EventKind::MomentComment => {
+                EventBody::MomentComment(Box::new(Deserialize::deserialize(data)?))
+            }
             EventKind::Unknown => EventBody::Unknown(UnknownEvent {
                 kind: kind.to_string(),
                 data: Deserialize::deserialize(data)?,
@@ -676,6 +706,46 @@ mod tests {
                     body: "Arrived today.".into(),
                     published_at: t("2026-11-21T10:00:00Z"),
                 }),
+            ),
+            (
+                r#"{"id":"mom_1","author":"alice_01","author_display_name":"Alice","text":"sunset","media":["med_1"],"at":"2026-11-21T10:00:00Z","likes":[],"comments":[]}"#,
+                EventBody::MomentNew(Box::new(crate::moments::Moment {
+                    id: "mom_1".into(),
+                    author: "alice_01".into(),
+                    author_display_name: "Alice".into(),
+                    text: "sunset".into(),
+                    media: vec!["med_1".into()],
+                    at: t("2026-11-21T10:00:00Z"),
+                    likes: vec![],
+                    comments: vec![],
+                })),
+            ),
+            (
+                r#"{"moment_id":"mom_1","post_author":"alice_01","like":{"author":"bob_01","author_display_name":"Bob","at":"2026-11-21T10:01:00Z"}}"#,
+                EventBody::MomentLike(crate::moments::MomentLiked {
+                    moment_id: "mom_1".into(),
+                    post_author: "alice_01".into(),
+                    like: crate::moments::Like {
+                        author: "bob_01".into(),
+                        author_display_name: "Bob".into(),
+                        at: t("2026-11-21T10:01:00Z"),
+                    },
+                }),
+            ),
+            (
+                r#"{"moment_id":"mom_1","post_author":"alice_01","comment":{"id":"cmt_1","author":"bob_01","author_display_name":"Bob","text":"wow","reply_to":"cmt_0","at":"2026-11-21T10:02:00Z"}}"#,
+                EventBody::MomentComment(Box::new(crate::moments::MomentCommented {
+                    moment_id: "mom_1".into(),
+                    post_author: "alice_01".into(),
+                    comment: crate::moments::Comment {
+                        id: "cmt_1".into(),
+                        author: "bob_01".into(),
+                        author_display_name: "Bob".into(),
+                        text: "wow".into(),
+                        reply_to: Some("cmt_0".into()),
+                        at: t("2026-11-21T10:02:00Z"),
+                    },
+                })),
             ),
         ]
     }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod messaging;
+pub mod moments;
 pub mod official;
 pub mod wallet;
 

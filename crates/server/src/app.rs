@@ -27,7 +27,8 @@ use crate::password::Hasher;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::store::Store;
 use crate::{
-    accounts, contacts, events, groups, me, messages, metrics, official, sessions, sms, wallet,
+    accounts, contacts, events, groups, me, messages, metrics, moments, official, sessions, sms,
+    wallet,
 };
 
 /// Everything a request handler may use.
@@ -53,6 +54,8 @@ pub struct AppState {
     pub trusted_proxies: crate::net::TrustedProxies,
     /// Live event fan-out to the WebSockets.
     pub hub: crate::events::Hub,
+    /// Uploaded images, by content hash.
+    pub blobs: Arc<dyn crate::blobs::BlobStore>,
     /// Set when the database is PostgreSQL: this process is one node of possibly several.
     pub cluster: Option<crate::cluster::Node>,
     /// Whether `clock` follows the database's time (always, except under a test's clock).
@@ -179,7 +182,18 @@ pub fn routes(dev: bool) -> (Router<App>, utoipa::openapi::OpenApi) {
         .routes(routes!(official::conversations))
         .routes(routes!(official::claim))
         .routes(routes!(official::create_api_key, official::list_api_keys))
-        .routes(routes!(official::revoke_api_key));
+        .routes(routes!(official::revoke_api_key))
+        .routes(routes!(moments::fetch))
+        .routes(routes!(moments::post))
+        .routes(routes!(moments::feed))
+        .routes(routes!(moments::of_user))
+        .routes(routes!(moments::delete))
+        .routes(routes!(moments::like))
+        .routes(routes!(moments::comment));
+    // Images are the one body larger than the service's 64 KiB default.
+    api = api.merge(OpenApiRouter::new().routes(routes!(moments::upload)).layer(
+        axum::extract::DefaultBodyLimit::max(switchboard_protocol::moments::MEDIA_MAX_BYTES + 1),
+    ));
     if dev {
         api = api.routes(routes!(sms::dev_outbox));
     }
@@ -231,6 +245,7 @@ pub async fn build(
         services.clock,
         services.clock_from_database,
     );
+    let app_config_media = config.media.dir.clone();
     let app: App = Arc::new(AppState {
         trusted_proxies: config.trusted_proxy_nets()?,
         config,
@@ -246,6 +261,10 @@ pub async fn build(
         funding: services.funding,
         metrics: Metrics::default(),
         hub: events::Hub::default(),
+        blobs: Arc::new(crate::blobs::DirBlobStore::new(media_dir(
+            &app_config_media,
+            &url,
+        )?)),
         cluster,
         clock_from_database: services.clock_from_database,
         tls,
@@ -278,6 +297,29 @@ pub async fn build(
         ))
         .with_state(app.clone());
     Ok((router, app))
+}
+
+/// Where images are kept: `media.dir`, else `media/` beside a SQLite file, else the platform
+/// data dir.
+fn media_dir(configured: &str, database_url: &str) -> Result<std::path::PathBuf, LaunchError> {
+    if !configured.is_empty() {
+        return Ok(configured.into());
+    }
+    if let Some(file) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|f| f.split('?').next().unwrap_or(f))
+        .filter(|f| !f.is_empty() && !f.contains(":memory:"))
+    {
+        let dir = std::path::Path::new(file)
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        return Ok(dir.join("media"));
+    }
+    let dirs = directories::ProjectDirs::from("", "", "switchboard-server").ok_or_else(|| {
+        LaunchError::Setup("no home directory to keep images in; set media.dir".into())
+    })?;
+    Ok(dirs.data_dir().join("media"))
 }
 
 /// The database URL, defaulting to a file in the platform data dir.

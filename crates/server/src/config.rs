@@ -42,6 +42,7 @@ pub struct Config {
     pub identity: Identity,
     pub limits: Limits,
     pub official: Official,
+    pub media: Media,
     pub log: Log,
 }
 
@@ -128,6 +129,16 @@ impl Default for Limits {
             group_fanout_per_minute: 20_000,
         }
     }
+}
+
+/// Uploaded images (SPEC §1.6).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Media {
+    /// The directory images are kept in, by content hash. Empty: `media/` beside a SQLite
+    /// database file, else in the platform data dir. Several nodes must share it (a network
+    /// file system), since each may be asked for any image.
+    pub dir: String,
 }
 
 /// Official accounts (SPEC §1.5).
@@ -274,6 +285,7 @@ impl Default for Config {
             identity: Identity::default(),
             limits: Limits::default(),
             official: Official::default(),
+            media: Media::default(),
             log: Log::default(),
         }
     }

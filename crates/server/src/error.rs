@@ -124,6 +124,10 @@ impl From<StoreError> for Error {
                 ErrorCode::OfficialForbidden,
                 "your role on this official account does not allow this, or you no longer operate it",
             ),
+            StoreError::NoMoment => Error::new(
+                ErrorCode::MomentNotFound,
+                "no such post, or not one you may see",
+            ),
             StoreError::NoConversation => Error::new(
                 ErrorCode::ConversationNotFound,
                 "this customer has not written to this official account",

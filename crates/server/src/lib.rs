@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod blobs;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod me;
 pub mod messages;
 pub mod metrics;
+pub mod moments;
 pub mod net;
 pub mod official;
 pub mod password;

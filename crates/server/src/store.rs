@@ -15,10 +15,12 @@
 /// before the error reaches the caller.
 pub const RETRIES: u32 = 8;
 
+pub mod moments;
 pub mod official;
 pub mod postgres;
 pub mod sqlite;
 
+pub use moments::*;
 pub use official::*;
 
 use std::sync::Arc;
@@ -184,6 +186,9 @@ pub enum StoreError {
     /// No conversation between this customer and this official account.
     #[error("no conversation")]
     NoConversation,
+    /// No such post (not deleted) that the account may see.
+    #[error("no such post")]
+    NoMoment,
     /// Another operator (public ID) holds the conversation until then.
     #[error("claimed")]
     ClaimHeld { by: String, until: Millis },
@@ -592,7 +597,7 @@ pub struct RateTake {
 }
 
 #[async_trait]
-pub trait Store: OfficialStore + Send + Sync + 'static {
+pub trait Store: OfficialStore + MomentStore + Send + Sync + 'static {
     // --- SMS codes ---------------------------------------------------------------------
     /// Stores a new code if every limit allows it, deciding and recording in one step (so
     /// concurrent requests cannot all pass a limit); any earlier live code of the same number

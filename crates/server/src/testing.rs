@@ -223,6 +223,8 @@ impl TestServer {
         };
         config.log.file = false;
         config.database_url = db.url.clone();
+        // Images in the test's own temp dir, whichever the backend.
+        config.media.dir = db.dir().join("media").display().to_string();
         config
     }
 

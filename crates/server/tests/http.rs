@@ -96,6 +96,14 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
         "POST /v1/official-accounts/{id}/api-keys",
         "GET /v1/official-accounts/{id}/api-keys",
         "DELETE /v1/official-accounts/{id}/api-keys/{key_id}",
+        "POST /v1/media",
+        "GET /v1/media/{id}",
+        "POST /v1/moments",
+        "GET /v1/moments/feed",
+        "GET /v1/users/{public_id}/moments",
+        "DELETE /v1/moments/{id}",
+        "POST /v1/moments/{id}/likes",
+        "POST /v1/moments/{id}/comments",
     ];
     expected.sort_unstable();
     assert_eq!(

@@ -744,3 +744,77 @@ async fn bad_input_is_a_clear_error_and_writes_nothing() {
     let list = s.get(&articles, &a.carol.token).await.expect(200).body;
     assert_eq!(list["articles"], json!([]), "nothing was published");
 }
+
+/// The role is decided again where the answer is written: an answer racing its author's
+/// removal is sent whole (the customer and the operators have it) or refused, never half,
+/// and none goes after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_racing_their_authors_removal_are_sent_whole_or_refused() {
+    let a = acme().await;
+    let s = &a.s;
+    let tally = at_once(11, |i| {
+        let base = s.base.clone();
+        let (method, path, token, body) = if i == 0 {
+            (
+                Method::DELETE,
+                format!("/v1/official-accounts/{}/operators/acme_support", a.id),
+                a.admin.token.clone(),
+                None,
+            )
+        } else {
+            (
+                Method::POST,
+                "/v1/messages".to_string(),
+                a.support.token.clone(),
+                Some(json!({"client_id": uuid(), "from_official": a.id, "to": "carol_c", "body": format!("race {i}")})),
+            )
+        };
+        async move { switchboard_server::testing::request(&base, method, &path, Some(&token), body).await }
+    })
+    .await;
+    assert_eq!(tally.get(&(204, String::new())), Some(&1), "{tally:?}");
+    let sent = tally.get(&(201, String::new())).copied().unwrap_or(0);
+    let refused = tally
+        .get(&(403, "official_forbidden".into()))
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        sent + refused,
+        10,
+        "sent or refused, nothing else: {tally:?}"
+    );
+    let races = |page: &Value, kind: &str, body: &str| {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["kind"] == kind
+                    && e.pointer(body)
+                        .and_then(Value::as_str)
+                        .is_some_and(|b| b.starts_with("race "))
+            })
+            .count()
+    };
+    assert_eq!(
+        races(&sync(s, &a.carol.token).await, "message.new", "/data/body"),
+        sent,
+        "the customer has every answer sent, and no other"
+    );
+    assert_eq!(
+        races(
+            &sync(s, &a.boss.token).await,
+            "official.message",
+            "/data/message/body"
+        ),
+        sent,
+        "the operators have every answer sent, and no other"
+    );
+    s.post_as(
+        &a.support,
+        "/v1/messages",
+        json!({"client_id": uuid(), "from_official": a.id, "to": "carol_c", "body": "after"}),
+    )
+    .await
+    .expect_error(403, "official_forbidden");
+}

@@ -35,6 +35,10 @@ mod wallet;
 #[path = "sql/official.rs"]
 mod official;
 
+#[allow(clippy::duplicate_mod)]
+#[path = "sql/moments.rs"]
+mod moments;
+
 pub type Tx = sqlx::Transaction<'static, Db>;
 
 /// Runs `$body` in a transaction of `$store`'s write pool (`$tx` names it inside), commits,
