@@ -247,6 +247,10 @@ export type OpenConversation = { profile: ProfileId, conversation: string | null
 
 export type OperatedOfficial = { profile: ProfileId, id: string, name: string, role: OfficialRole, 
 /**
+ * What the role lets the profile do here: publish articles, and see and answer customers.
+ */
+publishes: boolean, serves: boolean, 
+/**
  * Customer conversations waiting for an answer that nobody else holds (a claim by
  * another operator takes a conversation out of this count).
  */

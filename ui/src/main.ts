@@ -279,7 +279,7 @@ async function renderPlatform() {
   const header = h("header", { class: "bar" },
     h("strong", {}, t("platform")),
     h("span", { class: "spacer" }),
-    list.some((o) => o.role !== "support") &&
+    list.some((o) => o.publishes) &&
       h("button", { class: "primary", "data-testid": "open-publish", onclick: () => openPublish(list) }, t("publish")));
   if (list.length === 0) {
     replace(main, header, h("section", { class: "body column" }, h("p", { class: "muted pad", "data-testid": "no-officials" }, t("noOfficials"))));
@@ -377,7 +377,7 @@ async function renderCustomerChat(e: InboxEntry, pane: HTMLElement) {
  * made once per dialog, so "Publish" again after a failure publishes nothing twice. */
 function openPublish(officials: OperatedOfficial[]) {
   const key = crypto.randomUUID();
-  const targets = officials.filter((o) => o.role !== "support");
+  const targets = officials.filter((o) => o.publishes);
   const results = h("ul", { class: "results", "data-testid": "publish-results" });
   const form = h("form", { class: "stack" },
     h("h2", {}, t("publishArticle")),

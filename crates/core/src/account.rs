@@ -546,7 +546,7 @@ fn answer_mismatch() -> CoreError {
 
 /// A value put into a URL path: ids and public IDs never contain `/`, `?` or `#`, and one
 /// that does is refused rather than sent somewhere else.
-fn path_segment(s: &str) -> Result<&str> {
+pub(crate) fn path_segment(s: &str) -> Result<&str> {
     if s.is_empty()
         || s.chars()
             .any(|c| matches!(c, '/' | '?' | '#' | '%') || c.is_whitespace())

@@ -15,6 +15,7 @@ use switchboard_protocol::official::{
     NewOfficialAccount, OfficialAccount, OfficialMessage, Operator, Responder,
 };
 
+use crate::account::path_segment;
 use crate::error::{CoreError, Result};
 use crate::store::rfc3339;
 use crate::{Engine, ProfileId};
@@ -169,6 +170,9 @@ pub struct OperatedOfficial {
     pub id: String,
     pub name: String,
     pub role: OfficialRole,
+    /// What the role lets the profile do here: publish articles, and see and answer customers.
+    pub publishes: bool,
+    pub serves: bool,
     /// Customer conversations waiting for an answer that nobody else holds (a claim by
     /// another operator takes a conversation out of this count).
     pub unanswered: i64,
@@ -242,18 +246,6 @@ pub struct PublishOutcome {
     pub error: Option<(String, String)>,
 }
 
-/// The id as one segment of a URL path (the service's ids are ASCII without `/`).
-fn segment(id: &str) -> Result<&str> {
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(CoreError::Invalid(format!("{id:?} is not an id")));
-    }
-    Ok(id)
-}
-
 impl Engine {
     /// Every official account that any running profile operates, in sidebar order.
     pub async fn official_accounts(&self) -> Result<Vec<OperatedOfficial>> {
@@ -279,6 +271,8 @@ impl Engine {
                     id,
                     name,
                     role,
+                    publishes: role.publishes(),
+                    serves: role.serves(),
                     unanswered,
                 });
             }
@@ -300,21 +294,22 @@ impl Engine {
                 String,
                 String,
                 String,
+                String,
                 i64,
                 Option<String>,
                 Option<i64>,
             );
             let rows: Vec<Row> = sqlx::query_as(
-                "SELECT c.official_id, o.name, c.customer, c.customer_name, c.last_body, \
-                 c.last_at, c.unanswered, c.claimed_by, c.claim_expires_ms \
-                 FROM official_conversations c JOIN official_accounts o ON o.id = c.official_id \
-                 WHERE o.role IN ('owner', 'admin', 'support')",
+                "SELECT c.official_id, o.name, o.role, c.customer, c.customer_name, \
+                 c.last_body, c.last_at, c.unanswered, c.claimed_by, c.claim_expires_ms \
+                 FROM official_conversations c JOIN official_accounts o ON o.id = c.official_id",
             )
             .fetch_all(store.pool())
             .await?;
             for (
                 official_id,
                 official_name,
+                role,
                 customer,
                 customer_name,
                 last_body,
@@ -324,6 +319,10 @@ impl Engine {
                 until,
             ) in rows
             {
+                // Only what the account's role lets it answer (an editor's copy is kept, unshown).
+                if !OfficialRole::parse(&role).is_some_and(OfficialRole::serves) {
+                    continue;
+                }
                 let claimed_by = holder.filter(|_| until.is_some_and(|u| u > now));
                 let mine = claimed_by
                     .as_deref()
@@ -399,7 +398,10 @@ impl Engine {
         public_id: &str,
         role: OfficialRole,
     ) -> Result<Operator> {
-        let path = format!("/v1/official-accounts/{}/operators", segment(official_id)?);
+        let path = format!(
+            "/v1/official-accounts/{}/operators",
+            path_segment(official_id)?
+        );
         let body = AddOperator {
             public_id: public_id.to_string(),
             role,
@@ -416,7 +418,10 @@ impl Engine {
         profile: &ProfileId,
         official_id: &str,
     ) -> Result<OfficialAccount> {
-        let path = format!("/v1/official-accounts/{}/follow", segment(official_id)?);
+        let path = format!(
+            "/v1/official-accounts/{}/follow",
+            path_segment(official_id)?
+        );
         self.online(profile, |c, t| async move {
             c.post_as(&t, &path, &serde_json::json!({})).await
         })
@@ -427,7 +432,7 @@ impl Engine {
     pub async fn articles(&self, profile: &ProfileId, official_id: &str) -> Result<Vec<Article>> {
         let path = format!(
             "/v1/official-accounts/{}/articles?limit=50",
-            segment(official_id)?
+            path_segment(official_id)?
         );
         let list: ArticleList = self
             .online(profile, |c, t| async move { c.get_as(&t, &path).await })
@@ -444,8 +449,8 @@ impl Engine {
     ) -> Result<CustomerConversation> {
         let path = format!(
             "/v1/official-accounts/{}/conversations/{}/claim",
-            segment(official_id)?,
-            segment(customer)?
+            path_segment(official_id)?,
+            path_segment(customer)?
         );
         self.online(profile, |c, t| async move {
             c.post_as(&t, &path, &serde_json::json!({})).await
@@ -470,7 +475,7 @@ impl Engine {
             client_id: uuid::Uuid::new_v4().to_string(),
             to: customer.to_string(),
             body: body.to_string(),
-            from_official: Some(segment(official_id)?.to_string()),
+            from_official: Some(path_segment(official_id)?.to_string()),
         };
         self.online(profile, |c, t| async move {
             c.post_as(&t, "/v1/messages", &req).await
@@ -494,7 +499,7 @@ impl Engine {
                 body: body.to_string(),
                 idempotency_key: key.to_string(),
             };
-            let result = match segment(&target.official_id) {
+            let result = match path_segment(&target.official_id) {
                 Ok(id) => {
                     let path = format!("/v1/official-accounts/{id}/articles");
                     self.online(&target.profile, |c, t| async move {

@@ -330,19 +330,26 @@ pub async fn post(
     }
 }
 
-fn page_limit(q: &FeedQuery) -> Result<i64> {
+/// One page of the posts `viewer` may see (only `author`'s when given), newest first.
+async fn listing(
+    app: &App,
+    viewer: &str,
+    author: Option<&str>,
+    q: &FeedQuery,
+) -> Result<Json<Feed>> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=50).contains(&limit) {
         return Err(Error::invalid_request("limit is 1 to 50"));
     }
-    Ok(limit)
-}
-
-fn page(posts: Vec<Moment>, limit: i64) -> Feed {
+    let rows = app
+        .store
+        .moments_for(viewer, author, q.before.as_deref().map(str::trim), limit)
+        .await?;
+    let posts = views(app, viewer, rows).await?;
     let next_before = (posts.len() as i64 == limit)
         .then(|| posts.last().map(|p| p.id.clone()))
         .flatten();
-    Feed { posts, next_before }
+    Ok(Json(Feed { posts, next_before }))
 }
 
 /// Your feed: your posts and your contacts' that you may see, newest first
@@ -355,20 +362,7 @@ pub async fn feed(
     auth: Auth,
     Query(q): Query<FeedQuery>,
 ) -> Result<Json<Feed>> {
-    let limit = page_limit(&q)?;
-    let rows = app
-        .store
-        .moments_for(
-            &auth.account.id,
-            None,
-            q.before.as_deref().map(str::trim),
-            limit,
-        )
-        .await?;
-    Ok(Json(page(
-        views(&app, &auth.account.id, rows).await?,
-        limit,
-    )))
+    listing(&app, &auth.account.id, None, &q).await
 }
 
 /// One account's posts that you may see, newest first
@@ -382,21 +376,8 @@ pub async fn of_user(
     Path(public_id): Path<String>,
     Query(q): Query<FeedQuery>,
 ) -> Result<Json<Feed>> {
-    let limit = page_limit(&q)?;
     let author = find_user(&app, &public_id).await?;
-    let rows = app
-        .store
-        .moments_for(
-            &auth.account.id,
-            Some(&author.id),
-            q.before.as_deref().map(str::trim),
-            limit,
-        )
-        .await?;
-    Ok(Json(page(
-        views(&app, &auth.account.id, rows).await?,
-        limit,
-    )))
+    listing(&app, &auth.account.id, Some(&author.id), &q).await
 }
 
 /// Delete your post (its likes and comments go with it, from every feed)

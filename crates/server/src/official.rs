@@ -87,13 +87,7 @@ impl FromRequestParts<App> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| t.starts_with(API_KEY_PREFIX));
+        let key = crate::sessions::bearer(parts).filter(|t| t.starts_with(API_KEY_PREFIX));
         let Some(key) = key else {
             return Auth::from_request_parts(parts, app)
                 .await
@@ -154,13 +148,6 @@ impl Acting {
                 key_id: k.id.clone(),
                 name: k.name.clone(),
             },
-        }
-    }
-
-    fn public_id(&self) -> String {
-        match &self.who {
-            Who::Operator(a) => a.public_id.clone(),
-            Who::Key(k) => format!("key:{}", k.name),
         }
     }
 }
@@ -308,16 +295,13 @@ pub async fn create(
         created_at: app.clock.now_ms(),
         followers: 0,
     };
-    let created = operator_change(
-        EventBody::OfficialOperatorAdded,
-        OperatorChange {
-            official_id: row.id.clone(),
-            official_name: row.name.clone(),
-            public_id: auth.account.public_id.clone(),
-            role: OfficialRole::Owner,
-            by: auth.account.public_id.clone(),
-        },
-    )?;
+    let created = Encoded::new(&EventBody::OfficialOperatorAdded(OperatorChange {
+        official_id: row.id.clone(),
+        official_name: row.name.clone(),
+        public_id: auth.account.public_id.clone(),
+        role: OfficialRole::Owner,
+        by: auth.account.public_id.clone(),
+    }))?;
     let appended = app
         .store
         .official_create(
@@ -366,9 +350,10 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OfficialAccount>> {
-    let viewer = match &caller {
-        Caller::Session(auth) => auth.account.id.clone(),
-        Caller::Key(_) => String::new(),
+    // A key sees its own official account only, with the key's role.
+    let (viewer, key_role) = match caller {
+        Caller::Session(auth) => (auth.account.id, None),
+        key @ Caller::Key(_) => (String::new(), Some(acting(&app, key, &id).await?.role)),
     };
     let view = app
         .store
@@ -376,24 +361,10 @@ pub async fn get(
         .await?
         .ok_or_else(not_found)?;
     let mut out = public_view(view)?;
-    if let Caller::Key(key) = &caller {
-        if key.official_id != out.id {
-            return Err(Error::new(
-                ErrorCode::OfficialForbidden,
-                "this API key belongs to another official account",
-            ));
-        }
-        out.role = Some(role(&key.role)?);
+    if key_role.is_some() {
+        out.role = key_role;
     }
     Ok(Json(out))
-}
-
-/// The events telling every operator about an operator change.
-fn operator_change(
-    kind: fn(OperatorChange) -> EventBody,
-    change: OperatorChange,
-) -> Result<Encoded> {
-    Encoded::new(&kind(change))
 }
 
 /// Add an operator, or change an operator's role (owner and admins)
@@ -411,6 +382,7 @@ pub async fn add_operator(
     Path(id): Path<String>,
     Json(req): Json<AddOperator>,
 ) -> Result<(StatusCode, Json<Operator>)> {
+    let by = auth.account.public_id.clone();
     let acting = acting(&app, Caller::Session(auth), &id).await?;
     if !acting.role.manages() {
         return Err(forbidden("adding operators"));
@@ -424,16 +396,13 @@ pub async fn add_operator(
     if user.id == acting.official.owner_id {
         return Err(forbidden("changing the owner's role"));
     }
-    let encoded = operator_change(
-        EventBody::OfficialOperatorAdded,
-        OperatorChange {
-            official_id: acting.official.id.clone(),
-            official_name: acting.official.name.clone(),
-            public_id: user.public_id.clone(),
-            role: req.role,
-            by: acting.public_id(),
-        },
-    )?;
+    let encoded = Encoded::new(&EventBody::OfficialOperatorAdded(OperatorChange {
+        official_id: acting.official.id.clone(),
+        official_name: acting.official.name.clone(),
+        public_id: user.public_id.clone(),
+        role: req.role,
+        by,
+    }))?;
     let now = app.clock.now_ms();
     let appended = app
         .store
@@ -513,16 +482,13 @@ pub async fn remove_operator(
         .into_iter()
         .find(|o| o.account_id == user.id)
         .ok_or_else(operator_not_found)?;
-    let encoded = operator_change(
-        EventBody::OfficialOperatorRemoved,
-        OperatorChange {
-            official_id: acting.official.id.clone(),
-            official_name: acting.official.name.clone(),
-            public_id: user.public_id.clone(),
-            role: role(&current.role)?,
-            by: me.public_id.clone(),
-        },
-    )?;
+    let encoded = Encoded::new(&EventBody::OfficialOperatorRemoved(OperatorChange {
+        official_id: acting.official.id.clone(),
+        official_name: acting.official.name.clone(),
+        public_id: user.public_id.clone(),
+        role: role(&current.role)?,
+        by: me.public_id.clone(),
+    }))?;
     let appended = app
         .store
         .official_operator_remove(
@@ -909,7 +875,8 @@ pub async fn send(
     client_id: String,
 ) -> Result<(StatusCode, Json<Message>)> {
     let now = app.clock.now_ms();
-    let (official, customer, actor, sender, message, responder) = match &req.from_official {
+    // Who writes: the customer (`answering` none), or an operator or key answering.
+    let (official, customer, answering) = match &req.from_official {
         None => {
             let auth = caller.session("write to an official account")?;
             let official = official(app, &req.to).await?;
@@ -923,23 +890,7 @@ pub async fn send(
                     "follow this official account before writing to it",
                 ));
             }
-            let message = Message {
-                id: app.entropy.id("m_"),
-                client_id: client_id.clone(),
-                from: auth.account.public_id.clone(),
-                from_display_name: auth.account.display_name.clone(),
-                to: official.id.clone(),
-                body: req.body.clone(),
-                sent_at: to_datetime(now),
-            };
-            (
-                official,
-                auth.account.clone(),
-                auth.account.id.clone(),
-                None,
-                message,
-                None,
-            )
+            (official, auth.account, None)
         }
         Some(from) => {
             let acting = acting(app, caller, from).await?;
@@ -949,29 +900,35 @@ pub async fn send(
             let customer = find_user(app, &req.to)
                 .await
                 .map_err(|_| Error::from(StoreError::NoConversation))?;
-            let message = Message {
-                id: app.entropy.id("m_"),
-                client_id: client_id.clone(),
-                from: acting.official.id.clone(),
-                from_display_name: acting.official.name.clone(),
-                to: customer.public_id.clone(),
-                body: req.body.clone(),
-                sent_at: to_datetime(now),
-            };
-            let actor = acting.actor();
-            let sender = Some(match &acting.who {
-                Who::Operator(a) => OwnedSender::Operator(a.id.clone()),
-                Who::Key(k) => OwnedSender::Key(k.id.clone()),
-            });
-            let responder = Some(acting.responder());
-            (acting.official, customer, actor, sender, message, responder)
+            (acting.official.clone(), customer, Some(acting))
         }
     };
-    let sender = match &sender {
-        None => Sender::Customer,
-        Some(OwnedSender::Operator(a)) => Sender::Operator(a),
-        Some(OwnedSender::Key(k)) => Sender::Key(k),
+    let (from, from_display_name, to) = match &answering {
+        None => (
+            customer.public_id.clone(),
+            customer.display_name.clone(),
+            official.id.clone(),
+        ),
+        Some(_) => (
+            official.id.clone(),
+            official.name.clone(),
+            customer.public_id.clone(),
+        ),
     };
+    let message = Message {
+        id: app.entropy.id("m_"),
+        client_id: client_id.clone(),
+        from,
+        from_display_name,
+        to,
+        body: req.body.clone(),
+        sent_at: to_datetime(now),
+    };
+    let actor = answering
+        .as_ref()
+        .map_or_else(|| customer.id.clone(), Acting::actor);
+    let sender = answering.as_ref().map_or(Sender::Customer, Acting::sender);
+    let responder = answering.as_ref().map(Acting::responder);
     let encoded = Encoded::new(&EventBody::MessageNew(message.clone()))?;
     let customer_events = [encoded.to(customer.id.as_str())];
     let fanout = |serving: &[String], unanswered: i64| {
@@ -1055,10 +1012,4 @@ pub async fn send(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// [`Sender`] with its id owned, while the request's parts are moved about.
-enum OwnedSender {
-    Operator(String),
-    Key(String),
 }

@@ -471,6 +471,18 @@ pub async fn sms_sign_in(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// The credential of `Authorization: Bearer …`, if the request has a non-empty one (a session
+/// token, or an official account's API key).
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// The signed-in caller: a live session and its account.
 pub struct Auth {
     pub account: AccountRow,
@@ -487,14 +499,7 @@ impl FromRequestParts<App> for Auth {
                 "sign in first (Authorization: Bearer <token>)",
             )
         };
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(unauthorized)?;
+        let token = bearer(parts).ok_or_else(unauthorized)?;
         let (session, account) = app
             .store
             .session_with_account(&token_hash(token))

@@ -10,15 +10,12 @@ use async_trait::async_trait;
 use super::{SqlStore, Tx, append, charge, count, duplicate, in_tx, lock_keys};
 use crate::clock::Millis;
 use crate::store::*;
+use switchboard_protocol::official::OfficialRole;
 
 /// The lock that orders changes to the official accounts one account operates.
 fn operator_key(account_id: &str) -> String {
     format!("official-operator:{account_id}")
 }
-
-/// The roles that see and answer customers, and those that publish (as `OfficialRole` says).
-const SERVING: &[&str] = &["owner", "admin", "support"];
-const PUBLISHING: &[&str] = &["owner", "admin", "editor"];
 
 /// Locks the official account's row; false if there is none.
 async fn lock_official(tx: &mut Tx, id: &str) -> StoreResult<bool> {
@@ -32,19 +29,21 @@ async fn lock_official(tx: &mut Tx, id: &str) -> StoreResult<bool> {
     Ok(row.is_some())
 }
 
-/// The operators' account ids; with `serving`, only those who see and answer customers.
+/// The operators' account ids; with `serving`, only those whose role sees and answers
+/// customers (the rule is `OfficialRole::serves`, the one place roles are defined).
 async fn operator_ids(tx: &mut Tx, official_id: &str, serving: bool) -> StoreResult<Vec<String>> {
-    let sql = if serving {
-        "SELECT account_id FROM official_operators WHERE official_id = $1 \
-         AND role IN ('owner', 'admin', 'support') ORDER BY account_id"
-    } else {
-        "SELECT account_id FROM official_operators WHERE official_id = $1 ORDER BY account_id"
-    };
-    let rows: Vec<(String,)> = sqlx::query_as(sql)
-        .bind(official_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    Ok(rows.into_iter().map(|(a,)| a).collect())
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT account_id, role FROM official_operators WHERE official_id = $1 \
+         ORDER BY account_id",
+    )
+    .bind(official_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, role)| !serving || OfficialRole::parse(role).is_some_and(OfficialRole::serves))
+        .map(|(a, _)| a)
+        .collect())
 }
 
 /// The role `who` acts with on the official account right now, inside the step's
@@ -78,9 +77,10 @@ async fn acting_role(
     Ok(row.map(|(r,)| r))
 }
 
-fn allowed(role: Option<String>, roles: &[&str]) -> StoreResult<()> {
-    match role {
-        Some(r) if roles.contains(&r.as_str()) => Ok(()),
+/// `NotAllowed` unless `role` is one that `may` lets do the step.
+fn allowed(role: Option<String>, may: fn(OfficialRole) -> bool) -> StoreResult<()> {
+    match role.as_deref().and_then(OfficialRole::parse) {
+        Some(r) if may(r) => Ok(()),
         _ => Err(StoreError::NotAllowed),
     }
 }
@@ -468,7 +468,7 @@ impl OfficialStore for SqlStore {
             lock_official(&mut tx, &row.official_id).await?;
             allowed(
                 acting_role(&mut tx, &row.official_id, author).await?,
-                PUBLISHING,
+                OfficialRole::publishes,
             )?;
             sqlx::query(
                 "INSERT INTO official_articles \
@@ -554,7 +554,7 @@ impl OfficialStore for SqlStore {
             if send.sender != Sender::Customer {
                 allowed(
                     acting_role(&mut tx, &row.official_id, send.sender).await?,
-                    SERVING,
+                    OfficialRole::serves,
                 )?;
             }
             for (i, c) in send.charges.iter().enumerate() {
@@ -708,7 +708,7 @@ impl OfficialStore for SqlStore {
             lock_official(&mut tx, official_id).await?;
             allowed(
                 acting_role(&mut tx, official_id, Sender::Operator(operator_id)).await?,
-                SERVING,
+                OfficialRole::serves,
             )?;
             let held: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
                 "SELECT c.claimed_by, h.public_id, c.claim_expires_at \
