@@ -578,6 +578,7 @@ mod tests {
                 from_display_name: from.into(),
                 to: to.into(),
                 body: body.into(),
+                media: vec![],
                 sent_at: datetime!(2026-11-23 10:00 UTC),
             }),
         }

@@ -517,6 +517,7 @@ mod tests {
                 from_display_name: from.into(),
                 to: to.into(),
                 body: body.into(),
+                media: vec![],
                 sent_at: time::macros::datetime!(2026-11-21 10:00 UTC),
             }),
         }

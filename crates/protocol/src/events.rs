@@ -566,6 +566,7 @@ mod tests {
                     from_display_name: "Alice".into(),
                     to: "g_1".into(),
                     body: "hello".into(),
+                    media: vec![],
                     sent_at: t("2026-11-21T10:00:00Z"),
                 }),
             ),
@@ -670,6 +671,7 @@ mod tests {
                         from_display_name: "Acme".into(),
                         to: "carol_01".into(),
                         body: "hello".into(),
+                        media: vec![],
                         sent_at: t("2026-11-21T10:00:00Z"),
                     },
                     responder: Some(crate::official::Responder::Operator {

@@ -161,8 +161,12 @@ pub struct SendMessage {
     /// A contact's public ID, a group id (`g_…`) or an official account the sender follows
     /// (`o_…`); with `from_official`, the customer's public ID.
     pub to: String,
-    /// 1–4096 characters.
+    /// Up to 4096 characters; 1 or more unless the message carries images.
     pub body: String,
+    /// Up to 9 media ids (`POST /v1/media`) the sender may see; whoever receives the message
+    /// may then fetch them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<String>,
     /// Answer a customer as this official account (`o_…`; support role and above, or one of
     /// its API keys). The customer sees the official account's name, never the operator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +185,9 @@ pub struct Message {
     /// Recipient's public ID, or the group id.
     pub to: String,
     pub body: String,
+    /// Media ids of the images it carries, in order (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<String>,
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]

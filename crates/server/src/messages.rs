@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use switchboard_protocol::ErrorCode;
 use switchboard_protocol::events::EventBody;
 use switchboard_protocol::messaging::{Message, SendMessage, Target};
+use switchboard_protocol::moments::MEDIA_PER_ITEM;
 
 use crate::app::App;
 use crate::clock::{EntropyExt, to_datetime};
@@ -19,14 +20,17 @@ use crate::store::{MessageRow, StoreError};
 
 pub const BODY_MAX: usize = 4096;
 
-fn replay(existing: MessageRow, target: &str, body: &str) -> Result<(StatusCode, Json<Message>)> {
-    if !existing.target.eq_ignore_ascii_case(target) || existing.body != body {
+fn replay(existing: MessageRow, req: &SendMessage) -> Result<(StatusCode, Json<Message>)> {
+    let message: Message = serde_json::from_str(&existing.data).map_err(Error::internal)?;
+    if !existing.target.eq_ignore_ascii_case(req.to.trim())
+        || existing.body != req.body
+        || message.media != req.media
+    {
         return Err(Error::new(
             ErrorCode::IdempotencyConflict,
             "this client_id was used for a different message; make a new one",
         ));
     }
-    let message = serde_json::from_str(&existing.data).map_err(Error::internal)?;
     Ok((StatusCode::CREATED, Json(message)))
 }
 
@@ -49,10 +53,27 @@ pub async fn send(
         .hyphenated()
         .to_string();
     let chars = req.body.chars().count();
-    if chars == 0 || chars > BODY_MAX {
+    if chars > BODY_MAX || (chars == 0 && req.media.is_empty()) {
         return Err(Error::new(
             ErrorCode::InvalidMessageBody,
-            format!("a message has 1 to {BODY_MAX} characters"),
+            format!("a message has 1 to {BODY_MAX} characters, or images and up to {BODY_MAX}"),
+        ));
+    }
+    if req.media.len() > MEDIA_PER_ITEM {
+        return Err(Error::new(
+            ErrorCode::InvalidMedia,
+            format!("a message carries at most {MEDIA_PER_ITEM} images"),
+        ));
+    }
+    let target = req.to.trim();
+    let official =
+        req.from_official.is_some() || matches!(Target::parse(target), Target::Official(_));
+    if official && !req.media.is_empty() {
+        // Customer conversations keep their own store and audience (operators come and go);
+        // images there are not offered yet, and are refused rather than dropped.
+        return Err(Error::new(
+            ErrorCode::InvalidMedia,
+            "images go to contacts and groups; an official account's conversation takes text",
         ));
     }
     // An answer as an official account: its operators' rules, its own conversation.
@@ -61,9 +82,19 @@ pub async fn send(
     }
     let auth = caller.session("send personal messages")?;
     let me = &auth.account;
+    // Only images the sender may see themselves (their own uploads, or ones shown to them):
+    // a message is no way to reach someone else's media id. One answer for "none" and "not
+    // yours", as for a fetch.
+    for id in &req.media {
+        if !app.store.media_visible_to(id, &me.id).await? {
+            return Err(Error::new(
+                ErrorCode::MediaNotFound,
+                format!("no such image, or not one you may send: {id}"),
+            ));
+        }
+    }
     // No read before the insert: the (sender, client_id) key answers retries, so the common
     // case (a new message) costs one write.
-    let target = req.to.trim();
     let (to, recipients) = match Target::parse(target) {
         Target::Official(_) => {
             return crate::official::send(&app, Caller::Session(auth), &req, client_id).await;
@@ -109,6 +140,7 @@ pub async fn send(
         from_display_name: me.display_name.clone(),
         to: to.clone(),
         body: req.body.clone(),
+        media: req.media.clone(),
         sent_at: to_datetime(now),
     };
     // The stored message (answered again to a retry) is the event's payload, text and all.
@@ -122,6 +154,7 @@ pub async fn send(
         body: req.body.clone(),
         sent_at: now,
         data: encoded.data,
+        media: req.media.clone(),
     };
     match app.store.message_insert(&row, &events, &charges).await {
         Ok(appended) => {
@@ -136,7 +169,7 @@ pub async fn send(
                 .message_by_client_id(&me.id, &row.client_id)
                 .await?
                 .ok_or_else(|| Error::internal("message vanished after a duplicate insert"))?;
-            replay(existing, target, &req.body)
+            replay(existing, &req)
         }
         // Over budget. A retry of a message already sent is answered as sent all the same:
         // the client that timed out must learn that its message went, not that it may not
@@ -147,7 +180,7 @@ pub async fn send(
                 .message_by_client_id(&me.id, &row.client_id)
                 .await?
             {
-                Some(existing) => replay(existing, target, &req.body),
+                Some(existing) => replay(existing, &req),
                 None => Err(crate::limits::refused(
                     &app,
                     budgets[charge].0,

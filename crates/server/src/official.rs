@@ -922,6 +922,7 @@ pub async fn send(
         from_display_name,
         to,
         body: req.body.clone(),
+        media: vec![],
         sent_at: to_datetime(now),
     };
     let actor = answering

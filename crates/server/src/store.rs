@@ -455,6 +455,9 @@ pub struct MessageRow {
     pub sent_at: Millis,
     /// The delivered message as JSON.
     pub data: String,
+    /// Media ids it carries: every account its events go to may fetch them. Written with the
+    /// message; a row read back leaves it empty (`data` holds the message as sent).
+    pub media: Vec<String>,
 }
 
 /// A book's id: `wallet:<account>`, `escrow:<envelope>` or the funding source.

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use serde_json::{Value, json};
-use switchboard_server::testing::{Reply, TestServer, TestUser, at_once};
+use switchboard_server::testing::{Reply, TestServer, TestUser, at_once, post_at_once};
 
 /// A 1×1 PNG.
 const PNG: &[u8] = &[
@@ -469,4 +469,156 @@ async fn concurrent_likes_count_once_and_retried_posts_make_one_post() {
     )
     .await
     .expect_error(400, "invalid_request");
+}
+
+fn send_body(to: &str, body: &str, media: &[&str], client_id: &str) -> Value {
+    json!({"client_id": client_id, "to": to, "body": body, "media": media})
+}
+
+#[tokio::test]
+async fn an_image_in_a_message_reaches_its_recipients_and_nobody_else() {
+    let c = circle().await;
+    let s = &c.s;
+    let media = |r: Reply| r.expect(201).body["media_id"].as_str().unwrap().to_string();
+    let photo = media(upload(s, &c.ann, PNG.to_vec(), "image/png").await);
+
+    // Before any message, Ben may not fetch Ann's image, nor send it himself.
+    assert_eq!(fetch(s, &c.ben, &photo).await.0, 404);
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s
+        .post_as(
+            &c.ben,
+            "/v1/messages",
+            send_body("dee_d4", "", &[&photo], &id),
+        )
+        .await;
+    assert_eq!((r.status, Some(r.code())), (404, Some("media_not_found")));
+
+    // Ann sends it to Ben with no text: Ben receives the id in the message and its event, and
+    // may fetch it; Cal (Ann's contact, not in this chat) and Eve may not.
+    let id = uuid::Uuid::new_v4().to_string();
+    let sent = s
+        .post_as(
+            &c.ann,
+            "/v1/messages",
+            send_body("ben_b2", "", &[&photo], &id),
+        )
+        .await
+        .expect(201);
+    assert_eq!(sent.body["media"], json!([photo]));
+    let events = s
+        .get("/v1/sync?since=0&limit=1000", &c.ben.token)
+        .await
+        .expect(200);
+    let carried = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "message.new" && e["data"]["client_id"] == id.as_str())
+        .expect("Ben's log has the message");
+    assert_eq!(carried["data"]["media"], json!([photo]));
+    let (status, ct, bytes) = fetch(s, &c.ben, &photo).await;
+    assert_eq!(
+        (status, ct.as_deref(), bytes.as_slice()),
+        (200, Some("image/png"), PNG)
+    );
+    assert_eq!(fetch(s, &c.cal, &photo).await.0, 404);
+    assert_eq!(fetch(s, &c.eve, &photo).await.0, 404);
+
+    // A retry of that client_id with other images is a conflict, never a second message.
+    let other = media(upload(s, &c.ann, [PNG, b"".as_slice()].concat(), "image/png").await);
+    let r = s
+        .post_as(
+            &c.ann,
+            "/v1/messages",
+            send_body("ben_b2", "", &[&other], &id),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+
+    // Ben may now pass it on to Dee (he was shown it), and Dee may fetch it.
+    let id = uuid::Uuid::new_v4().to_string();
+    s.post_as(
+        &c.ben,
+        "/v1/messages",
+        send_body("dee_d4", "look", &[&photo], &id),
+    )
+    .await
+    .expect(201);
+    assert_eq!(fetch(s, &c.dee, &photo).await.0, 200);
+
+    // Ten images, or none and no text, are refused, and nothing is written.
+    let ten = vec![photo.as_str(); 10];
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s
+        .post_as(&c.ann, "/v1/messages", send_body("cal_c3", "", &ten, &id))
+        .await;
+    assert_eq!((r.status, Some(r.code())), (400, Some("invalid_media")));
+    let r = s
+        .post_as(&c.ann, "/v1/messages", send_body("cal_c3", "", &[], &id))
+        .await;
+    assert_eq!(
+        (r.status, Some(r.code())),
+        (400, Some("invalid_message_body"))
+    );
+    assert_eq!(fetch(s, &c.cal, &photo).await.0, 404);
+    let cal_log = s
+        .get("/v1/sync?since=0&limit=1000", &c.cal.token)
+        .await
+        .expect(200);
+    assert!(
+        !cal_log.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "message.new"),
+        "a refused message wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_image_in_a_group_reaches_the_members_of_that_moment_only() {
+    let c = circle().await;
+    let s = &c.s;
+    let photo = upload(s, &c.ann, PNG.to_vec(), "image/png")
+        .await
+        .expect(201)
+        .body["media_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let group = s
+        .post_as(
+            &c.ann,
+            "/v1/groups",
+            json!({"name": "Trip", "members": ["ben_b2"]}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Eight senders race with the same image to the group (the grants written by each
+    // message's own transaction must not collide).
+    let tally = post_at_once(&s.base, &c.ann.token, "/v1/messages", 8, |i| {
+        send_body(
+            &group,
+            &format!("{i}"),
+            &[&photo],
+            &uuid::Uuid::new_v4().to_string(),
+        )
+    })
+    .await;
+    assert_eq!(tally.get(&(201, String::new())), Some(&8), "{tally:?}");
+    assert_eq!(fetch(s, &c.ben, &photo).await.0, 200);
+    // Cal joins afterwards: what was sent before he joined stays out of his reach.
+    s.post_as(
+        &c.ann,
+        &format!("/v1/groups/{group}/members"),
+        json!({"members": ["cal_c3"]}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(fetch(s, &c.cal, &photo).await.0, 404);
 }

@@ -139,6 +139,7 @@ async fn concurrent_appends_keep_every_log_gapless(backend: Backend) {
                 body: "hi".into(),
                 sent_at: T0,
                 data: "{}".into(),
+                media: Vec::new(),
             };
             store.message_insert(&row, &events, &[]).await
         });

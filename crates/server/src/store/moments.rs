@@ -69,8 +69,8 @@ pub type ReactionFanout<'a> = &'a (dyn Fn(&[String]) -> StoreResult<Vec<NewEvent
 pub trait MomentStore: Send + Sync {
     async fn media_insert(&self, row: &MediaRow) -> StoreResult<()>;
     async fn media_by_id(&self, id: &str) -> StoreResult<Option<MediaRow>>;
-    /// Whether `account` uploaded `media_id` or is in the audience of a post (not deleted) that
-    /// uses it.
+    /// Whether `account` uploaded `media_id`, is in the audience of a post (not deleted) that
+    /// uses it, or was sent or received a message carrying it.
     async fn media_visible_to(&self, media_id: &str, account: &str) -> StoreResult<bool>;
     /// Posts with its audience (the author among them) and `events`; `Duplicate` if the author
     /// used the idempotency key already (nothing written).

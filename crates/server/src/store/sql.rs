@@ -190,7 +190,7 @@ mod group_commit {
             }
             takes.push(take);
         }
-        match insert_message(tx, &job.row).await {
+        match insert_message(tx, &job.row, &job.events).await {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Ok(Err(StoreError::Duplicate)),
             Err(e) => return Err(e),
@@ -205,7 +205,7 @@ pub(super) use group_commit::MessageJob;
 #[allow(unused_imports)] // PostgreSQL's build has no writer task
 pub(super) use group_commit::spawn_message_writer;
 
-async fn insert_message(tx: &mut Tx, row: &MessageRow) -> StoreResult<()> {
+async fn insert_message(tx: &mut Tx, row: &MessageRow, events: &[NewEvent]) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -220,6 +220,24 @@ async fn insert_message(tx: &mut Tx, row: &MessageRow) -> StoreResult<()> {
     .execute(&mut **tx)
     .await
     .map_err(duplicate)?;
+    if !row.media.is_empty() {
+        // Each image may be fetched by everyone the message reached (the sender's own devices
+        // included), as they were when it was sent: a later group member sees no earlier image.
+        let mut accounts: Vec<&str> = events.iter().map(|e| e.account_id.as_str()).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let mut query =
+            sqlx::QueryBuilder::<Db>::new("INSERT INTO media_grants (media_id, account_id) ");
+        let pairs = row
+            .media
+            .iter()
+            .flat_map(|m| accounts.iter().map(move |a| (m, *a)));
+        query.push_values(pairs, |mut b, (m, a)| {
+            b.push_bind(m).push_bind(a);
+        });
+        query.push(" ON CONFLICT DO NOTHING");
+        query.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -1477,6 +1495,7 @@ impl Store for SqlStore {
                 body,
                 sent_at,
                 data,
+                media: Vec::new(),
             },
         ))
     }
@@ -1512,7 +1531,7 @@ impl Store for SqlStore {
                     return Err(StoreError::OverBudget { charge: i, take });
                 }
             }
-            insert_message(&mut tx, row).await?;
+            insert_message(&mut tx, row, events).await?;
             append(&mut tx, events, row.sent_at).await
         })
     }

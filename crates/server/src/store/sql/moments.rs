@@ -55,7 +55,8 @@ impl MomentStore for SqlStore {
             "SELECT id FROM media WHERE id = $1 AND (owner_id = $2 OR EXISTS ( \
              SELECT 1 FROM moment_media u JOIN moments m ON m.id = u.moment_id \
              JOIN moment_audience v ON v.moment_id = m.id AND v.account_id = $2 \
-             WHERE u.media_id = $1 AND m.deleted_at IS NULL))",
+             WHERE u.media_id = $1 AND m.deleted_at IS NULL) OR EXISTS ( \
+             SELECT 1 FROM media_grants g WHERE g.media_id = $1 AND g.account_id = $2))",
         )
         .bind(media_id)
         .bind(account)
