@@ -170,14 +170,66 @@ impl Client {
         client_id: &str,
         to: &str,
         body: &str,
+        media: &[String],
     ) -> Result<Message> {
         let req = SendMessage {
             client_id: client_id.to_string(),
             to: to.to_string(),
             body: body.to_string(),
+            media: media.to_vec(),
             from_official: None,
         };
         self.post("/v1/messages", Some(token), &req).await
+    }
+
+    /// Uploads an image (`POST /v1/media`, its raw bytes; the service reads the type from them).
+    pub async fn upload_media(
+        &self,
+        token: &Token,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> Result<switchboard_protocol::moments::MediaUploaded> {
+        let req = self
+            .http
+            .post(format!("{}/v1/media", self.base))
+            .bearer_auth(token.expose())
+            .header(reqwest::header::CONTENT_TYPE, mime)
+            .body(bytes);
+        self.send(req).await
+    }
+
+    /// An image's bytes (`GET /v1/media/{id}`), if this account may see it.
+    pub async fn fetch_media(&self, token: &Token, media_id: &str) -> Result<Vec<u8>> {
+        let req = self
+            .http
+            .get(format!("{}/v1/media/{media_id}", self.base))
+            .bearer_auth(token.expose());
+        let resp = req.send().await.map_err(|e| {
+            self.certificate_error(&e)
+                .unwrap_or_else(|| CoreError::Network(e.without_url().to_string()))
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| CoreError::Network(e.to_string()))?;
+        self.stats.received(bytes.len());
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => Err(CoreError::Api(e.error)),
+            Err(_) => Err(CoreError::Network(format!("the service answered {status}"))),
+        }
+    }
+
+    /// `DELETE` with a bearer token.
+    pub async fn delete_as(&self, token: &Token, path: &str) -> Result<()> {
+        let req = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(token.expose());
+        self.send::<serde_json::Value>(req).await.map(|_| ())
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, token: Option<&Token>) -> Result<T> {

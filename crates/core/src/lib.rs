@@ -8,6 +8,8 @@ pub mod client;
 mod db;
 pub mod error;
 pub mod ids;
+pub mod media;
+pub mod moments;
 pub mod notify;
 pub mod official;
 pub mod profile;
@@ -120,6 +122,8 @@ pub struct Engine {
     /// Held while a profile's database key is looked up or made and its database opened: two
     /// callers must never make two keys for one database.
     opening: Mutex<()>,
+    /// Each profile's image cache bound, in bytes.
+    media_cache_bytes: std::sync::atomic::AtomicI64,
 }
 
 const COLORS: [&str; 6] = [
@@ -177,6 +181,7 @@ impl Engine {
             notifications: std::sync::OnceLock::new(),
             last_money: std::sync::Mutex::new(None),
             opening: Mutex::new(()),
+            media_cache_bytes: std::sync::atomic::AtomicI64::new(media::CACHE_BYTES),
         })
     }
 
@@ -517,12 +522,31 @@ impl Engine {
         to: &ConversationId,
         body: &str,
     ) -> Result<OutboxEntry> {
-        if body.is_empty() || body.chars().count() > 4096 {
+        self.send_with_images(profile, to, body, &[]).await
+    }
+
+    /// Queues a message with up to 9 images (text optional then). Each image is judged and
+    /// thumbnailed now and kept in the profile's cache; the task uploads it when it sends the
+    /// message, once, whenever the profile is next online.
+    pub async fn send_with_images(
+        &self,
+        profile: &ProfileId,
+        to: &ConversationId,
+        body: &str,
+        images: &[media::ImageUpload],
+    ) -> Result<OutboxEntry> {
+        let chars = body.chars().count();
+        if chars > 4096 || (chars == 0 && images.is_empty()) {
             return Err(CoreError::Invalid(
-                "a message has 1 to 4096 characters".into(),
+                "a message has 1 to 4096 characters, or images".into(),
             ));
         }
         let rt = self.runtime(profile).await?;
+        let prepared = media::prepare_all(images).await?;
+        for p in &prepared {
+            rt.store.cache_put(p, None, i64::MAX).await?;
+        }
+        let keys: Vec<String> = prepared.iter().map(|p| p.key.clone()).collect();
         let client_id = uuid::Uuid::new_v4().to_string();
         let entry = rt
             .store
@@ -530,9 +554,12 @@ impl Engine {
                 &client_id,
                 to,
                 body,
+                &keys,
                 time::OffsetDateTime::now_utc().unix_timestamp(),
             )
             .await?;
+        // Only now that the queued message holds them may the cache make room.
+        rt.store.cache_trim(self.media_cache_bytes()).await?;
         rt.outbox_ready.notify_one();
         Ok(entry)
     }

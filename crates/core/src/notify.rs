@@ -425,6 +425,30 @@ impl Notifier {
                     Some(format!("{}/{}", m.official_id, m.customer)),
                 )
             }
+            // A like or a comment on one of this account's own posts, by someone else.
+            EventBody::MomentLike(l) => {
+                if !l.post_author.eq_ignore_ascii_case(me) || l.like.author.eq_ignore_ascii_case(me)
+                {
+                    return Vec::new();
+                }
+                (
+                    l.like.author_display_name.clone(),
+                    "liked your moment".to_string(),
+                    None,
+                )
+            }
+            EventBody::MomentComment(c) => {
+                if !c.post_author.eq_ignore_ascii_case(me)
+                    || c.comment.author.eq_ignore_ascii_case(me)
+                {
+                    return Vec::new();
+                }
+                (
+                    c.comment.author_display_name.clone(),
+                    format!("commented on your moment: {}", c.comment.text),
+                    None,
+                )
+            }
             _ => return Vec::new(),
         };
         if let (Some(chat), Some((fp, fc))) = (&conversation, &self.focused) {

@@ -475,6 +475,7 @@ impl Engine {
             client_id: uuid::Uuid::new_v4().to_string(),
             to: customer.to_string(),
             body: body.to_string(),
+            media: Vec::new(),
             from_official: Some(path_segment(official_id)?.to_string()),
         };
         self.online(profile, |c, t| async move {

@@ -140,16 +140,21 @@ impl ProfileRuntime {
     /// (it can never succeed), a network failure stops and leaves the rest for later.
     async fn flush_outbox(&self) -> Result<bool> {
         for entry in self.store.outbox().await? {
-            match self
-                .client
-                .send_message(
-                    &self.token,
-                    &entry.client_id,
-                    entry.to_id.as_str(),
-                    &entry.body,
-                )
-                .await
-            {
+            let sent = match self.upload_images(&entry.media).await {
+                Ok(media) => {
+                    self.client
+                        .send_message(
+                            &self.token,
+                            &entry.client_id,
+                            entry.to_id.as_str(),
+                            &entry.body,
+                            &media,
+                        )
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match sent {
                 Ok(_) => {}
                 Err(e) if Self::signed_out(&e) => return Ok(false),
                 Err(CoreError::Api(e)) => {
@@ -164,6 +169,32 @@ impl ProfileRuntime {
             }
         }
         Ok(true)
+    }
+
+    /// The media ids of a queued message's images, uploading those not uploaded yet. An
+    /// upload is noted as soon as it succeeds, so a failure later in the message (or in the
+    /// send itself) never uploads an image twice.
+    async fn upload_images(&self, keys: &[String]) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(id) = self.store.uploaded_as(key).await? {
+                ids.push(id);
+                continue;
+            }
+            // Never evicted while queued; gone only if the database was edited by hand. The
+            // message can never go as written: refused, like one the service turns down.
+            let (mime, bytes) = self.store.cache_full(key).await?.ok_or_else(|| {
+                CoreError::Api(switchboard_protocol::ApiError {
+                    code: switchboard_protocol::ErrorCode::MediaNotFound,
+                    message: "an image of this message is no longer on this computer".into(),
+                    public_ids: None,
+                })
+            })?;
+            let uploaded = self.client.upload_media(&self.token, &mime, bytes).await?;
+            self.store.cache_link(key, &uploaded.media_id).await?;
+            ids.push(uploaded.media_id);
+        }
+        Ok(ids)
     }
 
     async fn session(&self, cancel: &CancellationToken, backoff: &mut Duration) -> Result<End> {

@@ -46,6 +46,9 @@ pub struct StoredMessage {
     pub sender: PublicId,
     pub sender_name: String,
     pub body: String,
+    /// Media ids of its images (`Engine::media` shows them).
+    #[sqlx(json)]
+    pub media: Vec<String>,
     pub sent_at: String,
     pub seq: i64,
 }
@@ -58,6 +61,9 @@ pub struct OutboxEntry {
     pub to_id: ConversationId,
     pub body: String,
     pub created_at: i64,
+    /// Local keys of its images, uploaded when it is sent (`Engine::media` shows them).
+    #[sqlx(json)]
+    pub media: Vec<String>,
 }
 
 pub struct ProfileStore {
@@ -189,15 +195,18 @@ impl ProfileStore {
         client_id: &str,
         to: &ConversationId,
         body: &str,
+        media: &[String],
         now: i64,
     ) -> Result<OutboxEntry> {
         Ok(sqlx::query_as(
-            "INSERT INTO outbox (client_id, to_id, body, created_at) VALUES (?, ?, ?, ?) RETURNING *",
+            "INSERT INTO outbox (client_id, to_id, body, created_at, media) \
+             VALUES (?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(client_id)
         .bind(to.as_str())
         .bind(body)
         .bind(now)
+        .bind(sqlx::types::Json(media))
         .fetch_one(&self.pool)
         .await?)
     }
@@ -312,6 +321,8 @@ struct Batch<'a> {
     /// Official accounts' changes, written one by one in log order (they are few beside
     /// messages, and each may depend on the one before).
     official: Vec<crate::official::OfficialOp<'a>>,
+    /// Posts, likes and comments, in log order (a like may follow its post in one batch).
+    moments: Vec<crate::moments::MomentOp<'a>>,
 }
 
 /// SQLite allows 32,766 bound values per statement; rows are written in chunks well below.
@@ -327,6 +338,9 @@ impl<'a> Batch<'a> {
         if let Some(op) = crate::official::OfficialOp::of(&event.body, event.seq, me) {
             self.official.push(op);
         }
+        if let Some(op) = crate::moments::MomentOp::of(&event.body) {
+            self.moments.push(op);
+        }
         // An article from an official account the account follows: a message in that
         // account's chat, its title first.
         if let EventBody::ArticleNew(a) = &event.body {
@@ -341,6 +355,7 @@ impl<'a> Batch<'a> {
                     sender: PublicId::from_service(a.official_id.clone()),
                     sender_name: a.official_name.clone(),
                     body: format!("{}\n\n{}", a.title, a.body),
+                    media: Vec::new(),
                     sent_at: rfc3339(a.published_at),
                     seq: event.seq,
                 },
@@ -377,6 +392,7 @@ impl<'a> Batch<'a> {
                 sender: PublicId::from_service(m.from.clone()),
                 sender_name: m.from_display_name.clone(),
                 body: m.body.clone(),
+                media: m.media.clone(),
                 sent_at: rfc3339(m.sent_at),
                 seq: event.seq,
             },
@@ -449,7 +465,7 @@ impl<'a> Batch<'a> {
         insert_rows(
             tx,
             "INSERT INTO messages (id, conversation_id, client_id, sender, sender_name, body, \
-             sent_at, seq) ",
+             sent_at, seq, media) ",
             &self.messages,
             " ON CONFLICT (id) DO NOTHING",
             |mut row, m| {
@@ -460,7 +476,8 @@ impl<'a> Batch<'a> {
                     .push_bind(&m.sender_name)
                     .push_bind(&m.body)
                     .push_bind(&m.sent_at)
-                    .push_bind(m.seq);
+                    .push_bind(m.seq)
+                    .push_bind(sqlx::types::Json(&m.media));
             },
         )
         .await?;
@@ -474,6 +491,9 @@ impl<'a> Batch<'a> {
             q.build().execute(&mut **tx).await?;
         }
         for op in &self.official {
+            op.write(tx).await?;
+        }
+        for op in &self.moments {
             op.write(tx).await?;
         }
         Ok(())
@@ -678,8 +698,8 @@ mod tests {
         .await
         .unwrap();
         for s in [&one, &many] {
-            s.enqueue("c2", &conv("bob"), "mine", 0).await.unwrap();
-            s.enqueue("c9", &conv("carol"), "still queued", 0)
+            s.enqueue("c2", &conv("bob"), "mine", &[], 0).await.unwrap();
+            s.enqueue("c9", &conv("carol"), "still queued", &[], 0)
                 .await
                 .unwrap();
         }
@@ -747,8 +767,12 @@ mod tests {
         )
         .await
         .unwrap();
-        s.enqueue("c1", &conv("bob"), "queued", 0).await.unwrap();
-        s.enqueue("c9", &conv("bob"), "later", 0).await.unwrap();
+        s.enqueue("c1", &conv("bob"), "queued", &[], 0)
+            .await
+            .unwrap();
+        s.enqueue("c9", &conv("bob"), "later", &[], 0)
+            .await
+            .unwrap();
         assert_eq!(s.outbox().await.unwrap().len(), 2);
         s.apply(&message_event(1, "alice", "bob", "queued"), "alice")
             .await
