@@ -66,7 +66,7 @@ fn main() {
                 "usage: cargo xtask <command>\n\n  \
                  run     build and start switchboard-server in development mode\n  \
                  test    formatting, lints and every test (hermetic)\n  \
-                 bench   [service|scale|official|core|app] print performance figures (release build)\n  \
+                 bench   [service|scale|official|moments|core|app] print performance figures (release build)\n  \
                  bundle  build the desktop app's .deb (target/release/bundle)\n  \
                  pg      start a throwaway PostgreSQL and print SWITCHBOARD_TEST_PG (Ctrl-C stops it)\n  \
                  setup   install what the other two need"
@@ -458,6 +458,13 @@ fn bench(which: &[String]) -> Result<()> {
                 "official",
             ])
             .env("SWITCHBOARD_TEST_PG", postgres.url());
+            c
+        })?;
+    }
+    if all || which.iter().any(|w| w == "moments") {
+        status({
+            let mut c = cargo();
+            c.args(["bench", "--package", "switchboard-e2e", "--bench", "moments"]);
             c
         })?;
     }
