@@ -4,6 +4,8 @@
 //! the list `build.rs` makes permissions from, and the TypeScript bindings the UI calls.
 
 use switchboard_core::account::{Envelope, Paid, PendingPayment, Register, Registered};
+use switchboard_core::media::{ImageUpload, MediaData};
+use switchboard_core::moments::MomentView;
 use switchboard_core::notify::Policy;
 use switchboard_core::official::{
     CustomerMessage, InboxEntry, InboxFilter, OperatedOfficial, PublishOutcome, PublishTarget,
@@ -15,6 +17,7 @@ use switchboard_protocol::auth::{SmsCodeSent, SmsPurpose};
 use switchboard_protocol::messaging::{
     Contact, ContactRequestList, ContactRequestState, Group, Message, UserProfile,
 };
+use switchboard_protocol::moments::Visibility;
 use switchboard_protocol::official::{Article, CustomerConversation, OfficialAccount};
 use switchboard_protocol::wallet::{Claimed, MoneyMoved, RedEnvelope, TransactionPage, Wallet};
 
@@ -151,10 +154,58 @@ commands! {
         Ok(shell.engine.outbox(&profile).await?)
     }
 
-    /// Queues a message; it goes out now if online, else on reconnect.
-    fn send_message(caller, shell, app, profile: ProfileId, to: ConversationId, body: String) -> OutboxEntry {
+    /// Queues a message with up to 9 images (text optional then); it goes out now if online,
+    /// else on reconnect, its images uploaded once.
+    fn send_message(caller, shell, app, profile: ProfileId, to: ConversationId, body: String, images: Vec<ImageUpload>) -> OutboxEntry {
         let profile = caller.act_for(profile)?;
-        Ok(shell.engine.send(&profile, &to, &body).await?)
+        Ok(shell.engine.send_with_images(&profile, &to, &body, &images).await?)
+    }
+
+    /// An image of the profile by media id (or the local key of one waiting to be sent): its
+    /// thumbnail, or the full image. From the profile's own cache, else fetched once.
+    fn media(caller, shell, app, profile: ProfileId, key: String, full: bool) -> MediaData {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.media(&profile, &key, full).await?)
+    }
+
+    /// One page of Moments, newest first: one profile's feed, or (no profile) the merged feed
+    /// of every profile this window may act for, each post marked with the profile that sees
+    /// it. `before`: the id of the oldest post shown.
+    fn moments_feed(caller, shell, app, profile: Option<ProfileId>, before: Option<String>) -> Vec<MomentView> {
+        let profiles = match profile {
+            Some(p) => vec![caller.act_for(p)?],
+            None => shell
+                .engine
+                .list_profiles()
+                .await?
+                .into_iter()
+                .map(|p| p.record.id)
+                .filter(|id| caller.may_act_for(id).is_ok())
+                .collect(),
+        };
+        Ok(shell.engine.moments(&profiles, before.as_deref()).await?)
+    }
+
+    /// Posts a Moment with text and up to 9 images, for every contact or only / all but some.
+    fn post_moment(caller, shell, app, profile: ProfileId, text: String, images: Vec<ImageUpload>, visibility: Visibility) -> MomentView {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.post_moment(&profile, &text, &images, visibility).await?)
+    }
+
+    fn like_moment(caller, shell, app, profile: ProfileId, moment_id: String) -> MomentView {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.like_moment(&profile, &moment_id).await?)
+    }
+
+    fn comment_moment(caller, shell, app, profile: ProfileId, moment_id: String, text: String, reply_to: Option<String>) -> MomentView {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.comment_moment(&profile, &moment_id, &text, reply_to).await?)
+    }
+
+    /// Deletes one of the profile's own posts.
+    fn delete_moment(caller, shell, app, profile: ProfileId, moment_id: String) -> () {
+        let profile = caller.act_for(profile)?;
+        Ok(shell.engine.delete_moment(&profile, &moment_id).await?)
     }
 
     fn mark_read(caller, shell, app, profile: ProfileId, conversation: ConversationId) -> () {

@@ -123,6 +123,45 @@ fn a_profile_window_cannot_act_for_another_profile() {
     assert_eq!(info["window_profile"], "p_a");
 }
 
+/// A profile window reaches neither another profile's images nor its Moments: each command
+/// is refused for profile B from A's window, and the merged feed it asks for (no profile)
+/// covers its own profile only (here none is signed in, so it is empty rather than B's).
+#[test]
+fn a_profile_window_cannot_see_another_profiles_images_or_moments() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let own = window(&app, "profile-p_a", dir.path());
+    let png = serde_json::json!([{"data": "iVBORw0KGgo="}]);
+    for (cmd, args) in [
+        ("media", serde_json::json!({"profile": "p_b", "key": "med_1", "full": true})),
+        ("moments_feed", serde_json::json!({"profile": "p_b", "before": null})),
+        ("post_moment", serde_json::json!({"profile": "p_b", "text": "hi", "images": png, "visibility": "contacts"})),
+        ("like_moment", serde_json::json!({"profile": "p_b", "moment_id": "mo_1"})),
+        ("comment_moment", serde_json::json!({"profile": "p_b", "moment_id": "mo_1", "text": "x", "reply_to": null})),
+        ("delete_moment", serde_json::json!({"profile": "p_b", "moment_id": "mo_1"})),
+        ("send_message", serde_json::json!({"profile": "p_b", "to": "bob", "body": "", "images": png})),
+    ] {
+        let refused = call(&own, cmd, args).unwrap_err();
+        assert_eq!(refused["code"], "forbidden_profile", "{cmd}: {refused}");
+    }
+    let merged = call(
+        &own,
+        "moments_feed",
+        serde_json::json!({"profile": null, "before": null}),
+    )
+    .unwrap();
+    assert_eq!(merged, serde_json::json!([]));
+    // A visibility the page made up is a typed error, not a crash.
+    let main = window(&app, "main", dir.path());
+    let bad = call(
+        &main,
+        "post_moment",
+        serde_json::json!({"profile": "p_a", "text": "hi", "images": [], "visibility": "everyone"}),
+    )
+    .unwrap_err();
+    assert_eq!(bad["code"], "invalid", "{bad}");
+}
+
 /// A profile window cannot answer customers or publish as an official account through
 /// another profile, even one article among several; the main window may.
 #[test]
@@ -211,7 +250,7 @@ fn a_malformed_group_id_from_the_page_is_refused_with_a_typed_error() {
     };
     refused(
         "send_message",
-        serde_json::json!({"profile": "p_a", "to": "g_", "body": "hi"}),
+        serde_json::json!({"profile": "p_a", "to": "g_", "body": "hi", "images": []}),
     );
     refused(
         "messages",
@@ -236,7 +275,7 @@ fn a_malformed_group_id_from_the_page_is_refused_with_a_typed_error() {
     let passed = call(
         &main,
         "send_message",
-        serde_json::json!({"profile": "p_a", "to": "g_team", "body": "hi"}),
+        serde_json::json!({"profile": "p_a", "to": "g_team", "body": "hi", "images": []}),
     )
     .unwrap_err();
     assert_eq!(passed["code"], "no_such_profile", "{passed}");

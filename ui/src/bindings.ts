@@ -133,6 +133,12 @@ by?: string | null, };
 
 export type GroupMember = { public_id: string, display_name: string, joined_at: string, };
 
+export type ImageUpload = { 
+/**
+ * The file's bytes, base64.
+ */
+data: string, };
+
 export type InboxEntry = { 
 /**
  * The profile that operates the official account (the one to answer from).
@@ -175,6 +181,16 @@ export type Like = {
  */
 author: string, author_display_name: string, at: string, };
 
+export type MediaData = { mime: string, 
+/**
+ * The bytes, base64.
+ */
+data: string, 
+/**
+ * Of the full image.
+ */
+width: number, height: number, };
+
 export type Message = { id: string, client_id: string, 
 /**
  * Sender's public ID.
@@ -183,7 +199,11 @@ from: string, from_display_name: string,
 /**
  * Recipient's public ID, or the group id.
  */
-to: string, body: string, sent_at: string, };
+to: string, body: string, 
+/**
+ * Media ids of the images it carries, in order (absent when none).
+ */
+media?: Array<string>, sent_at: string, };
 
 export type Moment = { id: string, 
 /**
@@ -202,6 +222,32 @@ export type MomentLiked = { moment_id: string,
  * The post's author (public ID).
  */
 post_author: string, like: Like, };
+
+export type MomentView = { 
+/**
+ * The profile that sees it (and through which to like or comment).
+ */
+profile: ProfileId, id: string, 
+/**
+ * The author's public ID.
+ */
+author: string, author_display_name: string, text: string, 
+/**
+ * Media ids of its images (`Engine::media` shows them).
+ */
+media: Array<string>, at: string, 
+/**
+ * The likes and comments this profile's account may see (WeChat's rule).
+ */
+likes: Array<Like>, comments: Array<Comment>, 
+/**
+ * Whether the profile's own account wrote it.
+ */
+mine: boolean, 
+/**
+ * Whether the profile's own account likes it.
+ */
+liked_by_me: boolean, };
 
 export type MoneyMoved = { transaction_id: string, amount: number, 
 /**
@@ -262,7 +308,11 @@ export type OperatorChange = { official_id: string, official_name: string, publi
  */
 by: string, };
 
-export type OutboxEntry = { position: number, client_id: string, to_id: ConversationId, body: string, created_at: number, };
+export type OutboxEntry = { position: number, client_id: string, to_id: ConversationId, body: string, created_at: number, 
+/**
+ * Local keys of its images, uploaded when it is sent (`Engine::media` shows them).
+ */
+media: Array<string>, };
 
 export type Paid = { "kind": "moved", "answer": MoneyMoved } | { "kind": "envelope", "answer": RedEnvelope };
 
@@ -424,7 +474,11 @@ resend_after: number, };
 
 export type SmsPurpose = "register" | "login" | "recover";
 
-export type StoredMessage = { id: string, conversation_id: ConversationId, client_id: string, sender: PublicId, sender_name: string, body: string, sent_at: string, seq: number, };
+export type StoredMessage = { id: string, conversation_id: ConversationId, client_id: string, sender: PublicId, sender_name: string, body: string, 
+/**
+ * Media ids of its images (`Engine::media` shows them).
+ */
+media: Array<string>, sent_at: string, seq: number, };
 
 export type TotpDisabled = { reason: TotpDisabledReason, };
 
@@ -469,6 +523,8 @@ export type UserProfile = { public_id: string, display_name: string,
  * Whether the caller and this user are contacts.
  */
 is_contact: boolean, };
+
+export type Visibility = "contacts" | { "only": Array<string> } | { "except": Array<string> };
 
 export type Wallet = { 
 /**
@@ -595,10 +651,50 @@ export function outbox(profile: ProfileId): Promise<Array<OutboxEntry>> {
 }
 
 /**
- * Queues a message; it goes out now if online, else on reconnect.
+ * Queues a message with up to 9 images (text optional then); it goes out now if online,
+ * else on reconnect, its images uploaded once.
  */
-export function sendMessage(profile: ProfileId, to: ConversationId, body: string): Promise<OutboxEntry> {
-  return invoke("send_message", { profile, to, body });
+export function sendMessage(profile: ProfileId, to: ConversationId, body: string, images: Array<ImageUpload>): Promise<OutboxEntry> {
+  return invoke("send_message", { profile, to, body, images });
+}
+
+/**
+ * An image of the profile by media id (or the local key of one waiting to be sent): its
+ * thumbnail, or the full image. From the profile's own cache, else fetched once.
+ */
+export function media(profile: ProfileId, key: string, full: boolean): Promise<MediaData> {
+  return invoke("media", { profile, key, full });
+}
+
+/**
+ * One page of Moments, newest first: one profile's feed, or (no profile) the merged feed
+ * of every profile this window may act for, each post marked with the profile that sees
+ * it. `before`: the id of the oldest post shown.
+ */
+export function momentsFeed(profile: ProfileId | null, before: string | null): Promise<Array<MomentView>> {
+  return invoke("moments_feed", { profile, before });
+}
+
+/**
+ * Posts a Moment with text and up to 9 images, for every contact or only / all but some.
+ */
+export function postMoment(profile: ProfileId, text: string, images: Array<ImageUpload>, visibility: Visibility): Promise<MomentView> {
+  return invoke("post_moment", { profile, text, images, visibility });
+}
+
+export function likeMoment(profile: ProfileId, moment_id: string): Promise<MomentView> {
+  return invoke("like_moment", { profile, moment_id });
+}
+
+export function commentMoment(profile: ProfileId, moment_id: string, text: string, reply_to: string | null): Promise<MomentView> {
+  return invoke("comment_moment", { profile, moment_id, text, reply_to });
+}
+
+/**
+ * Deletes one of the profile's own posts.
+ */
+export function deleteMoment(profile: ProfileId, moment_id: string): Promise<null> {
+  return invoke("delete_moment", { profile, moment_id });
 }
 
 export function markRead(profile: ProfileId, conversation: ConversationId): Promise<null> {
