@@ -19,7 +19,11 @@ pub async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
 /// A PNG of `w` × `h` pixels whose colours depend on `seed`: different seeds, different bytes.
 pub fn picture(w: u32, h: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x as u8).wrapping_add(seed), (y as u8).wrapping_mul(3), seed])
+        image::Rgb([
+            (x as u8).wrapping_add(seed),
+            (y as u8).wrapping_mul(3),
+            seed,
+        ])
     });
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)

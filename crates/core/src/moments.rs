@@ -174,17 +174,27 @@ impl<'a> MomentOp<'a> {
     }
 }
 
-/// The kept posts of one profile older than `before_ms`, newest first.
+/// Where a post stands in a feed: its time, then its id (the service's order; posts made in
+/// the same millisecond are common).
+type Position = (i64, String);
+
+fn newest() -> Position {
+    (i64::MAX, String::new())
+}
+
+/// The kept posts of one profile older than `before`, newest first.
 async fn kept(
     rt: &ProfileRuntime,
     profile: &ProfileId,
-    before_ms: Option<i64>,
+    before: &Option<Position>,
 ) -> Result<Vec<MomentView>> {
+    let (at, id) = before.clone().unwrap_or_else(newest);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, author, author_name, text, media, at, at_ms, likes, comments FROM moments \
-         WHERE at_ms < ? ORDER BY at_ms DESC, id DESC LIMIT ?",
+         WHERE (at_ms, id) < (?, ?) ORDER BY at_ms DESC, id DESC LIMIT ?",
     )
-    .bind(before_ms.unwrap_or(i64::MAX))
+    .bind(at)
+    .bind(id)
     .bind(PAGE as i64)
     .fetch_all(rt.store.pool())
     .await?;
@@ -205,26 +215,26 @@ async fn one(rt: &ProfileRuntime, profile: &ProfileId, id: &str) -> Result<Momen
         .ok_or_else(|| CoreError::Invalid("no such post in this profile".into()))
 }
 
-/// When the post `id` was made, if a profile keeps it.
-async fn time_of(rt: &ProfileRuntime, id: &str) -> Result<Option<i64>> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT at_ms FROM moments WHERE id = ?")
+/// Where the post `id` stands, if the profile keeps it.
+async fn position_of(rt: &ProfileRuntime, id: &str) -> Result<Option<Position>> {
+    Ok(sqlx::query_as("SELECT at_ms, id FROM moments WHERE id = ?")
         .bind(id)
         .fetch_optional(rt.store.pool())
-        .await?;
-    Ok(row.map(|(t,)| t))
+        .await?)
 }
 
-/// Reads one page of the service's feed (older than the kept post nearest `before_ms`) into
-/// the profile's database, and forgets the kept posts in that span the service no longer
-/// shows (deleted, or hidden since).
-async fn refresh(rt: &ProfileRuntime, before_ms: Option<i64>) -> Result<()> {
-    let cursor: Option<(String,)> = match before_ms {
+/// Reads one page of the service's feed (older than the kept post at or nearest after
+/// `before`) into the profile's database, and forgets the kept posts in that span the
+/// service no longer shows (deleted, or hidden since).
+async fn refresh(rt: &ProfileRuntime, before: &Option<Position>) -> Result<()> {
+    let cursor: Option<(String,)> = match before {
         None => None,
-        Some(t) => {
+        Some((at, id)) => {
             sqlx::query_as(
-                "SELECT id FROM moments WHERE at_ms >= ? ORDER BY at_ms, id DESC LIMIT 1",
+                "SELECT id FROM moments WHERE (at_ms, id) >= (?, ?) ORDER BY at_ms, id LIMIT 1",
             )
-            .bind(t)
+            .bind(at)
+            .bind(id)
             .fetch_optional(rt.store.pool())
             .await?
         }
@@ -234,19 +244,20 @@ async fn refresh(rt: &ProfileRuntime, before_ms: Option<i64>) -> Result<()> {
         path.push_str(&format!("&before={}", path_segment(id)?));
     }
     let feed: Feed = rt.client.get_as(&rt.token, &path).await?;
-    let low = if feed.next_before.is_none() {
-        i64::MIN
-    } else {
-        feed.posts
-            .iter()
-            .map(|p| unix_ms(p.at))
-            .min()
-            .unwrap_or(i64::MIN)
+    let low: Position = match (&feed.next_before, feed.posts.last()) {
+        (Some(_), Some(oldest)) => (unix_ms(oldest.at), oldest.id.clone()),
+        _ => (i64::MIN, String::new()),
     };
-    let high = before_ms.unwrap_or(i64::MAX);
+    let high = before.clone().unwrap_or_else(newest);
     let mut tx = rt.store.pool().begin().await?;
-    let mut keep = sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM moments WHERE at_ms >= ");
-    keep.push_bind(low).push(" AND at_ms < ").push_bind(high);
+    let mut keep =
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM moments WHERE (at_ms, id) >= (");
+    keep.push_bind(low.0).push(", ").push_bind(low.1);
+    keep.push(") AND (at_ms, id) < (")
+        .push_bind(high.0)
+        .push(", ")
+        .push_bind(high.1)
+        .push(")");
     if !feed.posts.is_empty() {
         keep.push(" AND id NOT IN (");
         let mut ids = keep.separated(", ");
@@ -277,27 +288,26 @@ impl Engine {
         for p in profiles {
             runtimes.push((p.clone(), self.runtime(p).await?));
         }
-        let mut before_ms = None;
+        let mut from = None;
         if let Some(id) = before {
             for (_, rt) in &runtimes {
-                if let Some(t) = time_of(rt, id).await? {
-                    before_ms = Some(t);
+                if let Some(at) = position_of(rt, id).await? {
+                    from = Some(at);
                     break;
                 }
             }
-            if before_ms.is_none() {
+            if from.is_none() {
                 return Err(CoreError::Invalid("no such post to page from".into()));
             }
         }
         let refreshed =
-            futures_util::future::join_all(runtimes.iter().map(|(_, rt)| refresh(rt, before_ms)))
-                .await;
+            futures_util::future::join_all(runtimes.iter().map(|(_, rt)| refresh(rt, &from))).await;
         let mut out = Vec::new();
         for ((profile, rt), r) in runtimes.iter().zip(refreshed) {
             if let Err(e) = r {
                 tracing::info!(profile = %profile, error = %e, "Moments shown from what the profile kept");
             }
-            out.extend(kept(rt, profile, before_ms).await?);
+            out.extend(kept(rt, profile, &from).await?);
         }
         out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| b.id.cmp(&a.id)));
         out.truncate(PAGE);
