@@ -133,13 +133,34 @@ fn a_profile_window_cannot_see_another_profiles_images_or_moments() {
     let own = window(&app, "profile-p_a", dir.path());
     let png = serde_json::json!([{"data": "iVBORw0KGgo="}]);
     for (cmd, args) in [
-        ("media", serde_json::json!({"profile": "p_b", "key": "med_1", "full": true})),
-        ("moments_feed", serde_json::json!({"profile": "p_b", "before": null})),
-        ("post_moment", serde_json::json!({"profile": "p_b", "text": "hi", "images": png, "visibility": "contacts"})),
-        ("like_moment", serde_json::json!({"profile": "p_b", "moment_id": "mo_1"})),
-        ("comment_moment", serde_json::json!({"profile": "p_b", "moment_id": "mo_1", "text": "x", "reply_to": null})),
-        ("delete_moment", serde_json::json!({"profile": "p_b", "moment_id": "mo_1"})),
-        ("send_message", serde_json::json!({"profile": "p_b", "to": "bob", "body": "", "images": png})),
+        (
+            "media",
+            serde_json::json!({"profile": "p_b", "key": "med_1", "full": true}),
+        ),
+        (
+            "moments_feed",
+            serde_json::json!({"profile": "p_b", "before": null}),
+        ),
+        (
+            "post_moment",
+            serde_json::json!({"profile": "p_b", "text": "hi", "images": png, "visibility": "contacts"}),
+        ),
+        (
+            "like_moment",
+            serde_json::json!({"profile": "p_b", "moment_id": "mo_1"}),
+        ),
+        (
+            "comment_moment",
+            serde_json::json!({"profile": "p_b", "moment_id": "mo_1", "text": "x", "reply_to": null}),
+        ),
+        (
+            "delete_moment",
+            serde_json::json!({"profile": "p_b", "moment_id": "mo_1"}),
+        ),
+        (
+            "send_message",
+            serde_json::json!({"profile": "p_b", "to": "bob", "body": "", "images": png}),
+        ),
     ] {
         let refused = call(&own, cmd, args).unwrap_err();
         assert_eq!(refused["code"], "forbidden_profile", "{cmd}: {refused}");

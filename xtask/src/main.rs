@@ -464,7 +464,13 @@ fn bench(which: &[String]) -> Result<()> {
     if all || which.iter().any(|w| w == "moments") {
         status({
             let mut c = cargo();
-            c.args(["bench", "--package", "switchboard-e2e", "--bench", "moments"]);
+            c.args([
+                "bench",
+                "--package",
+                "switchboard-e2e",
+                "--bench",
+                "moments",
+            ]);
             c
         })?;
     }
