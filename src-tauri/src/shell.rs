@@ -309,7 +309,10 @@ pub fn open_profile_window<R: Runtime>(
     let mut builder = WebviewWindowBuilder::new(app, &label, WebviewUrl::App("index.html".into()))
         .title(format!("{name} · Switchboard"))
         .inner_size(900.0, 680.0)
-        .min_inner_size(520.0, 420.0);
+        .min_inner_size(520.0, 420.0)
+        // Images dropped on a chat or a post go to the page (HTML5 drag and drop), not to
+        // Tauri's file-drop events, which would hand the page paths instead of bytes.
+        .disable_drag_drop_handler();
     if let Some(shell) = app.try_state::<Shell>() {
         builder = builder.data_directory(shell.engine.profile_dir(id).join("webview"));
     }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+use switchboard_e2e::picture;
 use switchboard_server::testing::{TEST_PASSWORD, TEST_RESIDENT_ID, TestServer};
 
 /// A child process killed on drop, whatever the test's outcome.
@@ -83,6 +84,80 @@ impl Ui {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("cannot type into {css}");
+    }
+
+    /// Picks `value` in the `<select>` at `css`; its options come from the core, so wait for
+    /// that one to be there first.
+    async fn choose(&self, css: &str, value: &str) {
+        let option = format!("{css} option[value=\"{value}\"]");
+        for _ in 0..10 {
+            self.el(&option).await;
+            let select = self.el(css).await;
+            if select.select_by_value(value).await.is_ok()
+                && select.prop("value").await.ok().flatten().as_deref() == Some(value)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot choose {value} in {css}");
+    }
+
+    /// Gives the `<input type=file>` at `css` one PNG, as the file dialog would.
+    async fn pick_image(&self, css: &str, png: &[u8]) {
+        self.el(css).await;
+        let script = "const [sel, b64] = arguments; const bin = atob(b64); \
+            const bytes = new Uint8Array(bin.length); \
+            for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i); \
+            const input = document.querySelector(sel); const dt = new DataTransfer(); \
+            dt.items.add(new File([bytes], 'photo.png', {type: 'image/png'})); \
+            input.files = dt.files; input.dispatchEvent(new Event('change', {bubbles: true}));";
+        self.c
+            .execute(
+                script,
+                vec![
+                    serde_json::json!(css),
+                    serde_json::json!(data_encoding::BASE64.encode(png)),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Runs axe-core over the page as it is and returns its serious and critical violations
+    /// (rule, impact, the first offending element).
+    async fn audit(&self) -> Vec<String> {
+        let axe = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../ui/node_modules/axe-core/axe.min.js"),
+        )
+        .expect("axe-core (ui's dev dependency; cargo xtask installs it)");
+        self.c.execute(&axe, vec![]).await.unwrap();
+        let found = self
+            .c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 axe.run(document, {resultTypes: ['violations']}).then((r) => done( \
+                   r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+                     .map((v) => v.id + ' (' + v.impact + '): ' + v.nodes.length + ' e.g. ' \
+                       + v.nodes[0].html.slice(0, 160)))).catch((e) => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value(found).unwrap()
+    }
+
+    /// Shows the page in `theme` ("light" or "dark"), as the system's choice would.
+    async fn theme(&self, theme: &str) {
+        self.c
+            .execute(
+                "document.documentElement.dataset.theme = arguments[0];",
+                vec![serde_json::json!(theme)],
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 
     async fn text(&self, css: &str) -> String {
@@ -316,8 +391,107 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
         .await;
     ui.shot("reply").await;
 
-    // The wallet: verify, top up, transfer to Bob.
+    // An image in the chat: picked, previewed, sent; Bob gets it with its media id; its
+    // thumbnail shows in the chat and opens full size.
+    ui.pick_image("[data-testid=chat-image]", &picture(960, 640, 3))
+        .await;
+    ui.el("[data-testid=chat-previews] img").await;
+    ui.click("[data-testid=send]").await;
+    let mut carried = None;
+    for _ in 0..100 {
+        let sync = s
+            .get("/v1/sync?since=0&limit=100", &bob.token)
+            .await
+            .expect(200)
+            .body;
+        carried = sync["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["data"]["media"][0].as_str().map(str::to_string));
+        if carried.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(carried.is_some(), "Bob got a message with the image");
+    ui.el("[data-testid=msg-thumb]").await;
+    ui.shot("chat-image").await;
+    ui.click("[data-testid=msg-thumb]").await;
+    ui.el("[data-testid=media-full]").await;
+    ui.shot("image-full-size").await;
+    ui.click("[data-testid=media-close]").await;
+
+    // Moments: Home posts one with an image; Bob (a contact) sees it and likes it, which
+    // Home is notified of; Bob's own post shows in Home's feed, and Home likes it.
+    ui.click("[data-testid=moments-nav]").await;
+    ui.shot("moments-empty").await;
+    ui.fill("[data-testid=moment-text]", "Harbour at dusk")
+        .await;
+    ui.pick_image("[data-testid=moment-images]", &picture(800, 800, 9))
+        .await;
+    ui.el("[data-testid=moment-previews] img").await;
+    ui.click("[data-testid=moment-post]").await;
+    ui.wait_text("[data-testid=moments-feed]", "Harbour at dusk")
+        .await;
+    ui.el("[data-testid=moment] [data-testid=moment-thumb]")
+        .await;
+    ui.shot("moment-posted").await;
+    let bobs_feed = s.get("/v1/moments/feed", &bob.token).await.expect(200).body;
+    let danas = bobs_feed["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["text"] == "Harbour at dusk")
+        .expect("Bob, Home's contact, sees the post")
+        .clone();
+    assert_eq!(danas["media"].as_array().unwrap().len(), 1);
+    s.post_as(
+        &bob,
+        &format!("/v1/moments/{}/likes", danas["id"].as_str().unwrap()),
+        serde_json::json!({}),
+    )
+    .await
+    .expect(201);
+    for _ in 0..100 {
+        if recorded.lock().unwrap().contains("liked your moment") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recorded.lock().unwrap().contains("liked your moment"),
+        "Home is notified of Bob's like"
+    );
+    let bobs_post = s
+        .post_as(
+            &bob,
+            "/v1/moments",
+            serde_json::json!({"text": "Tomatoes are in", "visibility": "contacts", "idempotency_key": "garden-1"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bobs_card = format!("[data-testid=moment][data-id=\"{bobs_post}\"]");
+    ui.wait_text("[data-testid=moments-feed]", "Tomatoes are in")
+        .await;
+    ui.click(&format!("{bobs_card} [data-testid=moment-like]"))
+        .await;
+    ui.wait_text(&format!("{bobs_card} [data-testid=moment-likes]"), "Dana")
+        .await;
+    ui.shot("moment-liked").await;
+    let liked = s.get("/v1/moments/feed", &bob.token).await.expect(200).body;
+    assert!(
+        liked.to_string().contains("dana_home"),
+        "Bob's post carries Home's like at the service"
+    );
+
+    // The wallet: verify, top up, transfer to Bob, each in the dialog its button opens.
     ui.click("[data-testid=tab-wallet]").await;
+    ui.click("[data-testid=open-verify]").await;
     ui.fill("[data-testid=verify] input[name=legal_name]", "张三")
         .await;
     ui.fill(
@@ -325,17 +499,22 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
         TEST_RESIDENT_ID,
     )
     .await;
-    ui.click("[data-testid=verify] button").await;
+    ui.click("[data-testid=verify] button[type=submit]").await;
+    ui.el("[data-testid=balance-card][data-verified=true]")
+        .await;
     ui.wait_text("[data-testid=balance]", "¥0.00").await;
+    ui.click("[data-testid=open-top-up]").await;
     ui.fill("[data-testid=top-up] input[name=amount]", "100")
         .await;
-    ui.click("[data-testid=top-up] button").await;
+    ui.click("[data-testid=top-up] button[type=submit]").await;
     ui.wait_text("[data-testid=balance]", "¥100.00").await;
-    ui.fill("[data-testid=transfer] input[name=to]", "bob_the_2nd")
+    ui.click("[data-testid=open-transfer]").await;
+    // Money goes to contacts only: Bob is picked from Home's contacts, not typed.
+    ui.choose("[data-testid=transfer] select[name=to]", "bob_the_2nd")
         .await;
     ui.fill("[data-testid=transfer] input[name=amount]", "25.50")
         .await;
-    ui.click("[data-testid=transfer] button").await;
+    ui.click("[data-testid=transfer] button[type=submit]").await;
     ui.wait_text("[data-testid=balance]", "¥74.50").await;
     ui.shot("wallet").await;
     let bobs = s.get("/v1/wallet", &bob.token).await.expect(200).body;
@@ -436,6 +615,34 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
     }
     ui.wait_text("[data-testid=app-memory]", "MiB").await;
     ui.shot("resources").await;
+
+    // Every view, light and dark, each audited by axe-core: no serious or critical violation.
+    let mut violations = Vec::new();
+    for (nav, name) in [
+        ("[data-testid=tab-chats]", "chats"),
+        ("[data-testid=tab-contacts]", "contacts"),
+        ("[data-testid=moments-nav]", "moments"),
+        ("[data-testid=tab-wallet]", "wallet"),
+        ("[data-testid=tab-settings]", "settings"),
+        ("[data-testid=inbox]", "inbox"),
+        ("[data-testid=platform]", "platform"),
+        ("[data-testid=resources]", "resources"),
+    ] {
+        ui.click(nav).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        for theme in ["light", "dark"] {
+            ui.theme(theme).await;
+            ui.shot(&format!("view-{name}-{theme}")).await;
+            violations.extend(
+                ui.audit()
+                    .await
+                    .into_iter()
+                    .map(|v| format!("{name}/{theme}: {v}")),
+            );
+        }
+        ui.theme("light").await;
+    }
+    assert!(violations.is_empty(), "accessibility: {violations:#?}");
     let _ = ui.text("body").await;
     ui.c.close().await.unwrap();
 }

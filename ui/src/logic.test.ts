@@ -2,7 +2,22 @@ import { describe, expect, it } from "vitest";
 import type { Conversation, ProfileInfo } from "./bindings";
 import { errorMessage, pickLang, t } from "./i18n";
 import {
+  addImages,
+  base64FromBytes,
+  buildVisibility,
+  colourVars,
+  dayKey,
+  filterContacts,
   formatBytes,
+  groupByDay,
+  imageProblem,
+  isMomentEvent,
+  isNearBottom,
+  pushToast,
+  relativeDay,
+  textOn,
+  toastDuration,
+  unreadMarkerIndex,
   formatMoney,
   initial,
   matchProfiles,
@@ -183,5 +198,131 @@ describe("language", () => {
   });
   it("fills in names", () => {
     expect(t("typeMessage", { name: "Work" }, "en")).toBe("Message as Work");
+  });
+});
+
+describe("days in a chat", () => {
+  // Local times, so the test holds in every time zone.
+  const at = (d: number, h: number) => new Date(2026, 10, d, h, 30);
+  it("groups consecutive messages of one local day", () => {
+    const msgs = [at(20, 9), at(20, 23), at(21, 0), at(21, 12), at(23, 8)];
+    const groups = groupByDay(msgs, (m) => m);
+    expect(groups.map((g) => [g.day, g.items.length])).toEqual([
+      ["2026-11-20", 2],
+      ["2026-11-21", 2],
+      ["2026-11-23", 1],
+    ]);
+    expect(groupByDay([], (m: Date) => m)).toEqual([]);
+  });
+  it("reads ISO strings and unix milliseconds alike", () => {
+    const d = at(5, 10);
+    expect(dayKey(d.toISOString())).toBe("2026-11-05");
+    expect(dayKey(d.getTime())).toBe("2026-11-05");
+  });
+  it("says today and yesterday, across a month's end", () => {
+    const now = new Date(2026, 11, 1, 8, 0);
+    expect(relativeDay("2026-12-01", now)).toBe("today");
+    expect(relativeDay("2026-11-30", now)).toBe("yesterday");
+    expect(relativeDay("2026-11-29", now)).toBe("other");
+  });
+});
+
+describe("the unread line", () => {
+  it("goes before the oldest unread message of others, skipping mine", () => {
+    const senders = ["bob", "me", "bob", "me", "bob", "bob"];
+    expect(unreadMarkerIndex(senders, "me", 2)).toBe(4);
+    expect(unreadMarkerIndex(senders, "me", 3)).toBe(2);
+    expect(unreadMarkerIndex(senders, "me", 0)).toBe(-1);
+  });
+  it("marks everything of others when more is unread than is shown", () => {
+    expect(unreadMarkerIndex(["me", "bob", "bob"], "me", 9)).toBe(1);
+    expect(unreadMarkerIndex(["me"], "me", 1)).toBe(-1);
+  });
+  it("counts a log scrolled to within a few pixels of its end as at the latest", () => {
+    expect(isNearBottom(580, 1000, 400)).toBe(true);
+    expect(isNearBottom(400, 1000, 400)).toBe(false);
+  });
+});
+
+describe("images", () => {
+  it("encodes bytes as standard base64, every padding case", () => {
+    const known: [string, string][] = [["", ""], ["f", "Zg=="], ["fo", "Zm8="], ["foo", "Zm9v"], ["foob", "Zm9vYg=="], ["fooba", "Zm9vYmE="], ["foobar", "Zm9vYmFy"], ["✓", "4pyT"]];
+    for (const [s, b64] of known) expect(base64FromBytes(new TextEncoder().encode(s)), s).toBe(b64);
+    // Every byte value, against the platform's own encoder.
+    const all = new Uint8Array(256).map((_, i) => i);
+    expect(base64FromBytes(all.buffer)).toBe(btoa(String.fromCharCode(...all)));
+  });
+  it("takes at most nine, saying how many were left out", () => {
+    const { kept, leftOut } = addImages([1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11]);
+    expect(kept).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(leftOut).toBe(2);
+    expect(addImages([1], [2])).toEqual({ kept: [1, 2], leftOut: 0 });
+    expect(addImages([1, 2, 3, 4, 5, 6, 7, 8, 9], [10]).leftOut).toBe(1);
+  });
+  it("accepts what the service accepts", () => {
+    expect(imageProblem("image/png", 1000)).toBeNull();
+    expect(imageProblem("IMAGE/JPEG", 1000)).toBeNull();
+    expect(imageProblem("image/svg+xml", 10)).toBe("not_image");
+    expect(imageProblem("application/pdf", 10)).toBe("not_image");
+    expect(imageProblem("image/webp", 10 * 1024 * 1024 + 1)).toBe("too_large");
+  });
+});
+
+describe("Moments", () => {
+  it("builds the visibility the service expects", () => {
+    expect(buildVisibility("contacts", ["bob"])).toBe("contacts");
+    expect(buildVisibility("only", ["carol", "bob", "bob"])).toEqual({ only: ["bob", "carol"] });
+    expect(buildVisibility("except", ["bob"])).toEqual({ except: ["bob"] });
+  });
+  it("refuses a post for nobody, and hides it from nobody as every contact", () => {
+    expect(buildVisibility("only", [])).toBeNull();
+    expect(buildVisibility("except", [])).toBe("contacts");
+  });
+  it("moves the feed on for moment events only", () => {
+    const ev = (kind: string) => ({ type: "event", seq: 1, at: "", kind, data: null }) as never;
+    expect(isMomentEvent(ev("moment.like"))).toBe(true);
+    expect(isMomentEvent(ev("moment.new"))).toBe(true);
+    expect(isMomentEvent(ev("message.new"))).toBe(false);
+    expect(isMomentEvent({ type: "state", state: "live" })).toBe(false);
+  });
+  it("finds contacts by name or ID", () => {
+    const cs = [
+      { public_id: "bob_the_2nd", display_name: "Bob" },
+      { public_id: "carol_c", display_name: "Carol Chen" },
+    ];
+    expect(filterContacts(cs, "chen").map((c) => c.public_id)).toEqual(["carol_c"]);
+    expect(filterContacts(cs, "BOB_").map((c) => c.public_id)).toEqual(["bob_the_2nd"]);
+    expect(filterContacts(cs, "")).toHaveLength(2);
+  });
+});
+
+describe("toasts", () => {
+  const toast = (id: number, text: string, until: number) => ({ id, text, isError: false, until });
+  it("go after about four seconds; a long error stays a little longer, never past eight", () => {
+    expect(toastDuration("Saved", false)).toBe(4000);
+    expect(toastDuration("x".repeat(300), false)).toBe(4000);
+    expect(toastDuration("x".repeat(100), true)).toBe(6000);
+    expect(toastDuration("x".repeat(1000), true)).toBe(8000);
+  });
+  it("stack at most three, drop expired ones and never repeat a text", () => {
+    let shown = [toast(1, "a", 5000), toast(2, "b", 900)];
+    shown = pushToast(shown, toast(3, "c", 6000), 1000);
+    expect(shown.map((t) => t.id)).toEqual([1, 3]);
+    shown = pushToast(shown, toast(4, "a", 7000), 1000);
+    expect(shown.map((t) => t.id)).toEqual([3, 4]);
+    shown = pushToast(shown, toast(5, "d", 7000), 1000);
+    shown = pushToast(shown, toast(6, "e", 7000), 1000);
+    expect(shown.map((t) => t.id)).toEqual([4, 5, 6]);
+  });
+});
+
+describe("profile colours", () => {
+  it("puts whichever of black and white reads better on the colour the user picked", () => {
+    expect(textOn("#2f6fed")).toBe("#ffffff");
+    expect(textOn("#1c1f24")).toBe("#ffffff");
+    expect(textOn("#1f9d6b")).toBe("#000000");
+    expect(textOn("#ffd60a")).toBe("#000000");
+    expect(textOn("not a colour")).toBe("#ffffff");
+    expect(colourVars("#FFFFFF")).toBe("--c:#FFFFFF;--on-c:#000000");
   });
 });
