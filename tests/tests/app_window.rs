@@ -415,10 +415,13 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(carried.is_some(), "Bob got a message with the image");
-    ui.el("[data-testid=msg-thumb]").await;
+    let sent_thumb =
+        "[data-testid=messages] .msg:not(.pending) [data-testid=msg-thumb]:not(.loading) img[src]";
+    ui.el(sent_thumb).await;
     ui.shot("chat-image").await;
-    ui.click("[data-testid=msg-thumb]").await;
-    ui.el("[data-testid=media-full]").await;
+    ui.click("[data-testid=messages] .msg:not(.pending) [data-testid=msg-thumb]")
+        .await;
+    ui.el("[data-testid=media-full][src]").await;
     ui.shot("image-full-size").await;
     ui.click("[data-testid=media-close]").await;
 
@@ -619,7 +622,8 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
     // Every view, light and dark, each audited by axe-core: no serious or critical violation.
     let mut violations = Vec::new();
     for (nav, name) in [
-        ("[data-testid=tab-chats]", "chats"),
+        // (A profile in front first: the views above leave the profile's tabs.)
+        ("[data-testid=profile-Home]", "chats"),
         ("[data-testid=tab-contacts]", "contacts"),
         ("[data-testid=moments-nav]", "moments"),
         ("[data-testid=tab-wallet]", "wallet"),
