@@ -198,13 +198,14 @@ impl ProfileStore {
         } else {
             "c.key = (SELECT key FROM media_ids WHERE media_id = ?)"
         };
-        let row: Option<(Option<Vec<u8>>, String, i64, i64, String)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {column}, width, height, c.key FROM media_cache c WHERE {by}"
-            )))
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await?;
+        /// The bytes asked for (none once evicted), their type, the image's size, its key.
+        type Cached = (Option<Vec<u8>>, String, i64, i64, String);
+        let row: Option<Cached> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {column}, width, height, c.key FROM media_cache c WHERE {by}"
+        )))
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
         let Some((Some(bytes), mime, width, height, found)) = row else {
             return Ok(None);
         };
