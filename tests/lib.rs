@@ -16,6 +16,19 @@ pub async fn wait_until<F: AsyncFn() -> bool>(what: &str, check: F) {
     panic!("timed out waiting until {what}");
 }
 
+/// Signs in `login` (password `TEST_PASSWORD`) at `server` as a profile named `name`.
+pub fn sign_in(server: &str, login: &str, name: &str) -> switchboard_core::SignIn {
+    switchboard_core::SignIn {
+        server: server.to_string(),
+        login: login.into(),
+        password: switchboard_server::testing::TEST_PASSWORD.into(),
+        name: Some(name.into()),
+        color: None,
+        totp_code: None,
+        allow_insecure_http: false,
+    }
+}
+
 /// A PNG of `w` × `h` pixels whose colours depend on `seed`: different seeds, different bytes.
 pub fn picture(w: u32, h: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {

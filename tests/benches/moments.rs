@@ -17,11 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard_core::vault::MemoryVault;
-use switchboard_core::{
-    ConnState, ConversationId, Engine, EventBody, ProfileEventKind, ProfileId, SignIn,
-};
-use switchboard_e2e::{picture, upload};
-use switchboard_server::testing::{TEST_PASSWORD, TestServer, TestUser};
+use switchboard_core::{ConnState, ConversationId, Engine, EventBody, ProfileEventKind, ProfileId};
+use switchboard_e2e::{picture, sign_in, upload};
+use switchboard_server::testing::{TestServer, TestUser};
 
 const POSTS: usize = 1_000;
 
@@ -57,15 +55,7 @@ async fn post_with_image(s: &TestServer, u: &TestUser, i: usize) {
 
 async fn profile(engine: &Engine, s: &TestServer, login: &str) -> ProfileId {
     let p = engine
-        .add_profile(SignIn {
-            server: s.base.clone(),
-            login: login.into(),
-            password: TEST_PASSWORD.into(),
-            name: Some(login.into()),
-            color: None,
-            totp_code: None,
-            allow_insecure_http: false,
-        })
+        .add_profile(sign_in(&s.base, login, login))
         .await
         .unwrap()
         .record

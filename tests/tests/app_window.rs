@@ -234,7 +234,46 @@ impl Ui {
         self.shot(&format!("register-{name}")).await;
         self.click("[data-testid=submit]").await;
         self.wait_text("[data-testid=current-profile]", name).await;
+        self.dialogs_closed().await;
     }
+
+    /// Waits until no modal dialog is open: the profile shows in the sidebar a moment before
+    /// its dialog closes, and a click meanwhile would land on the dialog's backdrop.
+    async fn dialogs_closed(&self) {
+        for _ in 0..100 {
+            if self
+                .c
+                .find_all(Locator::Css("dialog[open]"))
+                .await
+                .is_ok_and(|d| d.is_empty())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("a dialog stayed open");
+    }
+}
+
+/// Waits until an event of `token`'s account matches `found` (up to 10 s), and returns it.
+async fn in_log(
+    s: &TestServer,
+    token: &str,
+    what: &str,
+    found: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..100 {
+        let sync = s
+            .get("/v1/sync?since=0&limit=1000", token)
+            .await
+            .expect(200)
+            .body;
+        if let Some(e) = sync["events"].as_array().unwrap().iter().find(|e| found(e)) {
+            return e.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never: {what}");
 }
 
 #[tokio::test]
@@ -373,20 +412,10 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
     ui.fill("[data-testid=composer]", "yes, see you there")
         .await;
     ui.click("[data-testid=send]").await;
-    let mut delivered = false;
-    for _ in 0..100 {
-        let sync = s
-            .get("/v1/sync?since=0&limit=100", &bob.token)
-            .await
-            .expect(200)
-            .body;
-        if sync.to_string().contains("yes, see you there") {
-            delivered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(delivered, "the reply reached Bob");
+    in_log(&s, &bob.token, "the reply reached Bob", |e| {
+        e["data"]["body"] == "yes, see you there"
+    })
+    .await;
     ui.wait_text("[data-testid=messages]", "yes, see you there")
         .await;
     ui.shot("reply").await;
@@ -397,24 +426,10 @@ async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
         .await;
     ui.el("[data-testid=chat-previews] img").await;
     ui.click("[data-testid=send]").await;
-    let mut carried = None;
-    for _ in 0..100 {
-        let sync = s
-            .get("/v1/sync?since=0&limit=100", &bob.token)
-            .await
-            .expect(200)
-            .body;
-        carried = sync["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find_map(|e| e["data"]["media"][0].as_str().map(str::to_string));
-        if carried.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(carried.is_some(), "Bob got a message with the image");
+    in_log(&s, &bob.token, "Bob got a message with the image", |e| {
+        e["data"]["media"][0].is_string()
+    })
+    .await;
     let sent_thumb =
         "[data-testid=messages] .msg:not(.pending) [data-testid=msg-thumb]:not(.loading) img[src]";
     ui.el(sent_thumb).await;

@@ -9,22 +9,10 @@ use std::time::Duration;
 
 use switchboard_core::notify::RecordingSink;
 use switchboard_core::vault::MemoryVault;
-use switchboard_core::{ConnState, ConversationId, Engine, ProfileId, SignIn};
-use switchboard_e2e::{picture, upload, wait_until};
+use switchboard_core::{ConnState, ConversationId, Engine, ProfileId};
+use switchboard_e2e::{picture, sign_in, upload, wait_until};
 use switchboard_protocol::moments::Visibility;
-use switchboard_server::testing::{TEST_PASSWORD, TcpProxy, TestServer};
-
-fn sign_in(server: String, login: &str, name: &str) -> SignIn {
-    SignIn {
-        server,
-        login: login.into(),
-        password: TEST_PASSWORD.into(),
-        name: Some(name.into()),
-        color: None,
-        totp_code: None,
-        allow_insecure_http: false,
-    }
-}
+use switchboard_server::testing::{TcpProxy, TestServer};
 
 async fn live(engine: &Engine, p: &ProfileId) {
     wait_until("live", async || {
@@ -47,13 +35,13 @@ async fn a_moment_with_two_images_reaches_the_contacts_profile_and_its_like_noti
     let sink = Arc::new(RecordingSink::default());
     engine.enable_notifications(sink.clone());
     let work = engine
-        .add_profile(sign_in(s.base.clone(), "alice_work", "Work"))
+        .add_profile(sign_in(&s.base, "alice_work", "Work"))
         .await
         .unwrap()
         .record
         .id;
     let home = engine
-        .add_profile(sign_in(s.base.clone(), "alice_home", "Personal"))
+        .add_profile(sign_in(&s.base, "alice_home", "Personal"))
         .await
         .unwrap()
         .record
@@ -163,7 +151,7 @@ async fn an_image_written_offline_shows_at_once_and_goes_out_once_when_back_onli
         .await
         .unwrap();
     let p = engine
-        .add_profile(sign_in(proxy.url(), "alice_a", "A"))
+        .add_profile(sign_in(&proxy.url(), "alice_a", "A"))
         .await
         .unwrap()
         .record
@@ -256,7 +244,7 @@ async fn the_feed_pages_through_every_post_once_and_reads_offline_from_what_it_k
         .await
         .unwrap();
     let p = engine
-        .add_profile(sign_in(proxy.url(), "reader_r", "R"))
+        .add_profile(sign_in(&proxy.url(), "reader_r", "R"))
         .await
         .unwrap()
         .record

@@ -100,6 +100,15 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let bytes = self.exchange(req).await?;
+        let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(body)
+            .map_err(|e| CoreError::Network(format!("unexpected answer: {e}")))
+    }
+
+    /// Sends `req` and returns a success's body as bytes, or the service's typed error; the
+    /// traffic is counted either way.
+    async fn exchange(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>> {
         let (http, req) = req.build_split();
         let req = req.map_err(|e| CoreError::Invalid(e.without_url().to_string()))?;
         self.stats
@@ -115,9 +124,7 @@ impl Client {
             .map_err(|e| CoreError::Network(e.to_string()))?;
         self.stats.received(bytes.len());
         if status.is_success() {
-            let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(body)
-                .map_err(|e| CoreError::Network(format!("unexpected answer: {e}")));
+            return Ok(bytes.to_vec());
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => Err(CoreError::Api(e.error)),
@@ -204,23 +211,7 @@ impl Client {
             .http
             .get(format!("{}/v1/media/{media_id}", self.base))
             .bearer_auth(token.expose());
-        let resp = req.send().await.map_err(|e| {
-            self.certificate_error(&e)
-                .unwrap_or_else(|| CoreError::Network(e.without_url().to_string()))
-        })?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CoreError::Network(e.to_string()))?;
-        self.stats.received(bytes.len());
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => Err(CoreError::Api(e.error)),
-            Err(_) => Err(CoreError::Network(format!("the service answered {status}"))),
-        }
+        self.exchange(req).await
     }
 
     /// `DELETE` with a bearer token.

@@ -116,34 +116,35 @@ async fn upsert(tx: &mut Tx<'_>, m: &Moment, replace: bool) -> Result<()> {
     Ok(())
 }
 
-/// Adds a like to a kept post, once per author.
-async fn add_like(tx: &mut Tx<'_>, moment_id: &str, like: &Like) -> Result<()> {
-    sqlx::query(
-        "UPDATE moments SET likes = json_insert(likes, '$[#]', json(?)) WHERE id = ? AND \
-         NOT EXISTS (SELECT 1 FROM json_each(moments.likes) \
-         WHERE json_extract(value, '$.author') = ? COLLATE NOCASE)",
-    )
-    .bind(serde_json::to_string(like).map_err(|e| CoreError::Storage(e.to_string()))?)
+/// Appends `item` to a kept post's `likes` or `comments` (a JSON array), unless one with the
+/// same `key_path` value is there already: a like once per author, a comment once.
+async fn append_once<T: Serialize>(
+    tx: &mut Tx<'_>,
+    moment_id: &str,
+    list: &str,
+    key_path: &str,
+    key: &str,
+    item: &T,
+) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE moments SET {list} = json_insert({list}, '$[#]', json(?)) WHERE id = ? AND \
+         NOT EXISTS (SELECT 1 FROM json_each(moments.{list}) \
+         WHERE json_extract(value, '{key_path}') = ? COLLATE NOCASE)"
+    )))
+    .bind(serde_json::to_string(item).map_err(|e| CoreError::Storage(e.to_string()))?)
     .bind(moment_id)
-    .bind(&like.author)
+    .bind(key)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Adds a comment to a kept post, once.
+async fn add_like(tx: &mut Tx<'_>, moment_id: &str, like: &Like) -> Result<()> {
+    append_once(tx, moment_id, "likes", "$.author", &like.author, like).await
+}
+
 async fn add_comment(tx: &mut Tx<'_>, moment_id: &str, comment: &Comment) -> Result<()> {
-    sqlx::query(
-        "UPDATE moments SET comments = json_insert(comments, '$[#]', json(?)) WHERE id = ? AND \
-         NOT EXISTS (SELECT 1 FROM json_each(moments.comments) \
-         WHERE json_extract(value, '$.id') = ?)",
-    )
-    .bind(serde_json::to_string(comment).map_err(|e| CoreError::Storage(e.to_string()))?)
-    .bind(moment_id)
-    .bind(&comment.id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    append_once(tx, moment_id, "comments", "$.id", &comment.id, comment).await
 }
 
 /// A change a `moment.*` event makes to the profile's feed, written with its batch.
