@@ -137,6 +137,7 @@ async fn a_moment_with_two_images_reaches_the_contacts_profile_and_its_like_noti
     engine.delete_moment(&work, &post.id).await.unwrap();
     let merged = engine.moments(&[work, home], None).await.unwrap();
     assert!(!merged.iter().any(|m| m.id == post.id), "{merged:?}");
+    engine.shutdown().await;
 }
 
 #[tokio::test]
@@ -220,6 +221,7 @@ async fn an_image_written_offline_shows_at_once_and_goes_out_once_when_back_onli
     })
     .await;
     assert!(engine.media(&p, media_id, true).await.is_ok());
+    engine.shutdown().await;
 }
 
 #[tokio::test]
@@ -286,4 +288,5 @@ async fn the_feed_pages_through_every_post_once_and_reads_offline_from_what_it_k
         .unwrap();
     let offline: Vec<String> = page.iter().map(|m| m.text.clone()).collect();
     assert_eq!(offline, texts[..20]);
+    engine.shutdown().await;
 }

@@ -266,7 +266,8 @@ function conversationRow(p: ProfileInfo, c: Conversation, onclick: () => void, t
     tag ? h("span", { class: "tag", style: colourVars(p.color) }, p.name) : null,
     h("span", { class: "title" }, c.title),
     c.unread > 0 ? h("span", { class: "badge", "aria-label": t("unread", { n: c.unread }) }, String(c.unread)) : null,
-    h("span", { class: "preview" }, c.last_body ?? ""),
+    // A message has text or images, so an empty last message was images only.
+    h("span", { class: "preview" }, c.last_body === "" ? t("photo") : (c.last_body ?? "")),
   );
 }
 

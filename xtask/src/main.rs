@@ -40,7 +40,26 @@ const APT_PACKAGES: &[&str] = &[
     "postgresql",
     // The system's plain SQLite, to prove a profile database is unreadable without its key.
     "sqlite3",
+    // A virtual environment for the S3-compatible server the media tests store images in.
+    "python3-venv",
 ];
+
+/// The S3-compatible server of the media tests: moto's, from PyPI, pinned.
+const MOTO: &str = "moto[server]==5.2.5";
+
+/// Where `setup` keeps moto's virtual environment: outside the checkout, so a fresh clone
+/// reuses it (as `cargo install` reuses `~/.cargo/bin`).
+fn moto_dir() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share"),
+        PathBuf::from,
+    );
+    data.join("switchboard-dev/moto-5.2.5")
+}
+
+fn moto_server() -> PathBuf {
+    moto_dir().join("bin/moto_server")
+}
 
 /// The per-user directories a test run gets its own of: variable, path under its temp root.
 const HOME_DIRS: [(&str, &str); 6] = [
@@ -185,6 +204,19 @@ fn setup() -> Result<()> {
             c
         })?;
     }
+    if !moto_server().exists() {
+        eprintln!("xtask: installing {MOTO} into {}", moto_dir().display());
+        status({
+            let mut c = Command::new("/usr/bin/python3");
+            c.args(["-m", "venv"]).arg(moto_dir());
+            c
+        })?;
+        status({
+            let mut c = Command::new(moto_dir().join("bin/pip"));
+            c.args(["install", "--quiet", MOTO]);
+            c
+        })?;
+    }
     if !succeeds("cargo", &["nextest", "--version"]) {
         eprintln!("xtask: installing cargo-nextest");
         status({
@@ -311,6 +343,7 @@ fn test(extra: &[String]) -> Result<()> {
     // Stopped and removed when dropped: after the passes, on every way out of this function.
     let postgres = PgCluster::start()?;
     env.push(("SWITCHBOARD_TEST_PG", postgres.url().into()));
+    env.push(("SWITCHBOARD_TEST_S3_SERVER", moto_server().into()));
     let nextest = |args: &[&str]| {
         let mut c = cargo();
         c.envs(env.iter().map(|(var, value)| (var, value)))

@@ -473,5 +473,6 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+        store.close().await;
     }
 }

@@ -601,6 +601,9 @@ mod tests {
             "names the payment: {err}"
         );
         s.close().await;
+        // Closed before the process ends: a SQLCipher connection a worker thread is still
+        // closing while the process exits can crash it (sqlcipher_free after teardown).
+        s.close().await;
     }
 
     #[tokio::test]
@@ -648,6 +651,7 @@ mod tests {
             0,
             "search input is quoted, not parsed"
         );
+        s.close().await;
     }
 
     #[tokio::test]
@@ -680,6 +684,7 @@ mod tests {
         );
         assert_eq!(s.messages(&conv("bob")).await.unwrap().len(), 3);
         assert_eq!(s.unread_total().await.unwrap(), 3);
+        s.close().await;
     }
 
     #[tokio::test]
@@ -756,6 +761,8 @@ mod tests {
             "the sent one left the outbox, the other stayed"
         );
         assert_eq!(many.search("again").await.unwrap().len(), 1);
+        one.close().await;
+        many.close().await;
     }
 
     #[tokio::test]
@@ -780,6 +787,7 @@ mod tests {
         let left = s.outbox().await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].client_id, "c9");
+        s.close().await;
     }
 
     #[tokio::test]
@@ -812,5 +820,6 @@ mod tests {
             "kept under its own name, whole, for a later version to read"
         );
         assert!(s.conversations().await.unwrap().is_empty());
+        s.close().await;
     }
 }

@@ -245,7 +245,7 @@ pub async fn build(
         services.clock,
         services.clock_from_database,
     );
-    let app_config_media = config.media.dir.clone();
+    let app_config_media = config.media.clone();
     let app: App = Arc::new(AppState {
         trusted_proxies: config.trusted_proxy_nets()?,
         config,
@@ -261,10 +261,17 @@ pub async fn build(
         funding: services.funding,
         metrics: Metrics::default(),
         hub: events::Hub::default(),
-        blobs: Arc::new(crate::blobs::DirBlobStore::new(media_dir(
-            &app_config_media,
-            &url,
-        )?)),
+        blobs: if app_config_media.s3_bucket.is_empty() {
+            Arc::new(crate::blobs::DirBlobStore::new(media_dir(
+                &app_config_media.dir,
+                &url,
+            )?))
+        } else {
+            Arc::new(
+                crate::blobs::S3BlobStore::new(&app_config_media)
+                    .map_err(|e| LaunchError::Setup(e.to_string()))?,
+            )
+        },
         cluster,
         clock_from_database: services.clock_from_database,
         tls,

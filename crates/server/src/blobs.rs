@@ -34,10 +34,82 @@ impl DirBlobStore {
     }
 
     fn path(&self, sha256: &str) -> Result<PathBuf, BlobError> {
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(BlobError::Io(format!("{sha256:?} is not a SHA-256")));
+        let (fan, rest) = split(sha256)?;
+        Ok(self.dir.join(fan).join(rest))
+    }
+}
+
+/// A blob's name in either store: its first two hex digits (a directory, or a key prefix that
+/// spreads the keys), then the rest. Anything but a SHA-256 is refused before any I/O.
+fn split(sha256: &str) -> Result<(&str, &str), BlobError> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(BlobError::Io(format!("{sha256:?} is not a SHA-256")));
+    }
+    Ok(sha256.split_at(2))
+}
+
+/// An S3-compatible bucket (`media.s3_bucket`), through the `object_store` crate: what several
+/// nodes share. Objects are named like the directory's files (`ab/cdef…`). A put of a blob
+/// already there writes the same bytes again under the same name, which S3 makes atomic, so
+/// two nodes storing one image at once is no race.
+pub struct S3BlobStore {
+    bucket: object_store::aws::AmazonS3,
+}
+
+impl S3BlobStore {
+    pub fn new(c: &crate::config::Media) -> Result<Self, BlobError> {
+        use object_store::aws::AmazonS3Builder;
+        // The environment first (AWS_* variables, an instance's role); the configuration wins.
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&c.s3_bucket)
+            .with_allow_http(c.s3_allow_http);
+        if !c.s3_region.is_empty() {
+            b = b.with_region(&c.s3_region);
         }
-        Ok(self.dir.join(&sha256[..2]).join(&sha256[2..]))
+        if !c.s3_endpoint.is_empty() {
+            b = b.with_endpoint(&c.s3_endpoint);
+        }
+        if !c.s3_access_key_id.is_empty() {
+            b = b
+                .with_access_key_id(&c.s3_access_key_id)
+                .with_secret_access_key(c.s3_secret_access_key.expose());
+        }
+        let bucket = b
+            .build()
+            .map_err(|e| BlobError::Io(format!("media.s3_*: {e}")))?;
+        Ok(Self { bucket })
+    }
+
+    fn key(sha256: &str) -> Result<object_store::path::Path, BlobError> {
+        let (fan, rest) = split(sha256)?;
+        Ok(object_store::path::Path::from(format!("{fan}/{rest}")))
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(&self, sha256: &str, bytes: &[u8]) -> Result<(), BlobError> {
+        use object_store::ObjectStore;
+        let key = Self::key(sha256)?;
+        self.bucket
+            .put(&key, object_store::PutPayload::from(bytes.to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(|e| BlobError::Io(e.to_string()))
+    }
+
+    async fn get(&self, sha256: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        use object_store::ObjectStore;
+        let key = Self::key(sha256)?;
+        match self.bucket.get(&key).await {
+            Ok(found) => found
+                .bytes()
+                .await
+                .map(|b| Some(b.to_vec()))
+                .map_err(|e| BlobError::Io(e.to_string())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(BlobError::Io(e.to_string())),
+        }
     }
 }
 

@@ -137,8 +137,20 @@ impl Default for Limits {
 pub struct Media {
     /// The directory images are kept in, by content hash. Empty: `media/` beside a SQLite
     /// database file, else in the platform data dir. Several nodes must share it (a network
-    /// file system), since each may be asked for any image.
+    /// file system), since each may be asked for any image; or they use a bucket (`s3_bucket`).
     pub dir: String,
+    /// An S3-compatible bucket to keep images in instead of `dir` (what several nodes share).
+    pub s3_bucket: String,
+    /// The bucket's service, for one that is not AWS (MinIO, Ceph, R2, …): its URL, e.g.
+    /// `https://minio.internal:9000`. Requests name the bucket in the path.
+    pub s3_endpoint: String,
+    /// Empty: `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub s3_region: String,
+    /// Empty: the environment's credentials (`AWS_ACCESS_KEY_ID`, …, or the instance's role).
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: Secret,
+    /// Allows an `http://` endpoint (a bucket on the same private network only).
+    pub s3_allow_http: bool,
 }
 
 /// Official accounts (SPEC §1.5).
