@@ -6,7 +6,9 @@
 //! recipient's socket. The load generator shares the machine's two cores with the service.
 //! (b) runs on SQLite and, when `SWITCHBOARD_TEST_PG` names a throwaway cluster (`cargo xtask
 //! bench` starts one), on PostgreSQL beside it; its CPU figure then adds the PostgreSQL
-//! server processes' CPU to the service's.
+//! server processes' CPU to the service's. (c) The same load through a plain axum +
+//! tungstenite echo that stores nothing (`common::echo`), in the same run: the floor that
+//! HTTP, JSON, WebSockets and the load generator set on this machine.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot run should stop loudly
 
@@ -15,10 +17,19 @@ use std::time::{Duration, Instant};
 use switchboard_server::testing::{Backend, TestDb, test_cluster};
 
 mod common;
-use common::{Load, load, open_socket, rss_mb, sender_and_recipients, start_service};
+use common::{
+    Load, LoadResult, echo, load, open_socket, rss_mb, sender_and_recipients, start_service,
+};
+
+const RECIPIENTS: usize = 1000;
+const TOTAL: usize = 20_000;
+const SENDERS: usize = 16;
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os(echo::ECHO_ENV).is_some() {
+        return echo::serve().await;
+    }
     let mut rows = vec![run(Backend::Sqlite, true).await];
     if test_cluster().is_some() {
         rows.push(run(Backend::Postgres, false).await);
@@ -27,6 +38,7 @@ async fn main() {
             "(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)"
         );
     }
+    rows.push(run_echo().await);
     println!();
     println!(
         "{:<11} {:>11} {:>12} {:>8} {:>8} {:>14}",
@@ -37,6 +49,55 @@ async fn main() {
     }
 }
 
+/// (c): the reference, with 1,000 recipients whose tokens are their public IDs.
+async fn run_echo() -> String {
+    println!("--- echo reference (axum + tungstenite, nothing stored) ---");
+    let service = echo::start();
+    let users: Vec<(String, String)> = (1..=RECIPIENTS)
+        .map(|i| (format!("user_{i:06}"), format!("user_{i:06}")))
+        .collect();
+    let r = load(&Load {
+        socket_nodes: &[service.addr],
+        sender_bases: &[format!("http://{}", service.addr)],
+        users: &users,
+        sender_token: "user_000000",
+        total: TOTAL,
+        senders: SENDERS,
+        pids: &[service.child.id()],
+        with_postgres: false,
+        tag: "",
+    })
+    .await;
+    report("echo", &r)
+}
+
+/// Prints a run's figures; returns its row of the side-by-side table.
+fn report(name: &str, r: &LoadResult) -> String {
+    println!(
+        "messages: {TOTAL} from {SENDERS} concurrent senders to {RECIPIENTS} live recipients: accepted {:.0}/s, delivered {} at {:.0}/s",
+        r.accepted_per_s, r.delivered, r.delivered_per_s
+    );
+    println!(
+        "latency POST -> recipient socket: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        r.p50, r.p99, r.max
+    );
+    println!(
+        "service CPU: {:.2} s for {TOTAL} messages = {:.0} µs per message ({:.0} messages/s per core); the load generator used the rest of the 2 cores",
+        r.cpu_secs,
+        r.cpu_secs * 1e6 / TOTAL as f64,
+        TOTAL as f64 / r.cpu_secs
+    );
+    format!(
+        "{:<11} {:>11.0} {:>12.0} {:>8.1} {:>8.1} {:>14.0}",
+        name,
+        r.accepted_per_s,
+        r.delivered_per_s,
+        r.p50,
+        r.p99,
+        r.cpu_secs * 1e6 / TOTAL as f64
+    )
+}
+
 /// Runs the bench on one backend; returns its row of the side-by-side table. The idle-socket
 /// memory figures do not depend on the backend and are measured once.
 async fn run(backend: Backend, idle_sockets: bool) -> String {
@@ -45,7 +106,7 @@ async fn run(backend: Backend, idle_sockets: bool) -> String {
     let service = start_service(&db, &[]);
     let base = format!("http://{}", service.addr);
     let client = reqwest::Client::new();
-    let recipients = 1000;
+    let recipients = RECIPIENTS;
 
     let t = Instant::now();
     let (hub_id, hub_token, users) = sender_and_recipients(&client, &base, recipients).await;
@@ -80,42 +141,17 @@ async fn run(backend: Backend, idle_sockets: bool) -> String {
     }
 
     // (b) throughput and latency with one live socket per recipient.
-    let total = 20_000;
-    let senders = 16;
-    let pg = backend == Backend::Postgres;
     let r = load(&Load {
         socket_nodes: &[service.addr],
         sender_bases: std::slice::from_ref(&base),
         users: &users,
         sender_token: &hub_token,
-        total,
-        senders,
+        total: TOTAL,
+        senders: SENDERS,
         pids: &[pid],
-        with_postgres: pg,
+        with_postgres: backend == Backend::Postgres,
         tag: "",
     })
     .await;
-    println!(
-        "messages: {total} from {senders} concurrent senders to {recipients} live recipients: accepted {:.0}/s, delivered {} at {:.0}/s",
-        r.accepted_per_s, r.delivered, r.delivered_per_s
-    );
-    println!(
-        "latency POST -> recipient socket: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        r.p50, r.p99, r.max
-    );
-    println!(
-        "service CPU: {:.2} s for {total} messages = {:.0} µs per message ({:.0} messages/s per core); the load generator used the rest of the 2 cores",
-        r.cpu_secs,
-        r.cpu_secs * 1e6 / total as f64,
-        total as f64 / r.cpu_secs
-    );
-    format!(
-        "{:<11} {:>11.0} {:>12.0} {:>8.1} {:>8.1} {:>14.0}",
-        format!("{backend:?}"),
-        r.accepted_per_s,
-        r.delivered_per_s,
-        r.p50,
-        r.p99,
-        r.cpu_secs * 1e6 / total as f64
-    )
+    report(&format!("{backend:?}"), &r)
 }

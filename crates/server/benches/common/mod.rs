@@ -11,6 +11,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use switchboard_server::testing::TestDb;
 
+pub mod echo;
+
 pub struct Service {
     pub child: Child,
     pub addr: SocketAddr,
@@ -28,7 +30,7 @@ impl Drop for Service {
 /// A release-built service process on `db` (several may share a PostgreSQL one), with limits
 /// raised out of the load's way and `env` on top.
 pub fn start_service(db: &TestDb, env: &[(&str, &str)]) -> Service {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard-server"))
         .args(["--dev", "--listen", "127.0.0.1:0"])
         .env("SWITCHBOARD_DATABASE_URL", &db.url)
         .env("SWITCHBOARD_ADMIN_LISTEN", "127.0.0.1:0")
@@ -46,6 +48,12 @@ pub fn start_service(db: &TestDb, env: &[(&str, &str)]) -> Service {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    announced(child, true)
+}
+
+/// A service child process, once it has announced where it listens (stdout's first line,
+/// `listening on http://ADDR`, then, where it has one, `admin on URL`).
+pub fn announced(mut child: Child, has_admin: bool) -> Service {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let addr = first
@@ -57,7 +65,7 @@ pub fn start_service(db: &TestDb, env: &[(&str, &str)]) -> Service {
         .unwrap();
     // The admin listener is announced next, before the development-mode notice.
     let mut admin = None;
-    for line in lines.by_ref().take(2) {
+    for line in lines.by_ref().take(if has_admin { 2 } else { 0 }) {
         let Ok(line) = line else { break };
         if let Some(url) = line.strip_prefix("admin on ") {
             admin = Some(url.to_string());
