@@ -133,17 +133,21 @@ mod group_commit {
     }
 
     async fn commit_group(write: &Pool<Db>, group: Vec<MessageJob>) {
-        let outcome: StoreResult<(Vec<Staged>, Vec<EventRow>)> = async {
+        let outcome: StoreResult<(Vec<Result<(), StoreError>>, Vec<EventRow>)> = async {
             let mut tx = write.begin().await?;
-            let mut staged = Vec::with_capacity(group.len());
+            let outgoing: Vec<Outgoing<'_>> = group
+                .iter()
+                .map(|j| Outgoing {
+                    row: &j.row,
+                    events: &j.events,
+                    charges: &j.charges,
+                })
+                .collect();
+            let staged = stage_messages(&mut tx, &outgoing).await?;
             let mut stamped = Vec::new();
-            for job in &group {
-                match stage_message(&mut tx, job).await? {
-                    Ok(()) => {
-                        stamped.extend(job.events.iter().map(|e| (e, job.row.sent_at)));
-                        staged.push(Staged::Written(job.events.len()));
-                    }
-                    Err(refused) => staged.push(Staged::Refused(refused)),
+            for (job, staged) in group.iter().zip(&staged) {
+                if staged.is_ok() {
+                    stamped.extend(job.events.iter().map(|e| (e, job.row.sent_at)));
                 }
             }
             let rows = append_stamped(&mut tx, &stamped).await?;
@@ -155,10 +159,7 @@ mod group_commit {
             Ok((staged, rows)) => {
                 let mut rows = rows.into_iter();
                 for (job, staged) in group.into_iter().zip(staged) {
-                    let answer = match staged {
-                        Staged::Written(n) => Ok(rows.by_ref().take(n).collect()),
-                        Staged::Refused(e) => Err(e),
-                    };
+                    let answer = staged.map(|()| rows.by_ref().take(job.events.len()).collect());
                     // A caller that stopped waiting (its client went away) still had its
                     // message committed, as with a direct write.
                     let _ = job.done.send(answer);
@@ -177,67 +178,186 @@ mod group_commit {
             }
         }
     }
-
-    /// Checks one message of a group (its budgets, then its `client_id` by inserting it) and
-    /// only then charges its budgets. The inner `Err` is a refusal with nothing of the message
-    /// written; the outer one a database failure that ends the whole group.
-    async fn stage_message(tx: &mut Tx, job: &MessageJob) -> StoreResult<Result<(), StoreError>> {
-        let mut takes = Vec::with_capacity(job.charges.len());
-        for (i, c) in job.charges.iter().enumerate() {
-            let take = charge_check(tx, c).await?;
-            if !take.taken {
-                return Ok(Err(StoreError::OverBudget { charge: i, take }));
-            }
-            takes.push(take);
-        }
-        match insert_message(tx, &job.row, &job.events).await {
-            Ok(()) => {}
-            Err(StoreError::Duplicate) => return Ok(Err(StoreError::Duplicate)),
-            Err(e) => return Err(e),
-        }
-        for c in &job.charges {
-            charge_write(tx, c).await?;
-        }
-        Ok(Ok(()))
-    }
 }
 pub(super) use group_commit::MessageJob;
 #[allow(unused_imports)] // PostgreSQL's build has no writer task
 pub(super) use group_commit::spawn_message_writer;
 
-async fn insert_message(tx: &mut Tx, row: &MessageRow, events: &[NewEvent]) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&row.id)
-    .bind(&row.sender_id)
-    .bind(&row.client_id)
-    .bind(&row.target)
-    .bind(&row.body)
-    .bind(row.sent_at)
-    .bind(&row.data)
-    .execute(&mut **tx)
-    .await
-    .map_err(duplicate)?;
-    if !row.media.is_empty() {
-        // Each image may be fetched by everyone the message reached (the sender's own devices
-        // included), as they were when it was sent: a later group member sees no earlier image.
-        let mut accounts: Vec<&str> = events.iter().map(|e| e.account_id.as_str()).collect();
-        accounts.sort_unstable();
-        accounts.dedup();
-        let mut query =
-            sqlx::QueryBuilder::<Db>::new("INSERT INTO media_grants (media_id, account_id) ");
-        let pairs = row
-            .media
-            .iter()
-            .flat_map(|m| accounts.iter().map(move |a| (m, *a)));
-        query.push_values(pairs, |mut b, (m, a)| {
-            b.push_bind(m).push_bind(a);
+/// A message to write, with its events and the budgets it is charged to.
+struct Outgoing<'a> {
+    row: &'a MessageRow,
+    events: &'a [NewEvent],
+    charges: &'a [Charge],
+}
+
+/// Writes `group`'s messages in `tx`, in order, all but their events; says of each whether it
+/// was written or refused (`Duplicate`: its `client_id` was used; `OverBudget`). A refused
+/// message leaves nothing behind; the outer `Err` is a database failure that ends the
+/// transaction. A statement per step for the whole group, never one per message: the group
+/// commit's cost was a few statements per message (a budget read, the insert, a budget write),
+/// and each statement is a round trip to SQLite's worker thread.
+///
+/// Budget keys are locked first, sorted (keys before rows, for concurrent PostgreSQL writers);
+/// every message is inserted at once, its `client_id` deciding which are new; each budget is
+/// read once and the new messages judged against it in order, as they would be one at a time;
+/// the ones over budget are deleted again, and what the rest take is recorded.
+async fn stage_messages(
+    tx: &mut Tx,
+    group: &[Outgoing<'_>],
+) -> StoreResult<Vec<Result<(), StoreError>>> {
+    let mut keys: Vec<String> = group
+        .iter()
+        .flat_map(|m| {
+            m.charges
+                .iter()
+                .map(|c| format!("rate:{}:{}", c.scope, c.key))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    lock_keys(tx, &keys).await?;
+
+    let mut new = std::collections::HashSet::new();
+    for slice in group.chunks(MESSAGE_SLICE) {
+        let mut query = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO messages (id, sender_id, client_id, target, body, sent_at, data) ",
+        );
+        query.push_values(slice, |mut b, m| {
+            b.push_bind(&m.row.id)
+                .push_bind(&m.row.sender_id)
+                .push_bind(&m.row.client_id)
+                .push_bind(&m.row.target)
+                .push_bind(&m.row.body)
+                .push_bind(m.row.sent_at)
+                .push_bind(&m.row.data);
         });
-        query.push(" ON CONFLICT DO NOTHING");
+        // A later copy of a client_id (in the database, or earlier in this group) is no row.
+        query.push(" ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id");
+        new.extend(
+            query
+                .build_query_scalar::<String>()
+                .fetch_all(&mut **tx)
+                .await?,
+        );
+    }
+
+    // Each budget as it stands, read once. Its window is the earliest of the group's (a few
+    // milliseconds apart): units that leave the window within the group still count, so a
+    // budget may refuse a little early, never let more through than its limit.
+    let mut budgets: BTreeMap<(&str, &str), (Millis, u64, Option<Millis>)> = BTreeMap::new();
+    for c in group.iter().flat_map(|m| m.charges) {
+        let since = &mut budgets
+            .entry((c.scope, &c.key))
+            .or_insert((c.since, 0, None))
+            .0;
+        *since = (*since).min(c.since);
+    }
+    for ((scope, key), (since, used, oldest)) in &mut budgets {
+        let (sum, first): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT CAST(SUM(units) AS BIGINT), MIN(last_at) FROM rate_budgets \
+             WHERE scope = $1 AND key = $2 AND last_at > $3",
+        )
+        .bind(*scope)
+        .bind(*key)
+        .bind(*since)
+        .fetch_one(&mut **tx)
+        .await?;
+        *used = u64::try_from(sum.unwrap_or(0)).unwrap_or(0);
+        *oldest = first;
+    }
+
+    let mut outcome = Vec::with_capacity(group.len());
+    let mut refused = Vec::new();
+    // What the written messages take, per budget slice: (units, newest).
+    let mut takes: BTreeMap<(&str, &str, i64), (i64, Millis)> = BTreeMap::new();
+    for m in group {
+        if !new.contains(&m.row.id) {
+            outcome.push(Err(StoreError::Duplicate));
+            continue;
+        }
+        let over = m.charges.iter().enumerate().find_map(|(i, c)| {
+            let (_, used, oldest) = budgets[&(c.scope, c.key.as_str())];
+            (used.saturating_add(u64::from(c.units)) > c.limit).then_some(StoreError::OverBudget {
+                charge: i,
+                take: RateTake {
+                    taken: false,
+                    used,
+                    oldest,
+                },
+            })
+        });
+        if let Some(over) = over {
+            refused.push(m.row.id.as_str());
+            outcome.push(Err(over));
+            continue;
+        }
+        for c in m.charges {
+            let budget = budgets
+                .get_mut(&(c.scope, c.key.as_str()))
+                .ok_or_else(|| StoreError::Database(DbError::invariant("budget not read")))?;
+            budget.1 += u64::from(c.units);
+            budget.2 = Some(budget.2.map_or(c.now, |o| o.min(c.now)));
+            let take = takes
+                .entry((c.scope, &c.key, slice_of(c)))
+                .or_insert((0, c.now));
+            take.0 += i64::from(c.units);
+            take.1 = take.1.max(c.now);
+        }
+        grant_media(tx, m.row, m.events).await?;
+        outcome.push(Ok(()));
+    }
+
+    for slice in refused.chunks(MESSAGE_SLICE) {
+        let mut query = sqlx::QueryBuilder::<Db>::new("DELETE FROM messages WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in slice {
+            list.push_bind(*id);
+        }
+        query.push(")");
         query.build().execute(&mut **tx).await?;
     }
+    let takes: Vec<_> = takes.into_iter().collect();
+    for slice in takes.chunks(MESSAGE_SLICE) {
+        let mut query = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO rate_budgets (scope, key, slice, units, last_at) ",
+        );
+        query.push_values(slice, |mut b, ((scope, key, slice), (units, last))| {
+            b.push_bind(*scope)
+                .push_bind(*key)
+                .push_bind(*slice)
+                .push_bind(*units)
+                .push_bind(*last);
+        });
+        query.push(RATE_BUDGET_UPSERT);
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(outcome)
+}
+
+/// Most rows in one statement of [`stage_messages`]: 7 parameters a row stays far below either
+/// backend's bound-parameter limit.
+const MESSAGE_SLICE: usize = 256;
+
+/// Lets everyone `row` reached (the sender's own devices included) fetch its images, as they
+/// were when it was sent: a later group member sees no earlier image.
+async fn grant_media(tx: &mut Tx, row: &MessageRow, events: &[NewEvent]) -> StoreResult<()> {
+    if row.media.is_empty() {
+        return Ok(());
+    }
+    let mut accounts: Vec<&str> = events.iter().map(|e| e.account_id.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut query =
+        sqlx::QueryBuilder::<Db>::new("INSERT INTO media_grants (media_id, account_id) ");
+    let pairs = row
+        .media
+        .iter()
+        .flat_map(|m| accounts.iter().map(move |a| (m, *a)));
+    query.push_values(pairs, |mut b, (m, a)| {
+        b.push_bind(m).push_bind(a);
+    });
+    query.push(" ON CONFLICT DO NOTHING");
+    query.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -1525,14 +1645,18 @@ impl Store for SqlStore {
             return answer.await.map_err(|_| gone())?;
         }
         in_tx!(self, |tx| {
-            for (i, c) in charges.iter().enumerate() {
-                let take = charge(&mut tx, c).await?;
-                if !take.taken {
-                    return Err(StoreError::OverBudget { charge: i, take });
-                }
+            let one = [Outgoing {
+                row,
+                events,
+                charges,
+            }];
+            match stage_messages(&mut tx, &one).await?.pop() {
+                Some(Ok(())) => append(&mut tx, events, row.sent_at).await,
+                Some(Err(refused)) => Err(refused),
+                None => Err(StoreError::Database(DbError::invariant(
+                    "a message went unjudged",
+                ))),
             }
-            insert_message(&mut tx, row, events).await?;
-            append(&mut tx, events, row.sent_at).await
         })
     }
 
@@ -1740,18 +1864,30 @@ async fn charge_check(tx: &mut Tx, c: &Charge) -> StoreResult<RateTake> {
     })
 }
 
+/// The twentieth of its window that `c` falls in.
+fn slice_of(c: &Charge) -> i64 {
+    c.now / ((c.now - c.since) / 20).max(1)
+}
+
+/// Adds a budget row's units to its slice's.
+macro_rules! rate_budget_upsert {
+    () => {
+        " ON CONFLICT (scope, key, slice) DO UPDATE SET units = rate_budgets.units + excluded.units, \
+         last_at = CASE WHEN excluded.last_at > rate_budgets.last_at \
+                   THEN excluded.last_at ELSE rate_budgets.last_at END"
+    };
+}
+const RATE_BUDGET_UPSERT: &str = rate_budget_upsert!();
+
 /// Records `c`'s units in the current twentieth of its window.
 async fn charge_write(tx: &mut Tx, c: &Charge) -> StoreResult<()> {
-    let slice = c.now / ((c.now - c.since) / 20).max(1);
-    sqlx::query(
-        "INSERT INTO rate_budgets (scope, key, slice, units, last_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (scope, key, slice) DO UPDATE SET units = rate_budgets.units + excluded.units, \
-         last_at = CASE WHEN excluded.last_at > rate_budgets.last_at \
-                   THEN excluded.last_at ELSE rate_budgets.last_at END",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO rate_budgets (scope, key, slice, units, last_at) VALUES ($1, $2, $3, $4, $5)",
+        rate_budget_upsert!()
+    ))
     .bind(c.scope)
     .bind(&c.key)
-    .bind(slice)
+    .bind(slice_of(c))
     .bind(i64::from(c.units))
     .bind(c.now)
     .execute(&mut **tx)
