@@ -15,6 +15,7 @@
 /// before the error reaches the caller.
 pub const RETRIES: u32 = 8;
 
+pub mod cache;
 pub mod moments;
 pub mod official;
 pub mod postgres;

@@ -12,6 +12,8 @@ switchboard_server::on_every_backend!(
     forty_concurrent_guesses_of_a_code_are_judged_five_times,
     concurrent_transfers_both_ways_all_succeed_and_balance,
     nul_characters_are_a_clear_400_and_store_nothing,
+    a_session_signed_out_elsewhere_is_refused_from_the_next_request_while_others_stream,
+    a_new_name_or_public_id_holds_from_the_next_message,
 );
 
 /// A request from a spawned task: owns what it needs of the server (its address).
@@ -210,4 +212,146 @@ async fn nul_characters_are_a_clear_400_and_store_nothing(backend: Backend) {
         r.status,
         r.body
     );
+}
+
+/// Every request authenticates its session and looks up its recipient, answered from memory
+/// where one process owns the database (SQLite's read cache): a session signed out elsewhere
+/// must be refused from the very next request, however many requests are streaming with it.
+async fn a_session_signed_out_elsewhere_is_refused_from_the_next_request_while_others_stream(
+    backend: Backend,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let s = TestServer::start_on(backend, |_| {}).await;
+    let alice = s.user(1, "alice_cc").await;
+    let bob = s.user(2, "bob_cc").await;
+    s.befriend(&alice, &bob).await;
+    let laptop = s.sign_in("alice_cc", TEST_PASSWORD).await;
+    let laptop_id = s.other_session(&alice.token).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (base, token, stop) = (s.base.clone(), laptop.clone(), stop.clone());
+        senders.spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                let r = post(
+                    base.clone(),
+                    "/v1/messages",
+                    Some(token.clone()),
+                    json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": "bob_cc", "body": "hi"}),
+                )
+                .await;
+                answers.push((started, r.status, r.code().to_string()));
+            }
+            answers
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.call(
+        reqwest::Method::DELETE,
+        &format!("/v1/sessions/{laptop_id}"),
+        Some(&alice.token),
+        None,
+    )
+    .await
+    .expect(204);
+    let signed_out = Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let (mut before, mut after) = (0, 0);
+    while let Some(answers) = senders.join_next().await {
+        for (started, status, code) in answers.unwrap() {
+            if started > signed_out {
+                assert_eq!(
+                    (status, code.as_str()),
+                    (401, "session_revoked"),
+                    "a request made after the sign-out was answered"
+                );
+                after += 1;
+            } else if status == 201 {
+                before += 1;
+            }
+        }
+    }
+    assert!(
+        before > 8,
+        "the session was in use before: {before} messages"
+    );
+    assert!(after > 8, "and refused after: {after} requests");
+    // The other session never noticed.
+    s.post_as(
+        &alice,
+        "/v1/messages",
+        json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": "bob_cc", "body": "still here"}),
+    )
+    .await
+    .expect(201);
+}
+
+/// A sender's new name is on the next message, and a recipient's old public ID finds no one
+/// from the moment it changed, while messages stream through the same sessions.
+async fn a_new_name_or_public_id_holds_from_the_next_message(backend: Backend) {
+    let s = TestServer::start_on(backend, |_| {}).await;
+    let alice = s.user(1, "alice_nn").await;
+    let bob = s.user(2, "bob_nn").await;
+    s.befriend(&alice, &bob).await;
+    let base = s.base.clone();
+    let send = |to: &'static str, token: String| {
+        let base = base.clone();
+        move |_| {
+            post(
+                base.clone(),
+                "/v1/messages",
+                Some(token.clone()),
+                json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to, "body": "hi"}),
+            )
+        }
+    };
+    // Warm: the session and the recipient have been read many times over.
+    let tally = at_once(16, send("bob_nn", alice.token.clone())).await;
+    assert_eq!(tally.get(&(201, String::new())), Some(&16), "{tally:?}");
+
+    for round in 0..3 {
+        let name = format!("Alice {round}");
+        s.call(
+            reqwest::Method::PATCH,
+            "/v1/me",
+            Some(&alice.token),
+            Some(json!({"display_name": name})),
+        )
+        .await
+        .expect(200);
+        let sent = s
+            .post_as(
+                &alice,
+                "/v1/messages",
+                json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": "bob_nn", "body": "hi"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(sent.body["from_display_name"], name.as_str());
+    }
+
+    s.call(
+        reqwest::Method::PUT,
+        "/v1/me/public_id",
+        Some(&bob.token),
+        Some(json!({"public_id": "bob_renamed"})),
+    )
+    .await
+    .expect(200);
+    let tally = at_once(16, send("bob_nn", alice.token.clone())).await;
+    assert_eq!(
+        tally.get(&(404, "user_not_found".into())),
+        Some(&16),
+        "the old ID names no one: {tally:?}"
+    );
+    let tally = at_once(16, send("bob_renamed", alice.token.clone())).await;
+    assert_eq!(tally.get(&(201, String::new())), Some(&16), "{tally:?}");
 }

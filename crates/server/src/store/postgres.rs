@@ -29,6 +29,13 @@ macro_rules! skip_locked {
 }
 
 /// The database's clock, in Unix milliseconds (`clock_timestamp`, not the transaction's start).
+/// No row ids here (and no read cache to key by them): a constant of the same type.
+macro_rules! row_id {
+    ($table:literal) => {
+        "CAST(0 AS BIGINT)"
+    };
+}
+
 macro_rules! db_now_sql {
     () => {
         "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
@@ -95,6 +102,8 @@ impl PgStore {
             // one writer per node taking every sender's budget lock in arrival order could
             // deadlock against another node's writer.
             messages: None,
+            // Several nodes write here; one node's memory cannot see another's writes.
+            cache: None,
         })
     }
 }

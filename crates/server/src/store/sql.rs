@@ -85,6 +85,9 @@ pub struct SqlStore {
     /// The group-commit writer's queue, where the backend has one (SQLite): messages are
     /// written by one task, many to a transaction. `None`: each message in its own.
     pub(super) messages: Option<tokio::sync::mpsc::Sender<MessageJob>>,
+    /// What every request reads, where one process owns every write (SQLite; see
+    /// `store/cache.rs`). `None`: every read asks the database.
+    pub(super) cache: Option<std::sync::Arc<crate::store::cache::ReadCache>>,
 }
 
 /// The SQLite backend's group-commit writer (PostgreSQL writes each message in its own
@@ -499,6 +502,14 @@ macro_rules! session_columns {
     };
 }
 
+/// A row with its id where the backend has one (see `row_id!`).
+#[derive(FromRow)]
+struct RowAnd<T> {
+    row_id: i64,
+    #[sqlx(flatten)]
+    inner: T,
+}
+
 /// A session and its account from one query (every authenticated request needs both).
 #[derive(FromRow)]
 struct SessionAccountSql {
@@ -510,6 +521,9 @@ struct SessionAccountSql {
     last_seen_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    /// The rows' own ids where the backend has them (SQLite), for the read cache.
+    s_row: i64,
+    a_row: i64,
     #[sqlx(flatten)]
     account: AccountSql,
 }
@@ -873,15 +887,29 @@ impl Store for SqlStore {
     }
 
     async fn account_by_public_id(&self, public_id: &str) -> StoreResult<Option<AccountRow>> {
-        let row: Option<AccountSql> = sqlx::query_as(concat!(
+        let key = public_id.to_lowercase();
+        let ticket = self.cache.as_ref().and_then(|c| c.ticket());
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.account(&key)) {
+            return Ok(Some(hit));
+        }
+        let row: Option<(i64, AccountSql)> = sqlx::query_as::<_, RowAnd<AccountSql>>(concat!(
             "SELECT ",
             account_columns!(),
-            " FROM accounts WHERE public_id_lower = $1"
+            ", ",
+            row_id!("accounts"),
+            " AS row_id FROM accounts WHERE public_id_lower = $1"
         ))
-        .bind(public_id.to_lowercase())
+        .bind(&key)
         .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(Into::into))
+        .await?
+        .map(|r| (r.row_id, r.inner));
+        Ok(row.map(|(row_id, a)| {
+            let account: AccountRow = a.into();
+            if let Some(cache) = &self.cache {
+                cache.keep_account(ticket, &key, row_id, account.clone());
+            }
+            account
+        }))
     }
 
     async fn accounts_by_phone(&self, phone: &str) -> StoreResult<Vec<AccountRow>> {
@@ -1245,14 +1273,21 @@ impl Store for SqlStore {
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<(SessionRow, AccountRow)>> {
-        let row: Option<SessionAccountSql> = sqlx::query_as(
+        let ticket = self.cache.as_ref().and_then(|c| c.ticket());
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.session(token_hash)) {
+            return Ok(Some((hit.session, hit.account)));
+        }
+        let row: Option<SessionAccountSql> = sqlx::query_as(concat!(
             "SELECT s.id AS s_id, s.account_id, s.token_hash, s.device_name, \
              s.created_at AS s_created_at, s.last_seen_at, s.expires_at, s.revoked_at, \
              a.id, a.phone, a.slot, a.public_id, a.display_name, a.password_hash, a.created_at, \
              a.public_id_changed_at, a.legal_name, a.id_number_masked, a.identity_verified_at, \
-             a.totp_secret, a.totp_pending_secret, a.totp_last_step \
-             FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1",
-        )
+             a.totp_secret, a.totp_pending_secret, a.totp_last_step, ",
+            row_id!("s"),
+            " AS s_row, ",
+            row_id!("a"),
+            " AS a_row FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1"
+        ))
         .bind(token_hash)
         .fetch_optional(&self.read)
         .await?;
@@ -1267,7 +1302,20 @@ impl Store for SqlStore {
                 expires_at: r.expires_at,
                 revoked_at: r.revoked_at,
             };
-            (session, r.account.into())
+            let account: AccountRow = r.account.into();
+            if let Some(cache) = &self.cache {
+                cache.keep_session(
+                    ticket,
+                    token_hash,
+                    crate::store::cache::CachedSession {
+                        session: session.clone(),
+                        account: account.clone(),
+                        session_row: r.s_row,
+                        account_row: r.a_row,
+                    },
+                );
+            }
+            (session, account)
         }))
     }
 
@@ -1320,6 +1368,10 @@ impl Store for SqlStore {
     }
 
     async fn are_contacts(&self, a: &str, b: &str) -> StoreResult<bool> {
+        let ticket = self.cache.as_ref().and_then(|c| c.ticket());
+        if self.cache.as_ref().is_some_and(|c| c.are_contacts(a, b)) {
+            return Ok(true);
+        }
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT contact_id FROM contacts WHERE account_id = $1 AND contact_id = $2",
         )
@@ -1327,6 +1379,11 @@ impl Store for SqlStore {
         .bind(b)
         .fetch_optional(&self.read)
         .await?;
+        // Only "yes" is kept: it stays true (contacts are never removed but with their
+        // account), while "no" turns true with the next accepted request.
+        if let (Some(cache), Some(_)) = (&self.cache, &row) {
+            cache.keep_contacts(ticket, a, b);
+        }
         Ok(row.is_some())
     }
 

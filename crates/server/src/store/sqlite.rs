@@ -11,7 +11,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::sync::Arc;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqliteOperation, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::cache::{ReadCache, Row};
 
 use super::{DbError, StoreError, StoreResult};
 
@@ -28,6 +34,13 @@ macro_rules! for_update {
 macro_rules! skip_locked {
     () => {
         ""
+    };
+}
+
+/// A row's own id (`rowid`), by which the update hook names it to the read cache.
+macro_rules! row_id {
+    ($table:literal) => {
+        concat!($table, ".rowid")
     };
 }
 
@@ -77,8 +90,36 @@ impl SqliteStore {
                 })?;
             }
         }
+        let cache = Arc::new(ReadCache::default());
+        let (noting, settling) = (cache.clone(), cache.clone());
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // Every row of `accounts` and `sessions` this connection changes is noted for the
+            // read cache, whatever statement changes it (see `store/cache.rs`)...
+            .after_connect(move |conn, _| {
+                let cache = noting.clone();
+                Box::pin(async move {
+                    conn.lock_handle().await?.set_update_hook(move |change| {
+                        let deleted = matches!(change.operation, SqliteOperation::Delete);
+                        match change.table {
+                            "accounts" => {
+                                cache.noted(Row::Account(change.rowid));
+                                if deleted {
+                                    cache.noted(Row::AccountDeleted);
+                                }
+                            }
+                            "sessions" => cache.noted(Row::Session(change.rowid)),
+                            _ => {}
+                        }
+                    });
+                    Ok(())
+                })
+            })
+            // ...and dropped from it once the connection is back: committed or rolled back.
+            .after_release(move |_, _| {
+                settling.settled();
+                Box::pin(async { Ok(true) })
+            })
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite")
@@ -94,6 +135,7 @@ impl SqliteStore {
             write,
             read,
             messages,
+            cache: Some(cache),
         })
     }
 }
