@@ -82,7 +82,10 @@ impl SqliteStore {
             // Reads map the file instead of copying pages: each connection's page cache is
             // invalidated by every commit of another connection, so copies would be redone
             // on nearly every read.
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // A multi-row statement inside a transaction keeps a statement journal (to undo
+            // just itself); in memory, not as a temp file made and unlinked per group commit.
+            .pragma("temp_store", "memory");
         if let Some(parent) = Path::new(options.get_filename()).parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|e| {
