@@ -42,6 +42,11 @@ fn target(name: &str) -> PathBuf {
 
 /// Starts one app in a fresh session with `logins` as its profiles.
 fn launch(server: &str, logins: &[String]) -> Instance {
+    launch_with(server, logins, &[])
+}
+
+/// [`launch`], with `env` set for the app (and so for its WebKit processes).
+fn launch_with(server: &str, logins: &[String], env: &[(&str, &str)]) -> Instance {
     let home = tempfile::tempdir().unwrap();
     let cli = target("switchboard");
     let mut script = String::from(
@@ -63,6 +68,7 @@ fn launch(server: &str, logins: &[String]) -> Instance {
         .env("XDG_RUNTIME_DIR", home.path())
         .env("SWITCHBOARD_DATA_DIR", home.path().join("data"))
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -130,6 +136,7 @@ async fn main() {
     let s = TestServer::start_with(|c| {
         c.sms.per_ip_per_hour = 100_000;
         c.limits.messages_per_minute = u32::MAX;
+        c.sessions.login_per_ip_per_hour = 100_000;
     })
     .await;
     let mut logins = Vec::new();
@@ -160,6 +167,53 @@ async fn main() {
         mb(p10),
         p10 as f64 / p1 as f64,
         mb(p10.saturating_sub(p1)) / 9.0
+    );
+
+    // P1b: the web process's settings, one at a time, then together: 10 live profiles each.
+    println!("P1b PSS, app + WebKit, 10 live profiles, per setting of the web process:");
+    let settings: [(&str, &[(&str, &str)]); 5] = [
+        ("as shipped", &[]),
+        ("no JavaScript JIT (JSC_useJIT=0)", &[("JSC_useJIT", "0")]),
+        (
+            "no compositing mode (WEBKIT_DISABLE_COMPOSITING_MODE=1)",
+            &[("WEBKIT_DISABLE_COMPOSITING_MODE", "1")],
+        ),
+        (
+            "two malloc arenas (MALLOC_ARENA_MAX=2)",
+            &[("MALLOC_ARENA_MAX", "2")],
+        ),
+        (
+            "all three",
+            &[
+                ("JSC_useJIT", "0"),
+                ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+                ("MALLOC_ARENA_MAX", "2"),
+            ],
+        ),
+    ];
+    for (name, env) in settings {
+        let app = launch_with(&s.base, &logins[..10], env);
+        settle(&app);
+        println!("  {name:<58} {:>7.1} MB (goal ≤ 200)", mb(pss_kb(&app)));
+    }
+
+    // P1 at 100 live profiles.
+    let mut hundred = logins.clone();
+    for n in 10..100u32 {
+        let id = format!("bench_user_{n:02}");
+        s.register(&format!("+8613900{n:06}"), &id, TEST_PASSWORD)
+            .await;
+        hundred.push(id);
+    }
+    let app = launch(&s.base, &hundred);
+    let ready100 = settle(&app);
+    std::thread::sleep(Duration::from_secs(10));
+    let p100 = pss_kb(&app);
+    drop(app);
+    println!(
+        "P1 PSS, app + WebKit: 100 live profiles {:.1} MB, {:.2} MB per profile over the first; launch to the UI's first call {ready100} ms",
+        mb(p100),
+        mb(p100.saturating_sub(p1)) / 99.0
     );
 
     let five = launch(&s.base, &logins[..5]);
