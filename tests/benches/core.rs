@@ -259,7 +259,7 @@ async fn backlog(s: &TestServer, sender: &TestUser) {
     let raw_secs = raw_insert(&rows, None).await;
     let raw_encrypted_secs = raw_insert(&rows, Some(&DatabaseKey::generate().unwrap())).await;
     println!(
-        "core bench P3: backlog of {} events synced into a new profile in {:.2} s ({:.0} events/s: fetched in pages over HTTP, parsed, applied with the events, the messages, their conversation, the full-text index and the cursor, in the profile's SQLCipher file)",
+        "core bench P3: backlog of {} events synced into a new profile in {:.2} s ({:.0} events/s: fetched over the event socket, parsed, applied with the events, the messages, their conversation, the full-text index and the cursor, in the profile's SQLCipher file)",
         rows.len(),
         sync_secs,
         rows.len() as f64 / sync_secs,
