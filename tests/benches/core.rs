@@ -314,16 +314,7 @@ async fn raw_insert_profile_schema(rows: &[(i64, String, String, String)]) -> f6
             .filter_map(|(r, m)| Some((r.0, m.as_ref()?)))
             .collect();
         let mut tx = pool.begin().await.unwrap();
-        for batch in chunk.chunks(200) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO events (seq, kind, at, data) ");
-            q.push_values(batch, |mut b, r| {
-                b.push_bind(r.0)
-                    .push_bind(&r.1)
-                    .push_bind(&r.2)
-                    .push_bind(&r.3);
-            });
-            q.build().execute(&mut *tx).await.unwrap();
-        }
+        insert_events(&mut tx, chunk).await;
         if let Some((_, last)) = in_chunk.last() {
             sqlx::query(
                 "INSERT INTO conversations (id, kind, title, last_message_at, last_body, unread) \
@@ -389,19 +380,27 @@ async fn raw_insert(rows: &[(i64, String, String, String)], key: Option<&Databas
     let started = Instant::now();
     for chunk in rows.chunks(5_000) {
         let mut tx = pool.begin().await.unwrap();
-        for batch in chunk.chunks(200) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO events (seq, kind, at, data) ");
-            q.push_values(batch, |mut b, r| {
-                b.push_bind(r.0)
-                    .push_bind(&r.1)
-                    .push_bind(&r.2)
-                    .push_bind(&r.3);
-            });
-            q.build().execute(&mut *tx).await.unwrap();
-        }
+        insert_events(&mut tx, chunk).await;
         tx.commit().await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
     pool.close().await;
     secs
+}
+
+/// The event rows into `events`, 200 a statement.
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &[(i64, String, String, String)],
+) {
+    for batch in rows.chunks(200) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO events (seq, kind, at, data) ");
+        q.push_values(batch, |mut b, r| {
+            b.push_bind(r.0)
+                .push_bind(&r.1)
+                .push_bind(&r.2)
+                .push_bind(&r.3);
+        });
+        q.build().execute(&mut **tx).await.unwrap();
+    }
 }

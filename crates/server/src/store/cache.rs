@@ -86,20 +86,14 @@ impl ReadCache {
             return;
         }
         let changed = std::mem::take(&mut *lock(&self.changed));
-        let sessions: HashSet<i64> = changed
-            .iter()
-            .filter_map(|r| match r {
-                Row::Session(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let accounts: HashSet<i64> = changed
-            .iter()
-            .filter_map(|r| match r {
-                Row::Account(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
+        let (mut sessions, mut accounts) = (HashSet::new(), HashSet::new());
+        for row in &changed {
+            match *row {
+                Row::Session(id) => sessions.insert(id),
+                Row::Account(id) => accounts.insert(id),
+                Row::AccountDeleted => false,
+            };
+        }
         {
             let mut e = lock(&self.entries);
             if !sessions.is_empty() || !accounts.is_empty() {

@@ -127,16 +127,8 @@ mod group_commit {
         tx
     }
 
-    /// How one message of a group fared before the commit.
-    enum Staged {
-        /// Written, with this many events to append.
-        Written(usize),
-        /// Refused before anything of it was written (over budget, a duplicate).
-        Refused(StoreError),
-    }
-
     async fn commit_group(write: &Pool<Db>, group: Vec<MessageJob>) {
-        let outcome: StoreResult<(Vec<Result<(), StoreError>>, Vec<EventRow>)> = async {
+        let outcome: StoreResult<(Vec<Staged>, Vec<EventRow>)> = async {
             let mut tx = write.begin().await?;
             let outgoing: Vec<Outgoing<'_>> = group
                 .iter()
@@ -186,6 +178,9 @@ pub(super) use group_commit::MessageJob;
 #[allow(unused_imports)] // PostgreSQL's build has no writer task
 pub(super) use group_commit::spawn_message_writer;
 
+/// How one message of a group fared: written, or refused with nothing of it written.
+type Staged = Result<(), StoreError>;
+
 /// A message to write, with its events and the budgets it is charged to.
 struct Outgoing<'a> {
     row: &'a MessageRow,
@@ -204,10 +199,7 @@ struct Outgoing<'a> {
 /// every message is inserted at once, its `client_id` deciding which are new; each budget is
 /// read once and the new messages judged against it in order, as they would be one at a time;
 /// the ones over budget are deleted again, and what the rest take is recorded.
-async fn stage_messages(
-    tx: &mut Tx,
-    group: &[Outgoing<'_>],
-) -> StoreResult<Vec<Result<(), StoreError>>> {
+async fn stage_messages(tx: &mut Tx, group: &[Outgoing<'_>]) -> StoreResult<Vec<Staged>> {
     let mut keys: Vec<String> = group
         .iter()
         .flat_map(|m| {
