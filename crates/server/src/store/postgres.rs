@@ -28,7 +28,6 @@ macro_rules! skip_locked {
     };
 }
 
-/// The database's clock, in Unix milliseconds (`clock_timestamp`, not the transaction's start).
 /// No row ids here (and no read cache to key by them): a constant of the same type.
 macro_rules! row_id {
     ($table:literal) => {
@@ -36,6 +35,7 @@ macro_rules! row_id {
     };
 }
 
+/// The database's clock, in Unix milliseconds (`clock_timestamp`, not the transaction's start).
 macro_rules! db_now_sql {
     () => {
         "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
