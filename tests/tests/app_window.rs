@@ -205,9 +205,34 @@ impl Ui {
         .unwrap();
     }
 
+    /// Clicks `button` until `opened` shows. The view re-renders as the new profile's events
+    /// arrive; a click delivered at the moment its node is replaced can open nothing (CI saw
+    /// the add-profile dialog not open once in many runs), and a user would click again.
+    async fn open(&mut self, button: &str, opened: &str) {
+        for _ in 0..3 {
+            self.click(button).await;
+            let shown = self
+                .c
+                .wait()
+                .at_most(Duration::from_secs(5))
+                .for_element(Locator::Css(opened))
+                .await;
+            if shown.is_ok() {
+                return;
+            }
+            eprintln!("clicked {button} but {opened} did not show; clicking again");
+            self.shot("not-opened").await;
+        }
+        panic!("{opened} never opened from {button}");
+    }
+
     /// Registers an account through the add-profile dialog's SMS flow.
     async fn register(&mut self, tab: &str, phone: &str, public_id: &str, name: &str) {
-        self.click("[data-testid=add-profile]").await;
+        self.open(
+            "[data-testid=add-profile]",
+            "[data-testid=add-profile-dialog]",
+        )
+        .await;
         self.click(&format!("[data-testid=add-{tab}]")).await;
         self.fill("[data-testid=phone]", phone).await;
         self.click("[data-testid=send-code]").await;
@@ -276,7 +301,7 @@ async fn in_log(
     panic!("never: {what}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a display, a D-Bus session and the app binary: run by `cargo xtask test`"]
 async fn two_accounts_of_one_phone_live_side_by_side_in_the_window() {
     let app = std::env::var("SWITCHBOARD_APP")

@@ -21,7 +21,7 @@ async fn live(engine: &Engine, p: &ProfileId) {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moment_with_two_images_reaches_the_contacts_profile_and_its_like_notifies_the_author_once()
  {
     let s = TestServer::start().await;
@@ -140,7 +140,7 @@ async fn a_moment_with_two_images_reaches_the_contacts_profile_and_its_like_noti
     engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_written_offline_shows_at_once_and_goes_out_once_when_back_online() {
     let s = TestServer::start().await;
     let proxy = TcpProxy::start(s.addr).await;
@@ -224,7 +224,7 @@ async fn an_image_written_offline_shows_at_once_and_goes_out_once_when_back_onli
     engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_pages_through_every_post_once_and_reads_offline_from_what_it_kept() {
     let s = TestServer::start().await;
     let proxy = TcpProxy::start(s.addr).await;

@@ -132,7 +132,7 @@ async fn unanswered(p: &Platform, official: &str) -> i64 {
         .map_or(-1, |o| o.unanswered)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_profiles_official_accounts_are_live_in_one_inbox_and_a_claim_elsewhere_withdraws_the_count()
  {
     let p = platform().await;
@@ -284,7 +284,7 @@ async fn both_profiles_official_accounts_are_live_in_one_inbox_and_a_claim_elsew
     p.engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_article_to_several_official_accounts_gives_one_result_each_and_a_retry_publishes_nothing_twice()
  {
     let p = platform().await;
@@ -387,7 +387,7 @@ async fn one_article_to_several_official_accounts_gives_one_result_each_and_a_re
 
 /// One person's work and personal profiles operate three official accounts between them
 /// (the third through both); four customers write to all three at once.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customers_writing_to_three_official_accounts_at_once_are_counted_exactly_in_one_inbox() {
     let s = TestServer::start().await;
     s.two_accounts_one_phone().await;

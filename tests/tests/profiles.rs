@@ -149,7 +149,7 @@ fn uuid() -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages() {
     let w = world().await;
     let mut bus = w.engine.subscribe();
@@ -214,7 +214,7 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
     w.engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sent_message_goes_out_once_and_comes_back_into_the_profile() {
     let w = world().await;
     w.engine
@@ -241,7 +241,7 @@ async fn a_sent_message_goes_out_once_and_comes_back_into_the_profile() {
     w.engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() {
     let w = world().await;
     bob_says(&w, "alice_work", "before").await;
@@ -282,7 +282,7 @@ async fn a_revoked_session_signs_that_profile_out_and_the_other_keeps_running() 
     w.engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_profile_erases_its_folder_keyring_entry_and_server_session() {
     let w = world().await;
     let profiles = w.engine.list_profiles().await.unwrap();
@@ -352,7 +352,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copied_profile_folder_is_unreadable_and_a_wrong_key_locks_only_that_profile() {
     let w = world().await;
     let secret = "the door code is 7401-rainier";
@@ -435,7 +435,7 @@ async fn a_copied_profile_folder_is_unreadable_and_a_wrong_key_locks_only_that_p
 
 /// A profile made before databases were encrypted: a plain database and a keyring entry that
 /// holds the bare token. Its first start encrypts the database in place, every row kept.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_profile_database_from_before_is_encrypted_at_first_start_without_losing_a_row() {
     let w = world().await;
     for i in 0..30 {
@@ -508,7 +508,7 @@ async fn a_plain_profile_database_from_before_is_encrypted_at_first_start_withou
     engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     let w = world().await;
     bob_says(&w, "alice_work", "one").await;
@@ -545,7 +545,7 @@ async fn profiles_come_back_after_a_restart_and_resume_from_their_cursor() {
     engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() {
     let sink = Arc::new(RecordingSink::default());
     let w = world_with(Some(sink.clone())).await;
@@ -623,7 +623,7 @@ async fn every_profile_notifies_under_its_own_name_and_policy_and_never_twice() 
 
 /// One profile whose service is down, one whose session was revoked, and one that keeps
 /// delivering as if nothing happened; messages written offline go out once on reconnect.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_goes_out_once() {
     use switchboard_server::testing::TcpProxy;
     // Service A behind a proxy we can take down; service B stays up.
@@ -811,7 +811,7 @@ async fn a_profile_whose_service_is_down_never_delays_the_others_and_its_outbox_
     engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_profile_task_is_restarted_and_the_other_profile_never_notices() {
     let w = world().await;
     w.engine
@@ -831,7 +831,7 @@ async fn a_panicking_profile_task_is_restarted_and_the_other_profile_never_notic
     w.engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_messages_across_every_profile() {
     let w = world().await;
     bob_says(&w, "alice_work", "quarterly budget review").await;
@@ -874,7 +874,7 @@ async fn search_finds_messages_across_every_profile() {
     w.engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_with_two_step_verification_is_added_with_its_code() {
     let s = TestServer::start().await;
     let u = s.user(1, "alice_2fa").await;
@@ -914,7 +914,7 @@ async fn an_account_with_two_step_verification_is_added_with_its_code() {
 /// The flows the app's "add profile" offers, through core alone: register a number's first
 /// account, then its secondary one, each becoming a live profile; contacts and money between
 /// them, with the wrong-identity guard asking before paying from the other profile.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
     use switchboard_core::account::Register;
     use switchboard_protocol::auth::SmsPurpose;
@@ -1071,7 +1071,7 @@ async fn register_two_accounts_on_one_phone_then_befriend_and_pay() {
 
 /// Quiet hours hold a profile's notifications (the other profile still notifies) and a single
 /// digest says what they held once they end; a burst of 100 shows a few, then one summary.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_hours_hold_then_digest_and_a_burst_is_coalesced() {
     use switchboard_core::notify::{BURST_SECS, BURST_SHOWN, QuietHours};
     let sink = Arc::new(RecordingSink::default());
@@ -1144,7 +1144,7 @@ async fn quiet_hours_hold_then_digest_and_a_burst_is_coalesced() {
 
 // ---------------------------------------------------------------- transport security
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_signs_in_and_syncs_over_https_and_wss() {
     let w = world().await;
     assert!(w.s.base.starts_with("https://"), "{}", w.s.base);
@@ -1174,7 +1174,7 @@ async fn a_profile_signs_in_and_syncs_over_https_and_wss() {
 /// A service whose certificate this engine does not trust: signing in fails with the typed
 /// `certificate` error naming the host, and a running profile shows a certificate state
 /// within seconds (never a plain "offline"), and goes live once the CA is trusted.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_a_certificate_state_not_offline() {
     let s = TestServer::start_tls(|_| {}).await;
     let alice = s.user(1, "alice_tls").await;
@@ -1311,7 +1311,7 @@ impl Drop for LanForwarder {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_to_another_host_is_refused_unless_the_profile_allows_it() {
     use switchboard_core::account::Register;
     use switchboard_protocol::auth::SmsPurpose;
@@ -1520,7 +1520,7 @@ impl Drop for LosesAnAnswer {
 /// A transfer whose answer is lost was made by the service all the same. The core kept it,
 /// with its idempotency key, as pending: through a restart of the app, and trying it again
 /// (from the pending list, or by sending the same transfer again) moves the money once.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_whose_answer_was_lost_is_tried_again_and_pays_once_even_after_a_restart() {
     use switchboard_core::account::{Paid, Payment};
     let s = TestServer::start().await;

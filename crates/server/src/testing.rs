@@ -327,9 +327,8 @@ impl TestServer {
             .trusting(self.ca_pem.clone())
     }
 
-    /// Stops the service as a shutdown does (its store closed) and waits for it. Dropping a
-    /// `TestServer` only aborts it, leaving the store's connections to close on their own
-    /// threads, which can race the process's exit (one SIGSEGV after a passing test, seen once).
+    /// Stops the service as a shutdown does (its store closed) and waits for it; what a drop
+    /// does on a multi-threaded runtime, here on any.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
@@ -358,10 +357,28 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Shuts the service down as [`stop`](Self::stop) does when the runtime can be driven from
+    /// here (a multi-threaded one: the tests use those). Aborted instead, the service drops its
+    /// store mid-flight and the SQLite connections close on their own threads, racing the
+    /// process's exit: a SIGSEGV after a passing test, now and then.
     fn drop(&mut self) {
         self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            task.abort();
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| {
+                    rt.block_on(async {
+                        // A bound, so a test that left a request hanging still ends.
+                        let grace = std::time::Duration::from_secs(10);
+                        if tokio::time::timeout(grace, &mut task).await.is_err() {
+                            task.abort();
+                        }
+                    })
+                });
+            }
+            _ => task.abort(),
         }
     }
 }

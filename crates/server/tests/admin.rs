@@ -35,7 +35,7 @@ async fn request_series(s: &TestServer) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_on_the_admin_listener_only() {
     let s = TestServer::start().await;
     assert_ne!(s.admin, s.addr);
@@ -74,7 +74,7 @@ async fn metrics_are_on_the_admin_listener_only() {
 /// 100 requests with random methods to random paths add no series once each label value the
 /// fixed sets allow has been seen: an unknown method is `other`, an unknown path `unmatched`,
 /// and a path inside a route counts under the route's template.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_methods_and_paths_do_not_grow_the_series() {
     let s = TestServer::start().await;
     let http = reqwest::Client::new();

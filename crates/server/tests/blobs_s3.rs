@@ -93,7 +93,7 @@ fn sha256(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_keeps_blobs_by_hash_and_concurrent_puts_of_one_blob_agree() {
     let s3 = S3::start("sb-blobs").await;
     let store = std::sync::Arc::new(S3BlobStore::new(&s3.media("sb-blobs")).unwrap());
@@ -139,7 +139,7 @@ async fn a_bucket_keeps_blobs_by_hash_and_concurrent_puts_of_one_blob_agree() {
     assert!(store.put("ab", b"x").await.is_err());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_keeps_uploads_in_the_bucket_when_one_is_configured() {
     let s3 = S3::start("sb-media").await;
     let media = s3.media("sb-media");

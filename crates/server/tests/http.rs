@@ -14,7 +14,7 @@ use switchboard_server::testing::{TEST_IDENTITY_SECRET, TestServer};
 
 const PHONE: &str = "+8613800138000";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_lists_every_route_and_every_listed_route_is_served() {
     let s = TestServer::start().await;
     let doc = s
@@ -122,7 +122,7 @@ async fn openapi_lists_every_route_and_every_listed_route_is_served() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_typed_errors_never_500() {
     let s = TestServer::start().await;
     let client = reqwest::Client::new();
@@ -221,7 +221,7 @@ async fn bad_requests_are_typed_errors_never_500() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
     let s = TestServer::start().await;
     assert_eq!(
@@ -269,7 +269,7 @@ async fn sms_provider(status: u16) -> (String, tokio::sync::mpsc::UnboundedRecei
     (url, rx)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_dev_mode_codes_go_to_the_webhook_and_there_is_no_outbox() {
     let (url, mut sent) = sms_provider(200).await;
     let s = TestServer::start_with(|c| {
@@ -311,7 +311,7 @@ async fn without_dev_mode_codes_go_to_the_webhook_and_there_is_no_outbox() {
     .expect(201);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_delivery_is_still_202_and_counted_and_frees_a_registration_code() {
     let (url, mut sent) = sms_provider(503).await;
     let s = TestServer::start_with(|c| {

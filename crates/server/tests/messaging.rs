@@ -37,7 +37,7 @@ fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["kind"] == kind).collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn friend_requests_by_public_id_with_a_note_then_contacts() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -160,7 +160,7 @@ async fn friend_requests_by_public_id_with_a_note_then_contacts() {
     .expect_error(400, "invalid_request");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crossing_requests_make_contacts() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -187,7 +187,7 @@ async fn crossing_requests_make_contacts() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_contacts_can_message_and_a_message_lands_in_both_logs() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -212,7 +212,7 @@ async fn only_contacts_can_message_and_a_message_lands_in_both_logs() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_id_makes_sending_idempotent() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -261,7 +261,7 @@ async fn client_id_makes_sending_idempotent() {
         .expect_error(409, "idempotency_conflict");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_bodies_and_client_ids_are_checked() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -291,7 +291,7 @@ async fn message_bodies_and_client_ids_are_checked() {
         .expect_error(404, "group_not_found");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_fan_out_to_members_only_and_track_membership() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -409,7 +409,7 @@ async fn groups_fan_out_to_members_only_and_track_membership() {
     assert_eq!(list["groups"][0]["id"], gid.as_str());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_hold_at_most_500() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -423,7 +423,7 @@ async fn groups_hold_at_most_500() {
     .expect_error(409, "group_too_large");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_pages_every_boundary_and_rejects_bad_cursors() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -490,7 +490,7 @@ async fn sync_pages_every_boundary_and_rejects_bad_cursors() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_keep_each_senders_order_in_the_recipients_log() {
     let s = TestServer::start().await;
     let bob = s.user(0, "bob_the_2nd").await;
@@ -531,7 +531,7 @@ async fn concurrent_senders_keep_each_senders_order_in_the_recipients_log() {
 /// Retries of one message racing each other and new messages (on SQLite they meet in one
 /// group commit): every copy is answered with the one message, each new one lands, and the
 /// recipient's log holds each once.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_retries_of_one_client_id_make_one_message_beside_the_others() {
     let s = TestServer::start().await;
     let bob = s.user(0, "bob_the_2nd").await;

@@ -113,7 +113,7 @@ async fn circle() -> Circle {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_is_judged_by_its_bytes_and_shown_only_to_who_may_see_it() {
     let c = circle().await;
     let s = &c.s;
@@ -171,7 +171,7 @@ async fn an_upload_is_judged_by_its_bytes_and_shown_only_to_who_may_see_it() {
 }
 
 /// viewer × visibility: who sees which post.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_viewer_sees_exactly_the_posts_its_visibility_lets_it() {
     let c = circle().await;
     let s = &c.s;
@@ -217,7 +217,7 @@ async fn each_viewer_sees_exactly_the_posts_its_visibility_lets_it() {
 
 /// A like or comment is seen by the post's author, by its own author, and by viewers who are
 /// contacts of its author; its event goes to those of them in the thread.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn likes_and_comments_follow_the_contacts_of_whoever_made_them() {
     let c = circle().await;
     let s = &c.s;
@@ -328,7 +328,7 @@ async fn likes_and_comments_follow_the_contacts_of_whoever_made_them() {
         .expect_error(404, "moment_not_found");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_post_and_its_comments_leave_every_feed() {
     let c = circle().await;
     let s = &c.s;
@@ -368,7 +368,7 @@ async fn a_deleted_post_and_its_comments_leave_every_feed() {
     .expect_error(404, "moment_not_found");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_pages_newest_first_without_gaps_or_repeats() {
     let c = circle().await;
     let s = &c.s;
@@ -398,7 +398,7 @@ async fn the_feed_pages_newest_first_without_gaps_or_repeats() {
         .expect_error(400, "invalid_request");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_likes_count_once_and_retried_posts_make_one_post() {
     let c = circle().await;
     let s = &c.s;
@@ -475,7 +475,7 @@ fn send_body(to: &str, body: &str, media: &[&str], client_id: &str) -> Value {
     json!({"client_id": client_id, "to": to, "body": body, "media": media})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_in_a_message_reaches_its_recipients_and_nobody_else() {
     let c = circle().await;
     let s = &c.s;
@@ -576,7 +576,7 @@ async fn an_image_in_a_message_reaches_its_recipients_and_nobody_else() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_in_a_group_reaches_the_members_of_that_moment_only() {
     let c = circle().await;
     let s = &c.s;

@@ -86,7 +86,7 @@ fn kinds(page: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creating_needs_a_verified_identity_and_makes_the_creator_its_owner() {
     let s = TestServer::start().await;
     let plain = s.user(1, "plain_pat").await;
@@ -150,7 +150,7 @@ async fn creating_needs_a_verified_identity_and_makes_the_creator_its_owner() {
 }
 
 /// Every route, every role: allowed, or 403 `official_forbidden` before anything is written.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_may_do_exactly_what_it_is_for_on_every_route() {
     let a = acme().await;
     let s = &a.s;
@@ -271,7 +271,7 @@ async fn each_role_may_do_exactly_what_it_is_for_on_every_route() {
     .expect_error(400, "invalid_request");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_operator_is_refused_at_once_and_its_live_socket_stops_getting_customers() {
     let a = acme().await;
     let s = &a.s;
@@ -330,7 +330,7 @@ async fn a_removed_operator_is_refused_at_once_and_its_live_socket_stops_getting
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_racing_for_the_last_seats_keep_both_limits() {
     let s = TestServer::start_with(|c| {
         c.official.max_operators = 4;
@@ -417,7 +417,7 @@ async fn operators_racing_for_the_last_seats_keep_both_limits() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_racing_for_one_conversation_get_one_claim_which_lapses_after_thirty_minutes() {
     let a = acme().await;
     let s = &a.s;
@@ -467,7 +467,7 @@ async fn operators_racing_for_one_conversation_get_one_claim_which_lapses_after_
     s.post_as(loser, &path, json!({})).await.expect(200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_see_the_official_account_never_the_operator() {
     let a = acme().await;
     let s = &a.s;
@@ -533,7 +533,7 @@ async fn followers_see_the_official_account_never_the_operator() {
     .expect_error(403, "not_following");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_key_acts_only_for_its_official_account_until_revoked_and_within_its_rate() {
     let s = TestServer::start_with(|c| c.official.api_per_minute = 5).await;
     let a = acme_on(s).await;
@@ -623,7 +623,7 @@ async fn an_api_key_acts_only_for_its_official_account_until_revoked_and_within_
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publish_retried_at_once_is_one_article_to_every_follower() {
     let a = acme().await;
     let s = &a.s;
@@ -670,7 +670,7 @@ async fn one_publish_retried_at_once_is_one_article_to_every_follower() {
     .expect_error(409, "idempotency_conflict");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_clear_error_and_writes_nothing() {
     let a = acme().await;
     let s = &a.s;

@@ -23,7 +23,7 @@ fn register_body(code: &str, public_id: &str) -> serde_json::Value {
            "password": PASSWORD, "display_name": "Alice"})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_per_phone_the_second_secondary_and_a_third_refused() {
     let s = TestServer::start().await;
     let first = s.register(PHONE, "alice_work", PASSWORD).await;
@@ -63,7 +63,7 @@ async fn two_accounts_per_phone_the_second_secondary_and_a_third_refused() {
         .expect_error(409, "phone_account_limit");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_holds_at_registration_even_with_a_code_in_hand() {
     let s = TestServer::start_with(|c| c.accounts.per_phone = 1).await;
     let code = s.sms_code(PHONE, "register").await;
@@ -84,7 +84,7 @@ async fn the_limit_holds_at_registration_even_with_a_code_in_hand() {
         .expect_error(409, "phone_account_limit");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_ids_clash_case_insensitively_and_follow_the_format() {
     let s = TestServer::start().await;
     s.register(PHONE, "Alice_W", PASSWORD).await;
@@ -105,7 +105,7 @@ async fn public_ids_clash_case_insensitively_and_follow_the_format() {
     s.post("/v1/accounts", body).await.expect(201);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weak_passwords_and_bad_names_are_refused_without_burning_the_code() {
     let s = TestServer::start().await;
     let code = s.sms_code(PHONE, "register").await;
@@ -128,7 +128,7 @@ async fn weak_passwords_and_bad_names_are_refused_without_burning_the_code() {
     s.sign_in("alice_w", "长城长城长城长城").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_is_burned_after_five_wrong_tries() {
     let s = TestServer::start().await;
     let code = s.sms_code(PHONE, "register").await;
@@ -153,7 +153,7 @@ async fn a_code_is_burned_after_five_wrong_tries() {
         .expect_error(400, "sms_code_expired");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_is_single_use_purpose_bound_and_expires() {
     let s = TestServer::start().await;
     let code = s.sms_code(PHONE, "register").await;
@@ -186,7 +186,7 @@ async fn a_code_is_single_use_purpose_bound_and_expires() {
         .expect_error(400, "sms_code_expired");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_code_replaces_the_old_one() {
     let s = TestServer::start().await;
     let old = s.sms_code(PHONE, "register").await;
@@ -202,7 +202,7 @@ async fn a_new_code_replaces_the_old_one() {
         .expect(201);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resend_cooldown_per_number_and_purpose_with_retry_after() {
     let s = TestServer::start().await;
     request_code(&s, PHONE, "register").await.expect(202);
@@ -224,7 +224,7 @@ async fn resend_cooldown_per_number_and_purpose_with_retry_after() {
     request_code(&s, PHONE, "register").await.expect(202);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_ten_codes_per_number_and_purpose_a_day() {
     let s = TestServer::start().await;
     for _ in 0..10 {
@@ -244,7 +244,7 @@ async fn at_most_ten_codes_per_number_and_purpose_a_day() {
     request_code(&s, PHONE, "register").await.expect(202);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_ip_hourly_limit_across_numbers() {
     let s = TestServer::start_with(|c| c.sms.per_ip_per_hour = 3).await;
     for i in 0..3 {
@@ -262,7 +262,7 @@ async fn per_ip_hourly_limit_across_numbers() {
         .expect(202);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_numbers_are_validated_and_regions_enforced() {
     let s =
         TestServer::start_with(|c| c.registration.allowed_regions = vec!["CN".into(), "HK".into()])
@@ -285,7 +285,7 @@ async fn phone_numbers_are_validated_and_regions_enforced() {
         .expect(202);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_codes_do_not_reveal_whether_a_number_is_registered() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -310,7 +310,7 @@ async fn login_codes_do_not_reveal_whether_a_number_is_registered() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_sets_a_new_password_and_revokes_every_session() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -338,7 +338,7 @@ async fn recovery_sets_a_new_password_and_revokes_every_session() {
         .expect_error(400, "sms_code_expired");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_only_for_an_account_of_that_number() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;

@@ -896,7 +896,7 @@ async fn group_fanout_per_minute_holds_under_concurrent_requests(backend: Backen
 /// A client may send the stream only control frames (and at worst a short stray text): a
 /// frame announcing a megabyte ends the connection at its header, before its payload is
 /// waited for or buffered.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_refuses_a_huge_frame_at_its_header() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start().await;

@@ -19,7 +19,7 @@ async fn try_sign_in(s: &TestServer, login: &str, password: &str) -> Reply {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_by_public_id_case_insensitively_or_by_phone() {
     let s = TestServer::start().await;
     let acct = s.register(PHONE, "alice_w", PASSWORD).await;
@@ -36,7 +36,7 @@ async fn sign_in_by_public_id_case_insensitively_or_by_phone() {
     assert_eq!(r.body["account"]["public_id"], "alice_w");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_unknown_account_get_the_same_answer() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -53,7 +53,7 @@ async fn wrong_password_and_unknown_account_get_the_same_answer() {
     assert_eq!(wrong.body, unknown_phone.body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_with_two_accounts_asks_which_but_only_after_the_right_password() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_work", PASSWORD).await;
@@ -77,7 +77,7 @@ async fn a_phone_with_two_accounts_asks_which_but_only_after_the_right_password(
     assert_eq!(r.body["account"]["is_secondary"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_failures_throttle_even_the_right_password_with_growing_delays() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -111,7 +111,7 @@ async fn five_failures_throttle_even_the_right_password_with_growing_delays() {
     try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_accounts_are_throttled_exactly_like_known_ones() {
     let s = TestServer::start().await;
     for _ in 0..5 {
@@ -129,7 +129,7 @@ async fn unknown_accounts_are_throttled_exactly_like_known_ones() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delay_is_capped_at_an_hour_and_the_hundredth_failure_locks() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -180,7 +180,7 @@ async fn the_delay_is_capped_at_an_hour_and_the_hundredth_failure_locks() {
     s.sign_in("alice_w", "fresh start 2026").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_ins_per_ip_are_limited() {
     let s = TestServer::start_with(|c| c.sessions.login_per_ip_per_hour = 4).await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -195,7 +195,7 @@ async fn sign_ins_per_ip_are_limited() {
     try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_sign_in_with_account_choice_keeps_the_code_for_the_retry() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_work", PASSWORD).await;
@@ -225,7 +225,7 @@ async fn sms_sign_in_with_account_choice_keeps_the_code_for_the_retry() {
     .expect_error(400, "sms_code_expired");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_sms_codes_count_as_failed_sign_ins_across_new_codes() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -255,7 +255,7 @@ async fn wrong_sms_codes_count_as_failed_sign_ins_across_new_codes() {
     try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_listed_and_revoked_and_a_revoked_token_says_so() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -303,7 +303,7 @@ async fn sessions_are_listed_and_revoked_and_a_revoked_token_says_so() {
         .expect_error(401, "unauthorized");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_account_cannot_revoke_anothers_session() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -325,7 +325,7 @@ async fn one_account_cannot_revoke_anothers_session() {
     s.get("/v1/me", &bob).await.expect(200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_expire() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -341,7 +341,7 @@ fn current_code(secret: &str, clock_ms: i64) -> String {
     totp::code_at_step(&raw, totp::step_at(clock_ms))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
     use switchboard_server::clock::Clock as _;
     let s = TestServer::start().await;
@@ -432,7 +432,7 @@ async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
         .expect_error(409, "totp_not_enabled");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn display_name_and_public_id_changes_once_a_year() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -517,7 +517,7 @@ async fn display_name_and_public_id_changes_once_a_year() {
     .expect(200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_change_keeps_this_session_and_revokes_the_others() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
@@ -555,7 +555,7 @@ async fn password_change_keeps_this_session_and_revokes_the_others() {
     s.sign_in("alice_w", "new secret 42").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_name_verification_checks_the_resident_id() {
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;

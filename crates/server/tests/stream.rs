@@ -42,7 +42,7 @@ async fn head(s: &TestServer, u: &TestUser) -> i64 {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_after_the_cursor_then_pushes_live() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -64,7 +64,7 @@ async fn replays_after_the_cursor_then_pushes_live() {
     assert_eq!(live["data"]["body"], "live");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_from_every_cursor_gives_exactly_the_rest() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -92,7 +92,7 @@ async fn resuming_from_every_cursor_gives_exactly_the_rest() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_gap_or_duplicate_when_connecting_during_a_burst() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -134,7 +134,7 @@ async fn no_gap_or_duplicate_when_connecting_during_a_burst() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_session_hears_it_then_its_socket_closes() {
     let s = TestServer::start().await;
     s.register(
@@ -200,7 +200,7 @@ async fn a_revoked_session_hears_it_then_its_socket_closes() {
     phone_ws.send(Ws::Ping(vec![1].into())).await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_the_socket_gets_a_clear_answer_and_harms_nothing() {
     let s = TestServer::start().await;
     let alice = s.user(1, "alice_w").await;
@@ -250,7 +250,7 @@ async fn bad_input_on_the_socket_gets_a_clear_answer_and_harms_nothing() {
         .expect_error(401, "unauthorized");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_messages_through_a_hundred_cuts_and_a_restart_arrive_once_in_order() {
     // A thousand messages in seconds is a flood by the default budget; this is a fault test.
     let s = TestServer::start_with(|c| c.limits.messages_per_minute = 10_000).await;

@@ -143,7 +143,7 @@ fn install(s: &TestServer, (cert, key): (std::path::PathBuf, std::path::PathBuf)
     std::fs::rename(key, key_file).unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_over_https() {
     let s = TestServer::start_tls(|_| {}).await;
     assert!(s.base.starts_with("https://"), "base is {}", s.base);
@@ -162,7 +162,7 @@ async fn healthz_answers_over_https() {
         .expect(200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_over_wss_receives_a_live_event() {
     let s = TestServer::start_tls(|_| {}).await;
     let ca = s.ca_pem.clone().unwrap();
@@ -174,7 +174,7 @@ async fn a_websocket_over_wss_receives_a_live_event() {
     wait_for_message(&mut ws, "over wss").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_trust_the_ca_is_refused_for_the_certificate() {
     let s = TestServer::start_tls(|_| {}).await;
     // The built-in roots only, as a browser would have.
@@ -199,7 +199,7 @@ async fn a_client_that_does_not_trust_the_ca_is_refused_for_the_certificate() {
     assert_unknown_issuer(&err);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_to_the_tls_port_gets_no_http_answer() {
     let s = TestServer::start_tls(|_| {}).await;
     let plain = format!("http://{}/healthz", s.addr);
@@ -222,7 +222,7 @@ async fn plain_http_to_the_tls_port_gets_no_http_answer() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_peer_address_reaches_handlers_over_tls() {
     // With loopback as a trusted proxy, X-Forwarded-For names the client, and sign-ins are
     // limited per client network. That works only if the connection's own address
@@ -255,7 +255,7 @@ async fn the_peer_address_reaches_handlers_over_tls() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_serves_the_new_certificate_to_new_connections_and_keeps_open_sockets() {
     let s = TestServer::start_tls(|_| {}).await;
     let old_ca = s.ca_pem.clone().unwrap();
@@ -295,7 +295,7 @@ async fn a_reload_serves_the_new_certificate_to_new_connections_and_keeps_open_s
     wait_for_message(&mut fresh, "after").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_with_a_bad_key_keeps_serving_the_old_certificate() {
     let s = TestServer::start_tls(|_| {}).await;
     let ca = s.ca_pem.clone().unwrap();
@@ -351,7 +351,7 @@ async fn a_reload_with_a_bad_key_keeps_serving_the_old_certificate() {
     tls.reload().expect("the original files load again");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_refuses_to_start_on_a_bad_certificate_or_key() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new();
@@ -465,7 +465,7 @@ fn spawn_binary(
 
 /// The real signal, to a real process: SIGHUP swaps the certificate and the service lives on.
 #[cfg(unix)]
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reloads_its_certificate_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let (old_ca, new_ca) = (TestCa::new(), TestCa::new());
@@ -513,7 +513,7 @@ async fn the_binary_reloads_its_certificate_on_sighup() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_refuses_to_start_on_a_mismatched_key() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new();
@@ -531,7 +531,7 @@ async fn the_binary_refuses_to_start_on_a_mismatched_key() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_over_tls_closes_open_sockets_and_finishes() {
     let s = TestServer::start_tls(|_| {}).await;
     let ca = s.ca_pem.clone().unwrap();
