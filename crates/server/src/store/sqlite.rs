@@ -84,7 +84,17 @@ impl SqliteStore {
             .pragma("mmap_size", "268435456")
             // A multi-row statement inside a transaction keeps a statement journal (to undo
             // just itself); in memory, not as a temp file made and unlinked per group commit.
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // The writer copies the WAL back into the file every 16,384 pages (64 MiB), not
+            // SQLite's 1,000: a message dirties pages that the next ones dirty again (index
+            // roots, the heads, the table's last leaf), and one copy of each per checkpoint
+            // replaces one per 1,000 pages, with one fsync instead of sixteen. The stream bench,
+            // medians of 3 and 4 runs: 4,969 -> 5,969 messages/s, 169 -> 158 µs of CPU each,
+            // p99 13.4 -> 4.9 ms (4,096 pages: 5,131/s, no better). The price is a WAL of up to
+            // 64 MiB on disk...
+            .pragma("wal_autocheckpoint", "16384")
+            // ...and no more: once a burst made it longer, it is cut back at the next reset.
+            .pragma("journal_size_limit", "67108864");
         if let Some(parent) = Path::new(options.get_filename()).parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|e| {
