@@ -95,13 +95,15 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(DbError::setup(format!("migrating: {e}"))))?;
+        let writer = sql::spawn_message_writer(pool.clone());
         Ok(Self {
             write: pool.clone(),
             read: pool,
-            // Each message in its own transaction: many connections write at once here, and
-            // one writer per node taking every sender's budget lock in arrival order could
-            // deadlock against another node's writer.
-            messages: None,
+            // A group-commit writer per node, as on SQLite: a message's budget keys are locked
+            // sorted before anything is written and event heads last, sorted, so two nodes'
+            // groups queue on a shared key instead of deadlocking (and `in_tx!` runs a group
+            // again should the database still abort one).
+            messages: writer,
             // Several nodes write here; one node's memory cannot see another's writes.
             cache: None,
         })

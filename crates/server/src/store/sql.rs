@@ -82,17 +82,15 @@ pub struct SqlStore {
     /// beats its busy handler); on PostgreSQL the same pool as `read`.
     pub(super) write: Pool<Db>,
     pub(super) read: Pool<Db>,
-    /// The group-commit writer's queue, where the backend has one (SQLite): messages are
-    /// written by one task, many to a transaction. `None`: each message in its own.
-    pub(super) messages: Option<tokio::sync::mpsc::Sender<MessageJob>>,
+    /// The group-commit writer's queue: messages are written by one task per node, many to a
+    /// transaction.
+    pub(super) messages: tokio::sync::mpsc::Sender<MessageJob>,
     /// What every request reads, where one process owns every write (SQLite; see
     /// `store/cache.rs`). `None`: every read asks the database.
     pub(super) cache: Option<std::sync::Arc<crate::store::cache::ReadCache>>,
 }
 
-/// The SQLite backend's group-commit writer (PostgreSQL writes each message in its own
-/// transaction; this file is compiled for both, hence the allowance).
-#[allow(dead_code)]
+/// The group-commit writer each backend's store runs (one per node).
 mod group_commit {
     use super::*;
 
@@ -128,26 +126,32 @@ mod group_commit {
     }
 
     async fn commit_group(write: &Pool<Db>, group: Vec<MessageJob>) {
+        // Through `in_tx!`, so a group PostgreSQL aborts for a deadlock or a serialization
+        // conflict is written again from the start (SQLite's one writer never sees either).
+        struct Writer<'a> {
+            write: &'a Pool<Db>,
+        }
+        let store = Writer { write };
         let outcome: StoreResult<(Vec<Staged>, Vec<EventRow>)> = async {
-            let mut tx = write.begin().await?;
-            let outgoing: Vec<Outgoing<'_>> = group
-                .iter()
-                .map(|j| Outgoing {
-                    row: &j.row,
-                    events: &j.events,
-                    charges: &j.charges,
-                })
-                .collect();
-            let staged = stage_messages(&mut tx, &outgoing).await?;
-            let mut stamped = Vec::new();
-            for (job, staged) in group.iter().zip(&staged) {
-                if staged.is_ok() {
-                    stamped.extend(job.events.iter().map(|e| (e, job.row.sent_at)));
+            in_tx!(store, |tx| {
+                let outgoing: Vec<Outgoing<'_>> = group
+                    .iter()
+                    .map(|j| Outgoing {
+                        row: &j.row,
+                        events: &j.events,
+                        charges: &j.charges,
+                    })
+                    .collect();
+                let staged = stage_messages(&mut tx, &outgoing).await?;
+                let mut stamped = Vec::new();
+                for (job, staged) in group.iter().zip(&staged) {
+                    if staged.is_ok() {
+                        stamped.extend(job.events.iter().map(|e| (e, job.row.sent_at)));
+                    }
                 }
-            }
-            let rows = append_stamped(&mut tx, &stamped).await?;
-            tx.commit().await?;
-            Ok((staged, rows))
+                let rows = append_stamped(&mut tx, &stamped).await?;
+                Ok((staged, rows))
+            })
         }
         .await;
         match outcome {
@@ -175,7 +179,6 @@ mod group_commit {
     }
 }
 pub(super) use group_commit::MessageJob;
-#[allow(unused_imports)] // PostgreSQL's build has no writer task
 pub(super) use group_commit::spawn_message_writer;
 
 /// How one message of a group fared: written, or refused with nothing of it written.
@@ -1675,38 +1678,22 @@ impl Store for SqlStore {
         events: &[NewEvent],
         charges: &[Charge],
     ) -> StoreResult<Vec<EventRow>> {
-        if let Some(writer) = &self.messages {
-            let (done, answer) = tokio::sync::oneshot::channel();
-            let job = MessageJob {
-                row: row.clone(),
-                events: events.to_vec(),
-                charges: charges.to_vec(),
-                done,
-            };
-            let gone = || {
-                StoreError::Database(DbError {
-                    kind: DbErrorKind::Unavailable,
-                    constraint: None,
-                    message: "the message writer stopped".into(),
-                })
-            };
-            writer.send(job).await.map_err(|_| gone())?;
-            return answer.await.map_err(|_| gone())?;
-        }
-        in_tx!(self, |tx| {
-            let one = [Outgoing {
-                row,
-                events,
-                charges,
-            }];
-            match stage_messages(&mut tx, &one).await?.pop() {
-                Some(Ok(())) => append(&mut tx, events, row.sent_at).await,
-                Some(Err(refused)) => Err(refused),
-                None => Err(StoreError::Database(DbError::invariant(
-                    "a message went unjudged",
-                ))),
-            }
-        })
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job = MessageJob {
+            row: row.clone(),
+            events: events.to_vec(),
+            charges: charges.to_vec(),
+            done,
+        };
+        let gone = || {
+            StoreError::Database(DbError {
+                kind: DbErrorKind::Unavailable,
+                constraint: None,
+                message: "the message writer stopped".into(),
+            })
+        };
+        self.messages.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     async fn event_head(&self, account_id: &str) -> StoreResult<i64> {

@@ -142,7 +142,7 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let messages = Some(sql::spawn_message_writer(write.clone()));
+        let messages = sql::spawn_message_writer(write.clone());
         Ok(Self {
             write,
             read,
