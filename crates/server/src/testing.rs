@@ -327,21 +327,21 @@ impl TestServer {
             .trusting(self.ca_pem.clone())
     }
 
-    /// Stops the service as a shutdown does (its store closed) and waits for it; what a drop
-    /// does on a multi-threaded runtime, here on any.
-    pub async fn stop(mut self) {
+    /// Stops the service as a shutdown does (its store closed) and waits for it, up to a bound
+    /// so a test that left a request hanging still ends (then the rest is aborted).
+    async fn halt(&mut self) {
         self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(mut task) = self.task.take() {
+            let grace = std::time::Duration::from_secs(10);
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                task.abort();
+            }
         }
     }
 
     /// Stops the service and starts it again on the same database and clock (a new port).
     pub async fn restart(mut self) -> Self {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.halt().await;
         let placeholder = TestDb {
             url: String::new(),
             backend: self.db.backend,
@@ -357,28 +357,21 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
-    /// Shuts the service down as [`stop`](Self::stop) does when the runtime can be driven from
-    /// here (a multi-threaded one: the tests use those). Aborted instead, the service drops its
-    /// store mid-flight and the SQLite connections close on their own threads, racing the
-    /// process's exit: a SIGSEGV after a passing test, now and then.
+    /// Halts the service, when the runtime can be driven from here (a multi-threaded one: the
+    /// tests use those). Aborted instead, the service drops its store mid-flight and the SQLite
+    /// connections close on their own threads, racing the process's exit: a SIGSEGV after a
+    /// passing test, now and then.
     fn drop(&mut self) {
-        self.shutdown.cancel();
-        let Some(mut task) = self.task.take() else {
-            return;
-        };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| {
-                    rt.block_on(async {
-                        // A bound, so a test that left a request hanging still ends.
-                        let grace = std::time::Duration::from_secs(10);
-                        if tokio::time::timeout(grace, &mut task).await.is_err() {
-                            task.abort();
-                        }
-                    })
-                });
+                tokio::task::block_in_place(|| rt.block_on(self.halt()));
             }
-            _ => task.abort(),
+            _ => {
+                self.shutdown.cancel();
+                if let Some(task) = self.task.take() {
+                    task.abort();
+                }
+            }
         }
     }
 }

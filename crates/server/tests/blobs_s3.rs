@@ -185,7 +185,6 @@ async fn the_service_keeps_uploads_in_the_bucket_when_one_is_configured() {
         .unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().to_vec(), png);
-    s.stop().await;
 }
 
 /// A 1×1 PNG.
