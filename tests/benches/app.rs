@@ -172,14 +172,17 @@ async fn main() {
     // P1b: the web process's settings, one at a time, then together: 10 live profiles each.
     println!("P1b PSS, app + WebKit, 10 live profiles, per setting of the web process:");
     let settings: [(&str, &[(&str, &str)]); 4] = [
-        ("as shipped", &[]),
+        ("as shipped (compositing mode off)", &[]),
         (
-            "no compositing mode (WEBKIT_DISABLE_COMPOSITING_MODE=1)",
-            &[("WEBKIT_DISABLE_COMPOSITING_MODE", "1")],
+            "compositing mode on (WEBKIT_DISABLE_COMPOSITING_MODE=0)",
+            &[("WEBKIT_DISABLE_COMPOSITING_MODE", "0")],
         ),
-        ("no JavaScript JIT (JSC_useJIT=0)", &[("JSC_useJIT", "0")]),
         (
-            "two malloc arenas (MALLOC_ARENA_MAX=2)",
+            "as shipped, no JavaScript JIT (JSC_useJIT=0)",
+            &[("JSC_useJIT", "0")],
+        ),
+        (
+            "as shipped, two malloc arenas (MALLOC_ARENA_MAX=2)",
             &[("MALLOC_ARENA_MAX", "2")],
         ),
     ];

@@ -37,6 +37,8 @@ const APT_PACKAGES: &[&str] = &[
     "procps",
     "dunst",
     "xvfb",
+    // xwd: the window test's screenshots, read from the X server (see app_window.rs).
+    "x11-apps",
     "postgresql",
     // The system's plain SQLite, to prove a profile database is unreadable without its key.
     "sqlite3",
