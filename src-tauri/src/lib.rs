@@ -74,12 +74,11 @@ pub fn install<R: Runtime>(
             match event {
                 WindowEvent::Focused(true) => shell.window_focus(Some(window.label().to_string())),
                 WindowEvent::Focused(false) => shell.window_focus(None),
+                // Closing the main window keeps every profile running, in the tray, but not
+                // the window: it goes, and its WebKit web process with it (see
+                // [`keep_running_in_the_tray`]), until the tray, a notification or a second
+                // launch opens it again (`shell::bring_to_front`).
                 WindowEvent::Destroyed => shell.unsubscribe(window.label()),
-                // Closing the main window keeps every profile running, in the tray.
-                WindowEvent::CloseRequested { api, .. } if window.label() == "main" => {
-                    api.prevent_close();
-                    let _ = window.hide();
-                }
                 _ => {}
             }
         })
@@ -99,6 +98,19 @@ pub fn start_forwarding_from<R: Runtime>(
     let task = tauri::async_runtime::spawn(forward_events(app.clone(), bus));
     if let Some(shell) = app.try_state::<Shell>() {
         shell.own_forwarding(task);
+    }
+}
+
+/// The app lives on in the tray when its last window closes: it exits only when asked to
+/// (the tray's Quit, which passes an exit code). A closed window is destroyed rather than
+/// hidden, because a hidden one keeps its web process: with 10 live profiles the app holds
+/// ~225 MB with its window open and a fraction of that in the tray (`cargo xtask bench app`).
+fn keep_running_in_the_tray<R: Runtime>(_: &AppHandle<R>, event: tauri::RunEvent) {
+    if let tauri::RunEvent::ExitRequested {
+        code: None, api, ..
+    } = event
+    {
+        api.prevent_exit();
     }
 }
 
@@ -159,10 +171,16 @@ pub fn main() -> ExitCode {
     };
     let server =
         std::env::var("SWITCHBOARD_SERVICE_URL").unwrap_or_else(|_| DEFAULT_SERVICE.to_string());
+    // `--tray`: start with every profile live and no window (a login session's autostart);
+    // the tray, a notification or a second launch opens it.
+    let in_the_tray = std::env::args().skip(1).any(|a| a == "--tray");
     let builder = tauri::Builder::default()
         // First: a second launch hands over to this one and exits.
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
-            shell::bring_to_front(app, None);
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            // A second `--tray` (autostart while the app runs) leaves the window as it is.
+            if !argv.iter().skip(1).any(|a| a == "--tray") {
+                shell::bring_to_front(app, None);
+            }
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build());
     let started = engine.clone();
@@ -186,6 +204,9 @@ pub fn main() -> ExitCode {
             ))));
             start_forwarding(&handle, &started);
             tray::create(&handle)?;
+            if !in_the_tray {
+                shell::bring_to_front(&handle, None);
+            }
             let engine = started.clone();
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = engine.start_all().await {
@@ -200,7 +221,7 @@ pub fn main() -> ExitCode {
         .build(tauri::generate_context!());
     match app {
         Ok(app) => {
-            app.run(|_, _| {});
+            app.run(keep_running_in_the_tray);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -99,6 +99,9 @@ pub struct Shell {
     /// The tray's words: the UI's language.
     words: Mutex<&'static crate::tray::Words>,
     ui_up: std::sync::atomic::AtomicBool,
+    /// What a notification or the tray asked the main window to show while it had no page to
+    /// tell (closed to the tray, or still loading): told as soon as its page subscribes.
+    pending_open: Mutex<Option<OpenConversation>>,
 }
 
 /// When the process started, for the start-up figure.
@@ -116,6 +119,7 @@ impl Shell {
             do_not_disturb: Mutex::new(false),
             words: Mutex::new(&crate::tray::ENGLISH),
             ui_up: std::sync::atomic::AtomicBool::new(false),
+            pending_open: Mutex::default(),
         }
     }
 
@@ -157,8 +161,15 @@ impl Shell {
             message: "this window shows no profile and gets no events".into(),
             public_ids: None,
         })?;
+        let pending = match caller {
+            Caller::Main => lock(&self.pending_open).take(),
+            _ => None,
+        };
         let caller = caller.clone();
         lock(&self.subscribers).insert(label, Subscriber { caller, channel });
+        if let Some(target) = pending {
+            self.open_conversation(target);
+        }
         Ok(())
     }
 
@@ -167,33 +178,39 @@ impl Shell {
         lock(&self.subscribers).remove(label);
     }
 
-    /// Sends `make()` to every subscribed window `to` accepts. A window whose channel fails
-    /// (its page is gone) is dropped; it subscribes again when it loads.
-    fn send_where(&self, to: impl Fn(&Caller) -> bool, make: impl Fn() -> UiEvent) {
+    /// Sends `make()` to every subscribed window `to` accepts, and says how many it reached. A
+    /// window whose channel fails (its page is gone) is dropped; it subscribes again when it
+    /// loads.
+    fn send_where(&self, to: impl Fn(&Caller) -> bool, make: impl Fn() -> UiEvent) -> usize {
         // Sent outside the lock: a send evaluates script in the web view.
         let targets: Vec<(String, Channel<UiEvent>)> = lock(&self.subscribers)
             .iter()
             .filter(|(_, s)| to(&s.caller))
             .map(|(label, s)| (label.clone(), s.channel.clone()))
             .collect();
+        let mut reached = 0;
         for (label, channel) in targets {
-            if let Err(e) = channel.send(make()) {
-                tracing::debug!(window = %label, error = %e, "a window's event channel failed; dropped");
-                let mut subscribers = lock(&self.subscribers);
-                // Only if it is still that channel: the page may have subscribed anew since.
-                if subscribers
-                    .get(&label)
-                    .is_some_and(|s| s.channel.id() == channel.id())
-                {
-                    subscribers.remove(&label);
+            match channel.send(make()) {
+                Ok(()) => reached += 1,
+                Err(e) => {
+                    tracing::debug!(window = %label, error = %e, "a window's event channel failed; dropped");
+                    let mut subscribers = lock(&self.subscribers);
+                    // Only if it is still that channel: the page may have subscribed anew since.
+                    if subscribers
+                        .get(&label)
+                        .is_some_and(|s| s.channel.id() == channel.id())
+                    {
+                        subscribers.remove(&label);
+                    }
                 }
             }
         }
+        reached
     }
 
     /// A core event, to the windows that may see its profile (and no other).
     pub fn dispatch(&self, ev: &ProfileEvent) {
-        self.send_where(
+        let _ = self.send_where(
             |caller| caller.may_act_for(&ev.profile).is_ok(),
             || UiEvent::Profile(ev.clone()),
         );
@@ -201,15 +218,19 @@ impl Shell {
 
     /// Every window should re-read what it shows (through its own, filtered commands).
     pub fn profiles_changed(&self) {
-        self.send_where(|_| true, || UiEvent::ProfilesChanged);
+        let _ = self.send_where(|_| true, || UiEvent::ProfilesChanged);
     }
 
-    /// Asks the main window, only, to show a profile's conversation.
+    /// Asks the main window, only, to show a profile's conversation; if it has no page
+    /// listening yet, as soon as it has (the latest ask wins).
     pub fn open_conversation(&self, target: OpenConversation) {
-        self.send_where(
+        let reached = self.send_where(
             |caller| *caller == Caller::Main,
             || UiEvent::OpenConversation(target.clone()),
         );
+        if reached == 0 {
+            *lock(&self.pending_open) = Some(target);
+        }
     }
 
     /// Keeps the event-forwarding task, which stops when the shell does (or when replaced).
@@ -336,15 +357,39 @@ pub struct OpenConversation {
     pub conversation: Option<String>,
 }
 
-/// Shows the main window, on `target`'s profile and conversation when given (a notification
-/// click, the tray's profile entry), through the main window's own channel only.
+/// Shows the main window, opening it again if it was closed to the tray, on `target`'s
+/// profile and conversation when given (a notification click, the tray's profile entry),
+/// through the main window's own channel only.
 pub fn bring_to_front<R: Runtime>(app: &AppHandle<R>, target: Option<OpenConversation>) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
+    match app.get_webview_window("main") {
+        Some(w) => {
+            let _ = w.show();
+            let _ = w.unminimize();
+            let _ = w.set_focus();
+        }
+        None => {
+            if let Err(e) = open_main_window(app) {
+                tracing::error!(error = %e, "cannot open the main window again");
+            }
+        }
     }
     if let (Some(target), Some(shell)) = (target, app.try_state::<Shell>()) {
         shell.open_conversation(target);
     }
+}
+
+/// The main window as the app's configuration describes it (its label, size and settings; the
+/// window-state plugin puts it back where the user left it).
+fn open_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let config = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == "main")
+        .cloned()
+        .unwrap_or_default();
+    WebviewWindowBuilder::from_config(app, &config)?
+        .build()
+        .map(|_| ())
 }

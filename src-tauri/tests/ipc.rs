@@ -463,6 +463,46 @@ fn a_profile_window_receives_only_its_own_profiles_events() {
     );
 }
 
+/// In the tray the main window is gone (and its web process with it); a notification click
+/// opens it again, and the page is told which conversation to show once it listens, not
+/// before (it would miss it), and only once (a reload does not jump back there). (Tauri's mock
+/// runtime cannot run a window's close; it starts with none, as the app launched `--tray`.)
+#[test]
+fn a_notification_click_opens_the_closed_main_window_on_its_conversation() {
+    use switchboard_app::shell::{OpenConversation, bring_to_front};
+    let dir = tempfile::tempdir().unwrap();
+    // The app as it is in the tray: the main window closed (or never opened, `--tray`).
+    let (app, delivered) = app_recording(dir.path());
+    assert!(app.get_webview_window("main").is_none());
+
+    bring_to_front(
+        app.handle(),
+        Some(OpenConversation {
+            profile: ProfileId::new("p_b"),
+            conversation: Some("bob".into()),
+        }),
+    );
+    let main = app
+        .get_webview_window("main")
+        .expect("the click opened the main window again");
+    assert!(
+        delivered.lock().unwrap().is_empty(),
+        "nothing is sent before the page listens: {:?}",
+        delivered.lock().unwrap()
+    );
+    subscribe(&main, 2);
+    let got = delivered_at_least(&delivered, 1);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].0, "main");
+    assert_eq!(got[0].1["type"], "open_conversation");
+    assert_eq!(got[0].1["profile"], "p_b");
+    assert_eq!(got[0].1["conversation"], "bob");
+
+    subscribe(&main, 3);
+    let got = delivered_at_least(&delivered, 2);
+    assert_eq!(got.len(), 1, "told once, not again on a reload: {got:#?}");
+}
+
 #[test]
 fn a_profile_window_may_not_use_tauris_events_tray_or_windows() {
     let dir = tempfile::tempdir().unwrap();
