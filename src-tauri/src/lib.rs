@@ -78,7 +78,7 @@ pub fn install<R: Runtime>(
                 // the window: it goes, and its WebKit web process with it (see
                 // [`keep_running_in_the_tray`]), until the tray, a notification or a second
                 // launch opens it again (`shell::bring_to_front`).
-                WindowEvent::Destroyed => shell.unsubscribe(window.label()),
+                WindowEvent::Destroyed => shell.window_closed(window.label()),
                 _ => {}
             }
         })
@@ -104,7 +104,7 @@ pub fn start_forwarding_from<R: Runtime>(
 /// The app lives on in the tray when its last window closes: it exits only when asked to
 /// (the tray's Quit, which passes an exit code). A closed window is destroyed rather than
 /// hidden, because a hidden one keeps its web process: with 10 live profiles the app holds
-/// ~225 MB with its window open and a fraction of that in the tray (`cargo xtask bench app`).
+/// 226 MB with its window open and 101 MB in the tray (`cargo xtask bench app`).
 fn keep_running_in_the_tray<R: Runtime>(_: &AppHandle<R>, event: tauri::RunEvent) {
     if let tauri::RunEvent::ExitRequested {
         code: None, api, ..
@@ -119,7 +119,7 @@ fn data_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(switchboard_core::data_dir(explicit.as_deref())?)
 }
 
-/// WebKitGTK's accelerated compositing mode costs the app ~76 MB of PSS (301 → 225 MB with 10
+/// WebKitGTK's accelerated compositing mode costs the app ~77 MB of PSS (303 → 226 MB with 10
 /// live profiles, `cargo xtask bench app`) and buys nothing for a UI of text, lists and images.
 /// It is turned off by `WEBKIT_DISABLE_COMPOSITING_MODE`, which the web processes inherit, so
 /// it must be in the environment before WebKit starts; unless the user set it either way, the

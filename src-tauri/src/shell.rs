@@ -173,9 +173,19 @@ impl Shell {
         Ok(())
     }
 
-    /// A window closed: its channel goes with it.
-    pub fn unsubscribe(&self, label: &str) {
+    /// A window closed: its channel goes with it, and what it showed no longer counts as
+    /// seen (a conversation open in a window that is gone must notify again, even if the
+    /// window's focus-out never arrived).
+    pub fn window_closed(&self, label: &str) {
         lock(&self.subscribers).remove(label);
+        lock(&self.open).remove(label);
+        {
+            let mut focused = lock(&self.focused);
+            if focused.as_deref() == Some(label) {
+                *focused = None;
+            }
+        }
+        self.update_focus();
     }
 
     /// Sends `make()` to every subscribed window `to` accepts, and says how many it reached. A
