@@ -389,7 +389,9 @@ pub fn bring_to_front<R: Runtime>(app: &AppHandle<R>, target: Option<OpenConvers
 }
 
 /// The main window as the app's configuration describes it (its label, size and settings; the
-/// window-state plugin puts it back where the user left it).
+/// window-state plugin puts it back where the user left it). Its web storage (the UI's chosen
+/// language) lives in the app's data folder, beside the profiles, as each profile window's
+/// lives in its profile's: so `SWITCHBOARD_DATA_DIR` holds all of it.
 fn open_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let config = app
         .config()
@@ -399,7 +401,9 @@ fn open_main_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         .find(|w| w.label == "main")
         .cloned()
         .unwrap_or_default();
-    WebviewWindowBuilder::from_config(app, &config)?
-        .build()
-        .map(|_| ())
+    let mut builder = WebviewWindowBuilder::from_config(app, &config)?;
+    if let Some(shell) = app.try_state::<Shell>() {
+        builder = builder.data_directory(shell.engine.data_dir().join("webview"));
+    }
+    builder.build().map(|_| ())
 }

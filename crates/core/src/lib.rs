@@ -268,6 +268,11 @@ impl Engine {
             .map_err(|e| CoreError::Vault(format!("keyring task failed: {e}")))?
     }
 
+    /// The folder this engine keeps everything in (its profiles among it).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     pub fn profile_dir(&self, id: &ProfileId) -> PathBuf {
         self.data_dir.join("profiles").join(id.as_str())
     }
