@@ -31,6 +31,7 @@ switchboard_server::on_every_backend!(
     id_numbers_are_stored_as_hashes_keyed_with_the_service_secret,
     old_bare_id_number_hashes_are_marked_and_stay_verified,
     messages_per_minute_hold_under_concurrent_requests,
+    each_senders_budget_holds_when_many_send_at_once,
     contact_requests_per_day_hold_under_concurrent_requests,
     group_fanout_per_minute_holds_under_concurrent_requests,
 );
@@ -792,6 +793,68 @@ async fn messages_per_minute_hold_under_concurrent_requests(backend: Backend) {
         7,
         "exactly what was accepted was delivered"
     );
+}
+
+/// Many senders' messages are judged together (one write commits many), each against its own
+/// budget: three senders with 2, 5 and 0 of their 5 left each get exactly that many through.
+async fn each_senders_budget_holds_when_many_send_at_once(backend: Backend) {
+    let s = TestServer::start_on(backend, |c| c.limits.messages_per_minute = 5).await;
+    let to = s.user(9, "the_recipient").await;
+    let mut senders = Vec::new();
+    for (n, id) in ["sender_a", "sender_b", "sender_c"].into_iter().enumerate() {
+        let u = s.user(u32::try_from(n).unwrap() + 1, id).await;
+        s.befriend(&u, &to).await;
+        senders.push(u);
+    }
+    // After every sign-up (which moves the test clock on): these count in the same minute.
+    for (u, already) in senders.iter().zip([3, 0, 5]) {
+        for i in 0..already {
+            s.post_as(
+                u,
+                "/v1/messages",
+                json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to.public_id,
+                       "body": format!("earlier {i}")}),
+            )
+            .await
+            .expect(201);
+        }
+    }
+    let base = s.base.clone();
+    let tally = switchboard_server::testing::at_once(24, |i| {
+        let from = &senders[i % 3];
+        let body = json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to.public_id,
+                          "body": format!("at once {i}")});
+        let (base, token) = (base.clone(), from.token.clone());
+        async move {
+            switchboard_server::testing::request(
+                &base,
+                Method::POST,
+                "/v1/messages",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    })
+    .await;
+    assert_eq!(tally.get(&(201, String::new())), Some(&7), "{tally:?}");
+    assert_eq!(
+        tally.get(&(429, "rate_limited".into())),
+        Some(&17),
+        "{tally:?}"
+    );
+    let events = common::sync_all(&reqwest::Client::new(), &s.base, &to.token, 0).await;
+    for u in &senders {
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e["kind"] == "message.new" && e["data"]["from"] == u.public_id.as_str())
+                .count(),
+            5,
+            "{} sent its five in the minute and no more",
+            u.public_id
+        );
+    }
 }
 
 async fn contact_requests_per_day_hold_under_concurrent_requests(backend: Backend) {
