@@ -104,7 +104,7 @@ pub fn start_forwarding_from<R: Runtime>(
 /// The app lives on in the tray when its last window closes: it exits only when asked to
 /// (the tray's Quit, which passes an exit code). A closed window is destroyed rather than
 /// hidden, because a hidden one keeps its web process: with 10 live profiles the app holds
-/// 226 MB with its window open and 101 MB in the tray (`cargo xtask bench app`).
+/// 222 MB with its window open and 101 MB in the tray (`cargo xtask bench app`).
 fn keep_running_in_the_tray<R: Runtime>(_: &AppHandle<R>, event: tauri::RunEvent) {
     if let tauri::RunEvent::ExitRequested {
         code: None, api, ..
@@ -119,17 +119,31 @@ fn data_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(switchboard_core::data_dir(explicit.as_deref())?)
 }
 
-/// WebKitGTK's accelerated compositing mode costs the app ~77 MB of PSS (303 → 226 MB with 10
-/// live profiles, `cargo xtask bench app`) and buys nothing for a UI of text, lists and images.
-/// It is turned off by `WEBKIT_DISABLE_COMPOSITING_MODE`, which the web processes inherit, so
-/// it must be in the environment before WebKit starts; unless the user set it either way, the
-/// app runs itself again (`exec`: same process, same arguments) with it set. (Setting it in
-/// place is `unsafe` since Rust 2024, and this crate forbids `unsafe`.)
+/// The WebKitGTK settings the app runs with, each unless the user set it either way. With 10
+/// live profiles (PSS of the app and its WebKit processes, `cargo xtask bench app`): both on,
+/// WebKit's defaults, 303 MB; accelerated compositing mode off 226 MB; the DMA-BUF renderer off
+/// 222 MB, with compositing mode on or off (once that renderer is off, compositing mode changes
+/// nothing measurable). Neither buys anything for a UI of text, lists and images. Compositing
+/// mode is set off too, so the app stays off it should a later WebKit composite another way.
+///
+/// Both are read from the environment, which the web processes inherit, so they must be there
+/// before WebKit starts: the app runs itself again (`exec`: same process, same arguments) with
+/// the missing ones set. (Setting them in place is `unsafe` since Rust 2024, and this crate
+/// forbids `unsafe`.)
 #[cfg(target_os = "linux")]
-fn without_compositing_mode() {
+const WEBKIT_SETTINGS: [(&str, &str); 2] = [
+    ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+    ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+];
+
+#[cfg(target_os = "linux")]
+fn with_webkit_settings() {
     use std::os::unix::process::CommandExt;
-    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
-    if std::env::var_os(VAR).is_some() {
+    let missing: Vec<_> = WEBKIT_SETTINGS
+        .iter()
+        .filter(|(var, _)| std::env::var_os(var).is_none())
+        .collect();
+    if missing.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -137,15 +151,15 @@ fn without_compositing_mode() {
     };
     let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env(VAR, "1")
+        .envs(missing.iter().map(|(var, value)| (var, value)))
         .exec();
     // Only reached when the exec failed (the binary replaced by an upgrade, say): run as is.
-    eprintln!("switchboard-app: starting with compositing mode on ({error})");
+    eprintln!("switchboard-app: starting with WebKit's defaults ({error})");
 }
 
 pub fn main() -> ExitCode {
     #[cfg(target_os = "linux")]
-    without_compositing_mode();
+    with_webkit_settings();
     let _ = shell::LAUNCHED.set(std::time::Instant::now());
     tracing_subscriber::fmt()
         .with_env_filter(

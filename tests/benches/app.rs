@@ -175,11 +175,18 @@ async fn main() {
 
     // P1b: the web process's settings, one at a time, then together: 10 live profiles each.
     println!("P1b PSS, app + WebKit, 10 live profiles, per setting of the web process:");
-    let settings: [(&str, &[(&str, &str)]); 4] = [
-        ("as shipped (compositing mode off)", &[]),
+    let settings: [(&str, &[(&str, &str)]); 5] = [
+        (
+            "as shipped (compositing mode off, DMA-BUF renderer off)",
+            &[],
+        ),
         (
             "compositing mode on (WEBKIT_DISABLE_COMPOSITING_MODE=0)",
             &[("WEBKIT_DISABLE_COMPOSITING_MODE", "0")],
+        ),
+        (
+            "DMA-BUF renderer on (WEBKIT_DISABLE_DMABUF_RENDERER=0)",
+            &[("WEBKIT_DISABLE_DMABUF_RENDERER", "0")],
         ),
         (
             "as shipped, no JavaScript JIT (JSC_useJIT=0)",

@@ -36,7 +36,7 @@ fn screenshots_dir() -> PathBuf {
 /// The X screen the app draws on, as PNG, read from the X server with `xwd`. Not WebDriver's
 /// Take Screenshot: that goes through WebKit's snapshot of the page, which never returns under
 /// Xvfb when the app runs without accelerated compositing, as it ships (see the app's
-/// `without_compositing_mode`); and a WebDriver command that never returns blocks every later
+/// `WEBKIT_SETTINGS`); and a WebDriver command that never returns blocks every later
 /// one. Empty when the screen cannot be read: a screenshot is for a person, not an assertion.
 fn screen_png() -> Vec<u8> {
     let xwd = Command::new("xwd")
