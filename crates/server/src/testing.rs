@@ -455,6 +455,56 @@ where
     tally
 }
 
+/// One request of a batch fired at once by [`calls_at_once`]: owned, so its task outlives the
+/// test's borrows.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The service to ask, `http://addr` (several nodes' batches mix them).
+    pub base: String,
+    pub method: reqwest::Method,
+    pub path: String,
+    pub token: Option<String>,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Call {
+    pub fn new(base: &str, method: reqwest::Method, path: &str, token: Option<&str>) -> Self {
+        Self {
+            base: base.to_string(),
+            method,
+            path: path.to_string(),
+            token: token.map(str::to_string),
+            body: None,
+        }
+    }
+
+    /// A POST of `body` as JSON.
+    pub fn post(base: &str, path: &str, token: Option<&str>, body: serde_json::Value) -> Self {
+        Self::new(base, reqwest::Method::POST, path, token).with_body(body)
+    }
+
+    pub fn with_body(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        request(
+            &self.base,
+            self.method,
+            &self.path,
+            self.token.as_deref(),
+            self.body,
+        )
+        .await
+    }
+}
+
+/// `n` requests at once, the `i`th `call(i)`, tallied as [`at_once`].
+pub async fn calls_at_once(n: usize, call: impl Fn(usize) -> Call) -> Tally {
+    at_once(n, |i| call(i).send()).await
+}
+
 /// `n` POSTs to `path` at once as `token`, the `i`th with `body(i)`, tallied as [`at_once`].
 pub async fn post_at_once(
     base: &str,
@@ -463,25 +513,7 @@ pub async fn post_at_once(
     n: usize,
     body: impl Fn(usize) -> serde_json::Value,
 ) -> Tally {
-    at_once(n, |i| {
-        let (base, token, path, body) = (
-            base.to_string(),
-            token.to_string(),
-            path.to_string(),
-            body(i),
-        );
-        async move {
-            request(
-                &base,
-                reqwest::Method::POST,
-                &path,
-                Some(&token),
-                Some(body),
-            )
-            .await
-        }
-    })
-    .await
+    calls_at_once(n, |i| Call::post(base, path, Some(token), body(i))).await
 }
 
 /// One answer, for asserting on.

@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::{assert_once_in_order, connect, head, next_event, send_message, sync_all};
-use serde_json::{Value, json};
-use switchboard_server::testing::{Backend, Reply, TEST_PASSWORD, TestServer, TestUser, request};
+use serde_json::json;
+use switchboard_server::testing::{
+    Backend, Call, TEST_PASSWORD, TestServer, TestUser, calls_at_once, request,
+};
 
 /// Three nodes. The safety poll is pushed out of the way, so delivery across nodes in these
 /// tests is the hints' doing, not the poll's.
@@ -158,50 +160,19 @@ async fn delivery_completes_when_the_listen_connection_is_killed_mid_run() {
     assert_once_in_order(&got, since, 1, 60);
 }
 
-/// Fires the requests at once; tally of (status, code).
-async fn at_once(
-    requests: Vec<(String, String, Option<String>, Value)>,
-) -> BTreeMap<(u16, String), usize> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (base, path, token, body) in requests {
-        tasks.spawn(async move {
-            request(
-                &base,
-                reqwest::Method::POST,
-                &path,
-                token.as_deref(),
-                Some(body),
-            )
-            .await
-        });
-    }
-    let mut tally = BTreeMap::new();
-    while let Some(r) = tasks.join_next().await {
-        let r: Reply = r.unwrap();
-        assert!(
-            r.status < 500,
-            "never a server error: {} {}",
-            r.status,
-            r.body
-        );
-        *tally.entry((r.status, r.code().to_string())).or_default() += 1;
-    }
-    tally
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sign_in_failures_spread_over_the_nodes_still_throttle_and_lock() {
     let nodes = three_nodes(|c| c.sessions.lock_after = 8).await;
     nodes[0].user(1, "alice_w").await;
     let wrong = |i: usize| {
-        (
-            nodes[i % 3].base.clone(),
-            "/v1/sessions".to_string(),
+        Call::post(
+            &nodes[i % 3].base,
+            "/v1/sessions",
             None,
             json!({"login": "alice_w", "password": format!("wrong {i}"), "device_name": "x"}),
         )
     };
-    let tally = at_once((0..21).map(wrong).collect()).await;
+    let tally = calls_at_once(21, wrong).await;
     assert_eq!(
         tally.get(&(401, "invalid_credentials".into())),
         Some(&5),
@@ -212,8 +183,7 @@ async fn sign_in_failures_spread_over_the_nodes_still_throttle_and_lock() {
     // next try meets a locked account.
     for i in 0..4 {
         nodes[0].clock.advance_secs(3600);
-        let (base, path, _, body) = wrong(i + 1);
-        let r = request(&base, reqwest::Method::POST, &path, None, Some(body)).await;
+        let r = wrong(i + 1).send().await;
         assert_eq!(r.status, if i < 3 { 401 } else { 423 }, "{}", r.body);
     }
     nodes[0].clock.advance_secs(3600);

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use serde_json::json;
-use switchboard_server::testing::{Backend, Reply, TEST_PASSWORD, TestServer, at_once, request};
+use switchboard_server::testing::{Backend, Call, TEST_PASSWORD, TestServer, calls_at_once};
 
 switchboard_server::on_every_backend!(
     twenty_concurrent_wrong_passwords_are_judged_five_times,
@@ -16,34 +16,17 @@ switchboard_server::on_every_backend!(
     a_new_name_or_public_id_holds_from_the_next_message,
 );
 
-/// A request from a spawned task: owns what it needs of the server (its address).
-async fn post(base: String, path: &str, token: Option<String>, body: serde_json::Value) -> Reply {
-    request(
-        &base,
-        reqwest::Method::POST,
-        path,
-        token.as_deref(),
-        Some(body),
-    )
-    .await
-}
-
 async fn twenty_concurrent_wrong_passwords_are_judged_five_times(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;
     s.user(1, "alice_w").await;
-    let base = s.base.clone();
-    let tally = at_once(20, |i| {
-        let base = base.clone();
-        async move {
-            post(
-                base,
-                "/v1/sessions",
-                None,
-                json!({"login": "alice_w", "password": format!("wrong password {i}"),
-                       "device_name": "attacker"}),
-            )
-            .await
-        }
+    let tally = calls_at_once(20, |i| {
+        Call::post(
+            &s.base,
+            "/v1/sessions",
+            None,
+            json!({"login": "alice_w", "password": format!("wrong password {i}"),
+                   "device_name": "attacker"}),
+        )
     })
     .await;
     assert_eq!(
@@ -63,18 +46,13 @@ async fn twenty_concurrent_wrong_passwords_are_judged_five_times(backend: Backen
 
 async fn twenty_concurrent_code_requests_send_one_text(backend: Backend) {
     let s = TestServer::start_on(backend, |_| {}).await;
-    let base = s.base.clone();
-    let tally = at_once(20, |_| {
-        let base = base.clone();
-        async move {
-            post(
-                base,
-                "/v1/sms/codes",
-                None,
-                json!({"phone": "+8613800138088", "purpose": "register"}),
-            )
-            .await
-        }
+    let tally = calls_at_once(20, |_| {
+        Call::post(
+            &s.base,
+            "/v1/sms/codes",
+            None,
+            json!({"phone": "+8613800138088", "purpose": "register"}),
+        )
     })
     .await;
     assert_eq!(tally.get(&(202, String::new())), Some(&1), "{tally:?}");
@@ -99,22 +77,17 @@ async fn forty_concurrent_guesses_of_a_code_are_judged_five_times(backend: Backe
     let s = TestServer::start_on(backend, |_| {}).await;
     let phone = "+8613800138099";
     let real = s.sms_code(phone, "register").await;
-    let base = s.base.clone();
     let real_n: u32 = real.parse().unwrap();
-    let tally = at_once(40, |i| {
-        let base = base.clone();
+    let tally = calls_at_once(40, |i| {
         // 40 distinct codes, none of them the real one.
         let guess = format!("{:06}", (real_n + 1 + i as u32) % 1_000_000);
-        async move {
-            post(
-                base,
-                "/v1/accounts",
-                None,
-                json!({"phone": phone, "sms_code": guess, "public_id": format!("guess_{i}"),
-                       "password": TEST_PASSWORD, "display_name": "Guesser"}),
-            )
-            .await
-        }
+        Call::post(
+            &s.base,
+            "/v1/accounts",
+            None,
+            json!({"phone": phone, "sms_code": guess, "public_id": format!("guess_{i}"),
+                   "password": TEST_PASSWORD, "display_name": "Guesser"}),
+        )
     })
     .await;
     // Five tries are compared: four answer "wrong, n left", the fifth burns the code; the
@@ -153,21 +126,15 @@ async fn concurrent_transfers_both_ways_all_succeed_and_balance(backend: Backend
         .await
         .expect(201);
     }
-    let base = s.base.clone();
-    let (a2, b2) = (a.clone(), b.clone());
-    let tally = at_once(80, move |i| {
-        let base = base.clone();
-        let (from, to) = if i % 2 == 0 { (&a2, &b2) } else { (&b2, &a2) };
-        let (token, to) = (from.token.clone(), to.public_id.clone());
-        async move {
-            post(
-                base,
-                "/v1/wallet/transfers",
-                Some(token),
-                json!({"to": to, "amount": 101, "note": "", "idempotency_key": format!("t-{i}")}),
-            )
-            .await
-        }
+    let tally = calls_at_once(80, |i| {
+        let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        Call::post(
+            &s.base,
+            "/v1/wallet/transfers",
+            Some(&from.token),
+            json!({"to": to.public_id, "amount": 101, "note": "",
+                   "idempotency_key": format!("t-{i}")}),
+        )
     })
     .await;
     assert_eq!(
@@ -239,12 +206,13 @@ async fn a_session_signed_out_elsewhere_is_refused_from_the_next_request_while_o
             let mut answers = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                let r = post(
-                    base.clone(),
+                let r = Call::post(
+                    &base,
                     "/v1/messages",
-                    Some(token.clone()),
+                    Some(&token),
                     json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": "bob_cc", "body": "hi"}),
                 )
+                .send()
                 .await;
                 answers.push((started, r.status, r.code().to_string()));
             }
@@ -301,20 +269,19 @@ async fn a_new_name_or_public_id_holds_from_the_next_message(backend: Backend) {
     let alice = s.user(1, "alice_nn").await;
     let bob = s.user(2, "bob_nn").await;
     s.befriend(&alice, &bob).await;
-    let base = s.base.clone();
-    let send = |to: &'static str, token: String| {
-        let base = base.clone();
+    let (base, token) = (&s.base, &alice.token);
+    let send = |to: &'static str| {
         move |_| {
-            post(
-                base.clone(),
+            Call::post(
+                base,
                 "/v1/messages",
-                Some(token.clone()),
+                Some(token),
                 json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to, "body": "hi"}),
             )
         }
     };
     // Warm: the session and the recipient have been read many times over.
-    let tally = at_once(16, send("bob_nn", alice.token.clone())).await;
+    let tally = calls_at_once(16, send("bob_nn")).await;
     assert_eq!(tally.get(&(201, String::new())), Some(&16), "{tally:?}");
 
     for round in 0..3 {
@@ -346,12 +313,12 @@ async fn a_new_name_or_public_id_holds_from_the_next_message(backend: Backend) {
     )
     .await
     .expect(200);
-    let tally = at_once(16, send("bob_nn", alice.token.clone())).await;
+    let tally = calls_at_once(16, send("bob_nn")).await;
     assert_eq!(
         tally.get(&(404, "user_not_found".into())),
         Some(&16),
         "the old ID names no one: {tally:?}"
     );
-    let tally = at_once(16, send("bob_renamed", alice.token.clone())).await;
+    let tally = calls_at_once(16, send("bob_renamed")).await;
     assert_eq!(tally.get(&(201, String::new())), Some(&16), "{tally:?}");
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use serde_json::{Value, json};
-use switchboard_server::testing::{Reply, TestServer, TestUser, at_once, post_at_once};
+use switchboard_server::testing::{Reply, TestServer, TestUser, post_at_once};
 
 /// A 1×1 PNG.
 const PNG: &[u8] = &[
@@ -403,45 +403,21 @@ async fn concurrent_likes_count_once_and_retried_posts_make_one_post() {
     let c = circle().await;
     let s = &c.s;
     let id = post(s, &c.ann, "race", &[], json!("contacts")).await;
-    let (base, token) = (s.base.clone(), c.ben.token.clone());
-    let tally = at_once(10, |_| {
-        let (base, token, path) = (
-            base.clone(),
-            token.clone(),
-            format!("/v1/moments/{id}/likes"),
-        );
-        async move {
-            switchboard_server::testing::request(
-                &base,
-                reqwest::Method::POST,
-                &path,
-                Some(&token),
-                Some(json!({})),
-            )
-            .await
-        }
-    })
-    .await;
+    let path = format!("/v1/moments/{id}/likes");
+    let tally = post_at_once(&s.base, &c.ben.token, &path, 10, |_| json!({})).await;
     assert_eq!(tally.get(&(201, String::new())), Some(&1), "{tally:?}");
     assert_eq!(
         tally.get(&(409, "already_liked".into())),
         Some(&9),
         "{tally:?}"
     );
-    let token = c.dee.token.clone();
-    let tally = at_once(8, |_| {
-        let (base, token) = (base.clone(), token.clone());
-        async move {
-            switchboard_server::testing::request(
-                &base,
-                reqwest::Method::POST,
-                "/v1/moments",
-                Some(&token),
-                Some(json!({"text": "once", "visibility": "contacts", "idempotency_key": "k"})),
-            )
-            .await
-        }
-    })
+    let tally = post_at_once(
+        &s.base,
+        &c.dee.token,
+        "/v1/moments",
+        8,
+        |_| json!({"text": "once", "visibility": "contacts", "idempotency_key": "k"}),
+    )
     .await;
     assert_eq!(tally.get(&(201, String::new())), Some(&8), "{tally:?}");
     assert_eq!(

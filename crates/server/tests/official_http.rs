@@ -8,7 +8,7 @@ mod common;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_server::testing::{Reply, TestServer, TestUser, at_once, post_at_once};
+use switchboard_server::testing::{Call, Reply, TestServer, TestUser, calls_at_once, post_at_once};
 
 fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -374,22 +374,13 @@ async fn operators_racing_for_the_last_seats_keep_both_limits() {
         let other = s.official(&owner, &format!("Acme {i}"), &[], &[]).await;
         others.push((owner, other));
     }
-    let tally = at_once(4, |i| {
-        let (base, token, path) = (
-            s.base.clone(),
-            others[i].0.token.clone(),
-            format!("/v1/official-accounts/{}/operators", others[i].1),
-        );
-        async move {
-            switchboard_server::testing::request(
-                &base,
-                Method::POST,
-                &path,
-                Some(&token),
-                Some(json!({"public_id": "busy_bee", "role": "editor"})),
-            )
-            .await
-        }
+    let tally = calls_at_once(4, |i| {
+        Call::post(
+            &s.base,
+            &format!("/v1/official-accounts/{}/operators", others[i].1),
+            Some(&others[i].0.token),
+            json!({"public_id": "busy_bee", "role": "editor"}),
+        )
     })
     .await;
     assert_eq!(tally.get(&(201, String::new())), Some(&2), "{tally:?}");
@@ -423,18 +414,8 @@ async fn operators_racing_for_one_conversation_get_one_claim_which_lapses_after_
     let s = &a.s;
     let path = format!("/v1/official-accounts/{}/conversations/carol_c/claim", a.id);
     let racers = [&a.boss, &a.admin, &a.support];
-    let tally = at_once(3, |i| {
-        let (base, token, path) = (s.base.clone(), racers[i].token.clone(), path.clone());
-        async move {
-            switchboard_server::testing::request(
-                &base,
-                Method::POST,
-                &path,
-                Some(&token),
-                Some(json!({})),
-            )
-            .await
-        }
+    let tally = calls_at_once(3, |i| {
+        Call::post(&s.base, &path, Some(&racers[i].token), json!({}))
     })
     .await;
     assert_eq!(tally.get(&(200, String::new())), Some(&1), "{tally:?}");
@@ -573,17 +554,8 @@ async fn an_api_key_acts_only_for_its_official_account_until_revoked_and_within_
     .await
     .expect_error(403, "official_forbidden");
     // Its rate: 5 a minute in all (2 used); of 8 at once, 3 pass and the rest say when.
-    let tally = at_once(8, |_| {
-        let (base, key, path) = (
-            s.base.clone(),
-            key.clone(),
-            format!("/v1/official-accounts/{}/conversations", a.id),
-        );
-        async move {
-            switchboard_server::testing::request(&base, Method::GET, &path, Some(&key), None).await
-        }
-    })
-    .await;
+    let path = format!("/v1/official-accounts/{}/conversations", a.id);
+    let tally = calls_at_once(8, |_| Call::new(&s.base, Method::GET, &path, Some(&key))).await;
     assert_eq!(tally.get(&(200, String::new())), Some(&3), "{tally:?}");
     assert_eq!(
         tally.get(&(429, "rate_limited".into())),
@@ -752,24 +724,19 @@ async fn bad_input_is_a_clear_error_and_writes_nothing() {
 async fn answers_racing_their_authors_removal_are_sent_whole_or_refused() {
     let a = acme().await;
     let s = &a.s;
-    let tally = at_once(11, |i| {
-        let base = s.base.clone();
-        let (method, path, token, body) = if i == 0 {
-            (
-                Method::DELETE,
-                format!("/v1/official-accounts/{}/operators/acme_support", a.id),
-                a.admin.token.clone(),
-                None,
-            )
+    let removal = format!("/v1/official-accounts/{}/operators/acme_support", a.id);
+    let tally = calls_at_once(11, |i| {
+        if i == 0 {
+            Call::new(&s.base, Method::DELETE, &removal, Some(&a.admin.token))
         } else {
-            (
-                Method::POST,
-                "/v1/messages".to_string(),
-                a.support.token.clone(),
-                Some(json!({"client_id": uuid(), "from_official": a.id, "to": "carol_c", "body": format!("race {i}")})),
+            Call::post(
+                &s.base,
+                "/v1/messages",
+                Some(&a.support.token),
+                json!({"client_id": uuid(), "from_official": a.id, "to": "carol_c",
+                       "body": format!("race {i}")}),
             )
-        };
-        async move { switchboard_server::testing::request(&base, method, &path, Some(&token), body).await }
+        }
     })
     .await;
     assert_eq!(tally.get(&(204, String::new())), Some(&1), "{tally:?}");

@@ -13,8 +13,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_server::testing::{
-    Backend, Reply, TEST_IDENTITY_SECRET, TEST_PASSWORD, TEST_RESIDENT_ID, TestDb, TestServer,
-    TestUser, post_at_once,
+    Backend, Call, Reply, TEST_IDENTITY_SECRET, TEST_PASSWORD, TEST_RESIDENT_ID, TestDb,
+    TestServer, TestUser, calls_at_once, post_at_once,
 };
 
 switchboard_server::on_every_backend!(
@@ -819,22 +819,10 @@ async fn each_senders_budget_holds_when_many_send_at_once(backend: Backend) {
             .expect(201);
         }
     }
-    let base = s.base.clone();
-    let tally = switchboard_server::testing::at_once(24, |i| {
-        let from = &senders[i % 3];
+    let tally = calls_at_once(24, |i| {
         let body = json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to.public_id,
                           "body": format!("at once {i}")});
-        let (base, token) = (base.clone(), from.token.clone());
-        async move {
-            switchboard_server::testing::request(
-                &base,
-                Method::POST,
-                "/v1/messages",
-                Some(&token),
-                Some(body),
-            )
-            .await
-        }
+        Call::post(&s.base, "/v1/messages", Some(&senders[i % 3].token), body)
     })
     .await;
     assert_eq!(tally.get(&(201, String::new())), Some(&7), "{tally:?}");
