@@ -8,7 +8,10 @@
 //! bench` starts one), on PostgreSQL beside it; its CPU figure then adds the PostgreSQL
 //! server processes' CPU to the service's. (c) The same load through a plain axum +
 //! tungstenite echo that stores nothing (`common::echo`), in the same run: the floor that
-//! HTTP, JSON, WebSockets and the load generator set on this machine.
+//! HTTP, JSON, WebSockets and the load generator set on this machine. (b) and (c) run with 16
+//! concurrent senders and again with 64: a node that takes 20,000 messages a second has
+//! thousands of clients, and how many requests wait together is what the group-commit writer
+//! amortises a commit over.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot run should stop loudly
 
@@ -23,26 +26,27 @@ use common::{
 
 const RECIPIENTS: usize = 1000;
 const TOTAL: usize = 20_000;
-const SENDERS: usize = 16;
+/// Concurrent senders: each sends its next message once the last one was answered.
+const SENDERS: [usize; 2] = [16, 64];
 
 #[tokio::main]
 async fn main() {
     if std::env::var_os(echo::ECHO_ENV).is_some() {
         return echo::serve().await;
     }
-    let mut rows = vec![run(Backend::Sqlite, true).await];
+    let mut rows = run(Backend::Sqlite, true).await;
     if test_cluster().is_some() {
-        rows.push(run(Backend::Postgres, false).await);
+        rows.extend(run(Backend::Postgres, false).await);
     } else {
         println!(
             "(PostgreSQL skipped: SWITCHBOARD_TEST_PG is not set; `cargo xtask bench service` sets it)"
         );
     }
-    rows.push(run_echo().await);
+    rows.extend(run_echo().await);
     println!();
     println!(
-        "{:<11} {:>11} {:>12} {:>8} {:>8} {:>14}",
-        "backend", "accepted/s", "delivered/s", "p50 ms", "p99 ms", "CPU µs/msg"
+        "{:<11} {:>7} {:>11} {:>12} {:>8} {:>8} {:>14}",
+        "backend", "senders", "accepted/s", "delivered/s", "p50 ms", "p99 ms", "CPU µs/msg"
     );
     for r in rows {
         println!("{r}");
@@ -50,31 +54,35 @@ async fn main() {
 }
 
 /// (c): the reference, with 1,000 recipients whose tokens are their public IDs.
-async fn run_echo() -> String {
+async fn run_echo() -> Vec<String> {
     println!("--- echo reference (axum + tungstenite, nothing stored) ---");
     let service = echo::start();
     let users: Vec<(String, String)> = (1..=RECIPIENTS)
         .map(|i| (format!("user_{i:06}"), format!("user_{i:06}")))
         .collect();
-    let r = load(&Load {
-        socket_nodes: &[service.addr],
-        sender_bases: &[format!("http://{}", service.addr)],
-        users: &users,
-        sender_token: "user_000000",
-        total: TOTAL,
-        senders: SENDERS,
-        pids: &[service.child.id()],
-        with_postgres: false,
-        tag: "",
-    })
-    .await;
-    report("echo", &r)
+    let mut rows = Vec::new();
+    for senders in SENDERS {
+        let r = load(&Load {
+            socket_nodes: &[service.addr],
+            sender_bases: &[format!("http://{}", service.addr)],
+            users: &users,
+            sender_token: "user_000000",
+            total: TOTAL,
+            senders,
+            pids: &[service.child.id()],
+            with_postgres: false,
+            tag: &format!("s{senders}-"),
+        })
+        .await;
+        rows.push(report("echo", senders, &r));
+    }
+    rows
 }
 
 /// Prints a run's figures; returns its row of the side-by-side table.
-fn report(name: &str, r: &LoadResult) -> String {
+fn report(name: &str, senders: usize, r: &LoadResult) -> String {
     println!(
-        "messages: {TOTAL} from {SENDERS} concurrent senders to {RECIPIENTS} live recipients: accepted {:.0}/s, delivered {} at {:.0}/s",
+        "messages: {TOTAL} from {senders} concurrent senders to {RECIPIENTS} live recipients: accepted {:.0}/s, delivered {} at {:.0}/s",
         r.accepted_per_s, r.delivered, r.delivered_per_s
     );
     println!(
@@ -88,8 +96,9 @@ fn report(name: &str, r: &LoadResult) -> String {
         TOTAL as f64 / r.cpu_secs
     );
     format!(
-        "{:<11} {:>11.0} {:>12.0} {:>8.1} {:>8.1} {:>14.0}",
+        "{:<11} {:>7} {:>11.0} {:>12.0} {:>8.1} {:>8.1} {:>14.0}",
         name,
+        senders,
         r.accepted_per_s,
         r.delivered_per_s,
         r.p50,
@@ -98,9 +107,9 @@ fn report(name: &str, r: &LoadResult) -> String {
     )
 }
 
-/// Runs the bench on one backend; returns its row of the side-by-side table. The idle-socket
+/// Runs the bench on one backend; returns its rows of the side-by-side table. The idle-socket
 /// memory figures do not depend on the backend and are measured once.
-async fn run(backend: Backend, idle_sockets: bool) -> String {
+async fn run(backend: Backend, idle_sockets: bool) -> Vec<String> {
     println!("--- {backend:?} ---");
     let db = TestDb::new(backend).await;
     let service = start_service(&db, &[]);
@@ -141,17 +150,21 @@ async fn run(backend: Backend, idle_sockets: bool) -> String {
     }
 
     // (b) throughput and latency with one live socket per recipient.
-    let r = load(&Load {
-        socket_nodes: &[service.addr],
-        sender_bases: std::slice::from_ref(&base),
-        users: &users,
-        sender_token: &hub_token,
-        total: TOTAL,
-        senders: SENDERS,
-        pids: &[pid],
-        with_postgres: backend == Backend::Postgres,
-        tag: "",
-    })
-    .await;
-    report(&format!("{backend:?}"), &r)
+    let mut rows = Vec::new();
+    for senders in SENDERS {
+        let r = load(&Load {
+            socket_nodes: &[service.addr],
+            sender_bases: std::slice::from_ref(&base),
+            users: &users,
+            sender_token: &hub_token,
+            total: TOTAL,
+            senders,
+            pids: &[pid],
+            with_postgres: backend == Backend::Postgres,
+            tag: &format!("s{senders}-"),
+        })
+        .await;
+        rows.push(report(&format!("{backend:?}"), senders, &r));
+    }
+    rows
 }

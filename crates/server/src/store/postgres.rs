@@ -106,6 +106,7 @@ impl PgStore {
             messages: writer,
             // Several nodes write here; one node's memory cannot see another's writes.
             cache: None,
+            _background: None,
         })
     }
 }

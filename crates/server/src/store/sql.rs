@@ -88,6 +88,9 @@ pub struct SqlStore {
     /// What every request reads, where one process owns every write (SQLite; see
     /// `store/cache.rs`). `None`: every read asks the database.
     pub(super) cache: Option<std::sync::Arc<crate::store::cache::ReadCache>>,
+    /// Stops the store's background work besides the writer (SQLite's checkpointer) when the
+    /// store goes.
+    pub(super) _background: Option<tokio_util::sync::DropGuard>,
 }
 
 /// The group-commit writer each backend's store runs (one per node).
