@@ -60,7 +60,12 @@ async fn lock_keys(_tx: &mut sql::Tx, _keys: &[String]) -> StoreResult<()> {
 }
 
 /// How often [`checkpoint_in_background`] copies what was committed into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Under a sustained load the WAL cannot start over (new commits land while a copy runs), so
+/// the writer's backstop still checkpoints at 16,384 pages, but only what was committed since
+/// the last copy: the shorter the period, the shorter that stall. Stream bench, 64 senders,
+/// 3 runs each, alternated: every 500 ms p99 76 ms, every 100 ms 48 ms, at 239 -> 255 µs of
+/// CPU per message (within noise: 16 senders 290 -> 289).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Copies committed WAL frames back into the database file on a connection of its own, so
 /// the writer does not: SQLite checkpoints in the connection whose commit crosses
