@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Load, load, sender_and_recipients, start_service};
+use common::{Load, load, senders_and_recipients, start_service};
 use switchboard_server::testing::{Backend, TestDb, test_cluster};
 
 const RECIPIENTS: usize = 1000;
@@ -102,18 +102,16 @@ async fn notifies(admins: &[String]) -> f64 {
     total
 }
 
-/// The sender's token and the recipients, made through a node started for the purpose.
-async fn accounts(db: &TestDb) -> (String, Vec<(String, String)>) {
+/// The senders' tokens and the recipients, made through a node started for the purpose.
+async fn accounts(db: &TestDb) -> (Vec<String>, Vec<(String, String)>) {
     let service = start_service(db, &[]);
     let base = format!("http://{}", service.addr);
-    let (_, sender, users) =
-        sender_and_recipients(&reqwest::Client::new(), &base, RECIPIENTS).await;
-    (sender, users)
+    senders_and_recipients(&reqwest::Client::new(), &base, SENDERS, RECIPIENTS).await
 }
 
 async fn run_on(
     db: &TestDb,
-    (sender, users): &(String, Vec<(String, String)>),
+    (senders, users): &(Vec<String>, Vec<(String, String)>),
     nodes: usize,
     notify: &str,
     label: &str,
@@ -134,7 +132,7 @@ async fn run_on(
         socket_nodes: &addrs,
         sender_bases: &bases,
         users,
-        sender_token: sender,
+        sender_tokens: senders,
         total: MESSAGES,
         senders: SENDERS,
         pids: &pids,

@@ -2,7 +2,8 @@
 //!
 //! The service runs as its own process (release build) so its memory is measured alone:
 //! (a) resident memory with 1,000 and 10,000 idle live sockets; (b) messages per second
-//! accepted and delivered with 1,000 live recipients, and the latency from `POST` to the
+//! accepted and delivered with 1,000 live recipients (from 64 sending accounts, each writing
+//! to its own contacts), and the latency from `POST` to the
 //! recipient's socket. The load generator shares the machine's two cores with the service.
 //! (b) runs on SQLite and, when `SWITCHBOARD_TEST_PG` names a throwaway cluster (`cargo xtask
 //! bench` starts one), on PostgreSQL beside it; its CPU figure then adds the PostgreSQL
@@ -21,7 +22,8 @@ use switchboard_server::testing::{Backend, TestDb, test_cluster};
 
 mod common;
 use common::{
-    Load, LoadResult, echo, load, open_socket, rss_mb, sender_and_recipients, start_service,
+    Load, LoadResult, SENDING_ACCOUNTS, echo, load, open_socket, rss_mb, senders_and_recipients,
+    start_service,
 };
 
 const RECIPIENTS: usize = 1000;
@@ -60,13 +62,16 @@ async fn run_echo() -> Vec<String> {
     let users: Vec<(String, String)> = (1..=RECIPIENTS)
         .map(|i| (format!("user_{i:06}"), format!("user_{i:06}")))
         .collect();
+    let sender_tokens: Vec<String> = (1..=SENDING_ACCOUNTS)
+        .map(|i| format!("user_{:06}", RECIPIENTS + i))
+        .collect();
     let mut rows = Vec::new();
     for senders in SENDERS {
         let r = load(&Load {
             socket_nodes: &[service.addr],
             sender_bases: &[format!("http://{}", service.addr)],
             users: &users,
-            sender_token: "user_000000",
+            sender_tokens: &sender_tokens,
             total: TOTAL,
             senders,
             pids: &[service.child.id()],
@@ -118,9 +123,10 @@ async fn run(backend: Backend, idle_sockets: bool) -> Vec<String> {
     let recipients = RECIPIENTS;
 
     let t = Instant::now();
-    let (hub_id, hub_token, users) = sender_and_recipients(&client, &base, recipients).await;
+    let (sender_tokens, users) =
+        senders_and_recipients(&client, &base, SENDING_ACCOUNTS, recipients).await;
     println!(
-        "stream bench: {recipients} recipients set up in {:.1} s (sender {hub_id})",
+        "stream bench: {recipients} recipients and {SENDING_ACCOUNTS} senders set up in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 
@@ -156,7 +162,7 @@ async fn run(backend: Backend, idle_sockets: bool) -> Vec<String> {
             socket_nodes: &[service.addr],
             sender_bases: std::slice::from_ref(&base),
             users: &users,
-            sender_token: &hub_token,
+            sender_tokens: &sender_tokens,
             total: TOTAL,
             senders,
             pids: &[pid],

@@ -168,7 +168,9 @@ pub struct Load<'a> {
     pub sender_bases: &'a [String],
     /// (public ID, token) of each recipient.
     pub users: &'a [(String, String)],
-    pub sender_token: &'a str,
+    /// The sending accounts' tokens; recipient `r` is a contact of sender `r % len` (see
+    /// [`senders_and_recipients`]).
+    pub sender_tokens: &'a [String],
     pub total: usize,
     pub senders: usize,
     /// The service processes whose CPU counts.
@@ -241,13 +243,14 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let targets: Arc<Vec<String>> = Arc::new(l.users.iter().map(|(p, _)| p.clone()).collect());
+    let tokens: Arc<Vec<String>> = Arc::new(l.sender_tokens.to_vec());
     let (total, senders) = (l.total, l.senders);
     for s in 0..senders {
         let tag = l.tag.to_string();
-        let (client, base, token, targets, sent_at) = (
+        let (client, base, tokens, targets, sent_at) = (
             client.clone(),
             l.sender_bases[s % l.sender_bases.len()].clone(),
-            l.sender_token.to_string(),
+            tokens.clone(),
             targets.clone(),
             sent_at.clone(),
         );
@@ -255,12 +258,12 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
             for n in (s..total).step_by(senders) {
                 let body = format!("{tag}b{n}");
                 sent_at.lock().await.insert(body.clone(), Instant::now());
-                let to = &targets[n % targets.len()];
+                let (from, to) = message_route(n, tokens.len(), targets.len());
                 post(
                     &client,
                     format!("{base}/v1/messages"),
-                    Some(&token),
-                    json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": to, "body": body}),
+                    Some(&tokens[from]),
+                    json!({"client_id": uuid::Uuid::new_v4().to_string(), "to": targets[to], "body": body}),
                 )
                 .await;
             }
@@ -291,35 +294,50 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
     }
 }
 
-/// Account 0 (the sender) and `recipients` accounts, each a contact of the sender; returns
-/// (sender's public ID, sender's token, [(public ID, token)]).
-pub async fn sender_and_recipients(
+/// Sending accounts: as many as the most concurrent senders a bench runs, so concurrent
+/// messages come from different accounts (each its own budget and log), as on a node with
+/// thousands of clients, not all from one account.
+pub const SENDING_ACCOUNTS: usize = 64;
+
+/// `senders` sending accounts and `recipients` accounts; recipient `r` (its index in the list
+/// returned) is a contact of sender `r % senders` only, so the contacts made are one per
+/// recipient whatever the number of senders. Returns ([sender's token], [(public ID, token)]).
+pub async fn senders_and_recipients(
     client: &reqwest::Client,
     base: &str,
+    senders: usize,
     recipients: usize,
-) -> (String, String, Vec<(String, String)>) {
+) -> (Vec<String>, Vec<(String, String)>) {
     use serde_json::json;
-    let (hub_id, hub_token) = account(client, base, 0).await;
-    let mut users = Vec::new();
-    let mut set = tokio::task::JoinSet::new();
-    for chunk in 0..8 {
-        let (client, base) = (client.clone(), base.to_string());
-        set.spawn(async move {
-            let mut out = Vec::new();
-            for i in (1 + chunk..=recipients).step_by(8) {
-                out.push(account(&client, &base, i).await);
+    assert!(senders <= recipients, "every sender needs a recipient");
+    let made = |first: usize, n: usize| {
+        let mut set = tokio::task::JoinSet::new();
+        for chunk in 0..8 {
+            let (client, base) = (client.clone(), base.to_string());
+            set.spawn(async move {
+                let mut out = Vec::new();
+                for i in (first + chunk..first + n).step_by(8) {
+                    out.push((i, account(&client, &base, i).await));
+                }
+                out
+            });
+        }
+        async move {
+            let mut all = Vec::with_capacity(n);
+            while let Some(r) = set.join_next().await {
+                all.extend(r.unwrap());
             }
-            out
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        users.extend(r.unwrap());
-    }
-    for (pid, token) in &users {
+            all.sort_by_key(|(i, _)| *i);
+            all.into_iter().map(|(_, a)| a).collect::<Vec<_>>()
+        }
+    };
+    let users = made(1, recipients).await;
+    let hubs = made(1 + recipients, senders).await;
+    for (r, (pid, token)) in users.iter().enumerate() {
         let r = post(
             client,
             format!("{base}/v1/contacts/requests"),
-            Some(&hub_token),
+            Some(&hubs[r % senders].1),
             json!({"public_id": pid}),
         )
         .await;
@@ -332,7 +350,16 @@ pub async fn sender_and_recipients(
         )
         .await;
     }
-    (hub_id, hub_token, users)
+    (hubs.into_iter().map(|(_, token)| token).collect(), users)
+}
+
+/// Message `n`'s sender (an index into the sending accounts) and recipient (an index into the
+/// recipients): senders take turns, and each writes to its own recipients (those
+/// [`senders_and_recipients`] made its contacts) in turn.
+pub fn message_route(n: usize, senders: usize, recipients: usize) -> (usize, usize) {
+    let from = n % senders;
+    let theirs = (recipients - from).div_ceil(senders);
+    (from, from + senders * ((n / senders) % theirs))
 }
 
 /// The account's newest sequence number (`head` of a one-event page).

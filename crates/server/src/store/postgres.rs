@@ -56,17 +56,22 @@ async fn try_lock_job(tx: &mut sql::Tx, name: &str) -> StoreResult<bool> {
 /// Takes a transaction-scoped advisory lock on each key, in sorted order (so two
 /// transactions locking overlapping keys queue instead of deadlocking). Keys are hashed to
 /// PostgreSQL's 64-bit lock space; a collision only makes two unrelated steps wait for each
-/// other.
+/// other. One statement whatever the number of keys (a group commit locks every sender's
+/// budget): a scan of an array yields its elements in order, and each row's lock is taken as
+/// the row is produced.
 async fn lock_keys(tx: &mut sql::Tx, keys: &[String]) -> StoreResult<()> {
-    let mut keys: Vec<&String> = keys.iter().collect();
-    keys.sort();
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort_unstable();
     keys.dedup();
-    for key in keys {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
+    if keys.is_empty() {
+        return Ok(());
     }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) FROM unnest($1::text[]) AS key",
+    )
+    .bind(keys)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -253,16 +253,45 @@ async fn stage_messages(tx: &mut Tx, group: &[Outgoing<'_>]) -> StoreResult<Vec<
             .0;
         *since = (*since).min(c.since);
     }
-    for ((scope, key), (since, used, oldest)) in &mut budgets {
-        let (sum, first): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT CAST(SUM(units) AS BIGINT), MIN(last_at) FROM rate_budgets \
-             WHERE scope = $1 AND key = $2 AND last_at > $3",
-        )
-        .bind(*scope)
-        .bind(*key)
-        .bind(*since)
-        .fetch_one(&mut **tx)
-        .await?;
+    // Every budget in one statement per slice, not one each: a group's messages come from as
+    // many accounts as sent at once, and each statement is a round trip.
+    let wanted: Vec<((&str, &str), Millis)> = budgets
+        .iter()
+        .map(|(budget, (since, _, _))| (*budget, *since))
+        .collect();
+    let mut read = std::collections::HashMap::new();
+    for slice in wanted.chunks(MESSAGE_SLICE) {
+        let mut query =
+            sqlx::QueryBuilder::<Db>::new("WITH wanted (scope, key, since) AS (VALUES ");
+        let mut rows = query.separated(", ");
+        for ((scope, key), since) in slice {
+            rows.push("(")
+                .push_bind_unseparated(*scope)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*key)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*since)
+                .push_unseparated(")");
+        }
+        query.push(
+            ") SELECT wanted.scope, wanted.key, CAST(SUM(r.units) AS BIGINT), MIN(r.last_at) \
+             FROM wanted LEFT JOIN rate_budgets r ON r.scope = wanted.scope \
+             AND r.key = wanted.key AND r.last_at > wanted.since \
+             GROUP BY wanted.scope, wanted.key",
+        );
+        read.extend(
+            query
+                .build_query_as::<(String, String, Option<i64>, Option<i64>)>()
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(|(scope, key, sum, first)| ((scope, key), (sum, first))),
+        );
+    }
+    for ((scope, key), (_, used, oldest)) in &mut budgets {
+        let (sum, first) = read
+            .remove(&((*scope).to_string(), (*key).to_string()))
+            .ok_or_else(|| StoreError::Database(DbError::invariant("budget not read")))?;
         *used = u64::try_from(sum.unwrap_or(0)).unwrap_or(0);
         *oldest = first;
     }
