@@ -172,5 +172,7 @@ async fn run(backend: Backend, idle_sockets: bool) -> Vec<String> {
         .await;
         rows.push(report(&format!("{backend:?}"), senders, &r));
     }
+    // What the loads left resident (caches, prepared statements, buffers).
+    println!("service RSS after the message loads: {:.1} MB", rss_mb(pid));
     rows
 }
