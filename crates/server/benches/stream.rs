@@ -3,8 +3,8 @@
 //! The service runs as its own process (release build) so its memory is measured alone:
 //! (a) resident memory with 1,000 and 10,000 idle live sockets; (b) messages per second
 //! accepted and delivered with 1,000 live recipients (from 64 sending accounts, each writing
-//! to its own contacts), and the latency from `POST` to the
-//! recipient's socket. The load generator shares the machine's two cores with the service.
+//! to its own contacts), and the latency from `POST` to the recipient's socket. The load
+//! generator shares the machine's two cores with the service.
 //! (b) runs on SQLite and, when `SWITCHBOARD_TEST_PG` names a throwaway cluster (`cargo xtask
 //! bench` starts one), on PostgreSQL beside it; its CPU figure then adds the PostgreSQL
 //! server processes' CPU to the service's. (c) The same load through a plain axum +
