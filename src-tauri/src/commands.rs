@@ -345,6 +345,18 @@ commands! {
         Ok(())
     }
 
+    /// Whether the app starts at login, in the tray.
+    fn start_at_login(caller, shell, app) -> bool {
+        caller.must_be_main()?;
+        crate::platform::start_at_login(&app)
+    }
+
+    /// Turns starting at login (in the tray) on or off; answers what the system now has.
+    fn set_start_at_login(caller, shell, app, on: bool) -> bool {
+        caller.must_be_main()?;
+        crate::platform::set_start_at_login(&app, on)
+    }
+
     /// The UI's language ("en" or "zh"), so the tray speaks it too.
     fn set_language(caller, shell, app, lang: String) -> () {
         caller.must_be_main()?;

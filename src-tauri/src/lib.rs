@@ -5,13 +5,14 @@
 pub mod bindings;
 pub mod commands;
 pub mod ipc;
+pub mod platform;
 pub mod shell;
 pub mod tray;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use switchboard_core::notify::DesktopSink;
+use switchboard_core::platform::notifications::DesktopSink;
 use switchboard_core::vault::KeyringVault;
 use switchboard_core::{Engine, ProfileEvent, ProfileId};
 use tauri::{AppHandle, Manager, Runtime, WindowEvent};
@@ -72,8 +73,14 @@ pub fn install<R: Runtime>(
                 return;
             };
             match event {
-                WindowEvent::Focused(true) => shell.window_focus(Some(window.label().to_string())),
-                WindowEvent::Focused(false) => shell.window_focus(None),
+                WindowEvent::Focused(true) => {
+                    platform::set_view_idle(window, false);
+                    shell.window_focus(Some(window.label().to_string()));
+                }
+                WindowEvent::Focused(false) => {
+                    platform::set_view_idle(window, true);
+                    shell.window_focus(None);
+                }
                 // Closing the main window keeps every profile running, in the tray, but not
                 // the window: it goes, and its WebKit web process with it (see
                 // [`keep_running_in_the_tray`]), until the tray, a notification or a second
@@ -105,7 +112,13 @@ pub fn start_forwarding_from<R: Runtime>(
 /// (the tray's Quit, which passes an exit code). A closed window is destroyed rather than
 /// hidden, because a hidden one keeps its web process: with 10 live profiles the app holds
 /// 222 MB with its window open and 101 MB in the tray (`cargo xtask bench app`).
-fn keep_running_in_the_tray<R: Runtime>(_: &AppHandle<R>, event: tauri::RunEvent) {
+///
+/// A click on the Dock icon with no window open brings the main window back (macOS).
+fn keep_running_in_the_tray<R: Runtime>(app: &AppHandle<R>, event: tauri::RunEvent) {
+    if platform::asks_for_a_window(&event) {
+        shell::bring_to_front(app, None);
+        return;
+    }
     if let tauri::RunEvent::ExitRequested {
         code: None, api, ..
     } = event
@@ -114,72 +127,71 @@ fn keep_running_in_the_tray<R: Runtime>(_: &AppHandle<R>, event: tauri::RunEvent
     }
 }
 
+/// The log: stderr (a terminal, a launcher's journal) and, because a GUI app on Windows and
+/// macOS has no stderr anyone reads, a daily file in `<data dir>/logs` (a week of them).
+/// No secret is ever logged (tokens and keys have redacting `Debug`).
+fn init_logging(
+    dir: Option<std::path::PathBuf>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter =
+        || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Colour only on a terminal: a piped log (a launcher's journal, the bench reading the
+    // start-up figure) must stay plain text.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let appender = dir.and_then(|dir| {
+        tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("switchboard-app")
+            .filename_suffix("log")
+            .max_log_files(7)
+            .build(&dir)
+            .ok()
+    });
+    let Some(appender) = appender else {
+        tracing_subscriber::registry()
+            .with(filter())
+            .with(stderr)
+            .init();
+        return None;
+    };
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    tracing_subscriber::registry()
+        .with(filter())
+        .with(stderr)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer),
+        )
+        .init();
+    Some(guard)
+}
+
 fn data_dir() -> anyhow::Result<std::path::PathBuf> {
     let explicit = std::env::var_os("SWITCHBOARD_DATA_DIR").map(std::path::PathBuf::from);
     Ok(switchboard_core::data_dir(explicit.as_deref())?)
 }
 
-/// The WebKitGTK settings the app runs with, each unless the user set it either way. With 10
-/// live profiles (PSS of the app and its WebKit processes, `cargo xtask bench app`): both on,
-/// WebKit's defaults, 303 MB; accelerated compositing mode off 226 MB; the DMA-BUF renderer off
-/// 222 MB, with compositing mode on or off (once that renderer is off, compositing mode changes
-/// nothing measurable). Neither buys anything for a UI of text, lists and images. Compositing
-/// mode is set off too, so the app stays off it should a later WebKit composite another way.
-///
-/// Both are read from the environment, which the web processes inherit, so they must be there
-/// before WebKit starts: the app runs itself again (`exec`: same process, same arguments) with
-/// the missing ones set. (Setting them in place is `unsafe` since Rust 2024, and this crate
-/// forbids `unsafe`.)
-#[cfg(target_os = "linux")]
-const WEBKIT_SETTINGS: [(&str, &str); 2] = [
-    ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
-    ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
-];
-
-#[cfg(target_os = "linux")]
-fn with_webkit_settings() {
-    use std::os::unix::process::CommandExt;
-    let missing: Vec<_> = WEBKIT_SETTINGS
-        .iter()
-        .filter(|(var, _)| std::env::var_os(var).is_none())
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let error = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .envs(missing.iter().map(|(var, value)| (var, value)))
-        .exec();
-    // Only reached when the exec failed (the binary replaced by an upgrade, say): run as is.
-    eprintln!("switchboard-app: starting with WebKit's defaults ({error})");
-}
-
 pub fn main() -> ExitCode {
-    #[cfg(target_os = "linux")]
-    with_webkit_settings();
+    platform::prepare_web_engine();
     let _ = shell::LAUNCHED.set(std::time::Instant::now());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        // Colour only on a terminal: a piped log (a launcher's journal, the bench reading the
-        // start-up figure) must stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let data = data_dir();
+    // Held to the end: it flushes the log file's last lines.
+    let _log = init_logging(data.as_ref().ok().map(|d| d.join("logs")));
     let opened = tauri::async_runtime::block_on(async {
         let vault = KeyringVault::os()?;
         // The system's roots, and a private deployment's CA from SWITCHBOARD_CA_FILE.
         let tls = switchboard_core::TlsConfig::from_env()?;
-        anyhow::Ok(Engine::open_with_tls(&data_dir()?, vault, tls).await?)
+        anyhow::Ok(Engine::open_with_tls(&data?, vault, tls).await?)
     });
     let engine = match opened {
         Ok(e) => Arc::new(e),
         Err(e) => {
-            eprintln!("switchboard-app: {e:#}");
+            platform::fatal(&format!("{e:#}"));
             return ExitCode::FAILURE;
         }
     };
@@ -196,7 +208,12 @@ pub fn main() -> ExitCode {
                 shell::bring_to_front(app, None);
             }
         }))
-        .plugin(tauri_plugin_window_state::Builder::default().build());
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        // Start at login (a switch in Settings) with every profile live and no window.
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec!["--tray"]),
+        ));
     let started = engine.clone();
     let app = install(builder, engine, server)
         .setup(move |app| {
@@ -239,7 +256,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("switchboard-app: {e}");
+            platform::fatal(&e.to_string());
             ExitCode::FAILURE
         }
     }

@@ -22,6 +22,8 @@ pub struct AppInfo {
     pub default_server: String,
     /// The profile a profile window shows; absent in the main window.
     pub window_profile: Option<ProfileId>,
+    /// How shortcut hints write the primary modifier: "⌘" on macOS, "Ctrl" elsewhere.
+    pub primary_modifier: String,
 }
 
 /// One search result and the profile it belongs to.
@@ -138,6 +140,9 @@ impl Shell {
                 Caller::Main | Caller::Other => None,
                 Caller::Profile(id) => Some(id.clone()),
             },
+            primary_modifier: switchboard_core::platform::Os::current()
+                .primary_modifier()
+                .to_string(),
         }
     }
 
@@ -345,7 +350,11 @@ pub fn open_profile_window<R: Runtime>(
         // Tauri's file-drop events, which would hand the page paths instead of bytes.
         .disable_drag_drop_handler();
     if let Some(shell) = app.try_state::<Shell>() {
-        builder = builder.data_directory(shell.engine.profile_dir(id).join("webview"));
+        // Windows and Linux keep web data in a folder; WKWebView (macOS) ignores the folder
+        // and keeps it in a store named by id (see `platform::web_data_store_id`).
+        builder = builder
+            .data_directory(shell.engine.profile_dir(id).join("webview"))
+            .data_store_identifier(switchboard_core::platform::web_data_store_id(id));
     }
     builder.build().map(|_| ()).map_err(|e| IpcError {
         code: "window".into(),

@@ -57,8 +57,10 @@ const BASE_ICON: &[u8] = include_bytes!("../icons/64x64.png");
 
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let menu = menu(app, &[], false, &ENGLISH)?;
+    let (icon, is_template) = crate::platform::initial_icon();
     TrayIconBuilder::with_id(TRAY_ID)
-        .icon(icon(0))
+        .icon(icon)
+        .icon_as_template(is_template)
         .tooltip("Switchboard")
         .menu(&menu)
         .show_menu_on_left_click(true)
@@ -145,7 +147,7 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, profiles: &[ProfileInfo], dnd: boo
         return;
     };
     let total: i64 = profiles.iter().map(|p| p.unread).sum();
-    let _ = tray.set_icon(Some(icon(total)));
+    crate::platform::show_unread(app, &tray, total);
     let _ = tray.set_tooltip(Some(tooltip(total, words)));
     if let Ok(m) = menu(app, profiles, dnd, words) {
         let _ = tray.set_menu(Some(m));
@@ -164,6 +166,18 @@ pub fn icon(count: i64) -> Image<'static> {
     Image::new_owned(rgba, w, h)
 }
 
+/// The badge alone on transparency, for Windows' taskbar overlay (drawn over the app's
+/// taskbar button, which already shows the app's icon).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub fn badge_only(count: i64) -> Image<'static> {
+    const SIDE: usize = 32;
+    let mut rgba = vec![0; SIDE * SIDE * 4];
+    if count > 0 {
+        draw_badge(&mut rgba, SIDE, SIDE, count);
+    }
+    Image::new_owned(rgba, SIDE as u32, SIDE as u32)
+}
+
 /// Digits 0-9 and '+' in a 3×5 bitmap font, one row per 3 bits.
 const GLYPHS: [[u8; 5]; 11] = [
     [7, 5, 5, 5, 7],
@@ -180,10 +194,8 @@ const GLYPHS: [[u8; 5]; 11] = [
 ];
 
 fn draw_badge(rgba: &mut [u8], w: usize, h: usize, count: i64) {
-    let text = if count > 99 {
-        "99+".to_string()
-    } else {
-        count.to_string()
+    let Some(text) = switchboard_core::platform::badge_text(count) else {
+        return;
     };
     let scale = w / 16;
     let glyph_w = 3 * scale;
@@ -265,6 +277,18 @@ mod tests {
             red_pixels(&icon(1000)) >= red_pixels(&one),
             "99+ takes a wider badge"
         );
+    }
+
+    #[test]
+    fn the_taskbar_overlay_is_the_badge_alone() {
+        assert!(
+            badge_only(0).rgba().iter().all(|b| *b == 0),
+            "no overlay content at zero"
+        );
+        let five = badge_only(5);
+        assert!(red_pixels(&five) > 50, "a red badge");
+        let clear = five.rgba().chunks(4).filter(|p| p[3] == 0).count();
+        assert!(clear > 0, "around it the taskbar button shows through");
     }
 
     #[test]

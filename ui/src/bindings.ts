@@ -15,7 +15,11 @@ export type AppInfo = { version: string, default_server: string,
 /**
  * The profile a profile window shows; absent in the main window.
  */
-window_profile: ProfileId | null, };
+window_profile: ProfileId | null, 
+/**
+ * How shortcut hints write the primary modifier: "⌘" on macOS, "Ctrl" elsewhere.
+ */
+primary_modifier: string, };
 
 export type Article = { id: string, official_id: string, official_name: string, title: string, body: string, published_at: string, };
 
@@ -190,6 +194,8 @@ data: string,
  * Of the full image.
  */
 width: number, height: number, };
+
+export type MemoryMeasure = "proportional" | "resident";
 
 export type Message = { id: string, client_id: string, 
 /**
@@ -439,10 +445,10 @@ export type RequestStatus = "pending" | "accepted";
 
 export type Resources = { profiles: Array<ProfileResources>, 
 /**
- * Proportional set size of this process and every process it started (the web views),
- * where the platform tells (Linux); none elsewhere.
+ * The memory of this process and every process it started (the web views), when the
+ * platform tells; how it was counted is `memory_measure`.
  */
-memory_bytes: number | null, };
+memory_bytes: number | null, memory_measure: MemoryMeasure | null, };
 
 export type Responder = { "kind": "operator", public_id: string, display_name: string, } | { "kind": "api_key", key_id: string, name: string, };
 
@@ -810,6 +816,20 @@ export function setNotificationPolicy(profile: ProfileId, policy: Policy): Promi
  */
 export function setDoNotDisturb(on: boolean): Promise<null> {
   return invoke("set_do_not_disturb", { on });
+}
+
+/**
+ * Whether the app starts at login, in the tray.
+ */
+export function startAtLogin(): Promise<boolean> {
+  return invoke("start_at_login");
+}
+
+/**
+ * Turns starting at login (in the tray) on or off; answers what the system now has.
+ */
+export function setStartAtLogin(on: boolean): Promise<boolean> {
+  return invoke("set_start_at_login", { on });
 }
 
 /**

@@ -119,7 +119,7 @@ function renderSidebar() {
       {
         class: `profile ${p.id === S.current ? "active" : ""}`,
         style: colourVars(p.color),
-        title: `${p.name} (${p.public_id}) · ${t(`state_${p.state.state}` as Key)}${p.allow_insecure_http ? ` · ${t("notEncrypted")}` : ""}${i < 9 ? ` · Ctrl+${i + 1}` : ""}`,
+        title: `${p.name} (${p.public_id}) · ${t(`state_${p.state.state}` as Key)}${p.allow_insecure_http ? ` · ${t("notEncrypted")}` : ""}${i < 9 ? ` · ${S.info?.primary_modifier ?? "Ctrl"}+${i + 1}` : ""}`,
         "aria-current": p.id === S.current ? "true" : undefined,
         "data-testid": `profile-${p.name}`,
         "data-state": p.state.state,
@@ -606,7 +606,10 @@ async function renderResources() {
             : null))),
     );
   });
-  const memory = r.memory_bytes == null ? t("memoryUnknown") : formatBytes(Number(r.memory_bytes));
+  // Windows and macOS count resident pages, which double-count what processes share.
+  const memory = r.memory_bytes == null
+    ? t("memoryUnknown")
+    : formatBytes(Number(r.memory_bytes)) + (r.memory_measure === "resident" ? ` ${t("memoryResident")}` : "");
   replace(main,
     h("header", { class: "bar" }, h("h1", {}, t("resources")), h("span", { class: "spacer" }),
       h("span", { "data-testid": "app-memory" }, t("appMemory", { size: memory }))),
@@ -993,8 +996,18 @@ async function renderSettings(p: ProfileInfo, body: HTMLElement) {
       : h("p", { class: "muted" }, t("policyInMainWindow")));
   // A profile window may not change the policy (the main window decides): shown, not editable.
   if (notif && !mainWindow) for (const el of notif.querySelectorAll<HTMLInputElement | HTMLSelectElement>("input, select")) el.disabled = true;
+  // Asked quietly: where the system cannot tell (no autostart in this build), no switch.
+  const atLogin = mainWindow ? await api.startAtLogin().catch(() => undefined) : undefined;
+  const startAtLogin = atLogin !== undefined && h("label", { class: "check" },
+    h("input", { type: "checkbox", name: "start_at_login", checked: atLogin, onchange: async (e: Event) => {
+      const box = e.target as HTMLInputElement;
+      // What the system has afterwards, whatever was asked.
+      const now = await attempt(() => api.setStartAtLogin(box.checked));
+      box.checked = now ?? !box.checked;
+    } }), t("startAtLogin"));
   const global = mainWindow && h("div", { class: "card" },
     h("label", { class: "check" }, h("input", { type: "checkbox", onchange: (e: Event) => attempt(() => api.setDoNotDisturb((e.target as HTMLInputElement).checked)) }), t("dnd")),
+    startAtLogin,
     h("label", {}, t("language"), h("select", { onchange: (e: Event) => {
       const v = (e.target as HTMLSelectElement).value;
       if (v) localStorage.setItem("lang", v); else localStorage.removeItem("lang");

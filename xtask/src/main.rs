@@ -11,6 +11,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+mod windows;
+
 /// Debian packages the build and the tests need: a C toolchain for the bundled SQLCipher (its
 /// crypto from libssl-dev) and ring; WebKitGTK and friends for the Tauri shell; a private D-Bus
 /// session with gnome-keyring for the keyring tests; plain sqlite3 to show profile databases
@@ -44,6 +46,17 @@ const APT_PACKAGES: &[&str] = &[
     "sqlite3",
     // A virtual environment for the S3-compatible server the media tests store images in.
     "python3-venv",
+];
+
+/// Debian packages of the Windows pass (see [`windows`]): Rust 1.96 with its standard library's
+/// source (rustup cannot fetch another target here, so the std is built from that source),
+/// mingw-w64 for the C parts (SQLCipher, OpenSSL, ring) and Wine to run the result.
+const WINDOWS_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "gcc-mingw-w64-x86-64",
+    "wine64",
 ];
 
 /// The S3-compatible server of the media tests: moto's, from PyPI, pinned.
@@ -82,6 +95,16 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         Some("bundle") => bundle(),
         Some("pg") => pg(),
+        Some("windows") => setup().and_then(|()| build_ui()).and_then(|()| {
+            let pass = windows::Pass::start(root())?;
+            status({
+                let mut c = cargo();
+                c.args(["build", "--package", "switchboard-server"]);
+                c
+            })?;
+            pass.native_ready();
+            pass.finish()
+        }),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  \
@@ -89,6 +112,7 @@ fn main() {
                  test    formatting, lints and every test (hermetic)\n  \
                  bench   [service|scale|official|moments|core|app] print performance figures (release build)\n  \
                  bundle  build the desktop app's .deb (target/release/bundle)\n  \
+                 windows build the workspace for Windows and run the core's and the CLI's tests under Wine\n  \
                  pg      start a throwaway PostgreSQL and print SWITCHBOARD_TEST_PG (Ctrl-C stops it)\n  \
                  setup   install what the other two need"
             );
@@ -181,6 +205,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 
 fn setup() -> Result<()> {
     apt_install(APT_PACKAGES)?;
+    apt_install(WINDOWS_PACKAGES)?;
     for component in ["rustfmt", "clippy"] {
         let probe = if component == "rustfmt" {
             ["fmt", "--version"]
@@ -317,6 +342,10 @@ fn test(extra: &[String]) -> Result<()> {
         c
     })?;
 
+    // The Windows pass builds beside the native passes (its build overlaps their test runs)
+    // and runs its tests under Wine once the native service binary is there.
+    let windows = windows::Pass::start(root())?;
+
     // Hermetic: the tests get a home and XDG dirs of their own, and afterwards that home must
     // still be empty: nothing may have written to "the user's" files.
     let sandbox = tempfile::Builder::new()
@@ -354,6 +383,14 @@ fn test(extra: &[String]) -> Result<()> {
             .args(extra);
         c
     };
+    // The tests' build first, as nextest builds them (same profile and features, so nextest
+    // finds it fresh): the Windows pass needs the native service binary it makes.
+    status({
+        let mut c = cargo();
+        c.args(["test", "--no-run", "--workspace", "--locked"]);
+        c
+    })?;
+    windows.native_ready();
     // Everything, on the default backend (SQLite); the tests that exercise both backends
     // themselves (the server's `store` and `concurrency`) use SWITCHBOARD_TEST_PG.
     let on_default = status(nextest(&["--workspace"]));
@@ -403,7 +440,16 @@ fn test(extra: &[String]) -> Result<()> {
         std::fs::create_dir_all(&dir)?;
         window.env(var, dir);
     }
-    status(window)?;
+    let on_screen = status(window);
+    let on_windows = windows.finish();
+    let failed: Vec<String> = [on_screen, on_windows]
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| format!("{e:#}"))
+        .collect();
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
 
     let mut written = Vec::new();
     collect_files(&home, &made, &mut written);
@@ -598,6 +644,7 @@ impl PgCluster {
             bail!("unusable temp dir for PostgreSQL: {}", path.display());
         }
         // Its own and the cluster owner's only (the socket lives there too).
+        #[cfg(unix)]
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let mut prefix: Vec<OsString> = Vec::new();
         if as_postgres {

@@ -284,7 +284,9 @@ async fn command(engine: &Engine, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Official { command } => official(engine, command).await?,
         Cmd::Run => {
             let mut bus = engine.subscribe();
-            engine.enable_notifications(Arc::new(switchboard_core::notify::DesktopSink::default()));
+            engine.enable_notifications(Arc::new(
+                switchboard_core::platform::notifications::DesktopSink::plain(),
+            ));
             engine.start_all().await?;
             let names: std::collections::HashMap<ProfileId, String> = engine
                 .list_profiles()

@@ -2,6 +2,8 @@
 //! keyring (gnome-keyring) on a private D-Bus session: nothing touches the user's home,
 //! data dir or keyring.
 
+// Linux's desktop parts (D-Bus, gnome-keyring, dunst); Windows has its own in `remote.rs`.
+#![cfg(all(unix, not(target_os = "macos")))]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::io::{BufRead, BufReader, Write};

@@ -103,15 +103,18 @@ async fn encrypt_in_place(path: &Path, key: &DatabaseKey) -> Result<()> {
         .execute(&mut conn)
         .await?;
     conn.close().await?;
-    std::fs::File::open(&staging)?.sync_all()?;
+    // Opened for writing: Windows flushes a file only through a handle that may write
+    // (FlushFileBuffers on a read-only one is "access denied").
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&staging)?
+        .sync_all()?;
     std::fs::rename(&staging, path)?;
     for stale in ["-wal", "-shm"] {
         remove_if_present(&sibling(path, stale))?;
     }
     if let Some(dir) = path.parent() {
-        // The rename itself is durable only once the folder is synced.
-        #[cfg(unix)]
-        std::fs::File::open(dir)?.sync_all()?;
+        crate::platform::sync_folder(dir)?;
     }
     tracing::info!("a plain profile database was encrypted in place");
     Ok(())

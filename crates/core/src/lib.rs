@@ -12,6 +12,7 @@ pub mod media;
 pub mod moments;
 pub mod notify;
 pub mod official;
+pub mod platform;
 pub mod profile;
 pub mod registry;
 pub mod stats;
@@ -131,24 +132,17 @@ const COLORS: [&str; 6] = [
 ];
 
 /// `<data dir>/switchboard`: `--data-dir`/`SWITCHBOARD_DATA_DIR` when given, else the
-/// platform's data dir.
+/// platform's local data dir ([`platform::local_data_dir`]).
 pub fn data_dir(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(dir) = explicit {
-        return Ok(dir.to_path_buf());
+    match explicit {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => platform::local_data_dir(),
     }
-    let dirs = directories::ProjectDirs::from("", "", "switchboard")
-        .ok_or_else(|| CoreError::Invalid("no home directory; pass --data-dir".into()))?;
-    Ok(dirs.data_dir().to_path_buf())
 }
 
 fn make_private_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
+    Ok(platform::make_private(path)?)
 }
 
 impl Engine {
@@ -169,14 +163,13 @@ impl Engine {
         make_private_dir(&data_dir.join("profiles"))?;
         let registry = Registry::open(&data_dir.join("profiles.db")).await?;
         let (bus, _) = broadcast::channel(4096);
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "desktop".into());
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             registry,
             vault,
             bus,
             running: Mutex::new(HashMap::new()),
-            device_name: format!("Switchboard on {host}"),
+            device_name: format!("Switchboard on {}", platform::device_name()),
             tls,
             notifications: std::sync::OnceLock::new(),
             last_money: std::sync::Mutex::new(None),
@@ -760,14 +753,18 @@ impl Engine {
                 .collect()
         };
         let dirs: Vec<PathBuf> = running.iter().map(|(id, _)| self.profile_dir(id)).collect();
-        // File sizes and /proc are read off the async workers.
-        tokio::task::spawn_blocking(move || stats::Resources {
-            profiles: running
-                .iter()
-                .zip(dirs)
-                .map(|((id, rt), dir)| rt.client.stats().report(id, &dir))
-                .collect(),
-            memory_bytes: stats::process_tree_memory(),
+        // File sizes and the processes' memory are read off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let memory = platform::app_memory();
+            stats::Resources {
+                profiles: running
+                    .iter()
+                    .zip(dirs)
+                    .map(|((id, rt), dir)| rt.client.stats().report(id, &dir))
+                    .collect(),
+                memory_bytes: memory.map(|(bytes, _)| bytes),
+                memory_measure: memory.map(|(_, measure)| measure),
+            }
         })
         .await
         .map_err(|e| CoreError::Storage(format!("the resource view failed: {e}")))
@@ -801,10 +798,8 @@ impl Engine {
         if let Some((n, _)) = self.notifications.get() {
             n.with(|x| x.remove_profile(&record.id));
         }
-        let dir = self.profile_dir(&record.id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
+        // The folder last: a web view of the profile's may hold it a moment longer.
+        platform::remove_dir_when_released(&self.profile_dir(&record.id)).await?;
         self.registry.remove(&record.id).await
     }
 

@@ -6,9 +6,7 @@
 //! bursts coalesced. A missing notification server never blocks: the failure is logged once.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use switchboard_protocol::events::{Event, EventBody};
@@ -137,140 +135,6 @@ impl NotificationSink for RecordingSink {
             .unwrap_or_else(|p| p.into_inner())
             .push(n.clone());
         Ok(())
-    }
-}
-
-/// What a click on a notification opens: (profile id, conversation).
-pub type OnClick = Arc<dyn Fn(&ProfileId, Option<&str>) + Send + Sync>;
-
-/// The desktop's notification server (freedesktop D-Bus, macOS, Windows) via notify-rust.
-#[derive(Default)]
-pub struct DesktopSink {
-    failed_once: AtomicBool,
-    on_click: Option<OnClick>,
-    /// Threads waiting for a click; bounded, so a flood of unanswered notifications cannot
-    /// pile up threads (past the bound a notification still shows, without click-through).
-    watchers: Arc<AtomicUsize>,
-}
-
-/// Notifications whose click is waited for at once.
-const CLICK_WATCHERS: usize = 32;
-
-impl DesktopSink {
-    /// A sink whose notifications, when clicked, call `on_click` with their profile and
-    /// conversation (the app brings that exact chat to front).
-    pub fn with_click(on_click: OnClick) -> Self {
-        Self {
-            on_click: Some(on_click),
-            ..Self::default()
-        }
-    }
-}
-
-/// Text as a freedesktop notification server shows it literally. Such servers read the body
-/// (and some the title) as markup, so a message saying `<b>hi</b>` would turn bold, and one
-/// saying `&amp;` would show `&`; `&`, `<` and `>` are escaped. Other platforms show text as
-/// it is, so there it is left alone.
-pub fn desktop_text(text: &str) -> String {
-    if cfg!(all(unix, not(target_os = "macos"))) {
-        escape_markup(text)
-    } else {
-        text.to_string()
-    }
-}
-
-/// `&`, `<` and `>` as entities: what freedesktop's body markup needs for text to stay text
-/// (quotes matter only inside tags, and no text is ever put inside one).
-fn escape_markup(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-impl DesktopSink {
-    /// The notification as the desktop gets it: title and body escaped for its markup.
-    fn note(n: &Notification) -> notify_rust::Notification {
-        let mut note = notify_rust::Notification::new();
-        note.appname("Switchboard")
-            .summary(&desktop_text(&n.title))
-            .body(&desktop_text(&n.body));
-        // "default" is what a click on the notification itself invokes.
-        note.action("default", "Open");
-        // The target rides along as a hint too, so what a click opens is visible on the bus.
-        let target = format!("{}|{}", n.profile, n.conversation.as_deref().unwrap_or(""));
-        #[cfg(all(unix, not(target_os = "macos")))]
-        note.hint(notify_rust::Hint::Custom(
-            "x-switchboard-target".into(),
-            target,
-        ));
-        #[cfg(not(all(unix, not(target_os = "macos"))))]
-        let _ = target;
-        if n.sound {
-            note.sound_name("message-new-instant");
-        }
-        note
-    }
-}
-
-impl NotificationSink for DesktopSink {
-    fn show(&self, n: &Notification) -> Result<(), String> {
-        match Self::note(n).show() {
-            #[cfg(all(unix, not(target_os = "macos")))]
-            Ok(handle) => {
-                if let Some(on_click) = self.on_click.clone() {
-                    self.watch_click(handle, on_click, n.profile.clone(), n.conversation.clone());
-                }
-                Ok(())
-            }
-            #[cfg(not(all(unix, not(target_os = "macos"))))]
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // Logged once: a desktop with no notification server should not flood the log.
-                if !self.failed_once.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "no notification server; counting in the app only");
-                }
-                Err(e.to_string())
-            }
-        }
-    }
-}
-
-impl DesktopSink {
-    /// Waits on a thread of its own for the notification's click or close (notify-rust's wait
-    /// is blocking); the thread ends when the notification does.
-    #[cfg(all(unix, not(target_os = "macos")))]
-    fn watch_click(
-        &self,
-        handle: notify_rust::NotificationHandle,
-        on_click: OnClick,
-        profile: ProfileId,
-        conversation: Option<String>,
-    ) {
-        if self.watchers.fetch_add(1, Ordering::SeqCst) >= CLICK_WATCHERS {
-            self.watchers.fetch_sub(1, Ordering::SeqCst);
-            return;
-        }
-        let watchers = self.watchers.clone();
-        let spawned = std::thread::Builder::new()
-            .name("notification-click".into())
-            .spawn(move || {
-                handle.wait_for_action(|action| {
-                    if action == "default" {
-                        on_click(&profile, conversation.as_deref());
-                    }
-                });
-                watchers.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            self.watchers.fetch_sub(1, Ordering::SeqCst);
-        }
     }
 }
 
@@ -839,15 +703,6 @@ mod tests {
 
     #[test]
     fn markup_in_a_message_is_shown_as_text() {
-        assert_eq!(
-            escape_markup("<b>x</b> & &amp; <a href=\"u\">y</a>"),
-            "&lt;b&gt;x&lt;/b&gt; &amp; &amp;amp; &lt;a href=\"u\"&gt;y&lt;/a&gt;"
-        );
-        assert_eq!(
-            escape_markup("Work · 张三"),
-            "Work · 张三",
-            "only & < > change"
-        );
         let mut n = Notifier::new();
         n.set_profile(&id("p1"), "R&D <team>", "alice", Policy::default());
         let out = n.on_event(
@@ -856,22 +711,11 @@ mod tests {
             &msg(1, "bob", "alice", "<b>x</b> costs &amp; more"),
             MON_10,
         );
-        let note = DesktopSink::note(&out[0]);
-        if cfg!(all(unix, not(target_os = "macos"))) {
-            assert_eq!(
-                note.summary, "R&amp;D &lt;team&gt; · bob",
-                "the title is escaped too: some servers read it as markup"
-            );
-            assert_eq!(
-                note.body, "&lt;b&gt;x&lt;/b&gt; costs &amp;amp; more",
-                "a freedesktop server reads the body as markup: the text must come out as sent"
-            );
-        } else {
-            assert_eq!(note.body, "<b>x</b> costs &amp; more");
-        }
         assert_eq!(
             out[0].body, "<b>x</b> costs &amp; more",
-            "the notification itself keeps the text; only the desktop sink escapes it"
+            "the notification itself keeps the text; only the desktop sink escapes it \
+             (platform::notifications)"
         );
+        assert_eq!(out[0].title, "R&D <team> · bob");
     }
 }

@@ -66,9 +66,10 @@ pub struct ProfileResources {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Resources {
     pub profiles: Vec<ProfileResources>,
-    /// Proportional set size of this process and every process it started (the web views),
-    /// where the platform tells (Linux); none elsewhere.
+    /// The memory of this process and every process it started (the web views), when the
+    /// platform tells; how it was counted is `memory_measure`.
     pub memory_bytes: Option<u64>,
+    pub memory_measure: Option<crate::platform::MemoryMeasure>,
 }
 
 impl Default for Stats {

@@ -141,8 +141,10 @@ fn user(profile_id: &ProfileId) -> String {
     format!("{profile_id}/session")
 }
 
-/// The OS keyring, through keyring-core's default store (set once at start by the binary:
+/// The OS keyring, through keyring-core's default store (set once at start by [`os`]:
 /// Secret Service on Linux, Keychain on macOS, Credential Manager on Windows).
+///
+/// [`os`]: KeyringVault::os
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KeyringVault;
 
@@ -150,13 +152,7 @@ impl KeyringVault {
     /// The platform's keyring as the default store (Secret Service over D-Bus on Linux;
     /// Keychain and Credential Manager elsewhere), once per process, before any profile call.
     pub fn os() -> Result<std::sync::Arc<dyn Vault>> {
-        #[cfg(target_os = "linux")]
-        {
-            let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| {
-                CoreError::Vault(format!("the Secret Service keyring is not available: {e}"))
-            })?;
-            keyring_core::set_default_store(store);
-        }
+        crate::platform::install_secret_store()?;
         Ok(std::sync::Arc::new(KeyringVault))
     }
 }

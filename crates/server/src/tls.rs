@@ -231,8 +231,9 @@ pub async fn serve(
     tls: TlsReloader,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let mut tasks = JoinSet::new();
+    let mut tasks: JoinSet<()> = JoinSet::new();
     let stop_reloading = shutdown.child_token();
+    // Windows has no SIGHUP: there the certificate is reloaded by a restart.
     #[cfg(unix)]
     reload_on_sighup(&mut tasks, tls.clone(), stop_reloading.clone());
     let served = axum::serve(TlsListener::new(listener, tls), WithPeerAddr(router))
