@@ -126,12 +126,12 @@ impl Shell {
     }
 
     pub fn info(&self, caller: &Caller) -> AppInfo {
-        if let Some(launched) = LAUNCHED.get() {
-            if !self.ui_up.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                // The page has loaded and run its script: the start-up figure benches read.
-                let ui_ready_ms = launched.elapsed().as_millis() as u64;
-                tracing::info!(ui_ready_ms, "the UI is up");
-            }
+        if let Some(launched) = LAUNCHED.get()
+            && !self.ui_up.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            // The page has loaded and run its script: the start-up figure benches read.
+            let ui_ready_ms = launched.elapsed().as_millis() as u64;
+            tracing::info!(ui_ready_ms, "the UI is up");
         }
         AppInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),

@@ -110,22 +110,22 @@ async fn main() {
             while seen < total {
                 let Ok(ev) = bus.recv().await else { continue };
                 let now = Instant::now();
-                if let ProfileEventKind::Event(e) = ev.kind {
-                    if let EventBody::MessageNew(m) = &e.body {
-                        let body = m.body.as_str();
-                        // The answer to the POST may arrive after the event: wait for it.
-                        let t = loop {
-                            if let Some(t) = accepted.lock().await.get(body).copied() {
-                                break t;
-                            }
-                            tokio::task::yield_now().await;
-                        };
-                        latencies
-                            .lock()
-                            .await
-                            .push(now.saturating_duration_since(t).as_secs_f64() * 1000.0);
-                        seen += 1;
-                    }
+                if let ProfileEventKind::Event(e) = ev.kind
+                    && let EventBody::MessageNew(m) = &e.body
+                {
+                    let body = m.body.as_str();
+                    // The answer to the POST may arrive after the event: wait for it.
+                    let t = loop {
+                        if let Some(t) = accepted.lock().await.get(body).copied() {
+                            break t;
+                        }
+                        tokio::task::yield_now().await;
+                    };
+                    latencies
+                        .lock()
+                        .await
+                        .push(now.saturating_duration_since(t).as_secs_f64() * 1000.0);
+                    seen += 1;
                 }
             }
         })
@@ -244,12 +244,11 @@ async fn backlog(s: &TestServer, sender: &TestUser) {
         .unwrap();
     let last = rows.last().map_or(0, |r| r.0);
     loop {
-        if let Ok(ev) = bus.recv().await {
-            if let ProfileEventKind::Event(e) = ev.kind {
-                if e.seq >= last {
-                    break;
-                }
-            }
+        if let Ok(ev) = bus.recv().await
+            && let ProfileEventKind::Event(e) = ev.kind
+            && e.seq >= last
+        {
+            break;
         }
     }
     let sync_secs = started.elapsed().as_secs_f64();

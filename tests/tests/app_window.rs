@@ -230,10 +230,10 @@ impl Ui {
     /// Waits until `css` holds `want` (the UI updates from core events, asynchronously).
     async fn wait_text(&self, css: &str, want: &str) {
         for _ in 0..200 {
-            if let Ok(e) = self.c.find(Locator::Css(css)).await {
-                if e.text().await.is_ok_and(|t| t.contains(want)) {
-                    return;
-                }
+            if let Ok(e) = self.c.find(Locator::Css(css)).await
+                && e.text().await.is_ok_and(|t| t.contains(want))
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

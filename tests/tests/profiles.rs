@@ -195,10 +195,10 @@ async fn both_accounts_of_one_phone_are_live_at_once_and_keep_their_own_messages
             .await
             .unwrap()
             .unwrap();
-        if let ProfileEventKind::Event(e) = &ev.kind {
-            if let EventBody::MessageNew(m) = &e.body {
-                seen.push((ev.profile.clone(), m.body.clone()));
-            }
+        if let ProfileEventKind::Event(e) = &ev.kind
+            && let EventBody::MessageNew(m) = &e.body
+        {
+            seen.push((ev.profile.clone(), m.body.clone()));
         }
     }
     seen.sort();
@@ -403,10 +403,10 @@ async fn a_copied_profile_folder_is_unreadable_and_a_wrong_key_locks_only_that_p
     );
     let told = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            if let Ok(ev) = bus.recv().await {
-                if ev.profile == work {
-                    return ev.kind;
-                }
+            if let Ok(ev) = bus.recv().await
+                && ev.profile == work
+            {
+                return ev.kind;
             }
         }
     })

@@ -510,10 +510,12 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if let Some((other, at)) = last {
-            if other != record.id && at.elapsed() < IDENTITY_GUARD && !confirmed {
-                return Err(CoreError::ConfirmProfile(record.name));
-            }
+        if let Some((other, at)) = last
+            && other != record.id
+            && at.elapsed() < IDENTITY_GUARD
+            && !confirmed
+        {
+            return Err(CoreError::ConfirmProfile(record.name));
         }
         Ok(record.id)
     }

@@ -315,10 +315,11 @@ impl Notifier {
             }
             _ => return Vec::new(),
         };
-        if let (Some(chat), Some((fp, fc))) = (&conversation, &self.focused) {
-            if fp == profile && fc == chat {
-                return Vec::new();
-            }
+        if let (Some(chat), Some((fp, fc))) = (&conversation, &self.focused)
+            && fp == profile
+            && fc == chat
+        {
+            return Vec::new();
         }
         let held = self.held.entry(profile.clone()).or_default();
         if policy.quiet_at(now) {

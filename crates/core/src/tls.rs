@@ -189,10 +189,9 @@ pub(crate) fn certificate_problem(err: &(dyn std::error::Error + 'static)) -> Op
         if let Some(inner) = e
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
+            && let Some(found) = certificate_problem(inner)
         {
-            if let Some(found) = certificate_problem(inner) {
-                return Some(found);
-            }
+            return Some(found);
         }
         cur = e.source();
     }

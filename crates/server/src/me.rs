@@ -89,13 +89,13 @@ pub async fn change_public_id(
     Json(req): Json<ChangePublicId>,
 ) -> Result<Json<Me>> {
     check_public_id(&req.public_id)?;
-    if let Some(other) = app.store.account_by_public_id(&req.public_id).await? {
-        if other.id != auth.account.id {
-            return Err(Error::new(
-                ErrorCode::PublicIdTaken,
-                "that public ID is taken",
-            ));
-        }
+    if let Some(other) = app.store.account_by_public_id(&req.public_id).await?
+        && other.id != auth.account.id
+    {
+        return Err(Error::new(
+            ErrorCode::PublicIdTaken,
+            "that public ID is taken",
+        ));
     }
     let now = app.clock.now_ms();
     if !app

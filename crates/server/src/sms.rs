@@ -279,10 +279,10 @@ async fn deliver(app: App, sms: OutgoingSms, code_id: String) {
     // one of the day's codes) tells nothing: the user may ask again at once. A login or
     // recovery code is sent only to numbers with an account; freeing it would let a later
     // request tell those numbers apart, so it keeps its place as an undelivered code does.
-    if sms.purpose == SmsPurpose::Register {
-        if let Err(e) = app.store.sms_delete(&code_id).await {
-            tracing::warn!(phone = %masked, error = %e, "could not forget an undelivered code");
-        }
+    if sms.purpose == SmsPurpose::Register
+        && let Err(e) = app.store.sms_delete(&code_id).await
+    {
+        tracing::warn!(phone = %masked, error = %e, "could not forget an undelivered code");
     }
 }
 

@@ -218,14 +218,14 @@ pub async fn load(l: &Load<'_>) -> LoadResult {
                 if let Ws::Text(t) = frame {
                     let now = Instant::now();
                     let v: Value = serde_json::from_str(&t).unwrap();
-                    if let Some(body) = v["data"]["body"].as_str() {
-                        if let Some(start) = sent_at.lock().await.get(body) {
-                            latencies
-                                .lock()
-                                .await
-                                .push((now - *start).as_secs_f64() * 1000.0);
-                            delivered.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if let Some(body) = v["data"]["body"].as_str()
+                        && let Some(start) = sent_at.lock().await.get(body)
+                    {
+                        latencies
+                            .lock()
+                            .await
+                            .push((now - *start).as_secs_f64() * 1000.0);
+                        delivered.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

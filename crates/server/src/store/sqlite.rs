@@ -138,12 +138,12 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "16384")
             // ...and no more: once a burst made it longer, it is cut back at the next reset.
             .pragma("journal_size_limit", "67108864");
-        if let Some(parent) = Path::new(options.get_filename()).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Database(DbError::setup(format!("{}: {e}", parent.display())))
-                })?;
-            }
+        if let Some(parent) = Path::new(options.get_filename()).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(DbError::setup(format!("{}: {e}", parent.display())))
+            })?;
         }
         let cache = Arc::new(ReadCache::default());
         let (noting, settling) = (cache.clone(), cache.clone());
