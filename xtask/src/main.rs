@@ -95,6 +95,7 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         Some("bundle") => bundle(),
         Some("pg") => pg(),
+        Some("icons") => icons(),
         Some("windows") => setup().and_then(|()| build_ui()).and_then(|()| {
             let pass = windows::Pass::start(root())?;
             status({
@@ -113,6 +114,7 @@ fn main() {
                  bench   [service|scale|official|moments|core|app] print performance figures (release build)\n  \
                  bundle  build the desktop app's .deb (target/release/bundle)\n  \
                  windows build the workspace for Windows and run the core's and the CLI's tests under Wine\n  \
+                 icons   make the platform icons (.png, .ico, .icns) in src-tauri/icons from icons/switchboard.svg\n  \
                  pg      start a throwaway PostgreSQL and print SWITCHBOARD_TEST_PG (Ctrl-C stops it)\n  \
                  setup   install what the other two need"
             );
@@ -790,6 +792,40 @@ fn bundle() -> Result<()> {
         "dist",
     ]);
     status(c)
+}
+
+/// The icons each platform's bundle and the tray use, made by the Tauri CLI from the one
+/// source drawing (`icons/switchboard.svg`); the results are committed, so a build needs no
+/// Node.js.
+const ICONS: [&str; 7] = [
+    "32x32.png",
+    "64x64.png",
+    "128x128.png",
+    "128x128@2x.png",
+    "icon.png",
+    "icon.ico",
+    "icon.icns",
+];
+
+fn icons() -> Result<()> {
+    build_ui()?;
+    let out = tempfile::tempdir()?;
+    status({
+        let mut c = Command::new(root().join("ui/node_modules/.bin/tauri"));
+        c.current_dir(root())
+            .args(["icon", "icons/switchboard.svg", "-o"])
+            .arg(out.path());
+        c
+    })?;
+    for name in ICONS {
+        std::fs::copy(
+            out.path().join(name),
+            root().join("src-tauri/icons").join(name),
+        )
+        .with_context(|| format!("icon {name}"))?;
+    }
+    println!("xtask: {} icons written to src-tauri/icons", ICONS.len());
+    Ok(())
 }
 
 fn collect_files(dir: &Path, made: &BTreeSet<PathBuf>, out: &mut Vec<PathBuf>) {

@@ -187,6 +187,10 @@ impl Runner {
             .env("RUSTC", "/usr/bin/rustc")
             // -Zbuild-std is unstable: Debian's stable compiler allows it with this.
             .env("RUSTC_BOOTSTRAP", "1")
+            // No debug info and no incremental caches: mingw's linker spends most of a test
+            // binary's link on debug info, and this build is always a clean one in CI.
+            .env("CARGO_PROFILE_DEV_DEBUG", "false")
+            .env("CARGO_INCREMENTAL", "0")
             .env("CARGO_TARGET_DIR", target_dir)
             // The real cargo home (its registry), also when the run below gives Wine a home
             // of its own.
