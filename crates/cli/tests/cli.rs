@@ -7,11 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use switchboard_server::testing::{TEST_PASSWORD, TestServer, TwoAccountsOnePhone};
+
+mod common;
+use common::{LiveRun, files_under, output_of, text};
 
 /// A private session bus with an unlocked gnome-keyring on it; both stop on drop.
 struct PrivateKeyring {
@@ -148,41 +151,9 @@ impl Cli<'_> {
         self.run_cmd(self.cmd(args), stdin)
     }
 
-    fn run_cmd(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
+    fn run_cmd(&self, cmd: Command, stdin: Option<&str>) -> Output {
+        output_of(cmd, stdin)
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p))
-        } else {
-            out.push(p)
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -323,30 +294,8 @@ async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring()
     );
 
     // `run`: every profile live at once, one line per event.
-    let mut run = cli
-        .cmd(&["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let (stdout, lines) = (run.stdout.take().unwrap(), lines.clone());
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
-            }
-        })
-    };
-    let wait_for = |needle: &str| {
-        for _ in 0..500 {
-            if lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("no line with {needle:?}: {:?}", lines.lock().unwrap());
-    };
+    let run = LiveRun::start(cli.cmd(&["run"]));
+    let wait_for = |needle: &str| run.wait_for(needle, Duration::from_secs(5));
     wait_for("Work state live");
     wait_for("Personal state live");
     for (n, to, body) in [(1, "alice_work", "for work"), (2, "alice_home", "for home")] {
@@ -356,9 +305,7 @@ async fn profiles_send_and_run_through_the_cli_with_tokens_only_in_the_keyring()
     }
     wait_for("Work message.new bob_the_2nd: for work");
     wait_for("Personal message.new bob_the_2nd: for home");
-    let _ = run.kill();
-    let _ = run.wait();
-    reader.join().unwrap();
+    drop(run);
 
     // Each profile's database is SQLCipher under a key only the keyring holds (every run
     // above read it from there): the system's plain sqlite3 cannot open it, and no message

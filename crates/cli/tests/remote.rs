@@ -7,49 +7,22 @@
 #![cfg(windows)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use switchboard_core::ProfileId;
-use switchboard_core::vault::{KeyringVault, Vault as _};
+use switchboard_core::vault::KeyringVault;
 use switchboard_server::testing::{TEST_PASSWORD, register_remote};
+
+mod common;
+use common::{LiveRun, files_under, output_of, text};
 
 fn server() -> String {
     std::env::var("SWITCHBOARD_TEST_SERVER").expect(
         "SWITCHBOARD_TEST_SERVER: the URL of a service in development mode (cargo xtask test \
          starts one for the Windows pass)",
     )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// A child that is killed when dropped, so a failed assertion never leaves `run` behind
-/// (holding the test's output open).
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 struct Cli {
@@ -63,28 +36,8 @@ impl Cli {
         c
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
-    }
-
     fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.run(args, stdin);
+        let out = output_of(self.cmd(args), stdin);
         assert!(
             out.status.success(),
             "switchboard {args:?}: {}",
@@ -190,31 +143,9 @@ async fn two_profiles_live_at_once_with_secrets_in_the_credential_manager() {
     );
 
     // `run`: both profiles live at once; each sees what the other's account writes.
-    let mut run = Running(
-        cli.cmd(&["run"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let (stdout, lines) = (run.0.stdout.take().unwrap(), lines.clone());
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
-            }
-        })
-    };
-    let wait_for = |needle: &str| {
-        for _ in 0..3000 {
-            if lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("no line with {needle:?}: {:?}", lines.lock().unwrap());
-    };
+    // (Wine starts a process in about a second: a longer wait than on Linux.)
+    let run = LiveRun::start(cli.cmd(&["run"]));
+    let wait_for = |needle: &str| run.wait_for(needle, Duration::from_secs(30));
     wait_for("Work state live");
     wait_for("Personal state live");
     wait_for(&format!("Personal message.new {alice}: hello from work"));
@@ -238,7 +169,6 @@ async fn two_profiles_live_at_once_with_secrets_in_the_credential_manager() {
     wait_for(&format!("Work message.new {bob}: hello back"));
     wait_for(&format!("Personal message.new {alice}: live one"));
     drop(run);
-    reader.join().unwrap();
 
     // Nothing secret, and no message, in any file of the data folder; the databases copied
     // elsewhere are not SQLite anyone can read without the key.
