@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchboard_core::vault::MemoryVault;
 use switchboard_core::{ConnState, Engine, EventBody, ProfileEventKind, SignIn};
-use switchboard_server::store::{NewAccount, SmsCodeRow, SmsIssue, SmsLimits, Store};
 use switchboard_server::testing::{
     Backend, TEST_PASSWORD, TestServer, TwoAccountsOnePhone, test_cluster,
 };
+use switchboard_store::{NewAccount, SmsCodeRow, SmsIssue, SmsLimits, Store};
 
 const FOLLOWERS: u32 = 10_000;
 
@@ -83,9 +83,7 @@ async fn fan_out(backend: Backend) -> String {
     let s = TestServer::start_on(backend, |_| {}).await;
     let owner = s.verified_user(1, "acme_boss").await;
     let official = s.official(&owner, "Acme News", &[], &[]).await;
-    let store = switchboard_server::store::open(s.database_url())
-        .await
-        .unwrap();
+    let store = switchboard_store::open(s.database_url()).await.unwrap();
     let t = Instant::now();
     followers(&*store, &official, FOLLOWERS).await;
     println!(

@@ -431,7 +431,7 @@ fn test(extra: &[String]) -> Result<()> {
             "sh",
             "-c",
             "eval \"$(printf switchboard | gnome-keyring-daemon --unlock --components=secrets)\" && \
-             exec cargo nextest run --workspace --locked --test app_window --run-ignored only --no-fail-fast",
+             exec cargo nextest run --workspace --locked -E 'package(switchboard-e2e) and test(/^app_window::/)' --run-ignored only --no-fail-fast",
         ])
         .env("SWITCHBOARD_APP", &app)
         .env("CARGO_HOME", &cargo_home)
@@ -462,34 +462,31 @@ fn test(extra: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The PostgreSQL pass's filterset: the server's integration tests except the binaries that
-/// choose their backends themselves and already ran on PostgreSQL in the first pass: the
-/// `on_every_backend!` suites, and the several-node suites (`Backend::Postgres` only).
+/// The PostgreSQL pass's filterset: the service's integration tests (one binary, a module per
+/// suite) except the suites that choose their backends themselves and already ran on
+/// PostgreSQL in the first pass: the `on_every_backend!` suites, and the several-node suites
+/// (`Backend::Postgres` only).
 fn postgres_pass_filter() -> String {
-    let tests = root().join("crates/server/tests");
-    let mut filter = String::from("kind(test)");
-    let mut own: Vec<String> = std::fs::read_dir(&tests)
+    let suites = root().join("crates/server/tests/it");
+    let mut own: Vec<String> = std::fs::read_dir(&suites)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let path = entry.path();
             let name = path.file_stem()?.to_str()?.to_string();
-            let source = if path.is_dir() {
-                std::fs::read_to_string(path.join("main.rs")).ok()?
-            } else if path.extension()? == "rs" {
-                std::fs::read_to_string(&path).ok()?
-            } else {
+            if path.extension()? != "rs" || name == "main" || name == "common" {
                 return None;
-            };
-            // `common` is a module the suites share, not a test binary.
+            }
+            let source = std::fs::read_to_string(&path).ok()?;
             let own = source.contains("on_every_backend!") || source.contains("Backend::Postgres");
-            (name != "common" && own).then_some(name)
+            own.then_some(name)
         })
         .collect();
     own.sort();
-    for binary in own {
-        filter.push_str(&format!(" and not binary({binary})"));
+    let mut filter = String::from("kind(test)");
+    for suite in own {
+        filter.push_str(&format!(" and not test(/^{suite}::/)"));
     }
     filter
 }

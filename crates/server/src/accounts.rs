@@ -10,8 +10,8 @@ use switchboard_protocol::auth::{
 use crate::app::App;
 use crate::clock::EntropyExt;
 use crate::error::{Error, Json, Result};
-use crate::store::{AccountRow, NewAccount, Recovery};
 use crate::{password, phone, sms};
+use switchboard_store::{AccountRow, NewAccount, Recovery};
 
 pub const PUBLIC_ID_MIN: usize = 6;
 pub const PUBLIC_ID_MAX: usize = 20;

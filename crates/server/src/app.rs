@@ -25,11 +25,11 @@ use crate::identity::{ChecksumVerifier, IdentityVerifier};
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
-use crate::store::Store;
 use crate::{
     accounts, contacts, events, groups, me, messages, metrics, moments, official, sessions, sms,
     wallet,
 };
+use switchboard_store::Store;
 
 /// Everything a request handler may use.
 pub struct AppState {
@@ -97,7 +97,7 @@ pub enum LaunchError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("database: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] switchboard_store::StoreError),
     #[error("{0}")]
     Setup(String),
     #[error("{0}")]
@@ -213,7 +213,7 @@ pub async fn build(
     // Before the database: a bad certificate stops the service before it touches anything.
     let tls = crate::tls::TlsReloader::from_config(&config.tls)?;
     let url = database_url(&config)?;
-    let store: Arc<dyn Store> = crate::store::open(&url).await?;
+    let store: Arc<dyn Store> = switchboard_store::open(&url).await?;
     let (sms, dev_outbox): (Arc<dyn SmsGateway>, _) = if config.sms.gateway == "webhook" {
         let gw = WebhookGateway::new(config.sms.webhook_url.clone()).map_err(LaunchError::Setup)?;
         (Arc::new(gw), None)
@@ -232,7 +232,7 @@ pub async fn build(
         crate::identity::IdNumberKey::new(config.identity.hmac_secret.expose().as_bytes())
     };
     let dev = config.dev;
-    let cluster = crate::store::is_shared(&url).then(|| crate::cluster::Node::new(&url));
+    let cluster = switchboard_store::is_shared(&url).then(|| crate::cluster::Node::new(&url));
     if let (Some(node), true) = (&cluster, services.clock_from_database) {
         // Measured once before serving; the cluster task keeps measuring.
         let before = SystemClock.now_ms();

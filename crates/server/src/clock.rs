@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use time::OffsetDateTime;
 
-/// Wall-clock time in milliseconds since the Unix epoch: the unit everything is stored in.
-pub type Millis = i64;
+/// Wall-clock time in milliseconds since the Unix epoch: the unit everything is stored in
+/// (the store defines it, as the type of every row's time).
+pub use switchboard_store::Millis;
 
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> Millis;

@@ -14,7 +14,7 @@ use crate::clock::{EntropyExt, to_datetime};
 use crate::error::{Error, Json, Path, Result};
 use crate::events::new_events;
 use crate::sessions::Auth;
-use crate::store::{AccountRow, ContactRequestRow};
+use switchboard_store::{AccountRow, ContactRequestRow};
 
 const NOTE_MAX: usize = 200;
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use switchboard_protocol::{ApiError, ErrorBody, ErrorCode};
 
-use crate::store::{DbErrorKind, StoreError};
+use switchboard_store::{DbErrorKind, StoreError};
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -112,10 +112,10 @@ impl From<StoreError> for Error {
             StoreError::OfficialLimit(which) => Error::new(
                 ErrorCode::OfficialLimit,
                 match which {
-                    crate::store::OfficialLimit::Operators => {
+                    switchboard_store::OfficialLimit::Operators => {
                         "this official account has the most operators allowed (official.max_operators)"
                     }
-                    crate::store::OfficialLimit::PerOperator => {
+                    switchboard_store::OfficialLimit::PerOperator => {
                         "that account operates the most official accounts allowed (official.max_per_operator)"
                     }
                 },

@@ -27,7 +27,7 @@ use crate::app::App;
 use crate::clock::to_datetime;
 use crate::error::{Error, Json, Query, Result};
 use crate::sessions::Auth;
-use crate::store::{EventRow, NewEvent};
+use switchboard_store::{EventRow, NewEvent};
 
 /// Events a socket may have queued before it counts as too slow.
 pub const QUEUE: usize = 1024;

@@ -19,7 +19,7 @@ use crate::error::{Error, Json, Path, Result};
 use crate::events::new_events;
 use crate::limits::Budget;
 use crate::sessions::Auth;
-use crate::store::{AccountRow, GroupRow, MemberRow};
+use switchboard_store::{AccountRow, GroupRow, MemberRow};
 
 pub const MAX_MEMBERS: u32 = 500;
 

@@ -1,7 +1,7 @@
 //! switchboard-server: the Switchboard service.
 //!
 //! HTTP + JSON under `/v1` (axum), OpenAPI at `/openapi.json` generated from the routes,
-//! storage behind the [`store::Store`] trait (SQLite by default). Start it with [`launch`].
+//! storage behind `switchboard_store::Store` (SQLite by default). Start it with [`launch`].
 
 pub mod accounts;
 pub mod app;
@@ -26,7 +26,6 @@ pub mod password;
 pub mod phone;
 pub mod sessions;
 pub mod sms;
-pub mod store;
 pub mod text;
 pub mod tls;
 pub mod totp;

@@ -9,7 +9,7 @@ use switchboard_protocol::ErrorCode;
 use crate::app::App;
 use crate::clock::{Millis, secs_until};
 use crate::error::{Error, Result};
-use crate::store::{Charge, RateTake};
+use switchboard_store::{Charge, RateTake};
 
 const MINUTE_MS: Millis = 60 * 1000;
 const DAY_MS: Millis = 24 * 3600 * 1000;
@@ -62,7 +62,7 @@ impl Budget {
 }
 
 /// A charge of `units` against `account`'s `budget`, for [`take`] or for a write that takes
-/// it in its own transaction ([`Store::message_insert`](crate::store::Store::message_insert)).
+/// it in its own transaction ([`Store::message_insert`](switchboard_store::Store::message_insert)).
 pub fn charge(app: &App, account_id: &str, budget: Budget, units: usize) -> Charge {
     let (scope, limit, window, _) = budget.rule(app);
     let now = app.clock.now_ms();

@@ -125,7 +125,7 @@ fn ledger_check(config: &Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let url = switchboard_server::app::database_url(config)?;
-        let store = switchboard_server::store::open(&url).await?;
+        let store = switchboard_store::open(&url).await?;
         let verdict = store.ledger_check().await;
         store.close().await;
         match verdict? {

@@ -15,8 +15,8 @@ use crate::app::App;
 use crate::clock::{EntropyExt, Millis, to_datetime};
 use crate::error::{Error, Json, Result};
 use crate::sessions::{Auth, account_key, reauthenticate, record_failure, second_factor_ok};
-use crate::store::AccountRow;
 use crate::{password, phone, totp};
+use switchboard_store::AccountRow;
 
 /// The public ID may change once in this long.
 pub const PUBLIC_ID_CHANGE_EVERY_MS: Millis = 365 * 24 * 3600 * 1000;
@@ -191,7 +191,7 @@ pub async fn verify_identity(
         .store
         .account_set_identity(
             &auth.account.id,
-            &crate::store::IdentityRecord {
+            &switchboard_store::IdentityRecord {
                 legal_name: &verified.legal_name,
                 id_number_hash: &id_hash,
                 id_number_hash_kind: crate::identity::ID_NUMBER_HASH_KIND,
@@ -316,7 +316,7 @@ pub async fn totp_confirm(
 pub fn totp_disabled_event(
     account_id: &str,
     reason: TotpDisabledReason,
-) -> Result<crate::store::NewEvent> {
+) -> Result<switchboard_store::NewEvent> {
     crate::events::new_event(
         account_id,
         &EventBody::TotpDisabled(TotpDisabled { reason }),

@@ -16,7 +16,7 @@ use crate::error::{Error, Json, Result};
 use crate::events::Encoded;
 use crate::limits::Budget;
 use crate::official::Caller;
-use crate::store::{MessageRow, StoreError};
+use switchboard_store::{MessageRow, StoreError};
 
 pub const BODY_MAX: usize = 4096;
 

@@ -24,7 +24,7 @@ use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::Encoded;
 use crate::sessions::Auth;
-use crate::store::{MediaRow, MomentRow, Reaction, ReactionRow, StoreError};
+use switchboard_store::{MediaRow, MomentRow, Reaction, ReactionRow, StoreError};
 
 fn moment_not_found() -> Error {
     Error::new(

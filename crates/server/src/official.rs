@@ -28,7 +28,7 @@ use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::{Encoded, new_events};
 use crate::limits::Budget;
 use crate::sessions::{Auth, token_hash};
-use crate::store::{
+use switchboard_store::{
     AccountRow, ApiKeyRow, ArticleRow, Claim, CustomerConversationRow, OfficialMessageRow,
     OfficialRow, OfficialSend, OfficialView, OperatorLimits, OperatorRow, Sender, StoreError,
 };

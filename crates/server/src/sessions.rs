@@ -29,10 +29,10 @@ use crate::accounts::summary;
 use crate::app::{App, ClientIp};
 use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Path, Result};
-use crate::store::{
+use crate::{phone, sms, totp};
+use switchboard_store::{
     AccountRow, LoginGate, NewEvent, SessionRow, StoreError, StoreResult, ThrottlePolicy,
 };
-use crate::{phone, sms, totp};
 
 const HOUR_MS: Millis = 3600 * 1000;
 /// `last_seen_at` is written at most this often per session, not on every request.

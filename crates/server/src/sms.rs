@@ -31,7 +31,7 @@ use crate::app::{App, ClientIp};
 use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Query, Result};
 use crate::phone::{self, Phone};
-use crate::store::{SmsCodeRow, SmsIssue, SmsLimits};
+use switchboard_store::{SmsCodeRow, SmsIssue, SmsLimits};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
@@ -423,8 +423,8 @@ impl From<CodeError> for Error {
     }
 }
 
-impl From<crate::store::StoreError> for CodeError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<switchboard_store::StoreError> for CodeError {
+    fn from(e: switchboard_store::StoreError) -> Self {
         CodeError {
             error: e.into(),
             wrong_guess: false,

@@ -18,143 +18,10 @@ use crate::clock::{ManualClock, OsEntropy};
 use crate::identity::ChecksumVerifier;
 use crate::{Config, Services};
 
-/// Generates `sqlite::case` and `postgres::case` tests for each async `case(Backend)` listed:
-/// one suite, every backend (as matrix-rust-sdk's store suites do).
-#[macro_export]
-macro_rules! on_every_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case($crate::testing::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case($crate::testing::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-/// A storage backend the tests run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// The env var naming the test cluster: `postgres://user@host:port/db` of a database the
-/// tests may create databases from.
-pub const TEST_PG_ENV: &str = "SWITCHBOARD_TEST_PG";
-/// The env var choosing the backend of [`TestServer::start`]: `sqlite` (default) or `postgres`.
-pub const TEST_BACKEND_ENV: &str = "SWITCHBOARD_TEST_BACKEND";
-
-impl Backend {
-    /// The backend `SWITCHBOARD_TEST_BACKEND` names (SQLite when unset).
-    pub fn from_env() -> Self {
-        match std::env::var(TEST_BACKEND_ENV).as_deref() {
-            Ok("postgres") => Backend::Postgres,
-            Ok("sqlite") | Err(_) => Backend::Sqlite,
-            Ok(other) => panic!("{TEST_BACKEND_ENV}={other:?}: expected sqlite or postgres"),
-        }
-    }
-}
-
-/// The test cluster's URL, if one was given.
-pub fn test_cluster() -> Option<String> {
-    std::env::var(TEST_PG_ENV).ok().filter(|u| !u.is_empty())
-}
-
-/// A database for one test, gone when dropped: a SQLite file in a temp dir, or a database of
-/// its own on the test cluster.
-pub struct TestDb {
-    pub url: String,
-    pub backend: Backend,
-    dir: tempfile::TempDir,
-    /// The cluster's admin URL and this database's name, to drop it afterwards.
-    pg: Option<(String, String)>,
-}
-
-impl TestDb {
-    pub async fn new(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir for the test database");
-        match backend {
-            Backend::Sqlite => TestDb {
-                url: format!("sqlite://{}", dir.path().join("server.db").display()),
-                backend,
-                dir,
-                pg: None,
-            },
-            Backend::Postgres => {
-                let admin = test_cluster().unwrap_or_else(|| {
-                    panic!(
-                        "{TEST_PG_ENV} is not set: run the PostgreSQL tests through `cargo xtask \
-                         test`, or start a throwaway cluster with `cargo xtask pg` and export \
-                         the variable it prints"
-                    )
-                });
-                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                    .await
-                    .expect("connecting to the test cluster");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("creating the test database");
-                let _ = sqlx::Connection::close(conn).await;
-                // The same cluster and user, this database: `scheme://authority[/db][?query]`.
-                let (scheme, rest) = admin.split_once("://").expect("a postgres:// URL");
-                let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-                let url = format!("{scheme}://{authority}/{name}");
-                TestDb {
-                    url,
-                    backend,
-                    dir,
-                    pg: Some((admin, name)),
-                }
-            }
-        }
-    }
-
-    /// The temp dir (the SQLite file lives there; PostgreSQL tests may keep files there too).
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else {
-            return;
-        };
-        // Drop is not async and may run inside a runtime: a thread of its own with a small
-        // runtime drops the database (FORCE: the service's pool may still be closing).
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime to drop the test database");
-            rt.block_on(async move {
-                if let Ok(mut conn) =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
-                {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
+/// The per-test database and backend choice live with the store; a service test names them here.
+pub use switchboard_store::testing::{
+    Backend, TEST_BACKEND_ENV, TEST_PG_ENV, TestDb, test_cluster,
+};
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -315,12 +182,7 @@ impl TestServer {
             Backend::Postgres,
             "several nodes share one PostgreSQL database"
         );
-        let db = TestDb {
-            url: self.db.url.clone(),
-            backend: Backend::Postgres,
-            dir: tempfile::tempdir().expect("temp dir"),
-            pg: None,
-        };
+        let db = self.db.sharing();
         // The same certificate files (TLS) too: a node differs only in its port.
         Self::launch_in(db, self.config.clone(), self.clock.clone())
             .await
@@ -342,12 +204,7 @@ impl TestServer {
     /// Stops the service and starts it again on the same database and clock (a new port).
     pub async fn restart(mut self) -> Self {
         self.halt().await;
-        let placeholder = TestDb {
-            url: String::new(),
-            backend: self.db.backend,
-            dir: tempfile::tempdir().expect("temp dir"),
-            pg: None,
-        };
+        let placeholder = self.db.sharing();
         let db = std::mem::replace(&mut self.db, placeholder);
         let ca_pem = self.ca_pem.take();
         Self::launch_in(db, self.config.clone(), self.clock.clone())

@@ -27,7 +27,7 @@ use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::{Encoded, new_event};
 use crate::sessions::Auth;
-use crate::store::{
+use switchboard_store::{
     AccountRow, EnvelopeRow, IdempotencyRecord, LedgerOp, NewEvent, Posted, StoreError, wallet_book,
 };
 
@@ -162,7 +162,8 @@ type Finished = Result<(String, Vec<NewEvent>)>;
 /// events fails, the movement rolls back with it (never a `""` stored in their place).
 fn in_store<'a>(
     finish: &'a (dyn Fn(&Posted) -> Finished + Send + Sync),
-) -> impl Fn(&Posted) -> crate::store::StoreResult<(String, Vec<NewEvent>)> + Send + Sync + 'a {
+) -> impl Fn(&Posted) -> switchboard_store::StoreResult<(String, Vec<NewEvent>)> + Send + Sync + 'a
+{
     move |p| finish(p).map_err(|e| StoreError::Encoding(e.message))
 }
 

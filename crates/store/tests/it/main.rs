@@ -1,0 +1,3 @@
+//! The store's integration tests, one binary: the conformance suite every backend runs.
+
+mod conformance;
