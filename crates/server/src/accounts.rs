@@ -8,9 +8,10 @@ use switchboard_protocol::auth::{
 };
 
 use crate::app::App;
-use crate::clock::EntropyExt;
 use crate::error::{Error, Json, Result};
-use crate::{password, phone, sms};
+use crate::sms;
+use switchboard_service::clock::EntropyExt;
+use switchboard_service::{password, phone};
 use switchboard_store::{AccountRow, NewAccount, Recovery};
 
 pub const PUBLIC_ID_MIN: usize = 6;
@@ -49,9 +50,16 @@ pub fn check_public_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// 1–64 characters of text that cannot pass for someone else's (see [`crate::text`]).
+/// 1–64 characters of text that cannot pass for someone else's (see [`switchboard_service::text`]).
 pub fn check_display_name(name: &str) -> Result<String> {
-    crate::text::check_shown(name, "a display name", 1, 64, ErrorCode::InvalidDisplayName)
+    switchboard_service::text::check_shown(
+        name,
+        "a display name",
+        1,
+        64,
+        ErrorCode::InvalidDisplayName,
+    )
+    .map_err(Error::from)
 }
 
 pub fn summary(a: &AccountRow) -> AccountSummary {

@@ -18,17 +18,17 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::clock::{Clock, Entropy, EntropyExt, OsEntropy, SystemClock};
-use crate::config::Config;
 use crate::error::{Error, Json};
-use crate::identity::{ChecksumVerifier, IdentityVerifier};
 use crate::metrics::Metrics;
-use crate::password::Hasher;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::{
     accounts, contacts, events, groups, me, messages, metrics, moments, official, sessions, sms,
     wallet,
 };
+use switchboard_service::clock::{Clock, Entropy, EntropyExt, OsEntropy, SystemClock};
+use switchboard_service::config::Config;
+use switchboard_service::identity::{ChecksumVerifier, IdentityVerifier};
+use switchboard_service::password::Hasher;
 use switchboard_store::Store;
 
 /// Everything a request handler may use.
@@ -43,7 +43,7 @@ pub struct AppState {
     pub sms_deliveries: crate::sms::Deliveries,
     /// The key ID numbers are hashed with (`identity.hmac_secret`, or a random one in
     /// development mode).
-    pub id_number_key: crate::identity::IdNumberKey,
+    pub id_number_key: switchboard_service::identity::IdNumberKey,
     /// The console gateway, in development mode only: the dev outbox reads it.
     pub dev_outbox: Option<Arc<ConsoleGateway>>,
     pub hasher: Hasher,
@@ -51,11 +51,11 @@ pub struct AppState {
     pub funding: Arc<dyn crate::wallet::FundingSource>,
     pub metrics: Metrics,
     /// `config.trusted_proxies`, parsed once for the client-address extractor.
-    pub trusted_proxies: crate::net::TrustedProxies,
+    pub trusted_proxies: switchboard_service::proxies::TrustedProxies,
     /// Live event fan-out to the WebSockets.
     pub hub: crate::events::Hub,
     /// Uploaded images, by content hash.
-    pub blobs: Arc<dyn crate::blobs::BlobStore>,
+    pub blobs: Arc<dyn switchboard_service::blobs::BlobStore>,
     /// Set when the database is PostgreSQL: this process is one node of possibly several.
     pub cluster: Option<crate::cluster::Node>,
     /// Whether `clock` follows the database's time (always, except under a test's clock).
@@ -95,7 +95,7 @@ impl Default for Services {
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] switchboard_service::config::ConfigError),
     #[error("database: {0}")]
     Store(#[from] switchboard_store::StoreError),
     #[error("{0}")]
@@ -227,9 +227,11 @@ pub async fn build(
     // unset one is made up for this process: hashes from another run match nothing, which
     // only matters to data nobody keeps.
     let id_number_key = if config.identity.hmac_secret.is_empty() {
-        crate::identity::IdNumberKey::new(services.entropy.bytes::<32>().to_vec())
+        switchboard_service::identity::IdNumberKey::new(services.entropy.bytes::<32>().to_vec())
     } else {
-        crate::identity::IdNumberKey::new(config.identity.hmac_secret.expose().as_bytes())
+        switchboard_service::identity::IdNumberKey::new(
+            config.identity.hmac_secret.expose().as_bytes(),
+        )
     };
     let dev = config.dev;
     let cluster = switchboard_store::is_shared(&url).then(|| crate::cluster::Node::new(&url));
@@ -262,13 +264,13 @@ pub async fn build(
         metrics: Metrics::default(),
         hub: events::Hub::default(),
         blobs: if app_config_media.s3_bucket.is_empty() {
-            Arc::new(crate::blobs::DirBlobStore::new(media_dir(
+            Arc::new(switchboard_service::blobs::DirBlobStore::new(media_dir(
                 &app_config_media.dir,
                 &url,
             )?))
         } else {
             Arc::new(
-                crate::blobs::S3BlobStore::new(&app_config_media)
+                switchboard_service::blobs::S3BlobStore::new(&app_config_media)
                     .map_err(|e| LaunchError::Setup(e.to_string()))?,
             )
         },

@@ -25,7 +25,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::Notify;
 
 use crate::app::App;
-use crate::clock::{Clock, DatabaseTime, SystemClock};
+use switchboard_service::clock::{Clock, DatabaseTime, SystemClock};
 
 /// The channel every node of one database listens on.
 const CHANNEL: &str = "switchboard_events";

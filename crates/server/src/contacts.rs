@@ -10,10 +10,10 @@ use switchboard_protocol::messaging::{
 };
 
 use crate::app::App;
-use crate::clock::{EntropyExt, to_datetime};
 use crate::error::{Error, Json, Path, Result};
 use crate::events::new_events;
 use crate::sessions::Auth;
+use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{AccountRow, ContactRequestRow};
 
 const NOTE_MAX: usize = 200;
@@ -108,8 +108,13 @@ pub async fn create_request(
     Json(req): Json<NewContactRequest>,
 ) -> Result<(StatusCode, Json<ContactRequestState>)> {
     // Shown to the other side next to the sender's name, before they decide whom to accept.
-    let note =
-        crate::text::check_shown(&req.note, "a note", 0, NOTE_MAX, ErrorCode::InvalidRequest)?;
+    let note = switchboard_service::text::check_shown(
+        &req.note,
+        "a note",
+        0,
+        NOTE_MAX,
+        ErrorCode::InvalidRequest,
+    )?;
     let me = auth.account;
     let them = find_user(&app, &req.public_id).await?;
     if them.id == me.id {

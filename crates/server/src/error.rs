@@ -1,4 +1,5 @@
-//! The service's error type and the extractors that turn every bad request into one.
+//! The service's errors as HTTP answers, and the extractors that turn every bad request into
+//! one.
 //!
 //! Handlers return `Result<_, Error>`; whatever goes wrong becomes
 //! `{"error": {"code", "message"}}` with the code's status. Rejections of axum's own
@@ -13,159 +14,80 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use switchboard_protocol::{ApiError, ErrorBody, ErrorCode};
 
-use switchboard_store::{DbErrorKind, StoreError};
+use switchboard_service::error::Error as DomainError;
+use switchboard_store::StoreError;
 
-/// An error answered to the client.
+/// The domain's error as an HTTP answer: a newtype, because how an error is answered over
+/// HTTP is this crate's business and `IntoResponse` may not be implemented here for the
+/// service's own type. It derefs to that type, so a handler reads `code` and `message` as before.
 #[derive(Debug)]
-pub struct Error {
-    pub code: ErrorCode,
-    pub message: String,
-    /// Seconds, sent as `Retry-After`.
-    pub retry_after: Option<u64>,
-    pub public_ids: Option<Vec<String>>,
-}
+pub struct Error(pub DomainError);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after: None,
-            public_ids: None,
-        }
+        Self(DomainError::new(code, message))
     }
 
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        // Never tell a client to retry "in 0 seconds": that invites a busy loop.
-        self.retry_after = Some(secs.max(1));
-        self
+    pub fn retry_after(self, secs: u64) -> Self {
+        Self(self.0.retry_after(secs))
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidRequest, message)
+        Self(DomainError::invalid_request(message))
     }
 
     /// A failure the client cannot fix; the detail goes to the log, never to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(%detail, "internal error");
-        Self::new(
-            ErrorCode::Internal,
-            "something went wrong on the service; try again",
-        )
+        Self(DomainError::internal(detail))
+    }
+}
+
+impl std::ops::Deref for Error {
+    type Target = DomainError;
+    fn deref(&self) -> &DomainError {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut DomainError {
+        &mut self.0
+    }
+}
+
+impl From<DomainError> for Error {
+    fn from(e: DomainError) -> Self {
+        Self(e)
     }
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::PublicIdTaken => {
-                Error::new(ErrorCode::PublicIdTaken, "that public ID is taken")
-            }
-            StoreError::PhoneAccountLimit => Error::new(
-                ErrorCode::PhoneAccountLimit,
-                "this phone number already has the most accounts allowed",
-            ),
-            StoreError::CodeUsed => Error::new(
-                ErrorCode::SmsCodeExpired,
-                "that SMS code was used meanwhile; request a new one",
-            ),
-            StoreError::GroupFull => {
-                Error::new(ErrorCode::GroupTooLarge, "a group has at most 500 members")
-            }
-            StoreError::NotPending => Error::new(
-                ErrorCode::RequestNotFound,
-                "that contact request is no longer pending",
-            ),
-            StoreError::InsufficientFunds => Error::new(
-                ErrorCode::InsufficientFunds,
-                "the balance does not cover this",
-            ),
-            StoreError::EnvelopeEmpty => Error::new(
-                ErrorCode::EnvelopeEmpty,
-                "this red envelope has nothing left to claim",
-            ),
-            StoreError::AlreadyClaimed => Error::new(
-                ErrorCode::AlreadyClaimed,
-                "you have claimed this red envelope already",
-            ),
-            StoreError::NoEnvelope => {
-                Error::new(ErrorCode::EnvelopeNotFound, "no such red envelope")
-            }
-            StoreError::Duplicate => Error::new(
-                ErrorCode::IdempotencyConflict,
-                "this was sent before with different content",
-            ),
-            // PostgreSQL refuses some text SQLite stores (NUL characters): bad input, and the
-            // transaction it was in wrote nothing.
-            StoreError::Database(e) if e.kind == DbErrorKind::InvalidValue => {
-                Error::invalid_request(
-                    "the request contains characters that cannot be stored (such as NUL)",
-                )
-            }
-            // Callers that charge a budget turn this into their 429 with `limits::refused`,
-            // which knows the budget; one that did not is a bug.
-            StoreError::OverBudget { .. } => {
-                Error::internal("a budget was charged without its answer")
-            }
-            StoreError::OfficialLimit(which) => Error::new(
-                ErrorCode::OfficialLimit,
-                match which {
-                    switchboard_store::OfficialLimit::Operators => {
-                        "this official account has the most operators allowed (official.max_operators)"
-                    }
-                    switchboard_store::OfficialLimit::PerOperator => {
-                        "that account operates the most official accounts allowed (official.max_per_operator)"
-                    }
-                },
-            ),
-            StoreError::NotAllowed => Error::new(
-                ErrorCode::OfficialForbidden,
-                "your role on this official account does not allow this, or you no longer operate it",
-            ),
-            StoreError::NoMoment => Error::new(
-                ErrorCode::MomentNotFound,
-                "no such post, or not one you may see",
-            ),
-            StoreError::NoConversation => Error::new(
-                ErrorCode::ConversationNotFound,
-                "this customer has not written to this official account",
-            ),
-            StoreError::ClaimHeld { by, until } => Error::new(
-                ErrorCode::ConversationClaimed,
-                format!(
-                    "{by} is answering this customer; their claim lapses at {} unless they answer",
-                    crate::clock::to_datetime(until)
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                ),
-            ),
-            StoreError::Encoding(e) => Error::internal(e),
-            StoreError::Database(e) => {
-                tracing::error!(error = %e, "storage failure");
-                Error::new(
-                    ErrorCode::Unavailable,
-                    "the service's storage is unavailable; try again",
-                )
-            }
-        }
+        Self(DomainError::from(e))
     }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let DomainError {
+            code,
+            message,
+            retry_after,
+            public_ids,
+        } = self.0;
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
             error: ApiError {
-                code: self.code,
-                message: self.message,
-                public_ids: self.public_ids,
+                code,
+                message,
+                public_ids,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

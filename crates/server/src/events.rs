@@ -24,9 +24,9 @@ use switchboard_protocol::{ApiError, ErrorBody, ErrorCode};
 use tokio::sync::mpsc;
 
 use crate::app::App;
-use crate::clock::to_datetime;
 use crate::error::{Error, Json, Query, Result};
 use crate::sessions::Auth;
+use switchboard_service::clock::to_datetime;
 use switchboard_store::{EventRow, NewEvent};
 
 /// Events a socket may have queued before it counts as too slow.
@@ -451,7 +451,7 @@ async fn stream(
                     .map_err(|e| e.to_string())?;
                 let mut page = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    let ev = LiveEvent::from_row(row).map_err(|e| e.message)?;
+                    let ev = LiveEvent::from_row(row).map_err(|e| e.0.message)?;
                     page.push(WsMessage::Text(ev.json.into()));
                     cursor = row.seq;
                     if ev.revoked_session.as_deref() == Some(session.as_str()) {

@@ -13,12 +13,12 @@ use switchboard_protocol::messaging::{
 };
 
 use crate::app::App;
-use crate::clock::{EntropyExt, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Result};
 use crate::events::new_events;
 use crate::limits::Budget;
 use crate::sessions::Auth;
+use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{AccountRow, GroupRow, MemberRow};
 
 pub const MAX_MEMBERS: u32 = 500;
@@ -32,7 +32,8 @@ fn group_not_found() -> Error {
 
 /// Every member sees the name in their chat list: the same rule as a display name.
 fn check_name(name: &str) -> Result<String> {
-    crate::text::check_shown(name, "a group name", 1, 64, ErrorCode::InvalidGroupName)
+    switchboard_service::text::check_shown(name, "a group name", 1, 64, ErrorCode::InvalidGroupName)
+        .map_err(Error::from)
 }
 
 fn view(group: &GroupRow, members: &[MemberRow]) -> Group {

@@ -5,16 +5,12 @@
 
 pub mod accounts;
 pub mod app;
-pub mod blobs;
-pub mod clock;
 pub mod cluster;
-pub mod config;
 pub mod contacts;
 pub mod contract;
 pub mod error;
 pub mod events;
 pub mod groups;
-pub mod identity;
 pub mod limits;
 pub mod me;
 pub mod messages;
@@ -22,17 +18,13 @@ pub mod metrics;
 pub mod moments;
 pub mod net;
 pub mod official;
-pub mod password;
-pub mod phone;
 pub mod sessions;
 pub mod sms;
-pub mod text;
 pub mod tls;
-pub mod totp;
 pub mod wallet;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 pub use app::{LaunchError, Services, build, launch};
-pub use config::Config;
+pub use switchboard_service::Config;

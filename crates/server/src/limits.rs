@@ -7,8 +7,8 @@
 use switchboard_protocol::ErrorCode;
 
 use crate::app::App;
-use crate::clock::{Millis, secs_until};
 use crate::error::{Error, Result};
+use switchboard_service::clock::{Millis, secs_until};
 use switchboard_store::{Charge, RateTake};
 
 const MINUTE_MS: Millis = 60 * 1000;

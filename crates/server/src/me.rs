@@ -12,10 +12,10 @@ use switchboard_protocol::{ErrorCode, EventBody};
 
 use crate::accounts::{check_display_name, check_public_id};
 use crate::app::App;
-use crate::clock::{EntropyExt, Millis, to_datetime};
 use crate::error::{Error, Json, Result};
 use crate::sessions::{Auth, account_key, reauthenticate, record_failure, second_factor_ok};
-use crate::{password, phone, totp};
+use switchboard_service::clock::{EntropyExt, Millis, to_datetime};
+use switchboard_service::{password, phone, totp};
 use switchboard_store::AccountRow;
 
 /// The public ID may change once in this long.
@@ -194,7 +194,7 @@ pub async fn verify_identity(
             &switchboard_store::IdentityRecord {
                 legal_name: &verified.legal_name,
                 id_number_hash: &id_hash,
-                id_number_hash_kind: crate::identity::ID_NUMBER_HASH_KIND,
+                id_number_hash_kind: switchboard_service::identity::ID_NUMBER_HASH_KIND,
                 id_number_masked: &verified.id_number_masked,
             },
             app.clock.now_ms(),

@@ -10,12 +10,12 @@ use switchboard_protocol::messaging::{Message, SendMessage, Target};
 use switchboard_protocol::moments::MEDIA_PER_ITEM;
 
 use crate::app::App;
-use crate::clock::{EntropyExt, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Result};
 use crate::events::Encoded;
 use crate::limits::Budget;
 use crate::official::Caller;
+use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{MessageRow, StoreError};
 
 pub const BODY_MAX: usize = 4096;

@@ -19,11 +19,11 @@ use switchboard_protocol::moments::{
 };
 
 use crate::app::App;
-use crate::clock::{EntropyExt, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::Encoded;
 use crate::sessions::Auth;
+use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{MediaRow, MomentRow, Reaction, ReactionRow, StoreError};
 
 fn moment_not_found() -> Error {
@@ -57,7 +57,7 @@ pub async fn upload(
             "an image has at most 10 MiB",
         ));
     }
-    let (mime, width, height) = crate::blobs::sniff(&body)
+    let (mime, width, height) = switchboard_service::blobs::sniff(&body)
         .map_err(|why| Error::new(ErrorCode::InvalidMedia, format!("not kept: {why}")))?;
     let sha256 = data_encoding::HEXLOWER.encode(&Sha256::digest(&body));
     app.blobs.put(&sha256, &body).await.map_err(|e| {

@@ -22,12 +22,12 @@ use switchboard_protocol::official::{
 };
 
 use crate::app::App;
-use crate::clock::{EntropyExt, Millis, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::{Encoded, new_events};
 use crate::limits::Budget;
 use crate::sessions::{Auth, token_hash};
+use switchboard_service::clock::{EntropyExt, Millis, to_datetime};
 use switchboard_store::{
     AccountRow, ApiKeyRow, ArticleRow, Claim, CustomerConversationRow, OfficialMessageRow,
     OfficialRow, OfficialSend, OfficialView, OperatorLimits, OperatorRow, Sender, StoreError,
@@ -264,14 +264,14 @@ pub async fn create(
     auth: Auth,
     Json(req): Json<NewOfficialAccount>,
 ) -> Result<(StatusCode, Json<OfficialAccount>)> {
-    let name = crate::text::check_shown(
+    let name = switchboard_service::text::check_shown(
         &req.name,
         "an official account's name",
         1,
         NAME_MAX,
         ErrorCode::InvalidOfficialAccount,
     )?;
-    let description = crate::text::check_shown(
+    let description = switchboard_service::text::check_shown(
         &req.description,
         "an official account's description",
         0,
@@ -577,7 +577,7 @@ pub async fn publish(
     if !acting.role.publishes() {
         return Err(forbidden("publishing articles"));
     }
-    let title = crate::text::check_shown(
+    let title = switchboard_service::text::check_shown(
         &req.title,
         "an article's title",
         1,
@@ -786,7 +786,7 @@ pub async fn create_api_key(
             "a key acts as an admin, an editor or a support operator",
         ));
     }
-    let name = crate::text::check_shown(
+    let name = switchboard_service::text::check_shown(
         &req.name,
         "a key's name",
         1,
@@ -944,7 +944,7 @@ pub async fn send(
                 unanswered,
             })),
         )
-        .map_err(|e| StoreError::Encoding(e.message))
+        .map_err(|e| StoreError::Encoding(e.0.message))
     };
     // A person's messages count against their budget; a key's are charged per request.
     let charges: Vec<_> = match sender {

@@ -27,9 +27,10 @@ use switchboard_protocol::{ErrorCode, EventBody};
 
 use crate::accounts::summary;
 use crate::app::{App, ClientIp};
-use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Path, Result};
-use crate::{phone, sms, totp};
+use crate::sms;
+use switchboard_service::clock::{EntropyExt, Millis, secs_until, to_datetime};
+use switchboard_service::{phone, totp};
 use switchboard_store::{
     AccountRow, LoginGate, NewEvent, SessionRow, StoreError, StoreResult, ThrottlePolicy,
 };
@@ -54,7 +55,7 @@ pub fn revoked_event(account_id: &str, session_id: &str) -> StoreResult<NewEvent
     let body = EventBody::SessionRevoked(SessionRevoked {
         session_id: session_id.to_string(),
     });
-    crate::events::new_event(account_id, &body).map_err(|e| StoreError::Encoding(e.message))
+    crate::events::new_event(account_id, &body).map_err(|e| StoreError::Encoding(e.0.message))
 }
 
 pub fn throttle_policy(app: &App) -> ThrottlePolicy {
@@ -212,7 +213,8 @@ fn check_device_name(name: Option<&str>) -> Result<String> {
         .filter(|n| !n.is_empty())
         .unwrap_or("unnamed device");
     // Listed to the account's owner as "which device is this": it must not pass for another.
-    crate::text::check_shown(name, "device_name", 1, 64, ErrorCode::InvalidRequest)
+    switchboard_service::text::check_shown(name, "device_name", 1, 64, ErrorCode::InvalidRequest)
+        .map_err(Error::from)
 }
 
 async fn open_session(

@@ -28,9 +28,9 @@ use switchboard_protocol::auth::{DevSms, DevSmsOutbox, SmsCodeRequest, SmsCodeSe
 use utoipa::IntoParams;
 
 use crate::app::{App, ClientIp};
-use crate::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use crate::error::{Error, Json, Query, Result};
-use crate::phone::{self, Phone};
+use switchboard_service::clock::{EntropyExt, Millis, secs_until, to_datetime};
+use switchboard_service::phone::{self, Phone};
 use switchboard_store::{SmsCodeRow, SmsIssue, SmsLimits};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -104,14 +104,14 @@ impl SmsGateway for ConsoleGateway {
 /// logged nor put into an error, not even the HTTP client's own, which names the URL.
 pub struct WebhookGateway {
     client: reqwest::Client,
-    url: crate::config::Secret,
+    url: switchboard_service::config::Secret,
 }
 
 /// How long the provider has to take a message.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl WebhookGateway {
-    pub fn new(url: crate::config::Secret) -> Result<Self, String> {
+    pub fn new(url: switchboard_service::config::Secret) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .build()

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{ManualClock, OsEntropy};
-use crate::identity::ChecksumVerifier;
 use crate::{Config, Services};
+use switchboard_service::clock::{ManualClock, OsEntropy};
+use switchboard_service::identity::ChecksumVerifier;
 
 /// The per-test database and backend choice live with the store; a service test names them here.
 pub use switchboard_store::testing::{
@@ -518,7 +518,7 @@ pub const TEST_IDENTITY_SECRET: &str = "test-only identity key, 32+ bytes long";
 /// Two-step verification as [`TestServer::enable_totp`] turned it on.
 #[derive(Debug, Clone)]
 pub struct TotpEnabled {
-    /// The raw secret, for [`crate::totp::code_at_step`].
+    /// The raw secret, for [`switchboard_service::totp::code_at_step`].
     pub secret: Vec<u8>,
     pub recovery_codes: Vec<String>,
 }
@@ -606,7 +606,7 @@ impl TestServer {
     /// Turns two-step verification on for `u` (whose password is [`TEST_PASSWORD`]), confirming
     /// with the current code; then moves the clock one step on, so the next code is new.
     pub async fn enable_totp(&self, u: &TestUser) -> TotpEnabled {
-        use crate::clock::Clock as _;
+        use switchboard_service::clock::Clock as _;
         let setup = self
             .post_as(
                 u,
@@ -615,9 +615,14 @@ impl TestServer {
             )
             .await
             .expect(200);
-        let secret = crate::totp::decode_secret(setup.body["secret"].as_str().expect("secret"))
-            .expect("a base32 secret");
-        let code = crate::totp::code_at_step(&secret, crate::totp::step_at(self.clock.now_ms()));
+        let secret = switchboard_service::totp::decode_secret(
+            setup.body["secret"].as_str().expect("secret"),
+        )
+        .expect("a base32 secret");
+        let code = switchboard_service::totp::code_at_step(
+            &secret,
+            switchboard_service::totp::step_at(self.clock.now_ms()),
+        );
         let confirmed = self
             .post_as(
                 u,
@@ -626,7 +631,8 @@ impl TestServer {
             )
             .await
             .expect(200);
-        self.clock.advance_secs(crate::totp::STEP_SECS);
+        self.clock
+            .advance_secs(switchboard_service::totp::STEP_SECS);
         TotpEnabled {
             secret,
             recovery_codes: confirmed.body["recovery_codes"]
@@ -640,8 +646,11 @@ impl TestServer {
 
     /// The current code of `totp`'s authenticator by this server's clock.
     pub fn totp_code(&self, totp: &TotpEnabled) -> String {
-        use crate::clock::Clock as _;
-        crate::totp::code_at_step(&totp.secret, crate::totp::step_at(self.clock.now_ms()))
+        use switchboard_service::clock::Clock as _;
+        switchboard_service::totp::code_at_step(
+            &totp.secret,
+            switchboard_service::totp::step_at(self.clock.now_ms()),
+        )
     }
 
     /// The value of a counter or gauge on the admin listener's `/metrics` (0 when absent).

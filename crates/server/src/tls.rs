@@ -174,7 +174,7 @@ impl TlsReloader {
     /// The reloader for `tls` in the service's configuration, or `None` when TLS is not
     /// configured (plain HTTP, e.g. behind a proxy that terminates TLS). The configuration's
     /// validation already made sure the two keys come together.
-    pub fn from_config(tls: &crate::config::Tls) -> Result<Option<Self>, TlsError> {
+    pub fn from_config(tls: &switchboard_service::config::Tls) -> Result<Option<Self>, TlsError> {
         if tls.cert_file.is_empty() && tls.key_file.is_empty() {
             return Ok(None);
         }

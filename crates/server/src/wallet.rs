@@ -22,11 +22,11 @@ use switchboard_protocol::wallet::{
 };
 
 use crate::app::App;
-use crate::clock::{Entropy, EntropyExt, Millis, to_datetime};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::{Encoded, new_event};
 use crate::sessions::Auth;
+use switchboard_service::clock::{Entropy, EntropyExt, Millis, to_datetime};
 use switchboard_store::{
     AccountRow, EnvelopeRow, IdempotencyRecord, LedgerOp, NewEvent, Posted, StoreError, wallet_book,
 };
@@ -99,7 +99,8 @@ fn check_key(key: &str) -> Result<()> {
 
 /// A transfer's note or a red envelope's greeting: shown to the recipient beside the money.
 fn check_note(note: &str) -> Result<String> {
-    crate::text::check_shown(note, "a note", 0, NOTE_MAX, ErrorCode::InvalidRequest)
+    switchboard_service::text::check_shown(note, "a note", 0, NOTE_MAX, ErrorCode::InvalidRequest)
+        .map_err(Error::from)
 }
 
 fn require_verified(account: &AccountRow) -> Result<()> {
@@ -164,7 +165,7 @@ fn in_store<'a>(
     finish: &'a (dyn Fn(&Posted) -> Finished + Send + Sync),
 ) -> impl Fn(&Posted) -> switchboard_store::StoreResult<(String, Vec<NewEvent>)> + Send + Sync + 'a
 {
-    move |p| finish(p).map_err(|e| StoreError::Encoding(e.message))
+    move |p| finish(p).map_err(|e| StoreError::Encoding(e.0.message))
 }
 
 /// Runs a money movement once per key: a replay answers as before; a race between two
@@ -802,8 +803,8 @@ pub async fn refund_due(app: &App) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::OsEntropy;
     use proptest::prelude::*;
+    use switchboard_service::clock::OsEntropy;
 
     #[test]
     fn amounts_must_be_whole_positive_fen_in_range() {

@@ -8,9 +8,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use switchboard_server::blobs::{BlobStore, S3BlobStore};
-use switchboard_server::config::{Media, Secret};
 use switchboard_server::testing::TestServer;
+use switchboard_service::blobs::{BlobStore, S3BlobStore};
+use switchboard_service::config::{Media, Secret};
 
 /// A running moto server with one bucket; killed on drop.
 struct S3 {

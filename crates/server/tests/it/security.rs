@@ -99,12 +99,12 @@ async fn turning_two_step_verification_on_or_off_needs_the_password(backend: Bac
     .await
     .expect(200);
     let secret =
-        switchboard_server::totp::decode_secret(setup.body["secret"].as_str().unwrap()).unwrap();
+        switchboard_service::totp::decode_secret(setup.body["secret"].as_str().unwrap()).unwrap();
     let code = || {
-        use switchboard_server::clock::Clock as _;
-        switchboard_server::totp::code_at_step(
+        use switchboard_service::clock::Clock as _;
+        switchboard_service::totp::code_at_step(
             &secret,
-            switchboard_server::totp::step_at(s.clock.now_ms()),
+            switchboard_service::totp::step_at(s.clock.now_ms()),
         )
     };
     call(
@@ -655,7 +655,7 @@ async fn id_numbers_are_stored_as_hashes_keyed_with_the_service_secret(backend: 
     let (hash, kind, verified) = stored_identity(s.database_url(), backend, "alice_w").await;
     assert!(verified);
     let hash = hash.unwrap();
-    let keyed = switchboard_server::identity::IdNumberKey::new(TEST_IDENTITY_SECRET.as_bytes())
+    let keyed = switchboard_service::identity::IdNumberKey::new(TEST_IDENTITY_SECRET.as_bytes())
         .digest(TEST_RESIDENT_ID)
         .unwrap();
     assert_eq!(hash, keyed, "HMAC-SHA256 under identity.hmac_secret");

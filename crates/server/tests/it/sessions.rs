@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::json;
 use switchboard_server::testing::{Reply, TestServer};
-use switchboard_server::totp;
+use switchboard_service::totp;
 
 const PHONE: &str = "+8613800138000";
 const PASSWORD: &str = "correct horse battery";
@@ -343,7 +343,7 @@ fn current_code(secret: &str, clock_ms: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_setup_sign_in_replay_protection_recovery_codes_and_disable() {
-    use switchboard_server::clock::Clock as _;
+    use switchboard_service::clock::Clock as _;
     let s = TestServer::start().await;
     s.register(PHONE, "alice_w", PASSWORD).await;
     let t = s.sign_in("alice_w", PASSWORD).await;
