@@ -7,69 +7,13 @@ use switchboard_protocol::auth::{
     AccountSummary, RecoveryDone, RecoveryRequest, RegisterRequest, SmsPurpose, TotpDisabledReason,
 };
 
-use crate::app::App;
+use crate::account_rules::{check_display_name, check_public_id, summary};
 use crate::error::{Error, Json, Result};
 use crate::sms;
+use crate::state::App;
 use switchboard_service::clock::EntropyExt;
 use switchboard_service::{password, phone};
-use switchboard_store::{AccountRow, NewAccount, Recovery};
-
-pub const PUBLIC_ID_MIN: usize = 6;
-pub const PUBLIC_ID_MAX: usize = 20;
-
-/// 6–20 characters, a letter first, then letters, digits, `_` or `-` (ASCII, so that anyone
-/// can type anyone's ID). `g_…` and `o_…` are reserved: group ids and official accounts' ids
-/// look like that, and a message's `to` must never be ambiguous.
-pub fn check_public_id(id: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Error::new(
-            ErrorCode::PublicIdInvalid,
-            format!(
-                "a public ID has {PUBLIC_ID_MIN} to {PUBLIC_ID_MAX} characters, starts with a letter, \
-                 and holds only letters, digits, _ and -{why}"
-            ),
-        )
-    };
-    let bytes = id.as_bytes();
-    if !(PUBLIC_ID_MIN..=PUBLIC_ID_MAX).contains(&bytes.len())
-        || !bytes[0].is_ascii_alphabetic()
-        || !bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
-    {
-        return Err(bad(""));
-    }
-    if id.len() >= 2 && id[..2].eq_ignore_ascii_case("g_") {
-        return Err(bad(" (IDs starting with g_ are reserved for groups)"));
-    }
-    if id.len() >= 2 && id[..2].eq_ignore_ascii_case("o_") {
-        return Err(bad(
-            " (IDs starting with o_ are reserved for official accounts)",
-        ));
-    }
-    Ok(())
-}
-
-/// 1–64 characters of text that cannot pass for someone else's (see [`switchboard_service::text`]).
-pub fn check_display_name(name: &str) -> Result<String> {
-    switchboard_service::text::check_shown(
-        name,
-        "a display name",
-        1,
-        64,
-        ErrorCode::InvalidDisplayName,
-    )
-    .map_err(Error::from)
-}
-
-pub fn summary(a: &AccountRow) -> AccountSummary {
-    AccountSummary {
-        account_id: a.id.clone(),
-        public_id: a.public_id.clone(),
-        display_name: a.display_name.clone(),
-        is_secondary: a.is_secondary(),
-    }
-}
+use switchboard_store::{NewAccount, Recovery};
 
 /// Create an account
 ///
@@ -171,7 +115,8 @@ pub async fn recover(
             )
         })?;
     let hash = app.hasher.hash(normalised).await?;
-    let totp_notice = crate::me::totp_disabled_event(&account.id, TotpDisabledReason::SmsRecovery)?;
+    let totp_notice =
+        crate::account_rules::totp_disabled_event(&account.id, TotpDisabledReason::SmsRecovery)?;
     let recovered = app
         .store
         .account_recover(
@@ -181,13 +126,13 @@ pub async fn recover(
                 password_hash: &hash,
                 // The account's failures and lock, and those of sign-ins by its number.
                 login_keys: &[
-                    crate::sessions::account_key(&account.id),
-                    crate::sessions::phone_key(&phone.e164),
+                    crate::account_rules::account_key(&account.id),
+                    crate::account_rules::phone_key(&phone.e164),
                 ],
                 totp_notice: &totp_notice,
             },
             app.clock.now_ms(),
-            &crate::sessions::revoked_event,
+            &crate::account_rules::revoked_event,
         )
         .await?;
     app.hub.publish(&recovered.events);

@@ -1,4 +1,4 @@
-//! The service assembled: shared state, the router (whose OpenAPI document is generated from
+//! The service assembled: the router (whose OpenAPI document is generated from
 //! the same route list, so the two cannot drift), and `launch`.
 
 use std::net::SocketAddr;
@@ -22,75 +22,14 @@ use crate::error::{Error, Json};
 use crate::metrics::Metrics;
 use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::{
-    accounts, contacts, events, groups, me, messages, metrics, moments, official, sessions, sms,
-    wallet,
+    accounts, contacts, events, groups, me, messages, moments, official, sessions, sms, wallet,
 };
-use switchboard_service::clock::{Clock, Entropy, EntropyExt, OsEntropy, SystemClock};
+use switchboard_service::clock::{Clock, EntropyExt, SystemClock};
 use switchboard_service::config::Config;
-use switchboard_service::identity::{ChecksumVerifier, IdentityVerifier};
 use switchboard_service::password::Hasher;
 use switchboard_store::Store;
 
-/// Everything a request handler may use.
-pub struct AppState {
-    pub config: Config,
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub entropy: Arc<dyn Entropy>,
-    pub sms: Arc<dyn SmsGateway>,
-    /// SMS deliveries in flight: requests answer before delivery, so the answer cannot depend
-    /// on what a number holds.
-    pub sms_deliveries: crate::sms::Deliveries,
-    /// The key ID numbers are hashed with (`identity.hmac_secret`, or a random one in
-    /// development mode).
-    pub id_number_key: switchboard_service::identity::IdNumberKey,
-    /// The console gateway, in development mode only: the dev outbox reads it.
-    pub dev_outbox: Option<Arc<ConsoleGateway>>,
-    pub hasher: Hasher,
-    pub identity: Arc<dyn IdentityVerifier>,
-    pub funding: Arc<dyn crate::wallet::FundingSource>,
-    pub metrics: Metrics,
-    /// `config.trusted_proxies`, parsed once for the client-address extractor.
-    pub trusted_proxies: switchboard_service::proxies::TrustedProxies,
-    /// Live event fan-out to the WebSockets.
-    pub hub: crate::events::Hub,
-    /// Uploaded images, by content hash.
-    pub blobs: Arc<dyn switchboard_service::blobs::BlobStore>,
-    /// Set when the database is PostgreSQL: this process is one node of possibly several.
-    pub cluster: Option<crate::cluster::Node>,
-    /// Whether `clock` follows the database's time (always, except under a test's clock).
-    pub clock_from_database: bool,
-    /// The certificate of the public listener when the service serves HTTPS itself; reloading
-    /// it changes what new connections get.
-    pub tls: Option<crate::tls::TlsReloader>,
-    /// Cancelled when the service stops: long-lived streams close on it.
-    pub shutdown: CancellationToken,
-}
-
-pub type App = Arc<AppState>;
-
-/// The parts of the service a test (or another deployment) swaps out.
-pub struct Services {
-    pub clock: Arc<dyn Clock>,
-    pub entropy: Arc<dyn Entropy>,
-    pub identity: Arc<dyn IdentityVerifier>,
-    pub funding: Arc<dyn crate::wallet::FundingSource>,
-    /// On PostgreSQL, serve by the database's time rather than `clock` (so every node judges
-    /// expiries alike). Tests that drive `clock` by hand turn it off.
-    pub clock_from_database: bool,
-}
-
-impl Default for Services {
-    fn default() -> Self {
-        Self {
-            clock: Arc::new(SystemClock),
-            entropy: Arc::new(OsEntropy),
-            identity: Arc::new(ChecksumVerifier),
-            funding: Arc::new(crate::wallet::SandboxFunding),
-            clock_from_database: true,
-        }
-    }
-}
+pub use crate::state::{App, AppState, Services};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -105,9 +44,6 @@ pub enum LaunchError {
     #[error("serving: {0}")]
     Serve(#[from] std::io::Error),
 }
-
-/// Handlers name the client's address from here; it lives with the proxy rules in `net`.
-pub use crate::net::ClientIp;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -234,7 +170,7 @@ pub async fn build(
         )
     };
     let dev = config.dev;
-    let cluster = switchboard_store::is_shared(&url).then(|| crate::cluster::Node::new(&url));
+    let cluster = switchboard_store::is_shared(&url).then(|| crate::node::Node::new(&url));
     if let (Some(node), true) = (&cluster, services.clock_from_database) {
         // Measured once before serving; the cluster task keeps measuring.
         let before = SystemClock.now_ms();
@@ -242,7 +178,7 @@ pub async fn build(
         let after = SystemClock.now_ms();
         node.time.set_offset_ms(db - (before + after) / 2);
     }
-    let clock = crate::cluster::clock(
+    let clock = crate::node::clock(
         cluster.as_ref(),
         services.clock,
         services.clock_from_database,
@@ -262,7 +198,7 @@ pub async fn build(
         identity: services.identity,
         funding: services.funding,
         metrics: Metrics::default(),
-        hub: events::Hub::default(),
+        hub: crate::hub::Hub::default(),
         blobs: if app_config_media.s3_bucket.is_empty() {
             Arc::new(switchboard_service::blobs::DirBlobStore::new(media_dir(
                 &app_config_media.dir,
@@ -297,7 +233,10 @@ pub async fn build(
                 "this endpoint does not take that method",
             )
         })
-        .layer(middleware::from_fn_with_state(app.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::admin::track,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -383,7 +322,7 @@ pub async fn serve(
     }
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(admin) = admin {
-        tasks.spawn(metrics::serve_admin(app.clone(), admin));
+        tasks.spawn(crate::admin::serve_admin(app.clone(), admin));
     }
     tasks.spawn(every(app.clone(), Duration::from_secs(600), prune));
     let sweep = Duration::from_millis(app.config.wallet.refund_sweep_ms.max(10));

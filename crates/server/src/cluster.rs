@@ -17,79 +17,20 @@
 //! alike on every node. On SQLite (one node) none of this runs.
 
 use std::collections::HashMap;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use tokio::sync::Notify;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 
-use crate::app::App;
+use crate::state::App;
 use switchboard_service::clock::{Clock, DatabaseTime, SystemClock};
 
 /// The channel every node of one database listens on.
 const CHANNEL: &str = "switchboard_events";
 /// PostgreSQL refuses payloads from 8000 bytes; a batch longer than this goes as several.
 const PAYLOAD_MAX: usize = 7000;
-/// Hint batches held while a NOTIFY is in flight; past this they are dropped (the safety
-/// poll delivers what they announced), so an unreachable database cannot grow memory.
-const PENDING_MAX: usize = 100_000;
 /// How often the node's clock is compared with the database's.
 const CLOCK_SYNC: Duration = Duration::from_secs(60);
-
-/// This node's heads waiting to go out.
-pub struct Outbox {
-    pending: Mutex<Vec<Vec<(String, i64)>>>,
-    ready: Notify,
-}
-
-impl Outbox {
-    fn new() -> Self {
-        Self {
-            pending: Mutex::new(Vec::new()),
-            ready: Notify::new(),
-        }
-    }
-
-    /// Queues the heads one commit moved; never waits.
-    pub fn push(&self, heads: Vec<(String, i64)>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if pending.len() < PENDING_MAX {
-            pending.push(heads);
-        }
-        drop(pending);
-        self.ready.notify_one();
-    }
-
-    fn take(&self) -> Vec<Vec<(String, i64)>> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// A node of a cluster: what `build` sets up when the database is PostgreSQL.
-pub struct Node {
-    /// Random per process: a node skips its own hints (its sockets had the events already).
-    pub id: String,
-    url: String,
-    pub outbox: Arc<Outbox>,
-    pub time: Arc<DatabaseTime>,
-}
-
-impl Node {
-    pub fn new(url: &str) -> Self {
-        Self {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            url: url.to_string(),
-            outbox: Arc::new(Outbox::new()),
-            time: Arc::new(DatabaseTime::default()),
-        }
-    }
-
-    fn options(&self, role: &str) -> Result<PgConnectOptions, sqlx::Error> {
-        Ok(PgConnectOptions::from_str(&self.url)?
-            .application_name(&format!("switchboard-server {role}")))
-    }
-}
 
 /// Runs the node's cluster tasks until the service stops.
 pub async fn run(app: App) {
@@ -319,14 +260,6 @@ async fn sync_clock(app: App, time: Arc<DatabaseTime>) {
             () = tokio::time::sleep(CLOCK_SYNC) => {}
             () = app.shutdown.cancelled() => return,
         }
-    }
-}
-
-/// The clock a node serves by: the database's on a cluster unless a test drives its own.
-pub fn clock(node: Option<&Node>, given: Arc<dyn Clock>, from_database: bool) -> Arc<dyn Clock> {
-    match node {
-        Some(node) if from_database => node.time.clone(),
-        _ => given,
     }
 }
 

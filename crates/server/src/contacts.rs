@@ -9,10 +9,10 @@ use switchboard_protocol::messaging::{
     NewContactRequest, RequestStatus, UserProfile,
 };
 
-use crate::app::App;
+use crate::auth::Auth;
 use crate::error::{Error, Json, Path, Result};
 use crate::events::new_events;
-use crate::sessions::Auth;
+use crate::state::App;
 use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{AccountRow, ContactRequestRow};
 

@@ -12,12 +12,12 @@ use switchboard_protocol::messaging::{
     AddMembers, Group, GroupChange, GroupList, GroupMember, NewGroup,
 };
 
-use crate::app::App;
+use crate::auth::Auth;
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Result};
 use crate::events::new_events;
 use crate::limits::Budget;
-use crate::sessions::Auth;
+use crate::state::App;
 use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{AccountRow, GroupRow, MemberRow};
 

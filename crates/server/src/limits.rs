@@ -6,8 +6,8 @@
 
 use switchboard_protocol::ErrorCode;
 
-use crate::app::App;
 use crate::error::{Error, Result};
+use crate::state::App;
 use switchboard_service::clock::{Millis, secs_until};
 use switchboard_store::{Charge, RateTake};
 

@@ -3,17 +3,19 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use sha2::{Digest, Sha256};
+use switchboard_protocol::ErrorCode;
 use switchboard_protocol::auth::{
-    ChangePassword, ChangePublicId, IdentityVerified, Me, TotpCode, TotpDisabled,
-    TotpDisabledReason, TotpRecoveryCodes, TotpSetup, TotpSetupRequest, UpdateMe, VerifyIdentity,
+    ChangePassword, ChangePublicId, IdentityVerified, Me, TotpCode, TotpDisabledReason,
+    TotpRecoveryCodes, TotpSetup, TotpSetupRequest, UpdateMe, VerifyIdentity,
 };
-use switchboard_protocol::{ErrorCode, EventBody};
 
-use crate::accounts::{check_display_name, check_public_id};
-use crate::app::App;
+use crate::account_rules::{
+    account_key, check_display_name, check_public_id, recovery_code_hash, totp_disabled_event,
+};
+use crate::auth::Auth;
 use crate::error::{Error, Json, Result};
-use crate::sessions::{Auth, account_key, reauthenticate, record_failure, second_factor_ok};
+use crate::sessions::{reauthenticate, record_failure, second_factor_ok};
+use crate::state::App;
 use switchboard_service::clock::{EntropyExt, Millis, to_datetime};
 use switchboard_service::{password, phone, totp};
 use switchboard_store::AccountRow;
@@ -43,16 +45,6 @@ async fn reload(app: &App, id: &str) -> Result<AccountRow> {
         .account_by_id(id)
         .await?
         .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "this account no longer exists"))
-}
-
-/// Recovery codes are compared case- and space-insensitively.
-pub fn recovery_code_hash(code: &str) -> String {
-    let canonical: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    data_encoding::HEXLOWER.encode(&Sha256::digest(canonical.as_bytes()))
 }
 
 /// The signed-in account
@@ -151,7 +143,7 @@ pub async fn change_password(
             &hash,
             Some(&auth.session.id),
             app.clock.now_ms(),
-            &crate::sessions::revoked_event,
+            &crate::account_rules::revoked_event,
         )
         .await?;
     app.hub.publish(&revoked);
@@ -310,17 +302,6 @@ pub async fn totp_confirm(
     Ok(Json(TotpRecoveryCodes {
         recovery_codes: codes,
     }))
-}
-
-/// The `account.totp_disabled` notice for the account's log.
-pub fn totp_disabled_event(
-    account_id: &str,
-    reason: TotpDisabledReason,
-) -> Result<switchboard_store::NewEvent> {
-    crate::events::new_event(
-        account_id,
-        &EventBody::TotpDisabled(TotpDisabled { reason }),
-    )
 }
 
 /// Turn two-step verification off

@@ -9,12 +9,12 @@ use switchboard_protocol::events::EventBody;
 use switchboard_protocol::messaging::{Message, SendMessage, Target};
 use switchboard_protocol::moments::MEDIA_PER_ITEM;
 
-use crate::app::App;
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Result};
 use crate::events::Encoded;
 use crate::limits::Budget;
 use crate::official::Caller;
+use crate::state::App;
 use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{MessageRow, StoreError};
 

@@ -18,11 +18,11 @@ use switchboard_protocol::moments::{
     Visibility,
 };
 
-use crate::app::App;
+use crate::auth::Auth;
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::Encoded;
-use crate::sessions::Auth;
+use crate::state::App;
 use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{MediaRow, MomentRow, Reaction, ReactionRow, StoreError};
 

@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use ipnet::Ipv6Net;
 use switchboard_service::proxies::TrustedProxies;
 
-use crate::app::App;
+use crate::state::App;
 
 /// The header reverse proxies append the address they were connected from to.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";

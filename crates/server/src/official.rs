@@ -21,12 +21,12 @@ use switchboard_protocol::official::{
     OfficialMessage, OfficialRole, Operator, OperatorChange, OperatorList, Responder,
 };
 
-use crate::app::App;
+use crate::auth::{Auth, token_hash};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::{Encoded, new_events};
 use crate::limits::Budget;
-use crate::sessions::{Auth, token_hash};
+use crate::state::App;
 use switchboard_service::clock::{EntropyExt, Millis, to_datetime};
 use switchboard_store::{
     AccountRow, ApiKeyRow, ArticleRow, Claim, CustomerConversationRow, OfficialMessageRow,
@@ -87,7 +87,7 @@ impl FromRequestParts<App> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let key = crate::sessions::bearer(parts).filter(|t| t.starts_with(API_KEY_PREFIX));
+        let key = crate::auth::bearer(parts).filter(|t| t.starts_with(API_KEY_PREFIX));
         let Some(key) = key else {
             return Auth::from_request_parts(parts, app)
                 .await

@@ -15,48 +15,24 @@
 //! the ID to its number; and failures by phone number never touch an account's key, or the
 //! same link could be made the other way round.
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
+use switchboard_protocol::ErrorCode;
 use switchboard_protocol::auth::{
     SessionCreated, SessionInfo, SessionList, SignInRequest, SmsPurpose, SmsSignInRequest,
 };
-use switchboard_protocol::messaging::SessionRevoked;
-use switchboard_protocol::{ErrorCode, EventBody};
 
-use crate::accounts::summary;
-use crate::app::{App, ClientIp};
+use crate::account_rules::{account_key, phone_key, revoked_event, summary};
+use crate::auth::{Auth, token_hash};
 use crate::error::{Error, Json, Path, Result};
+use crate::net::ClientIp;
 use crate::sms;
+use crate::state::App;
 use switchboard_service::clock::{EntropyExt, Millis, secs_until, to_datetime};
 use switchboard_service::{phone, totp};
-use switchboard_store::{
-    AccountRow, LoginGate, NewEvent, SessionRow, StoreError, StoreResult, ThrottlePolicy,
-};
+use switchboard_store::{AccountRow, LoginGate, SessionRow, ThrottlePolicy};
 
 const HOUR_MS: Millis = 3600 * 1000;
-/// `last_seen_at` is written at most this often per session, not on every request.
-const TOUCH_EVERY_MS: Millis = 60 * 1000;
-
-/// The throttling key of an account.
-pub fn account_key(account_id: &str) -> String {
-    format!("acct:{account_id}")
-}
-
-/// The throttling key of sign-ins by a phone number (password or SMS code), whether or not
-/// the number holds accounts.
-pub fn phone_key(e164: &str) -> String {
-    format!("login:{e164}")
-}
-
-/// The `session.revoked` event of one session, for the store to append with the revocation.
-pub fn revoked_event(account_id: &str, session_id: &str) -> StoreResult<NewEvent> {
-    let body = EventBody::SessionRevoked(SessionRevoked {
-        session_id: session_id.to_string(),
-    });
-    crate::events::new_event(account_id, &body).map_err(|e| StoreError::Encoding(e.0.message))
-}
 
 pub fn throttle_policy(app: &App) -> ThrottlePolicy {
     let s = &app.config.sessions;
@@ -66,10 +42,6 @@ pub fn throttle_policy(app: &App) -> ThrottlePolicy {
         max_secs: s.throttle_max_secs,
         lock_after: s.lock_after,
     }
-}
-
-pub fn token_hash(token: &str) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
 }
 
 fn invalid_credentials() -> Error {
@@ -167,7 +139,7 @@ pub async fn second_factor_ok(app: &App, account: &AccountRow, code: &str) -> Re
             None => Ok(false),
         };
     }
-    let hash = crate::me::recovery_code_hash(code);
+    let hash = crate::account_rules::recovery_code_hash(code);
     Ok(app
         .store
         .totp_use_recovery(&account.id, &hash, app.clock.now_ms())
@@ -471,60 +443,6 @@ pub async fn sms_sign_in(
     let created = open_session(&app, &account, device_name).await?;
     app.store.login_reset(&number[0]).await?;
     Ok((StatusCode::CREATED, Json(created)))
-}
-
-/// The credential of `Authorization: Bearer …`, if the request has a non-empty one (a session
-/// token, or an official account's API key).
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// The signed-in caller: a live session and its account.
-pub struct Auth {
-    pub account: AccountRow,
-    pub session: SessionRow,
-}
-
-impl FromRequestParts<App> for Auth {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let unauthorized = || {
-            Error::new(
-                ErrorCode::Unauthorized,
-                "sign in first (Authorization: Bearer <token>)",
-            )
-        };
-        let token = bearer(parts).ok_or_else(unauthorized)?;
-        let (session, account) = app
-            .store
-            .session_with_account(&token_hash(token))
-            .await?
-            .ok_or_else(unauthorized)?;
-        let now = app.clock.now_ms();
-        if session.revoked_at.is_some() {
-            return Err(Error::new(
-                ErrorCode::SessionRevoked,
-                "this session was signed out; sign in again",
-            ));
-        }
-        if now >= session.expires_at {
-            return Err(Error::new(
-                ErrorCode::SessionExpired,
-                "this session has expired; sign in again",
-            ));
-        }
-        if now - session.last_seen_at >= TOUCH_EVERY_MS {
-            app.store.session_touch(&session.id, now).await?;
-        }
-        Ok(Auth { account, session })
-    }
 }
 
 /// List this account's sessions

@@ -15,245 +15,26 @@
 
 use std::time::Duration;
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-
-use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchboard_protocol::ErrorCode;
-use switchboard_protocol::auth::{DevSms, DevSmsOutbox, SmsCodeRequest, SmsCodeSent, SmsPurpose};
+use switchboard_protocol::auth::{DevSmsOutbox, SmsCodeRequest, SmsCodeSent, SmsPurpose};
 use utoipa::IntoParams;
 
-use crate::app::{App, ClientIp};
 use crate::error::{Error, Json, Query, Result};
-use switchboard_service::clock::{EntropyExt, Millis, secs_until, to_datetime};
+use crate::net::ClientIp;
+use crate::state::App;
+use switchboard_service::clock::{EntropyExt, Millis, secs_until};
 use switchboard_service::phone::{self, Phone};
+pub use switchboard_service::sms::{
+    ConsoleGateway, Deliveries, OutgoingSms, SmsGateway, WEBHOOK_TIMEOUT, WebhookGateway,
+};
 use switchboard_store::{SmsCodeRow, SmsIssue, SmsLimits};
-use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 const HOUR_MS: Millis = 3600 * 1000;
-
-/// One message for the gateway to deliver.
-#[derive(Clone)]
-pub struct OutgoingSms {
-    pub phone: String,
-    pub purpose: SmsPurpose,
-    pub code: String,
-    pub sent_at: Millis,
-}
-
-#[async_trait]
-pub trait SmsGateway: Send + Sync + 'static {
-    /// Delivers the message or says why not (the reason is logged, never shown to clients).
-    async fn send(&self, sms: &OutgoingSms) -> Result<(), String>;
-}
-
-/// Development only: prints each code on stdout and keeps the recent ones for the dev outbox
-/// endpoint. The codes never go to the log.
-#[derive(Default)]
-pub struct ConsoleGateway {
-    outbox: Mutex<VecDeque<DevSms>>,
-}
-
-/// The dev outbox keeps this many recent messages.
-const OUTBOX_KEEP: usize = 1000;
-
-impl ConsoleGateway {
-    /// Messages sent to `phone` (canonical E.164), oldest first.
-    pub fn outbox(&self, phone: &str) -> Vec<DevSms> {
-        let outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        outbox
-            .iter()
-            .filter(|m| m.phone == phone)
-            .cloned()
-            .collect()
-    }
-}
-
-#[async_trait]
-impl SmsGateway for ConsoleGateway {
-    async fn send(&self, sms: &OutgoingSms) -> Result<(), String> {
-        println!(
-            "[dev sms] {} {}: {}",
-            sms.phone,
-            sms.purpose.as_str(),
-            sms.code
-        );
-        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        if outbox.len() == OUTBOX_KEEP {
-            outbox.pop_front();
-        }
-        outbox.push_back(DevSms {
-            phone: sms.phone.clone(),
-            purpose: sms.purpose,
-            code: sms.code.clone(),
-            sent_at: to_datetime(sms.sent_at),
-        });
-        Ok(())
-    }
-}
-
-/// POSTs `{phone, purpose, code, sent_at}` as JSON to a provider's URL; any 2xx is delivery.
-///
-/// The URL is a secret (providers put their API key in its query or path): it is never
-/// logged nor put into an error, not even the HTTP client's own, which names the URL.
-pub struct WebhookGateway {
-    client: reqwest::Client,
-    url: switchboard_service::config::Secret,
-}
-
-/// How long the provider has to take a message.
-pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl WebhookGateway {
-    pub fn new(url: switchboard_service::config::Secret) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .build()
-            .map_err(|e| format!("the SMS webhook's HTTP client: {}", e.without_url()))?;
-        Ok(Self { client, url })
-    }
-
-    /// Why a request failed, without the URL or any part of it. reqwest's own text names the
-    /// URL, so only the kind of failure and the causes beneath it are told, with anything
-    /// of the URL in them blotted out.
-    fn failure(&self, e: reqwest::Error) -> String {
-        let kind = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
-        } else if e.is_builder() {
-            "the URL is not usable"
-        } else {
-            "the request failed"
-        };
-        let e = e.without_url();
-        let mut causes = String::new();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            causes.push_str(": ");
-            causes.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        format!("webhook {kind}{}", scrub(&causes, self.url.expose()))
-    }
-}
-
-/// `text` without `url` or any of its secret-bearing parts (user info, path, query).
-fn scrub(text: &str, url: &str) -> String {
-    let mut parts: Vec<String> = vec![url.to_string()];
-    if let Ok(parsed) = reqwest::Url::parse(url) {
-        parts.push(parsed.path().to_string());
-        parts.extend(parsed.query().map(str::to_string));
-        parts.extend(parsed.password().map(str::to_string));
-        parts.push(parsed.username().to_string());
-    }
-    // Longest first, so a part inside another is not half-replaced.
-    parts.retain(|p| p.len() > 1);
-    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    let mut out = text.to_string();
-    for part in parts {
-        out = out.replace(&part, "<redacted>");
-    }
-    out
-}
-
-#[async_trait]
-impl SmsGateway for WebhookGateway {
-    async fn send(&self, sms: &OutgoingSms) -> Result<(), String> {
-        let body = DevSms {
-            phone: sms.phone.clone(),
-            purpose: sms.purpose,
-            code: sms.code.clone(),
-            sent_at: to_datetime(sms.sent_at),
-        };
-        let response = self
-            .client
-            .post(self.url.expose())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.failure(e))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("webhook answered {}", response.status()))
-        }
-    }
-}
-
-/// The SMS deliveries in flight: every one a task owned here, never spawned and forgotten.
-/// Dropping this cancels them; [`drain`](Self::drain) lets them finish first.
-pub struct Deliveries {
-    tasks: TaskTracker,
-    cancel: CancellationToken,
-    _cancel_on_drop: DropGuard,
-}
-
-impl Default for Deliveries {
-    fn default() -> Self {
-        let cancel = CancellationToken::new();
-        Self {
-            tasks: TaskTracker::new(),
-            _cancel_on_drop: cancel.clone().drop_guard(),
-            cancel,
-        }
-    }
-}
-
-impl Deliveries {
-    /// Runs `delivery` in the background until it ends or the service stops.
-    pub fn spawn<F>(&self, delivery: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let cancel = self.cancel.clone();
-        self.tasks.spawn(async move {
-            tokio::select! {
-                () = delivery => {}
-                () = cancel.cancelled() => {
-                    tracing::warn!("an SMS delivery was cut short: the service is stopping");
-                }
-            }
-        });
-    }
-
-    /// Deliveries still in flight.
-    pub fn in_flight(&self) -> usize {
-        self.tasks.len()
-    }
-
-    /// Waits (at most `limit`) until no delivery is in flight. The dev outbox waits so, so
-    /// that reading it right after a request finds the code, as a phone would.
-    pub async fn settled(&self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self.tasks.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// When the service stops: deliveries in flight get `grace` to finish, the rest are
-    /// cancelled; returns once none is left.
-    pub async fn drain(&self, grace: Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                left = self.tasks.len(),
-                "SMS deliveries still running at shutdown; cancelling them"
-            );
-            self.cancel.cancel();
-            self.tasks.wait().await;
-        }
-    }
-}
 
 /// Hands one code to the gateway, after the request that asked for it has been answered.
 async fn deliver(app: App, sms: OutgoingSms, code_id: String) {
@@ -531,56 +312,4 @@ pub async fn dev_outbox(
         .map(|g| g.outbox(&phone.e164))
         .unwrap_or_default();
     Ok(Json(DevSmsOutbox { messages }))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-
-    fn sms() -> OutgoingSms {
-        OutgoingSms {
-            phone: "+8613800138000".into(),
-            purpose: SmsPurpose::Login,
-            code: "123456".into(),
-            sent_at: 0,
-        }
-    }
-
-    /// Providers put their key in the URL; a failed delivery is logged with its reason, so
-    /// the reason must carry no part of the URL, whatever went wrong.
-    #[tokio::test]
-    async fn a_failed_delivery_never_names_the_webhook_url() {
-        // Nothing listens on port 1 of loopback: the connection is refused.
-        let url =
-            "http://user:hunter2-password@127.0.0.1:1/v2/send/acct-777?api_key=provider-key-123";
-        let gw = WebhookGateway::new(url.into()).unwrap();
-        let reason = gw.send(&sms()).await.unwrap_err();
-        assert!(reason.starts_with("webhook could not connect"), "{reason}");
-        for secret in [
-            "provider-key-123",
-            "hunter2-password",
-            "acct-777",
-            "/v2/send",
-            "127.0.0.1:1",
-        ] {
-            assert!(!reason.contains(secret), "{secret} leaked: {reason}");
-        }
-
-        // A URL the client cannot even use says so, and no more.
-        let gw = WebhookGateway::new("not a url provider-key-123".into()).unwrap();
-        let reason = gw.send(&sms()).await.unwrap_err();
-        assert!(!reason.contains("provider-key-123"), "{reason}");
-    }
-
-    #[test]
-    fn scrubbing_removes_the_url_and_each_secret_part() {
-        let url = "https://u:pw-secret@sms.example/send/key-abc?token=t-secret";
-        let text = format!("error for url ({url}): path /send/key-abc, query token=t-secret");
-        let out = scrub(&text, url);
-        for secret in ["pw-secret", "key-abc", "t-secret"] {
-            assert!(!out.contains(secret), "{out}");
-        }
-    }
 }

@@ -6,7 +6,6 @@
 //! gets the same answer and never moves money twice; the same key with another request is
 //! `idempotency_conflict`.
 
-use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,11 +20,11 @@ use switchboard_protocol::wallet::{
     Wallet, WalletMovement,
 };
 
-use crate::app::App;
+use crate::auth::Auth;
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
 use crate::events::{Encoded, new_event};
-use crate::sessions::Auth;
+use crate::state::App;
 use switchboard_service::clock::{Entropy, EntropyExt, Millis, to_datetime};
 use switchboard_store::{
     AccountRow, EnvelopeRow, IdempotencyRecord, LedgerOp, NewEvent, Posted, StoreError, wallet_book,
@@ -39,28 +38,7 @@ pub const MAX_SHARES: u32 = 100;
 pub const ENVELOPE_TTL_MS: Millis = 24 * 3600 * 1000;
 const NOTE_MAX: usize = 100;
 
-/// Where top-up money comes from. Real payment providers implement this.
-#[async_trait]
-pub trait FundingSource: Send + Sync + 'static {
-    /// Takes `amount` fen from the account holder's payment method; `key` makes retries safe.
-    async fn charge(
-        &self,
-        account_id: &str,
-        amount: i64,
-        key: &str,
-    ) -> std::result::Result<(), String>;
-}
-
-/// Accepts every charge: for development and tests.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SandboxFunding;
-
-#[async_trait]
-impl FundingSource for SandboxFunding {
-    async fn charge(&self, _: &str, _: i64, _: &str) -> std::result::Result<(), String> {
-        Ok(())
-    }
-}
+pub use switchboard_service::funding::{FundingSource, SandboxFunding};
 
 fn invalid_amount(why: &str) -> Error {
     Error::new(
