@@ -134,6 +134,9 @@ error_codes! {
     InsufficientFunds = ("insufficient_funds", 402),
     /// The funding source refused the top-up.
     FundingFailed = ("funding_failed", 402),
+    /// No funding source is configured (outside development mode the operator names one with
+    /// `funding.webhook_url`), or it cannot be reached: nothing was charged or credited.
+    FundingUnavailable = ("funding_unavailable", 503),
     /// No such red envelope, or not one this account may see.
     EnvelopeNotFound = ("envelope_not_found", 404),
     /// This account has claimed this envelope already.

@@ -183,6 +183,11 @@ pub async fn build(
         services.clock,
         services.clock_from_database,
     );
+    let funding = match services.funding {
+        Some(funding) => funding,
+        None => switchboard_service::funding::from_config(config.dev, &config.funding)
+            .map_err(LaunchError::Setup)?,
+    };
     let app_config_media = config.media.clone();
     let app: App = Arc::new(AppState {
         trusted_proxies: config.trusted_proxy_nets()?,
@@ -196,7 +201,7 @@ pub async fn build(
         dev_outbox: if dev { dev_outbox } else { None },
         hasher,
         identity: services.identity,
-        funding: services.funding,
+        funding,
         metrics: Metrics::default(),
         hub: crate::hub::Hub::default(),
         blobs: if app_config_media.s3_bucket.is_empty() {

@@ -56,7 +56,9 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub identity: Arc<dyn IdentityVerifier>,
-    pub funding: Arc<dyn switchboard_service::funding::FundingSource>,
+    /// `None`: the source the configuration names (`funding::from_config`: the operator's
+    /// provider, the sandbox in development mode only, or none).
+    pub funding: Option<Arc<dyn switchboard_service::funding::FundingSource>>,
     /// On PostgreSQL, serve by the database's time rather than `clock` (so every node judges
     /// expiries alike). Tests that drive `clock` by hand turn it off.
     pub clock_from_database: bool,
@@ -68,7 +70,7 @@ impl Default for Services {
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
             identity: Arc::new(ChecksumVerifier),
-            funding: Arc::new(switchboard_service::funding::SandboxFunding),
+            funding: None,
             clock_from_database: true,
         }
     }

@@ -136,7 +136,8 @@ impl TestServer {
             clock: Arc::new(clock.clone()),
             entropy: Arc::new(OsEntropy),
             identity: Arc::new(ChecksumVerifier),
-            funding: Arc::new(crate::wallet::SandboxFunding),
+            // What the configuration names: the sandbox, as tests run in development mode.
+            funding: None,
             // The test moves `clock` by hand, on every backend.
             clock_from_database: false,
         };

@@ -38,7 +38,7 @@ pub const MAX_SHARES: u32 = 100;
 pub const ENVELOPE_TTL_MS: Millis = 24 * 3600 * 1000;
 const NOTE_MAX: usize = 100;
 
-pub use switchboard_service::funding::{FundingSource, SandboxFunding};
+use switchboard_service::funding::FundingError;
 
 fn invalid_amount(why: &str) -> Error {
     Error::new(
@@ -281,7 +281,8 @@ pub async fn transactions(
               (status = 400, description = "invalid_amount", body = switchboard_protocol::ErrorBody),
               (status = 402, description = "funding_failed", body = switchboard_protocol::ErrorBody),
               (status = 403, description = "identity_unverified", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody)))]
+              (status = 409, description = "idempotency_conflict", body = switchboard_protocol::ErrorBody),
+              (status = 503, description = "funding_unavailable", body = switchboard_protocol::ErrorBody)))]
 pub async fn top_up(
     State(app): State<App>,
     auth: Auth,
@@ -295,15 +296,23 @@ pub async fn top_up(
     if let Some(stored) = replay(&app, &me, &req.idempotency_key, &fp).await? {
         return Ok(stored.into_response());
     }
-    app.funding
+    // What the provider took is what is credited: it may be less than asked, never more.
+    let amount = app
+        .funding
         .charge(&me, amount, &req.idempotency_key)
         .await
         .map_err(|why| {
-            tracing::warn!(account = %me, %why, "funding source refused a top-up");
-            Error::new(
-                ErrorCode::FundingFailed,
-                "the payment method refused the top-up",
-            )
+            tracing::warn!(account = %me, %why, "no top-up: the funding source did not charge");
+            match why {
+                FundingError::Refused(_) => Error::new(
+                    ErrorCode::FundingFailed,
+                    "the payment method refused the top-up",
+                ),
+                FundingError::Unavailable(_) => Error::new(
+                    ErrorCode::FundingUnavailable,
+                    "top-ups are unavailable right now; nothing was charged",
+                ),
+            }
         })?;
     let op = LedgerOp::TopUp {
         account_id: me.clone(),

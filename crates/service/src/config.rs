@@ -39,6 +39,7 @@ pub struct Config {
     pub sms: Sms,
     pub sessions: Sessions,
     pub wallet: WalletConfig,
+    pub funding: Funding,
     pub identity: Identity,
     pub limits: Limits,
     pub official: Official,
@@ -224,6 +225,19 @@ impl Default for WalletConfig {
     }
 }
 
+/// Where top-up money comes from. Outside development mode a provider must be named, or
+/// top-ups answer 503 `funding_unavailable`: the development sandbox pays every charge.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Funding {
+    /// Where the service POSTs each charge (`{account_id, amount, currency, idempotency_key}`,
+    /// signed), crediting only what the answer confirms. A secret, like the SMS webhook's.
+    pub webhook_url: Secret,
+    /// The HMAC-SHA256 key each charge request is signed with (`X-Switchboard-Signature:
+    /// sha256=<hex of the body's MAC>`), so the provider can tell the service from anyone else.
+    pub webhook_secret: Secret,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Registration {
@@ -294,6 +308,7 @@ impl Default for Config {
             sms: Sms::default(),
             sessions: Sessions::default(),
             wallet: WalletConfig::default(),
+            funding: Funding::default(),
             identity: Identity::default(),
             limits: Limits::default(),
             official: Official::default(),
@@ -446,6 +461,13 @@ impl Config {
                 "identity.hmac_secret (env SWITCHBOARD_IDENTITY_HMAC_SECRET) must be at least 32 \
                  characters long",
             );
+        }
+        if !self.funding.webhook_url.is_empty()
+            && self.funding.webhook_secret.expose().len() < IDENTITY_SECRET_MIN
+        {
+            return bad("funding.webhook_url needs funding.webhook_secret (env \
+                 SWITCHBOARD_FUNDING_WEBHOOK_SECRET), at least 32 characters: every charge \
+                 request is signed with it, so the provider can refuse anyone else's");
         }
         let l = &self.limits;
         if l.messages_per_minute == 0

@@ -15,6 +15,7 @@ pub mod proxies;
 pub mod sms;
 pub mod text;
 pub mod totp;
+pub mod webhook;
 
 pub use config::Config;
 pub use error::{Error, Result};

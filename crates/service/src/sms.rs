@@ -12,6 +12,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use crate::clock::{Millis, to_datetime};
+use crate::webhook::Webhook;
 
 /// One message for the gateway to deliver.
 #[derive(Clone)]
@@ -74,12 +75,9 @@ impl SmsGateway for ConsoleGateway {
 }
 
 /// POSTs `{phone, purpose, code, sent_at}` as JSON to a provider's URL; any 2xx is delivery.
-///
-/// The URL is a secret (providers put their API key in its query or path): it is never
-/// logged nor put into an error, not even the HTTP client's own, which names the URL.
+/// The URL is a secret: see [`Webhook`].
 pub struct WebhookGateway {
-    client: reqwest::Client,
-    url: crate::config::Secret,
+    hook: Webhook,
 }
 
 /// How long the provider has to take a message.
@@ -87,55 +85,10 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl WebhookGateway {
     pub fn new(url: crate::config::Secret) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .build()
-            .map_err(|e| format!("the SMS webhook's HTTP client: {}", e.without_url()))?;
-        Ok(Self { client, url })
+        Ok(Self {
+            hook: Webhook::new(url, WEBHOOK_TIMEOUT, "the SMS webhook")?,
+        })
     }
-
-    /// Why a request failed, without the URL or any part of it. reqwest's own text names the
-    /// URL, so only the kind of failure and the causes beneath it are told, with anything
-    /// of the URL in them blotted out.
-    fn failure(&self, e: reqwest::Error) -> String {
-        let kind = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
-        } else if e.is_builder() {
-            "the URL is not usable"
-        } else {
-            "the request failed"
-        };
-        let e = e.without_url();
-        let mut causes = String::new();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            causes.push_str(": ");
-            causes.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        format!("webhook {kind}{}", scrub(&causes, self.url.expose()))
-    }
-}
-
-/// `text` without `url` or any of its secret-bearing parts (user info, path, query).
-fn scrub(text: &str, url: &str) -> String {
-    let mut parts: Vec<String> = vec![url.to_string()];
-    if let Ok(parsed) = reqwest::Url::parse(url) {
-        parts.push(parsed.path().to_string());
-        parts.extend(parsed.query().map(str::to_string));
-        parts.extend(parsed.password().map(str::to_string));
-        parts.push(parsed.username().to_string());
-    }
-    // Longest first, so a part inside another is not half-replaced.
-    parts.retain(|p| p.len() > 1);
-    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    let mut out = text.to_string();
-    for part in parts {
-        out = out.replace(&part, "<redacted>");
-    }
-    out
 }
 
 #[async_trait]
@@ -147,13 +100,7 @@ impl SmsGateway for WebhookGateway {
             code: sms.code.clone(),
             sent_at: to_datetime(sms.sent_at),
         };
-        let response = self
-            .client
-            .post(self.url.expose())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.failure(e))?;
+        let response = self.hook.post(self.hook.request().json(&body)).await?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -269,15 +216,5 @@ mod tests {
         let gw = WebhookGateway::new("not a url provider-key-123".into()).unwrap();
         let reason = gw.send(&sms()).await.unwrap_err();
         assert!(!reason.contains("provider-key-123"), "{reason}");
-    }
-
-    #[test]
-    fn scrubbing_removes_the_url_and_each_secret_part() {
-        let url = "https://u:pw-secret@sms.example/send/key-abc?token=t-secret";
-        let text = format!("error for url ({url}): path /send/key-abc, query token=t-secret");
-        let out = scrub(&text, url);
-        for secret in ["pw-secret", "key-abc", "t-secret"] {
-            assert!(!out.contains(secret), "{out}");
-        }
     }
 }

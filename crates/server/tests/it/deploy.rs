@@ -36,7 +36,22 @@ fn the_example_configuration_and_node_environment_load_as_documented() {
             switchboard_server::testing::TEST_IDENTITY_SECRET.into(),
         );
     }
+    // So is the key charge requests to the payment provider are signed with.
+    if !env.contains_key("SWITCHBOARD_FUNDING_WEBHOOK_SECRET") {
+        let e = Config::load(Some(&deploy("switchboard-server.toml")), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SWITCHBOARD_FUNDING_WEBHOOK_SECRET"), "{e}");
+        env.insert(
+            "SWITCHBOARD_FUNDING_WEBHOOK_SECRET".into(),
+            "provider-shared-secret, 32+ bytes long".into(),
+        );
+    }
     let c = Config::load(Some(&deploy("switchboard-server.toml")), &env).unwrap();
+    assert!(
+        !c.funding.webhook_url.is_empty(),
+        "top-ups charge the operator's provider, not the sandbox"
+    );
     assert!(
         c.database_url.starts_with("postgres://"),
         "the node's env names the database"

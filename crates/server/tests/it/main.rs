@@ -14,6 +14,7 @@ mod concurrency;
 mod contract;
 mod crash;
 mod deploy;
+mod funding;
 mod http;
 mod messaging;
 mod moments;
