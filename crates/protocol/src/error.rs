@@ -74,6 +74,8 @@ error_codes! {
     IdentityInvalid = ("identity_invalid", 400),
     /// The account's real name is verified already.
     IdentityAlreadyVerified = ("identity_already_verified", 409),
+    /// This ID number verifies the most accounts allowed already (`identity.accounts_per_id`).
+    IdentityLimit = ("identity_limit", 409),
     /// The account has not passed real-name verification.
     IdentityUnverified = ("identity_unverified", 403),
     /// No account with that public ID on that phone number.

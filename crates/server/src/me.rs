@@ -159,7 +159,7 @@ pub async fn change_password(
 #[utoipa::path(post, path = "/v1/me/identity", tag = "me", security(("bearer" = [])), request_body = VerifyIdentity,
     responses((status = 200, body = IdentityVerified),
               (status = 400, description = "identity_invalid", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "identity_already_verified", body = switchboard_protocol::ErrorBody)))]
+              (status = 409, description = "identity_already_verified, identity_limit", body = switchboard_protocol::ErrorBody)))]
 pub async fn verify_identity(
     State(app): State<App>,
     auth: Auth,
@@ -189,6 +189,7 @@ pub async fn verify_identity(
                 id_number_hash_kind: switchboard_service::identity::ID_NUMBER_HASH_KIND,
                 id_number_masked: &verified.id_number_masked,
             },
+            app.config.identity.accounts_per_id,
             app.clock.now_ms(),
         )
         .await?

@@ -234,6 +234,15 @@ impl Drop for TestServer {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn test_numbers_get_valid_resident_ids_of_their_own() {
+        assert_eq!(super::resident_id(2), super::TEST_RESIDENT_ID);
+        assert_ne!(super::resident_id(1), super::resident_id(3));
+    }
+}
+
 /// Any request to the service at `base` (`http://addr`); `body` is sent as JSON. A free
 /// function, for tasks that outlive a borrow of the [`TestServer`].
 pub async fn request(
@@ -526,6 +535,20 @@ pub struct TotpEnabled {
 /// A valid mainland resident ID number (GB 11643's example) for real-name verification.
 pub const TEST_RESIDENT_ID: &str = "11010519491231002X";
 
+/// A valid resident ID number of test number `n`'s own (`TEST_RESIDENT_ID` is number 2's):
+/// one ID number verifies only `identity.accounts_per_id` accounts, so test users each have one.
+pub fn resident_id(n: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let body = format!("11010519491231{:03}", n % 1000);
+    let sum: u32 = body
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(digit, weight)| u32::from(digit - b'0') * weight)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
+}
+
 /// A signed-in test account.
 #[derive(Debug, Clone)]
 pub struct TestUser {
@@ -550,7 +573,7 @@ impl TestServer {
         self.post_as(
             &u,
             "/v1/me/identity",
-            serde_json::json!({"legal_name": "张三", "id_number": TEST_RESIDENT_ID}),
+            serde_json::json!({"legal_name": "张三", "id_number": resident_id(n)}),
         )
         .await
         .expect(200);

@@ -92,7 +92,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Real-name verification.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Identity {
     /// The key ID numbers are hashed with (HMAC-SHA256), at least 32 characters; the same on
@@ -100,6 +100,18 @@ pub struct Identity {
     /// Required outside development mode; in development mode an empty one is replaced by a
     /// random key for the life of the process.
     pub hmac_secret: Secret,
+    /// How many accounts one ID number may verify: a person's work and personal accounts and
+    /// a few more, not a farm of verified accounts behind one identity.
+    pub accounts_per_id: u32,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            hmac_secret: Secret::default(),
+            accounts_per_id: 5,
+        }
+    }
 }
 
 /// The least length of `identity.hmac_secret`, in bytes.
@@ -416,6 +428,9 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.accounts.per_phone == 0 {
             return bad("accounts.per_phone must be at least 1");
+        }
+        if self.identity.accounts_per_id == 0 {
+            return bad("identity.accounts_per_id must be at least 1");
         }
         if self.sms.max_attempts == 0 || self.sms.code_ttl_secs == 0 {
             return bad("sms.max_attempts and sms.code_ttl_secs must be at least 1");

@@ -57,6 +57,10 @@ impl From<StoreError> for Error {
                 ErrorCode::PhoneAccountLimit,
                 "this phone number already has the most accounts allowed",
             ),
+            StoreError::IdentityLimit => Error::new(
+                ErrorCode::IdentityLimit,
+                "this ID number verifies the most accounts allowed already (identity.accounts_per_id)",
+            ),
             StoreError::CodeUsed => Error::new(
                 ErrorCode::SmsCodeExpired,
                 "that SMS code was used meanwhile; request a new one",

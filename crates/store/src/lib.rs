@@ -163,6 +163,8 @@ pub enum StoreError {
     PublicIdTaken,
     #[error("phone number has the most accounts allowed")]
     PhoneAccountLimit,
+    #[error("ID number verifies the most accounts allowed")]
+    IdentityLimit,
     /// The SMS code was used (or superseded) between checking and using it.
     #[error("SMS code used meanwhile")]
     CodeUsed,
@@ -667,11 +669,14 @@ pub trait Store: OfficialStore + MomentStore + Send + Sync + 'static {
         now: Millis,
         revoked: Revoked<'_>,
     ) -> StoreResult<Recovered>;
-    /// False when the account is verified already.
+    /// False when the account is verified already; [`StoreError::IdentityLimit`] when the
+    /// number verifies `per_id` accounts already (counted under the number's lock, so racing
+    /// verifications of one number never pass the limit).
     async fn account_set_identity(
         &self,
         id: &str,
         identity: &IdentityRecord<'_>,
+        per_id: u32,
         now: Millis,
     ) -> StoreResult<bool>;
 

@@ -1042,22 +1042,36 @@ impl Store for SqlStore {
         &self,
         id: &str,
         identity: &IdentityRecord<'_>,
+        per_id: u32,
         now: Millis,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE accounts SET legal_name = $1, id_number_hash = $2, id_number_hash_kind = $3, \
-             id_number_masked = $4, identity_verified_at = $5 \
-             WHERE id = $6 AND identity_verified_at IS NULL",
-        )
-        .bind(identity.legal_name)
-        .bind(identity.id_number_hash)
-        .bind(identity.id_number_hash_kind)
-        .bind(identity.id_number_masked)
-        .bind(now)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        in_tx!(self, |tx| {
+            lock_keys(&mut tx, &[format!("id_number:{}", identity.id_number_hash)]).await?;
+            let (already,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM accounts WHERE id_number_hash = $1 AND id <> $2",
+            )
+            .bind(identity.id_number_hash)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if already >= i64::from(per_id) {
+                return Err(StoreError::IdentityLimit);
+            }
+            let done = sqlx::query(
+                "UPDATE accounts SET legal_name = $1, id_number_hash = $2, id_number_hash_kind = $3, \
+                 id_number_masked = $4, identity_verified_at = $5 \
+                 WHERE id = $6 AND identity_verified_at IS NULL",
+            )
+            .bind(identity.legal_name)
+            .bind(identity.id_number_hash)
+            .bind(identity.id_number_hash_kind)
+            .bind(identity.id_number_masked)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn totp_set_pending(&self, id: &str, secret: &str) -> StoreResult<()> {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_server::testing::{
-    Backend, Call, Reply, TEST_IDENTITY_SECRET, TEST_PASSWORD, TEST_RESIDENT_ID, TestDb,
-    TestServer, TestUser, calls_at_once, post_at_once,
+    Backend, Call, Reply, TEST_IDENTITY_SECRET, TEST_PASSWORD, TestDb, TestServer, TestUser,
+    calls_at_once, post_at_once, resident_id,
 };
 
 switchboard_store::on_every_backend!(
@@ -656,13 +656,13 @@ async fn id_numbers_are_stored_as_hashes_keyed_with_the_service_secret(backend: 
     assert!(verified);
     let hash = hash.unwrap();
     let keyed = switchboard_service::identity::IdNumberKey::new(TEST_IDENTITY_SECRET.as_bytes())
-        .digest(TEST_RESIDENT_ID)
+        .digest(&resident_id(1))
         .unwrap();
     assert_eq!(hash, keyed, "HMAC-SHA256 under identity.hmac_secret");
     assert_eq!(kind.as_deref(), Some("hmac-sha256"));
     let bare = {
         use sha2::Digest;
-        data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(TEST_RESIDENT_ID.as_bytes()))
+        data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(resident_id(1).as_bytes()))
     };
     assert_ne!(
         hash, bare,

@@ -587,3 +587,44 @@ async fn real_name_verification_checks_the_resident_id() {
     .await
     .expect_error(409, "identity_already_verified");
 }
+
+/// SPEC §1.1 real-name reuse: one ID number verifies `identity.accounts_per_id` accounts,
+/// however many ask at once; the next is refused and stays unverified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_id_number_verifies_at_most_the_accounts_allowed() {
+    let s = TestServer::start_with(|c| c.identity.accounts_per_id = 3).await;
+    let mut users = Vec::new();
+    for n in 1..=5 {
+        users.push(s.user(n, &format!("user_{n:03}")).await);
+    }
+    let body =
+        json!({"legal_name": "张三", "id_number": switchboard_server::testing::TEST_RESIDENT_ID});
+    let replies = futures_util::future::join_all(
+        users
+            .iter()
+            .map(|u| s.post_as(u, "/v1/me/identity", body.clone())),
+    )
+    .await;
+    let mut verified = 0;
+    for r in replies {
+        if r.status == 200 {
+            verified += 1;
+        } else {
+            r.expect_error(409, "identity_limit");
+        }
+    }
+    assert_eq!(
+        verified, 3,
+        "the limit holds for verifications racing each other"
+    );
+    let mut unverified = 0;
+    for u in &users {
+        if s.get("/v1/me", &u.token).await.body["identity_verified"] == false {
+            unverified += 1;
+        }
+    }
+    assert_eq!(
+        unverified, 2,
+        "a refused verification leaves its account unverified"
+    );
+}

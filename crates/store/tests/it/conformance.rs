@@ -17,6 +17,7 @@ switchboard_store::on_every_backend!(
     twenty_concurrent_sign_in_attempts_get_five,
     a_refunded_attempt_does_not_count,
     two_registrations_race_for_the_last_slot,
+    verifications_racing_for_one_id_number_keep_its_limit,
     adds_racing_for_the_last_group_seat_keep_the_limit,
     ten_accounts_race_for_the_last_envelope_share,
     transfers_both_ways_at_once_never_deadlock,
@@ -311,6 +312,63 @@ async fn two_registrations_race_for_the_last_slot(backend: Backend) {
     }
     assert_eq!(created, 1);
     assert_eq!(f.store.accounts_by_phone(phone).await.unwrap().len(), 2);
+}
+
+/// One ID number verifies at most `per_id` accounts, however many verify it at once; a
+/// verification refused for the limit writes nothing.
+async fn verifications_racing_for_one_id_number_keep_its_limit(backend: Backend) {
+    let f = fixture(backend).await;
+    for n in 1..=8 {
+        account(&*f.store, n).await;
+    }
+    let identity = IdentityRecord {
+        legal_name: "张三",
+        id_number_hash: "hmac-of-one-number",
+        id_number_hash_kind: "hmac-sha256",
+        id_number_masked: "**************002X",
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 1..=8 {
+        let store = f.store.clone();
+        tasks.spawn(async move {
+            let r = store
+                .account_set_identity(&format!("acc_{n}"), &identity, 5, T0)
+                .await;
+            (n, r)
+        });
+    }
+    let (mut verified, mut refused) = (Vec::new(), Vec::new());
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            (n, Ok(true)) => verified.push(n),
+            (n, Err(StoreError::IdentityLimit)) => refused.push(n),
+            (n, other) => panic!("account {n}: a lost race is identity_limit, not {other:?}"),
+        }
+    }
+    assert_eq!(
+        (verified.len(), refused.len()),
+        (5, 3),
+        "the limit holds under the race"
+    );
+    for n in refused {
+        let row = f
+            .store
+            .account_by_id(&format!("acc_{n}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            row.identity_verified_at.is_none(),
+            "a refused verification leaves the account unverified"
+        );
+    }
+    // Verifying an account again is not a new use of the number.
+    let again = f
+        .store
+        .account_set_identity(&format!("acc_{}", verified[0]), &identity, 5, T0)
+        .await
+        .unwrap();
+    assert!(!again, "verified already");
 }
 
 async fn adds_racing_for_the_last_group_seat_keep_the_limit(backend: Backend) {
