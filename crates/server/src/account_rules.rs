@@ -83,7 +83,7 @@ pub fn totp_disabled_event(
     account_id: &str,
     reason: TotpDisabledReason,
 ) -> Result<switchboard_store::NewEvent> {
-    crate::events::new_event(
+    crate::hub::new_event(
         account_id,
         &EventBody::TotpDisabled(TotpDisabled { reason }),
     )
@@ -105,5 +105,5 @@ pub fn revoked_event(account_id: &str, session_id: &str) -> StoreResult<NewEvent
     let body = EventBody::SessionRevoked(SessionRevoked {
         session_id: session_id.to_string(),
     });
-    crate::events::new_event(account_id, &body).map_err(|e| StoreError::Encoding(e.0.message))
+    crate::hub::new_event(account_id, &body).map_err(|e| StoreError::Encoding(e.0.message))
 }

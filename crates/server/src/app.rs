@@ -20,13 +20,15 @@ use utoipa_axum::routes;
 
 use crate::error::{Error, Json};
 use crate::metrics::Metrics;
-use crate::sms::{ConsoleGateway, SmsGateway, WebhookGateway};
 use crate::{
     accounts, contacts, events, groups, me, messages, moments, official, sessions, sms, wallet,
 };
 use switchboard_service::clock::{Clock, EntropyExt, SystemClock};
 use switchboard_service::config::Config;
 use switchboard_service::password::Hasher;
+use switchboard_service::sms::{
+    ConsoleGateway, Deliveries, SmsGateway, WEBHOOK_TIMEOUT, WebhookGateway,
+};
 use switchboard_store::Store;
 
 pub use crate::state::{App, AppState, Services};
@@ -196,7 +198,7 @@ pub async fn build(
         clock,
         entropy: services.entropy,
         sms,
-        sms_deliveries: crate::sms::Deliveries::default(),
+        sms_deliveries: Deliveries::default(),
         id_number_key,
         dev_outbox: if dev { dev_outbox } else { None },
         hasher,
@@ -347,7 +349,7 @@ pub async fn serve(
     app.shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     // Codes already answered for are still delivered, within the gateway's own time limit.
-    app.sms_deliveries.drain(crate::sms::WEBHOOK_TIMEOUT).await;
+    app.sms_deliveries.drain(WEBHOOK_TIMEOUT).await;
     app.store.close().await;
     served.map_err(LaunchError::from)
 }

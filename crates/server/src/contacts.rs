@@ -11,7 +11,7 @@ use switchboard_protocol::messaging::{
 
 use crate::auth::Auth;
 use crate::error::{Error, Json, Path, Result};
-use crate::events::new_events;
+use crate::hub::new_events;
 use crate::state::App;
 use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{AccountRow, ContactRequestRow};

@@ -20,9 +20,8 @@ use switchboard_protocol::{ApiError, ErrorBody, ErrorCode};
 
 use crate::auth::Auth;
 use crate::error::{Error, Json, Query, Result};
+use crate::hub::{Live, LiveEvent, to_event};
 use crate::state::App;
-
-pub use crate::hub::*;
 
 const PAGE: i64 = 500;
 const PING_EVERY: Duration = Duration::from_secs(20);

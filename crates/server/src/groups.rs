@@ -15,7 +15,7 @@ use switchboard_protocol::messaging::{
 use crate::auth::Auth;
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Result};
-use crate::events::new_events;
+use crate::hub::new_events;
 use crate::limits::Budget;
 use crate::state::App;
 use switchboard_service::clock::{EntropyExt, to_datetime};

@@ -11,7 +11,7 @@ use switchboard_protocol::moments::MEDIA_PER_ITEM;
 
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Result};
-use crate::events::Encoded;
+use crate::hub::Encoded;
 use crate::limits::Budget;
 use crate::official::Caller;
 use crate::state::App;

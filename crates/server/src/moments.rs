@@ -21,7 +21,7 @@ use switchboard_protocol::moments::{
 use crate::auth::Auth;
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
-use crate::events::Encoded;
+use crate::hub::Encoded;
 use crate::state::App;
 use switchboard_service::clock::{EntropyExt, to_datetime};
 use switchboard_store::{MediaRow, MomentRow, Reaction, ReactionRow, StoreError};

@@ -24,7 +24,7 @@ use switchboard_protocol::official::{
 use crate::auth::{Auth, token_hash};
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
-use crate::events::{Encoded, new_events};
+use crate::hub::{Encoded, new_events};
 use crate::limits::Budget;
 use crate::state::App;
 use switchboard_service::clock::{EntropyExt, Millis, to_datetime};

@@ -28,9 +28,7 @@ use crate::net::ClientIp;
 use crate::state::App;
 use switchboard_service::clock::{EntropyExt, Millis, secs_until};
 use switchboard_service::phone::{self, Phone};
-pub use switchboard_service::sms::{
-    ConsoleGateway, Deliveries, OutgoingSms, SmsGateway, WEBHOOK_TIMEOUT, WebhookGateway,
-};
+use switchboard_service::sms::OutgoingSms;
 use switchboard_store::{SmsCodeRow, SmsIssue, SmsLimits};
 
 const DAY_MS: Millis = 24 * 3600 * 1000;

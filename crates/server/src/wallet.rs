@@ -23,7 +23,7 @@ use switchboard_protocol::wallet::{
 use crate::auth::Auth;
 use crate::contacts::find_user;
 use crate::error::{Error, Json, Path, Query, Result};
-use crate::events::{Encoded, new_event};
+use crate::hub::{Encoded, new_event};
 use crate::state::App;
 use switchboard_service::clock::{Entropy, EntropyExt, Millis, to_datetime};
 use switchboard_store::{

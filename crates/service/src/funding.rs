@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::config::{Funding, Secret};
 use crate::webhook::Webhook;
@@ -86,15 +84,10 @@ pub const SIGNATURE_HEADER: &str = "x-switchboard-signature";
 pub const CHARGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `sha256=<hex>` of `body` under `secret`: what [`SIGNATURE_HEADER`] carries.
-pub fn signature(secret: &Secret, body: &[u8]) -> String {
-    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-    mac.update(body);
-    format!(
-        "sha256={}",
-        data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
-    )
+pub fn signature(secret: &Secret, body: &[u8]) -> Result<String, FundingError> {
+    crate::mac::hmac_sha256_hex(secret.expose().as_bytes(), body)
+        .map(|mac| format!("sha256={mac}"))
+        .map_err(|e| FundingError::Unavailable(format!("signing the charge: {e}")))
 }
 
 /// The operator's payment provider, over a signed webhook: credits only what it confirms.
@@ -130,7 +123,7 @@ impl FundingSource for WebhookFunding {
             .hook
             .request()
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature(&self.secret, &body))
+            .header(SIGNATURE_HEADER, signature(&self.secret, &body)?)
             .body(body);
         let response = self
             .hook
@@ -200,16 +193,16 @@ mod tests {
     #[test]
     fn the_signature_is_the_bodys_mac_under_the_secret() {
         let secret = Secret::new("a".repeat(32));
-        let one = signature(&secret, b"{\"amount\":1}");
+        let one = signature(&secret, b"{\"amount\":1}").unwrap();
         assert!(one.starts_with("sha256=") && one.len() == 7 + 64, "{one}");
         assert_ne!(
             one,
-            signature(&secret, b"{\"amount\":2}"),
+            signature(&secret, b"{\"amount\":2}").unwrap(),
             "the body is signed"
         );
         assert_ne!(
             one,
-            signature(&Secret::new("b".repeat(32)), b"{\"amount\":1}"),
+            signature(&Secret::new("b".repeat(32)), b"{\"amount\":1}").unwrap(),
             "so is the key"
         );
     }

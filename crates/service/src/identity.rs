@@ -77,12 +77,8 @@ impl IdNumberKey {
 
     /// HMAC-SHA256 of the normalised number, lower-case hex.
     pub fn digest(&self, id_number_normalised: &str) -> Result<String, Error> {
-        use hmac::{Hmac, Mac};
-        // HMAC takes a key of any length (RFC 2104): this never fails, and is no panic if it did.
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0)
-            .map_err(|e| Error::internal(format!("HMAC-SHA256 refused the ID-number key: {e}")))?;
-        mac.update(id_number_normalised.as_bytes());
-        Ok(data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()))
+        crate::mac::hmac_sha256_hex(&self.0, id_number_normalised.as_bytes())
+            .map_err(|e| Error::internal(format!("HMAC-SHA256 refused the ID-number key: {e}")))
     }
 }
 

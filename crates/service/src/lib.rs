@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod funding;
 pub mod identity;
+pub mod mac;
 pub mod password;
 pub mod phone;
 pub mod proxies;

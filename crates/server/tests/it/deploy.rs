@@ -24,29 +24,19 @@ fn the_example_configuration_and_node_environment_load_as_documented() {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     assert!(env.contains_key("SWITCHBOARD_DATABASE_URL"));
-    // The ID-number key is a secret of the node's environment file, like the database
-    // password; one copied without it must not start.
-    if !env.contains_key("SWITCHBOARD_IDENTITY_HMAC_SECRET") {
-        let e = Config::load(Some(&deploy("switchboard-server.toml")), &env)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("SWITCHBOARD_IDENTITY_HMAC_SECRET"), "{e}");
-        env.insert(
-            "SWITCHBOARD_IDENTITY_HMAC_SECRET".into(),
-            switchboard_server::testing::TEST_IDENTITY_SECRET.into(),
-        );
-    }
-    // So is the key charge requests to the payment provider are signed with.
-    if !env.contains_key("SWITCHBOARD_FUNDING_WEBHOOK_SECRET") {
-        let e = Config::load(Some(&deploy("switchboard-server.toml")), &env)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("SWITCHBOARD_FUNDING_WEBHOOK_SECRET"), "{e}");
-        env.insert(
-            "SWITCHBOARD_FUNDING_WEBHOOK_SECRET".into(),
-            "provider-shared-secret, 32+ bytes long".into(),
-        );
-    }
+    // The ID-number key and the key charge requests to the payment provider are signed with
+    // are secrets of the node's environment file, like the database password; one copied
+    // without them must not start.
+    require_secret(
+        &mut env,
+        "SWITCHBOARD_IDENTITY_HMAC_SECRET",
+        switchboard_server::testing::TEST_IDENTITY_SECRET,
+    );
+    require_secret(
+        &mut env,
+        "SWITCHBOARD_FUNDING_WEBHOOK_SECRET",
+        "provider-shared-secret, 32+ bytes long",
+    );
     let c = Config::load(Some(&deploy("switchboard-server.toml")), &env).unwrap();
     assert!(
         !c.funding.webhook_url.is_empty(),
@@ -68,4 +58,17 @@ fn the_example_configuration_and_node_environment_load_as_documented() {
         "no console gateway outside development"
     );
     assert!(!c.dev);
+}
+
+/// Unless the environment file sets `var` (a secret left commented out in the example), the
+/// configuration refuses to load and names it; then it is given `value`, as an operator would.
+fn require_secret(env: &mut HashMap<String, String>, var: &str, value: &str) {
+    if env.contains_key(var) {
+        return;
+    }
+    let e = Config::load(Some(&deploy("switchboard-server.toml")), env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(var), "a node without {var} must not start: {e}");
+    env.insert(var.into(), value.into());
 }

@@ -31,7 +31,7 @@ async fn charge(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes)
     let signed = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == signature(&Secret::new(SECRET), &body));
+        .is_some_and(|v| v == signature(&Secret::new(SECRET), &body).unwrap());
     if !signed {
         return StatusCode::UNAUTHORIZED.into_response();
     }
