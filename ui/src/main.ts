@@ -794,6 +794,7 @@ async function renderWallet(p: ProfileInfo, body: HTMLElement) {
     attempt(() => api.wallet(p.id)),
     attempt(() => api.transactions(p.id, null)),
     attempt(() => api.pendingPayments(p.id)),
+    // Only to name the history's counterparts: a payment dialog reads its payees afresh.
     api.contacts(p.id).catch(() => [] as Contact[]),
     api.groups(p.id).catch(() => [] as Group[]),
   ]);
@@ -803,11 +804,14 @@ async function renderWallet(p: ProfileInfo, body: HTMLElement) {
   const again = () => renderMain();
 
   /** One wallet action in a dialog: its fields, its submit (once at a time), then a redraw. */
-  const action = (title: Key, testid: string, fields: () => (HTMLElement | null)[], submit: (f: HTMLFormElement) => Promise<unknown>, money = true, submitLabel: Key = title) => () => {
+  type Fields = (HTMLElement | null)[];
+  const action = (title: Key, testid: string, fields: () => Fields | Promise<Fields | undefined>, submit: (f: HTMLFormElement) => Promise<unknown>, money = true, submitLabel: Key = title) => async () => {
+    const made = await fields();
+    if (made === undefined) return;
     const button = h("button", { type: "submit", class: "primary" }, t(submitLabel));
     const form = h("form", { class: "stack wallet-form", "data-testid": testid, style: colourVars(p.color) },
       money ? h("p", { class: "row from" }, h("span", { class: "tag", style: colourVars(p.color) }, p.name), h("span", { class: "muted" }, t("payFrom", { name: p.name }))) : null,
-      ...fields(),
+      ...made,
       h("div", { class: "row end" }, h("button", { type: "button", onclick: () => close() }, t("cancel")), button));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -826,9 +830,12 @@ async function renderWallet(p: ProfileInfo, body: HTMLElement) {
     const close = openDialog(form, { title: t(title), testid: `${testid}-dialog` });
   };
   const amountField = (name = "amount") => field(t("amount"), h("input", { name, inputmode: "decimal", required: true, autocomplete: "off" }), t("amountHint"));
-  const noPayee = () => contacts.length === 0
+  const noPayee = (payees: readonly Contact[]) => payees.length === 0
     ? h("p", { class: "muted" }, t("noPayees"))
     : null;
+  /** Who money can go to, read as a payment dialog opens: a contact added since the wallet was
+   * drawn is offered, and a failed read says why (undefined: no dialog) instead of offering nobody. */
+  const payees = () => attempt(() => Promise.all([api.contacts(p.id), api.groups(p.id)]));
 
   const verify = action("verify", "verify", () => [
     h("p", { class: "muted" }, t("verifyHint")),
@@ -839,23 +846,29 @@ async function renderWallet(p: ProfileInfo, body: HTMLElement) {
     const fen = amountOf(f, "amount");
     return fen === null ? undefined : pay(p, (ok) => api.topUp(p.id, fen, ok));
   });
-  const transfer = action("transfer", "transfer", () => [
-    noPayee(),
-    field(t("toContact"), payeeSelect("to", "transfer-to", contacts, null)),
-    amountField(),
-    field(t("noteOptional"), h("input", { name: "note", maxlength: 100 })),
-  ], async (f) => {
+  const transfer = action("transfer", "transfer", async () => {
+    const got = await payees();
+    return got && [
+      noPayee(got[0]),
+      field(t("toContact"), payeeSelect("to", "transfer-to", got[0], null)),
+      amountField(),
+      field(t("noteOptional"), h("input", { name: "note", maxlength: 100 })),
+    ];
+  }, async (f) => {
     const fen = amountOf(f, "amount");
     return fen === null ? undefined : pay(p, (ok) => api.transfer(p.id, value(f, "to"), fen, value(f, "note"), ok));
   });
-  const envelope = action("redEnvelope", "red-envelope", () => [
-    noPayee(),
-    field(t("toContactOrGroup"), payeeSelect("to", "envelope-to", contacts, groups)),
-    amountField("total"),
-    field(t("count"), h("input", { name: "count", type: "number", min: 1, max: 100, value: 1, required: true }), t("countHint")),
-    field(t("envelopeMode"), h("select", { name: "mode" }, h("option", { value: "lucky" }, t("lucky")), h("option", { value: "equal" }, t("equal")))),
-    field(t("greeting"), h("input", { name: "greeting", maxlength: 50, value: t("defaultGreeting") })),
-  ], async (f) => {
+  const envelope = action("redEnvelope", "red-envelope", async () => {
+    const got = await payees();
+    return got && [
+      got[0].length === 0 && got[1].length === 0 ? noPayee(got[0]) : null,
+      field(t("toContactOrGroup"), payeeSelect("to", "envelope-to", got[0], got[1])),
+      amountField("total"),
+      field(t("count"), h("input", { name: "count", type: "number", min: 1, max: 100, value: 1, required: true }), t("countHint")),
+      field(t("envelopeMode"), h("select", { name: "mode" }, h("option", { value: "lucky" }, t("lucky")), h("option", { value: "equal" }, t("equal")))),
+      field(t("greeting"), h("input", { name: "greeting", maxlength: 50, value: t("defaultGreeting") })),
+    ];
+  }, async (f) => {
     const fen = amountOf(f, "total");
     if (fen === null) return undefined;
     const sent = await pay(p, (ok) => api.sendRedEnvelope(p.id, { to: value(f, "to"), total: fen, count: Number(value(f, "count")), mode: value(f, "mode") === "equal" ? "equal" : "lucky", greeting: value(f, "greeting") }, ok));

@@ -575,7 +575,11 @@ pub async fn create_envelope(
         data: encoded.data.clone(),
     };
     let shares = split(total, req.count, req.mode, app.entropy.as_ref());
-    let op = LedgerOp::CreateEnvelope { envelope, shares };
+    let op = LedgerOp::CreateEnvelope {
+        envelope,
+        shares,
+        audience: aud.members.clone(),
+    };
     let finish = |p: &Posted| -> Finished {
         let mut events = vec![money_event(
             &me.id,
@@ -605,24 +609,10 @@ pub async fn create_envelope(
     Ok(stored.into_response())
 }
 
-/// Whether `account` may see (and, unless it sent a direct one, claim) the envelope.
+/// Whether `account` may see the envelope: its sender, or one it was sent to (the claim checks
+/// the latter again in its own transaction).
 async fn may_see(app: &App, e: &EnvelopeRow, account: &str) -> Result<bool> {
-    if e.sender_id == account {
-        return Ok(true);
-    }
-    match &e.group_id {
-        Some(g) => Ok(app
-            .store
-            .group_members(g)
-            .await?
-            .iter()
-            .any(|m| m.account_id == account)),
-        None => Ok(app
-            .store
-            .account_by_id(account)
-            .await?
-            .is_some_and(|a| a.public_id == e.target)),
-    }
+    Ok(e.sender_id == account || app.store.envelope_sent_to(&e.id, account).await?)
 }
 
 /// A red envelope you sent or may claim

@@ -532,6 +532,9 @@ pub enum LedgerOp {
     CreateEnvelope {
         envelope: EnvelopeRow,
         shares: Vec<i64>,
+        /// The accounts that may claim it, fixed now: a group's members as it is sent, a
+        /// direct envelope's recipient by account.
+        audience: Vec<String>,
     },
     Claim {
         envelope_id: String,
@@ -873,6 +876,8 @@ pub trait Store: OfficialStore + MomentStore + Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<HistoryRow>>;
     async fn envelope(&self, id: &str) -> StoreResult<Option<(EnvelopeRow, Vec<ShareRow>)>>;
+    /// Whether `account` was among those the envelope was sent to.
+    async fn envelope_sent_to(&self, id: &str, account: &str) -> StoreResult<bool>;
     /// Envelopes past expiry and not yet refunded.
     async fn envelopes_due(&self, now: Millis, limit: i64) -> StoreResult<Vec<String>>;
     /// Every invariant of the ledger; the first violation, if any.

@@ -1836,6 +1836,10 @@ impl Store for SqlStore {
         self.envelope_impl(id).await
     }
 
+    async fn envelope_sent_to(&self, id: &str, account: &str) -> StoreResult<bool> {
+        self.envelope_sent_to_impl(id, account).await
+    }
+
     async fn envelopes_due(&self, now: Millis, limit: i64) -> StoreResult<Vec<String>> {
         self.envelopes_due_impl(now, limit).await
     }

@@ -109,7 +109,10 @@ impl Ui {
             .at_most(Duration::from_secs(20))
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
+            .unwrap_or_else(|e| {
+                let _ = std::fs::write(screenshots_dir().join("failed-find.png"), screen_png());
+                panic!("{css} never appeared: {e}")
+            })
     }
 
     async fn click(&self, css: &str) {

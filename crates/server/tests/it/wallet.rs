@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use switchboard_server::testing::{Reply, TestServer, TestUser};
+use switchboard_server::testing::{Call, Reply, TestServer, TestUser, calls_at_once};
 
 async fn balance(s: &TestServer, u: &TestUser) -> i64 {
     s.get("/v1/wallet", &u.token).await.expect(200).body["balance"]
@@ -376,6 +376,120 @@ async fn red_envelopes_to_a_contact_and_to_a_group() {
             .iter()
             .any(|e| e["kind"] == "red_envelope.new"),
         "recipients hear of it"
+    );
+    ledger_ok(&s).await;
+}
+
+/// An envelope is for those it was sent to: a group's members as it was sent (not one added
+/// while the others claim, racing them), a direct one's recipient by account (not whoever takes
+/// the public ID it was addressed to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_is_for_those_it_was_sent_to_not_who_comes_later() {
+    let s = TestServer::start().await;
+    let alice = s.verified_user(1, "alice_w").await;
+    let bob = s.verified_user(2, "bob_the_2nd").await;
+    let carol = s.verified_user(3, "carol_c").await;
+    let mut late = Vec::new();
+    for n in 4..=7 {
+        let u = s.verified_user(n, &format!("late_{n}")).await;
+        s.befriend(&alice, &u).await;
+        late.push(u);
+    }
+    s.befriend(&alice, &bob).await;
+    s.befriend(&alice, &carol).await;
+    top_up(&s, &alice, 10_000).await.expect(201);
+    let group = s
+        .post_as(
+            &alice,
+            "/v1/groups",
+            json!({"name": "Team", "members": ["bob_the_2nd", "carol_c"]}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let gid = group["id"].as_str().unwrap().to_string();
+    let e = s
+        .post_as(
+            &alice,
+            "/v1/red-envelopes",
+            json!({"to": gid, "total": 900, "count": 9, "mode": "equal", "idempotency_key": key()}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let id = e["id"].as_str().unwrap().to_string();
+
+    // Alice adds four people while they and Bob and Carol claim, all at once.
+    let claim_path = format!("/v1/red-envelopes/{id}/claim");
+    let add = {
+        let base = s.base.clone();
+        let token = alice.token.clone();
+        let path = format!("/v1/groups/{gid}/members");
+        let members: Vec<String> = late.iter().map(|u| u.public_id.clone()).collect();
+        tokio::spawn(async move {
+            Call::post(&base, &path, Some(&token), json!({"members": members}))
+                .send()
+                .await
+        })
+    };
+    let claimers: Vec<String> = late
+        .iter()
+        .chain([&bob, &carol])
+        .map(|u| u.token.clone())
+        .collect();
+    let tally = calls_at_once(claimers.len(), |i| {
+        Call::post(&s.base, &claim_path, Some(&claimers[i]), json!({}))
+    })
+    .await;
+    add.await.unwrap().expect(200);
+    assert_eq!(tally.get(&(200, String::new())), Some(&2), "{tally:?}");
+    assert_eq!(
+        tally.get(&(404, "envelope_not_found".into())),
+        Some(&4),
+        "{tally:?}"
+    );
+    // Now members, they still cannot claim or see it; Alice, who sent it, still can.
+    for u in &late {
+        s.post_as(u, &claim_path, json!({}))
+            .await
+            .expect_error(404, "envelope_not_found");
+        s.get(&format!("/v1/red-envelopes/{id}"), &u.token)
+            .await
+            .expect_error(404, "envelope_not_found");
+    }
+    s.post_as(&alice, &claim_path, json!({})).await.expect(200);
+
+    // A direct envelope to bob_the_2nd; Bob moves to a new public ID and Mallory takes the old.
+    let e = s
+        .post_as(&alice, "/v1/red-envelopes", json!({"to": "bob_the_2nd", "total": 500, "count": 1, "mode": "equal", "idempotency_key": key()}))
+        .await
+        .expect(201)
+        .body;
+    let direct = e["id"].as_str().unwrap().to_string();
+    s.call(
+        Method::PUT,
+        "/v1/me/public_id",
+        Some(&bob.token),
+        Some(json!({"public_id": "bob_moved"})),
+    )
+    .await
+    .expect(200);
+    let mallory = s.verified_user(8, "bob_the_2nd").await;
+    let direct_claim = format!("/v1/red-envelopes/{direct}/claim");
+    s.post_as(&mallory, &direct_claim, json!({}))
+        .await
+        .expect_error(404, "envelope_not_found");
+    s.get(&format!("/v1/red-envelopes/{direct}"), &mallory.token)
+        .await
+        .expect_error(404, "envelope_not_found");
+    let got = s
+        .post_as(&bob, &direct_claim, json!({}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        got["amount"], 500,
+        "Bob, under his new ID, gets what was sent to him"
     );
     ledger_ok(&s).await;
 }

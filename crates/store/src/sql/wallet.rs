@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{SqlStore, Tx, append, duplicate, in_tx};
+use super::{Db, SqlStore, Tx, append, duplicate, in_tx};
 use crate::Millis;
 use crate::*;
 /// seq, journal id, kind, amount, counterparty, note, at.
@@ -101,6 +101,21 @@ async fn lock_envelope(tx: &mut Tx, id: &str) -> StoreResult<Option<EnvelopeRow>
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(Into::into))
+}
+
+/// Whether the envelope was sent to `account` (its audience, fixed as it was sent).
+async fn sent_to<'e, E>(db: E, envelope_id: &str, account: &str) -> StoreResult<bool>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT account_id FROM red_envelope_audience WHERE envelope_id = $1 AND account_id = $2",
+    )
+    .bind(envelope_id)
+    .bind(account)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// Like `lock_envelope`, but `None` at once when another transaction holds the row.
@@ -216,6 +231,7 @@ async fn apply(
         LedgerOp::CreateEnvelope {
             envelope: e,
             shares,
+            audience,
         } => {
             posted.amount = e.total;
             posted.balances = post(
@@ -264,6 +280,16 @@ async fn apply(
                     .await
                     ?;
             }
+            for account in audience {
+                sqlx::query(
+                    "INSERT INTO red_envelope_audience (envelope_id, account_id) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&e.id)
+                .bind(account)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         LedgerOp::Claim {
             envelope_id,
@@ -272,6 +298,11 @@ async fn apply(
             let e = lock_envelope(tx, envelope_id)
                 .await?
                 .ok_or(StoreError::NoEnvelope)?;
+            // Decided here, in the claim's transaction, not by the caller's earlier look: only
+            // those it was sent to, whoever has joined the group or taken a public ID since.
+            if !sent_to(&mut **tx, envelope_id, claimer).await? {
+                return Err(StoreError::NoEnvelope);
+            }
             // Someone who claimed is told so, even once the envelope has expired or been
             // emptied: it answers their question ("did I get it?") where "empty" would not.
             let already: Option<(i64,)> = sqlx::query_as(
@@ -490,6 +521,10 @@ impl SqlStore {
                 })
                 .collect(),
         )))
+    }
+
+    pub(super) async fn envelope_sent_to_impl(&self, id: &str, account: &str) -> StoreResult<bool> {
+        sent_to(&self.read, id, account).await
     }
 
     pub(super) async fn envelopes_due_impl(

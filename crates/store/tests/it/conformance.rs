@@ -429,6 +429,15 @@ async fn ten_accounts_race_for_the_last_envelope_share(backend: Backend) {
     let f = fixture(backend).await;
     let sender = account(&*f.store, 1).await;
     top_up(&*f.store, &sender.id, 1000, "s").await;
+    // Eleven it was sent to, and three it was not (who joined the group since, say).
+    let mut audience = Vec::new();
+    for n in 2..=12 {
+        audience.push(account(&*f.store, n).await.id);
+    }
+    let mut outsiders = Vec::new();
+    for n in 13..=15 {
+        outsiders.push(account(&*f.store, n).await.id);
+    }
     let envelope = EnvelopeRow {
         id: "env_1".into(),
         sender_id: sender.id.clone(),
@@ -449,6 +458,7 @@ async fn ten_accounts_race_for_the_last_envelope_share(backend: Backend) {
             &LedgerOp::CreateEnvelope {
                 envelope,
                 shares: vec![100, 200],
+                audience: audience.clone(),
             },
             "jrn_env",
             "",
@@ -476,20 +486,38 @@ async fn ten_accounts_race_for_the_last_envelope_share(backend: Backend) {
                 .await
         }
     };
-    claim("acc_first".into(), "jrn_c0".into()).await.unwrap();
+    claim(audience[0].clone(), "jrn_c0".into()).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 1..=10 {
-        tasks.spawn(claim(format!("acc_c{i}"), format!("jrn_c{i}")));
+    for (i, claimer) in audience[1..].iter().enumerate() {
+        tasks.spawn(claim(claimer.clone(), format!("jrn_c{}", i + 1)));
+    }
+    for (i, outsider) in outsiders.iter().enumerate() {
+        let claimed = claim(outsider.clone(), format!("jrn_o{i}"));
+        tasks.spawn(async move {
+            match claimed.await {
+                Err(StoreError::NoEnvelope) => Err(StoreError::NoEnvelope),
+                other => panic!("one it was not sent to gets no_envelope, not {other:?}"),
+            }
+        });
     }
     let mut won = 0;
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
             Ok(_) => won += 1,
-            Err(StoreError::EnvelopeEmpty) => {}
+            Err(StoreError::EnvelopeEmpty | StoreError::NoEnvelope) => {}
             Err(e) => panic!("a lost claim is envelope_empty, not {e:?}"),
         }
     }
     assert_eq!(won, 1, "one account wins the last share");
+    for outsider in &outsiders {
+        assert!(!f.store.envelope_sent_to("env_1", outsider).await.unwrap());
+    }
+    assert!(
+        f.store
+            .envelope_sent_to("env_1", &audience[3])
+            .await
+            .unwrap()
+    );
     assert_eq!(
         f.store.book_balance(&escrow_book("env_1")).await.unwrap(),
         0
