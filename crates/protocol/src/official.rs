@@ -121,6 +121,15 @@ pub struct OfficialListQuery {
     pub mine: bool,
 }
 
+/// `DELETE /v1/official-accounts/{id}/operators/{public_id}?keep_keys=true`: the API keys the
+/// removed operator made are revoked with them unless kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveOperatorQuery {
+    #[serde(default)]
+    pub keep_keys: bool,
+}
+
 /// `POST /v1/official-accounts/{id}/operators`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -302,6 +311,8 @@ pub struct ApiKeyInfo {
     pub id: String,
     pub name: String,
     pub role: OfficialRole,
+    /// The public ID of the operator who made it (removing them revokes it, unless kept).
+    pub created_by: String,
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]

@@ -18,7 +18,8 @@ use switchboard_protocol::official::{
     ARTICLE_BODY_MAX, AddOperator, ApiKeyCreated, ApiKeyInfo, ApiKeyList, Article, ArticleList,
     ArticleQuery, ConversationClaimed, CustomerConversation, CustomerConversationList, NewApiKey,
     NewArticle, NewOfficialAccount, OfficialAccount, OfficialAccountList, OfficialListQuery,
-    OfficialMessage, OfficialRole, Operator, OperatorChange, OperatorList, Responder,
+    OfficialMessage, OfficialRole, Operator, OperatorChange, OperatorList, RemoveOperatorQuery,
+    Responder,
 };
 
 use crate::auth::{Auth, token_hash};
@@ -228,6 +229,7 @@ fn key_view(k: &ApiKeyRow) -> Result<ApiKeyInfo> {
         id: k.id.clone(),
         name: k.name.clone(),
         role: role(&k.role)?,
+        created_by: k.creator_public_id.clone(),
         created_at: to_datetime(k.created_at),
     })
 }
@@ -408,6 +410,7 @@ pub async fn add_operator(
         .store
         .official_operator_set(
             &acting.official.id,
+            &acting.actor(),
             &user.id,
             req.role.as_str(),
             now,
@@ -447,7 +450,7 @@ pub async fn list_operators(
 
 /// Remove an operator (owner and admins; anyone may leave); effective at once
 #[utoipa::path(delete, path = "/v1/official-accounts/{id}/operators/{public_id}", tag = "official accounts", security(("bearer" = [])),
-    params(("id" = String, Path, description = "o_…"), ("public_id" = String, Path)),
+    params(("id" = String, Path, description = "o_…"), ("public_id" = String, Path), RemoveOperatorQuery),
     responses((status = 204),
               (status = 403, description = "official_forbidden (the owner cannot be removed)", body = switchboard_protocol::ErrorBody),
               (status = 404, description = "official_not_found, operator_not_found", body = switchboard_protocol::ErrorBody)))]
@@ -455,6 +458,7 @@ pub async fn remove_operator(
     State(app): State<App>,
     auth: Auth,
     Path((id, public_id)): Path<(String, String)>,
+    Query(q): Query<RemoveOperatorQuery>,
 ) -> Result<StatusCode> {
     let acting = acting(&app, Caller::Session(auth), &id).await?;
     let operator_not_found = || {
@@ -489,17 +493,19 @@ pub async fn remove_operator(
         role: role(&current.role)?,
         by: me.public_id.clone(),
     }))?;
-    let appended = app
+    let removed = app
         .store
         .official_operator_remove(
             &acting.official.id,
+            &me.id,
             &user.id,
+            q.keep_keys,
             app.clock.now_ms(),
             &|operators| Ok(operators.iter().map(|a| encoded.to(a.as_str())).collect()),
         )
         .await?
         .ok_or_else(operator_not_found)?;
-    app.hub.publish(&appended);
+    app.hub.publish(&removed.events);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -777,6 +783,7 @@ pub async fn create_api_key(
     Path(id): Path<String>,
     Json(req): Json<NewApiKey>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>)> {
+    let auth_public_id = auth.account.public_id.clone();
     let acting = acting(&app, Caller::Session(auth), &id).await?;
     if !acting.role.manages() {
         return Err(forbidden("making API keys"));
@@ -806,6 +813,7 @@ pub async fn create_api_key(
         created_by: acting.actor(),
         created_at: app.clock.now_ms(),
         revoked_at: None,
+        creator_public_id: auth_public_id,
     };
     app.store.api_key_create(&row).await?;
     Ok((
@@ -855,7 +863,12 @@ pub async fn revoke_api_key(
     }
     if !app
         .store
-        .api_key_revoke(&acting.official.id, key_id.trim(), app.clock.now_ms())
+        .api_key_revoke(
+            &acting.official.id,
+            &acting.actor(),
+            key_id.trim(),
+            app.clock.now_ms(),
+        )
         .await?
     {
         return Err(Error::new(

@@ -92,9 +92,12 @@ pub struct ApiKeyRow {
     pub key_hash: String,
     pub name: String,
     pub role: String,
+    /// The account that made it.
     pub created_by: String,
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
+    /// That account's public ID as it is now: read, never written.
+    pub creator_public_id: String,
 }
 
 /// Who is acting for (or writing to) an official account, checked again inside the writing
@@ -148,6 +151,14 @@ pub struct OfficialSend<'a> {
     pub claim_ms: i64,
 }
 
+/// What [`OfficialStore::official_operator_remove`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    pub events: Vec<EventRow>,
+    /// The removed operator's keys revoked with them.
+    pub keys_revoked: u64,
+}
+
 /// The outcome of [`OfficialStore::official_claim`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
@@ -183,10 +194,13 @@ pub trait OfficialStore: Send + Sync {
     /// Owner first, then by when they were added.
     async fn official_operators(&self, official_id: &str) -> StoreResult<Vec<OperatorRow>>;
     /// Adds an operator or changes their role (never the owner's), with `fanout`'s events for
-    /// every operator after the change.
+    /// every operator after the change. `by` (an account) must manage the official account at
+    /// the moment of writing (`NotAllowed`): an admin removed a moment ago adds no one.
+    #[allow(clippy::too_many_arguments)] // one write, each argument a different fact about it
     async fn official_operator_set(
         &self,
         official_id: &str,
+        by: &str,
         account_id: &str,
         role: &str,
         now: Millis,
@@ -194,14 +208,18 @@ pub trait OfficialStore: Send + Sync {
         fanout: Fanout<'_>,
     ) -> StoreResult<Vec<EventRow>>;
     /// Removes an operator (never the owner), with `fanout`'s events for every operator before
-    /// the change (the removed one's last); `None` if they were no (removable) operator.
+    /// the change (the removed one's last), and revokes the API keys they made unless
+    /// `keep_keys`; `None` if they were no (removable) operator. `by` must manage the official
+    /// account at the moment of writing, or be the one leaving (`NotAllowed`).
     async fn official_operator_remove(
         &self,
         official_id: &str,
+        by: &str,
         account_id: &str,
+        keep_keys: bool,
         now: Millis,
         fanout: Fanout<'_>,
-    ) -> StoreResult<Option<Vec<EventRow>>>;
+    ) -> StoreResult<Option<Removed>>;
     /// Follows (again: nothing changes).
     async fn official_follow(
         &self,
@@ -263,10 +281,20 @@ pub trait OfficialStore: Send + Sync {
         claim_ms: i64,
         fanout: Fanout<'_>,
     ) -> StoreResult<Claim>;
+    /// `row.created_by` must manage the official account at the moment of writing
+    /// (`NotAllowed`).
     async fn api_key_create(&self, row: &ApiKeyRow) -> StoreResult<()>;
     /// Revoked keys included (the caller tells them apart).
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>>;
     /// The live keys, oldest first.
     async fn api_keys(&self, official_id: &str) -> StoreResult<Vec<ApiKeyRow>>;
-    async fn api_key_revoke(&self, official_id: &str, id: &str, now: Millis) -> StoreResult<bool>;
+    /// False if no live key has that id; `by` must manage the official account at the moment
+    /// of writing (`NotAllowed`).
+    async fn api_key_revoke(
+        &self,
+        official_id: &str,
+        by: &str,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
 }

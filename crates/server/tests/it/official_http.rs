@@ -594,6 +594,131 @@ async fn an_api_key_acts_only_for_its_official_account_until_revoked_and_within_
     );
 }
 
+/// The owner sees who made each key; removing an operator revokes the keys they made unless
+/// the remover keeps them; a removed admin's requests racing the removal write nothing after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_name_their_maker_and_end_with_them_unless_kept() {
+    let a = acme().await;
+    let s = &a.s;
+    let keys = format!("/v1/official-accounts/{}/api-keys", a.id);
+    let make =
+        |name: &'static str| s.post_as(&a.admin, &keys, json!({"name": name, "role": "support"}));
+    let gone = make("night bot").await.expect(201).body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = s.get(&keys, &a.boss.token).await.expect(200).body;
+    assert_eq!(listed["api_keys"][0]["created_by"], "acme_admin");
+    let conversations = format!("/v1/official-accounts/{}/conversations", a.id);
+    s.call(Method::GET, &conversations, Some(&gone), None)
+        .await
+        .expect(200);
+
+    // The owner removes the admin while the admin adds people and makes keys, all at once.
+    let mut recruits = Vec::new();
+    for n in 0..6 {
+        recruits.push(s.user(30 + n, &format!("recruit_{n}")).await);
+    }
+    let operators = format!("/v1/official-accounts/{}/operators", a.id);
+    let mut calls: Vec<Call> = recruits
+        .iter()
+        .map(|r| {
+            Call::post(
+                &s.base,
+                &operators,
+                Some(&a.admin.token),
+                json!({"public_id": r.public_id, "role": "support"}),
+            )
+        })
+        .collect();
+    for _ in 0..4 {
+        calls.push(Call::post(
+            &s.base,
+            &keys,
+            Some(&a.admin.token),
+            json!({"name": "race bot", "role": "support"}),
+        ));
+    }
+    calls.push(Call::new(
+        &s.base,
+        Method::DELETE,
+        &format!("{operators}/acme_admin"),
+        Some(&a.boss.token),
+    ));
+    let tally = calls_at_once(calls.len(), |i| calls[i].clone()).await;
+    assert_eq!(tally.get(&(204, String::new())), Some(&1), "{tally:?}");
+    assert!(
+        tally.keys().all(
+            |(status, code)| matches!(*status, 200 | 201 | 204) || code == "official_forbidden"
+        ),
+        "the admin's requests are done before the removal or refused: {tally:?}"
+    );
+    // No key of theirs works any more, the early one included; the log has no add after the
+    // removal.
+    s.call(Method::GET, &conversations, Some(&gone), None)
+        .await
+        .expect_error(401, "unauthorized");
+    let listed = s.get(&keys, &a.boss.token).await.expect(200).body;
+    assert_eq!(listed["api_keys"].as_array().unwrap().len(), 0, "{listed}");
+    let log = sync(s, &a.boss.token).await;
+    let kinds: Vec<(String, String)> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["data"]["public_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let removed = kinds
+        .iter()
+        .position(|(k, who)| k == "official.operator_removed" && who == "acme_admin")
+        .expect("the owner is told of the removal");
+    assert!(
+        kinds[removed..]
+            .iter()
+            .all(|(k, _)| k != "official.operator_added"),
+        "nothing the removed admin asked for lands after the removal: {kinds:?}"
+    );
+
+    // Kept: the owner makes the editor an admin, the editor makes a key, and the editor's
+    // removal with keep_keys=true leaves it working.
+    s.post_as(
+        &a.boss,
+        &operators,
+        json!({"public_id": "acme_editor", "role": "admin"}),
+    )
+    .await
+    .expect(201);
+    let kept = s
+        .post_as(
+            &a.editor,
+            &keys,
+            json!({"name": "till bot", "role": "support"}),
+        )
+        .await
+        .expect(201)
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        Method::DELETE,
+        &format!("{operators}/acme_editor?keep_keys=true"),
+        Some(&a.boss.token),
+        None,
+    )
+    .await
+    .expect(204);
+    s.call(Method::GET, &conversations, Some(&kept), None)
+        .await
+        .expect(200);
+    let listed = s.get(&keys, &a.boss.token).await.expect(200).body;
+    assert_eq!(listed["api_keys"][0]["created_by"], "acme_editor");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publish_retried_at_once_is_one_article_to_every_follower() {
     let a = acme().await;

@@ -199,7 +199,9 @@ fn conversation(t: ConversationTuple, now: Millis) -> CustomerConversationRow {
 macro_rules! key_sql {
     ($where:literal) => {
         concat!(
-            "SELECT id, official_id, key_hash, name, role, created_by, created_at, revoked_at \
+            "SELECT id, official_id, key_hash, name, role, created_by, created_at, revoked_at, \
+             COALESCE((SELECT public_id FROM accounts WHERE accounts.id = created_by), '') \
+             AS creator_public_id \
              FROM official_api_keys ",
             $where
         )
@@ -316,6 +318,7 @@ impl OfficialStore for SqlStore {
     async fn official_operator_set(
         &self,
         official_id: &str,
+        by: &str,
         account_id: &str,
         role: &str,
         now: Millis,
@@ -327,6 +330,8 @@ impl OfficialStore for SqlStore {
             if !lock_official(&mut tx, official_id).await? {
                 return Err(StoreError::NotAllowed);
             }
+            let by_role = acting_role(&mut tx, official_id, Sender::Operator(by)).await?;
+            allowed(by_role, OfficialRole::manages)?;
             let existing: Option<(String,)> = sqlx::query_as(
                 "SELECT role FROM official_operators WHERE official_id = $1 AND account_id = $2",
             )
@@ -381,14 +386,20 @@ impl OfficialStore for SqlStore {
     async fn official_operator_remove(
         &self,
         official_id: &str,
+        by: &str,
         account_id: &str,
+        keep_keys: bool,
         now: Millis,
         fanout: Fanout<'_>,
-    ) -> StoreResult<Option<Vec<EventRow>>> {
+    ) -> StoreResult<Option<Removed>> {
         in_tx!(self, |tx| {
             lock_keys(&mut tx, &[operator_key(account_id)]).await?;
             if !lock_official(&mut tx, official_id).await? {
                 return Ok(None);
+            }
+            if by != account_id {
+                let by_role = acting_role(&mut tx, official_id, Sender::Operator(by)).await?;
+                allowed(by_role, OfficialRole::manages)?;
             }
             let before = operator_ids(&mut tx, official_id, false).await?;
             let gone = sqlx::query(
@@ -412,8 +423,28 @@ impl OfficialStore for SqlStore {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
+            // A key outlives no one's access: what they made stops with them, unless the
+            // remover keeps it (a key the business's automation runs on).
+            let keys_revoked = if keep_keys {
+                0
+            } else {
+                sqlx::query(
+                    "UPDATE official_api_keys SET revoked_at = $3 \
+                     WHERE official_id = $1 AND created_by = $2 AND revoked_at IS NULL",
+                )
+                .bind(official_id)
+                .bind(account_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
             let events = fanout(&before)?;
-            Ok(Some(append(&mut tx, &events, now).await?))
+            let events = append(&mut tx, &events, now).await?;
+            Ok(Some(Removed {
+                events,
+                keys_revoked,
+            }))
         })
     }
 
@@ -750,21 +781,29 @@ impl OfficialStore for SqlStore {
     }
 
     async fn api_key_create(&self, row: &ApiKeyRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO official_api_keys \
-             (id, official_id, key_hash, name, role, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&row.id)
-        .bind(&row.official_id)
-        .bind(&row.key_hash)
-        .bind(&row.name)
-        .bind(&row.role)
-        .bind(&row.created_by)
-        .bind(row.created_at)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        in_tx!(self, |tx| {
+            if !lock_official(&mut tx, &row.official_id).await? {
+                return Err(StoreError::NotAllowed);
+            }
+            let by_role =
+                acting_role(&mut tx, &row.official_id, Sender::Operator(&row.created_by)).await?;
+            allowed(by_role, OfficialRole::manages)?;
+            sqlx::query(
+                "INSERT INTO official_api_keys \
+                 (id, official_id, key_hash, name, role, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&row.id)
+            .bind(&row.official_id)
+            .bind(&row.key_hash)
+            .bind(&row.name)
+            .bind(&row.role)
+            .bind(&row.created_by)
+            .bind(row.created_at)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
@@ -785,17 +824,30 @@ impl OfficialStore for SqlStore {
         Ok(rows)
     }
 
-    async fn api_key_revoke(&self, official_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE official_api_keys SET revoked_at = $3 \
-             WHERE official_id = $1 AND id = $2 AND revoked_at IS NULL",
-        )
-        .bind(official_id)
-        .bind(id)
-        .bind(now)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
+    async fn api_key_revoke(
+        &self,
+        official_id: &str,
+        by: &str,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        in_tx!(self, |tx| {
+            if !lock_official(&mut tx, official_id).await? {
+                return Ok(false);
+            }
+            let by_role = acting_role(&mut tx, official_id, Sender::Operator(by)).await?;
+            allowed(by_role, OfficialRole::manages)?;
+            let n = sqlx::query(
+                "UPDATE official_api_keys SET revoked_at = $3 \
+                 WHERE official_id = $1 AND id = $2 AND revoked_at IS NULL",
+            )
+            .bind(official_id)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
+        })
     }
 }

@@ -26,6 +26,7 @@ switchboard_store::on_every_backend!(
     operators_racing_for_the_last_seats_keep_both_limits,
     operators_racing_for_one_conversation_get_one_claim,
     a_removal_or_revocation_that_committed_stops_the_next_step,
+    a_removed_admin_writes_nothing_after_the_removal,
 );
 
 struct Fixture {
@@ -781,10 +782,12 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
     let mut tasks = tokio::task::JoinSet::new();
     for a in hopefuls {
         let store = f.store.clone();
+        let owner = owner.clone();
         tasks.spawn(async move {
             store
                 .official_operator_set(
                     "o_shop",
+                    &owner,
                     &a,
                     "support",
                     T0,
@@ -822,10 +825,12 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
     for i in 0..6 {
         let store = f.store.clone();
         let busy = busy.clone();
+        let owner = owner.clone();
         tasks.spawn(async move {
             store
                 .official_operator_set(
                     &format!("o_b{i}"),
+                    &owner,
                     &busy,
                     "editor",
                     T0,
@@ -868,7 +873,15 @@ async fn help_desk(store: &dyn Store, support: &[String]) -> (String, String) {
         .unwrap();
     for a in support {
         store
-            .official_operator_set("o_help", a, "support", T0, ROOMY, &one_event_each("x"))
+            .official_operator_set(
+                "o_help",
+                &owner,
+                a,
+                "support",
+                T0,
+                ROOMY,
+                &one_event_each("x"),
+            )
             .await
             .unwrap();
     }
@@ -992,7 +1005,9 @@ async fn a_removal_or_revocation_that_committed_stops_the_next_step(backend: Bac
     f.store
         .official_operator_remove(
             "o_help",
+            &owner,
             gone,
+            false,
             T0,
             &one_event_each("official.operator_removed"),
         )
@@ -1028,14 +1043,14 @@ async fn a_removal_or_revocation_that_committed_stops_the_next_step(backend: Bac
     // The owner cannot be removed; removing someone twice finds nobody.
     assert!(
         f.store
-            .official_operator_remove("o_help", &owner, T0, &one_event_each("x"))
+            .official_operator_remove("o_help", &owner, &owner, false, T0, &one_event_each("x"))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         f.store
-            .official_operator_remove("o_help", gone, T0, &one_event_each("x"))
+            .official_operator_remove("o_help", &owner, gone, false, T0, &one_event_each("x"))
             .await
             .unwrap()
             .is_none()
@@ -1051,12 +1066,18 @@ async fn a_removal_or_revocation_that_committed_stops_the_next_step(backend: Bac
         created_by: owner.clone(),
         created_at: T0,
         revoked_at: None,
+        creator_public_id: String::new(),
     };
     f.store.api_key_create(&key).await.unwrap();
     write(&*f.store, &customer, Sender::Key("key_1"), "k1")
         .await
         .unwrap();
-    assert!(f.store.api_key_revoke("o_help", "key_1", T0).await.unwrap());
+    assert!(
+        f.store
+            .api_key_revoke("o_help", &owner, "key_1", T0)
+            .await
+            .unwrap()
+    );
     assert!(matches!(
         write(&*f.store, &customer, Sender::Key("key_1"), "k2").await,
         Err(StoreError::NotAllowed)
@@ -1066,4 +1087,117 @@ async fn a_removal_or_revocation_that_committed_stops_the_next_step(backend: Bac
         write(&*f.store, &customer, Sender::Customer, "c2").await,
         Err(StoreError::Duplicate)
     ));
+}
+
+/// An admin's adds and keys in flight while the owner removes them: each is decided in its
+/// own transaction against the roles as they are then, so none lands after the removal, and
+/// the keys made before it are revoked with it.
+async fn a_removed_admin_writes_nothing_after_the_removal(backend: Backend) {
+    let f = fixture(backend).await;
+    let owner = account(&*f.store, 1).await.id;
+    f.store
+        .official_create(&official_row("o_team", &owner), 50, &[])
+        .await
+        .unwrap();
+    let admin = account(&*f.store, 2).await.id;
+    f.store
+        .official_operator_set(
+            "o_team",
+            &owner,
+            &admin,
+            "admin",
+            T0,
+            ROOMY,
+            &one_event_each("official.operator_added"),
+        )
+        .await
+        .unwrap();
+    let key = |id: &str| ApiKeyRow {
+        id: id.into(),
+        official_id: "o_team".into(),
+        key_hash: format!("hash_{id}"),
+        name: "bot".into(),
+        role: "support".into(),
+        created_by: admin.clone(),
+        created_at: T0 + 1,
+        revoked_at: None,
+        creator_public_id: String::new(),
+    };
+    f.store.api_key_create(&key("key_early")).await.unwrap();
+    let recruits = many_accounts(&*f.store, 20, 8).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, r) in recruits.iter().enumerate() {
+        let made = key(&format!("key_{i}"));
+        let (store, admin, r) = (f.store.clone(), admin.clone(), r.clone());
+        tasks.spawn(async move {
+            let added = store
+                .official_operator_set(
+                    "o_team",
+                    &admin,
+                    &r,
+                    "support",
+                    T0 + 1,
+                    ROOMY,
+                    &one_event_each("official.operator_added"),
+                )
+                .await
+                .map(|_| ());
+            (added, store.api_key_create(&made).await)
+        });
+    }
+    let removal = f
+        .store
+        .official_operator_remove(
+            "o_team",
+            &owner,
+            &admin,
+            false,
+            T0 + 1,
+            &one_event_each("official.operator_removed"),
+        )
+        .await
+        .unwrap()
+        .expect("the admin was an operator");
+    let mut keys_made = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (added, key) = r.unwrap();
+        for (outcome, is_key) in [(added, false), (key, true)] {
+            match outcome {
+                Ok(()) => keys_made += u64::from(is_key),
+                Err(StoreError::NotAllowed) => {}
+                Err(e) => panic!("a write after the removal is not_allowed, not {e:?}"),
+            }
+        }
+    }
+    // The owner's log: every add the admin made comes before the removal.
+    let removed_at = removal
+        .events
+        .iter()
+        .find(|e| e.account_id == owner)
+        .expect("the owner is told")
+        .seq;
+    let log = f.store.events_after(&owner, 0, 1_000).await.unwrap();
+    let adds = |after: bool| {
+        log.iter()
+            .filter(|e| e.kind == "official.operator_added" && (e.seq > removed_at) == after)
+            .count()
+    };
+    assert_eq!(
+        adds(true),
+        0,
+        "nothing the removed admin asked for lands after the removal"
+    );
+    let operators = f.store.official_operators("o_team").await.unwrap();
+    assert!(operators.iter().all(|o| o.account_id != admin));
+    // The owner and each recruit added before the removal (the first add was the admin's own).
+    assert_eq!(operators.len(), adds(false));
+    assert!(
+        f.store.api_keys("o_team").await.unwrap().is_empty(),
+        "the keys made before the removal went with it"
+    );
+    assert_eq!(
+        removal.keys_revoked,
+        1 + keys_made,
+        "the early key and any made in the race"
+    );
 }
