@@ -8,7 +8,9 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use switchboard_protocol::moments::{MEDIA_MAX_BYTES, MEDIA_PER_ITEM};
+use switchboard_protocol::moments::{
+    MEDIA_MAX_BYTES, MEDIA_MAX_EDGE, MEDIA_MAX_PIXELS, MEDIA_PER_ITEM,
+};
 
 use crate::error::{CoreError, Result};
 use crate::store::ProfileStore;
@@ -18,9 +20,10 @@ use crate::{Engine, ProfileId};
 pub const THUMB_EDGE: u32 = 320;
 /// What one profile's cache may hold (thumbnails and full images), in bytes.
 pub const CACHE_BYTES: i64 = 64 * 1024 * 1024;
-/// Decoding refuses pictures larger than this on either side: a few KiB of PNG can claim
-/// a 60,000 × 60,000 canvas, and the thumbnail would allocate all of it.
-const MAX_EDGE: u32 = 16_384;
+/// What decoding one image may allocate: the largest picture allowed as 8-bit RGBA, and room
+/// for the decoder's own buffers. (The `image` crate's default is 512 MiB, per image: nine of
+/// them in one message would cost a desktop gigabytes.)
+const MAX_DECODE_BYTES: u64 = MEDIA_MAX_PIXELS * 4 + 16 * 1024 * 1024;
 
 /// An image to send, as the page read it from a file, a drop or the clipboard.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,9 +71,21 @@ pub(crate) fn prepare(full: Vec<u8>) -> Result<Prepared> {
         return Err(CoreError::Invalid("an image has at most 10 MiB".into()));
     }
     let not_an_image = || CoreError::Invalid("not an image (JPEG, PNG, GIF or WebP)".into());
-    let mut reader = image::ImageReader::new(Cursor::new(&full))
-        .with_guessed_format()
-        .map_err(|_| not_an_image())?;
+    let reader = || {
+        image::ImageReader::new(Cursor::new(&full))
+            .with_guessed_format()
+            .map_err(|_| not_an_image())
+    };
+    // Judged from the header first: a few KiB of PNG can claim a 60,000 × 60,000 canvas, and
+    // nothing of it is decoded then.
+    let (w, h) = reader()?.into_dimensions().map_err(|_| not_an_image())?;
+    if w > MEDIA_MAX_EDGE || h > MEDIA_MAX_EDGE || u64::from(w) * u64::from(h) > MEDIA_MAX_PIXELS {
+        return Err(CoreError::Invalid(format!(
+            "an image has at most {} megapixels and {MEDIA_MAX_EDGE} pixels a side ({w} × {h})",
+            MEDIA_MAX_PIXELS / 1_000_000
+        )));
+    }
+    let mut reader = reader()?;
     let mime = match reader.format() {
         Some(image::ImageFormat::Jpeg) => "image/jpeg",
         Some(image::ImageFormat::Png) => "image/png",
@@ -78,13 +93,16 @@ pub(crate) fn prepare(full: Vec<u8>) -> Result<Prepared> {
         Some(image::ImageFormat::WebP) => "image/webp",
         _ => return Err(not_an_image()),
     };
+    // And the decoder held to it, whatever the header said.
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_EDGE);
-    limits.max_image_height = Some(MAX_EDGE);
+    limits.max_image_width = Some(MEDIA_MAX_EDGE);
+    limits.max_image_height = Some(MEDIA_MAX_EDGE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let picture = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(_) => CoreError::Invalid(format!(
-            "an image is at most {MAX_EDGE} pixels on each side"
+            "an image has at most {} megapixels and {MEDIA_MAX_EDGE} pixels a side",
+            MEDIA_MAX_PIXELS / 1_000_000
         )),
         _ => not_an_image(),
     })?;
@@ -408,13 +426,22 @@ mod tests {
         for bad in [b"hello".to_vec(), html] {
             assert!(matches!(prepare(bad), Err(CoreError::Invalid(_))));
         }
-        // A PNG header claiming 60,000 × 60,000 pixels (its checksum redone), no data behind.
-        let mut bomb = png(1, 1, false);
-        bomb[16..20].copy_from_slice(&60_000u32.to_be_bytes());
-        bomb[20..24].copy_from_slice(&60_000u32.to_be_bytes());
-        let crc = crc32(&bomb[12..29]);
-        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(prepare(bomb), Err(CoreError::Invalid(m)) if m.contains("pixels")));
+        // PNG headers claiming 60,000 × 60,000 pixels, and 8,000 × 8,000 (each side allowed,
+        // 64 megapixels not), their checksums redone, no data behind: refused from the header
+        // alone.
+        for (w, h) in [(60_000u32, 60_000u32), (8_000, 8_000), (16_384, 2_442)] {
+            let mut bomb = png(1, 1, false);
+            bomb[16..20].copy_from_slice(&w.to_be_bytes());
+            bomb[20..24].copy_from_slice(&h.to_be_bytes());
+            let crc = crc32(&bomb[12..29]);
+            bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+            let refused = prepare(bomb);
+            assert!(
+                matches!(&refused, Err(CoreError::Invalid(m)) if m.contains("megapixels")),
+                "{w} × {h}: {:?}",
+                refused.err()
+            );
+        }
     }
 
     #[tokio::test]

@@ -11,6 +11,12 @@ use crate::Timestamp;
 pub const MEDIA_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// Images one message or one post may carry.
 pub const MEDIA_PER_ITEM: usize = 9;
+/// An image's pixels at most (SPEC §1.6, the service's `media.max_pixels` by default), judged
+/// from its header before anything is decoded: a few KiB of PNG can declare a canvas that
+/// takes gigabytes to decode.
+pub const MEDIA_MAX_PIXELS: u64 = 40_000_000;
+/// An image's side at most, in pixels.
+pub const MEDIA_MAX_EDGE: u32 = 16_384;
 /// A post's text, in characters.
 pub const MOMENT_TEXT_MAX: usize = 2_000;
 /// A comment's text, in characters.

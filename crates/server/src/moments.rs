@@ -57,8 +57,9 @@ pub async fn upload(
             "an image has at most 10 MiB",
         ));
     }
-    let (mime, width, height) = switchboard_service::blobs::sniff(&body)
-        .map_err(|why| Error::new(ErrorCode::InvalidMedia, format!("not kept: {why}")))?;
+    let (mime, width, height) =
+        switchboard_service::blobs::sniff(&body, app.config.media.max_pixels)
+            .map_err(|why| Error::new(ErrorCode::InvalidMedia, format!("not kept: {why}")))?;
     let sha256 = data_encoding::HEXLOWER.encode(&Sha256::digest(&body));
     app.blobs.put(&sha256, &body).await.map_err(|e| {
         tracing::error!(error = %e, "storing an upload");

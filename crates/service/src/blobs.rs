@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use switchboard_protocol::moments::MEDIA_MAX_EDGE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -146,8 +147,10 @@ impl BlobStore for DirBlobStore {
 
 /// What an upload is, read from its bytes (never from the `Content-Type` it came with), or why
 /// it is no image this service keeps. The whole container is checked, not only its first bytes:
-/// a PNG signature in front of an HTML page is refused.
-pub fn sniff(bytes: &[u8]) -> Result<(&'static str, u32, u32), String> {
+/// a PNG signature in front of an HTML page is refused. Its size is read from the header and
+/// held to `max_pixels` and [`MEDIA_MAX_EDGE`] a side: nothing is decoded here, and every
+/// device that shows it would decode it.
+pub fn sniff(bytes: &[u8], max_pixels: u64) -> Result<(&'static str, u32, u32), String> {
     let kind = imagesize::image_type(bytes).map_err(|_| "not an image".to_string())?;
     let mime = match kind {
         imagesize::ImageType::Png => {
@@ -189,6 +192,12 @@ pub fn sniff(bytes: &[u8]) -> Result<(&'static str, u32, u32), String> {
     if w == 0 || h == 0 {
         return Err("the image has no pixels".into());
     }
+    if w > MEDIA_MAX_EDGE || h > MEDIA_MAX_EDGE || u64::from(w) * u64::from(h) > max_pixels {
+        return Err(format!(
+            "an image has at most {max_pixels} pixels and {MEDIA_MAX_EDGE} a side; this one \
+             declares {w} × {h}"
+        ));
+    }
     Ok((mime, w, h))
 }
 
@@ -205,17 +214,54 @@ mod tests {
         0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
     ];
 
+    const ANY: u64 = u64::MAX;
+
     #[test]
     fn an_image_is_known_by_its_bytes_and_a_borrowed_header_is_not_enough() {
-        assert_eq!(sniff(PNG).unwrap(), ("image/png", 1, 1));
+        assert_eq!(sniff(PNG, ANY).unwrap(), ("image/png", 1, 1));
         let mut html = PNG[..8].to_vec();
         html.extend_from_slice(b"<html><script>alert(1)</script></html>");
-        assert!(sniff(&html).is_err());
-        assert!(sniff(b"GIF89a<html>").is_err());
-        assert!(sniff(b"plain text").is_err());
+        assert!(sniff(&html, ANY).is_err());
+        assert!(sniff(b"GIF89a<html>", ANY).is_err());
+        assert!(sniff(b"plain text", ANY).is_err());
         let mut cut = PNG.to_vec();
         cut.truncate(PNG.len() - 4);
-        assert!(sniff(&cut).is_err(), "a truncated PNG");
+        assert!(sniff(&cut, ANY).is_err(), "a truncated PNG");
+    }
+
+    /// The 1×1 PNG above, declaring `w` × `h` instead.
+    pub fn declaring(w: u32, h: u32) -> Vec<u8> {
+        let mut png = PNG.to_vec();
+        png[16..20].copy_from_slice(&w.to_be_bytes());
+        png[20..24].copy_from_slice(&h.to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn a_small_file_declaring_a_huge_canvas_is_refused_from_its_header() {
+        let limit = 40_000_000;
+        assert!(
+            sniff(&declaring(60_000, 60_000), limit).is_err(),
+            "over a side"
+        );
+        assert!(
+            sniff(&declaring(8_000, 8_000), limit).is_err(),
+            "64 megapixels"
+        );
+        assert!(
+            sniff(&declaring(16_384, 2_442), limit).is_err(),
+            "just over"
+        );
+        assert_eq!(
+            sniff(&declaring(16_384, 2_441), limit).unwrap(),
+            ("image/png", 16_384, 2_441),
+            "just under: a panorama is fine"
+        );
+        assert!(
+            sniff(&declaring(11, 10), 100).is_err(),
+            "the configured limit"
+        );
+        assert!(sniff(&declaring(10, 10), 100).is_ok());
     }
 
     #[tokio::test]

@@ -145,9 +145,12 @@ impl Default for Limits {
 }
 
 /// Uploaded images (SPEC §1.6).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Media {
+    /// An upload's pixels at most (width × height, from its header, before anything is
+    /// decoded); never above 16,384 a side either.
+    pub max_pixels: u64,
     /// The directory images are kept in, by content hash. Empty: `media/` beside a SQLite
     /// database file, else in the platform data dir. Several nodes must share it (a network
     /// file system), since each may be asked for any image; or they use a bucket (`s3_bucket`).
@@ -326,6 +329,21 @@ impl Default for Config {
             official: Official::default(),
             media: Media::default(),
             log: Log::default(),
+        }
+    }
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Self {
+            max_pixels: switchboard_protocol::moments::MEDIA_MAX_PIXELS,
+            dir: String::new(),
+            s3_bucket: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
+            s3_allow_http: false,
         }
     }
 }

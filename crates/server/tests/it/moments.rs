@@ -126,6 +126,16 @@ async fn an_upload_is_judged_by_its_bytes_and_shown_only_to_who_may_see_it() {
     upload(s, &c.ann, b"just text".to_vec(), "image/jpeg")
         .await
         .expect_error(400, "invalid_media");
+    // A 69-byte PNG declaring 60,000 × 60,000 pixels, and one of 8,000 × 8,000 (each side
+    // allowed, 64 megapixels not): judged from the header, refused, nothing kept.
+    for (w, h) in [(60_000u32, 60_000u32), (8_000, 8_000)] {
+        let mut bomb = PNG.to_vec();
+        bomb[16..20].copy_from_slice(&w.to_be_bytes());
+        bomb[20..24].copy_from_slice(&h.to_be_bytes());
+        let r = upload(s, &c.ann, bomb, "image/png").await;
+        r.clone().expect_error(400, "invalid_media");
+        assert!(r.message().contains("pixels"), "{}", r.body);
+    }
     let mut huge = PNG.to_vec();
     huge.resize(10 * 1024 * 1024 + 1, 0);
     let r = upload(s, &c.ann, huge, "image/png").await;
