@@ -7,13 +7,19 @@
 //! the password while signed in (changing it, turning two-step verification on or off) is
 //! counted the same way: a stolen session is no way around the throttle.
 //!
+//! One throttle per account: a guess by phone number counts against every account the number
+//! holds as well as the number, so phone and public ID are one budget, not two.
+//!
 //! A phone number is not a public ID: which accounts a number holds is never told to anyone
-//! who has not proven the password or the phone. So sign-ins by phone number count on the
-//! number's own key first, and an account's own state (a wait, a lock) is consulted only
-//! once the password or SMS code has proven who is asking. Otherwise a stranger could fail a
-//! public ID five times and then try phone numbers until one answers "throttled", linking
-//! the ID to its number; and failures by phone number never touch an account's key, or the
-//! same link could be made the other way round.
+//! who has not proven the password or the phone. So a sign-in by phone number tells only the
+//! number's own wait or lock; while an account of the number is held back, it answers a
+//! right password exactly as a wrong one (`invalid_credentials`). Otherwise a stranger could
+//! fail a public ID five times and then try phone numbers until one answers "throttled",
+//! linking the ID to its number, or try passwords by phone while the ID waits and read the
+//! right one off a 429. (Guesses by phone do show on the accounts' own count, as the budget
+//! is shared: linking a number to an ID that way costs the stranger five guesses per number
+//! tried, within the per-IP limit, and holds the victim's account back where they will see
+//! it.)
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -289,9 +295,10 @@ pub async fn sign_in(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// A sign-in whose `login` is a phone number. Until the password is proven only the number's
-/// own key counts and answers (see the module's note); then the account's own wait or lock
-/// applies as it does to its public ID.
+/// A sign-in whose `login` is a phone number. The number's own wait or lock is told before
+/// the password is checked (see the module's note); the guess also counts against every
+/// account the number holds, one budget with their public IDs, but their state is never told:
+/// while one of them waits or is locked, the answer is a wrong password's, right or wrong.
 async fn sign_in_by_phone(
     app: &App,
     login: &str,
@@ -302,8 +309,15 @@ async fn sign_in_by_phone(
     let number = vec![phone_key(&phone.e164)];
     reserve_attempt(app, &number).await?;
     let candidates = app.store.accounts_by_phone(&phone.e164).await?;
+    let accounts: Vec<String> = candidates.iter().map(|a| account_key(&a.id)).collect();
+    // Counted on the accounts too (nothing is written while one of them is held back).
+    let held_back = app
+        .store
+        .login_reserve(&accounts, app.clock.now_ms(), throttle_policy(app))
+        .await?
+        != LoginGate::Open;
     // As many hashes as the number may hold accounts, whatever it holds: the time taken must
-    // not tell how many accounts the number has.
+    // not tell how many accounts the number has, nor whether one of them is held back.
     let verifications = (app.config.accounts.per_phone as usize).max(candidates.len());
     let mut matched = Vec::new();
     for i in 0..verifications {
@@ -316,20 +330,25 @@ async fn sign_in_by_phone(
             matched.extend(candidate.cloned());
         }
     }
-    let Some(account) = matched.first().cloned() else {
-        // The number's reservation stands as the failure; no account's key is touched.
-        app.metrics.count("sign_in_failures_total");
-        return Err(invalid_credentials());
+    let account = match matched.first().cloned() {
+        Some(account) if !held_back => account,
+        // Wrong, or right while an account waits: one answer, and the reservations stand
+        // either way (a refund would show on the number's count, and tell which was right).
+        _ => {
+            app.metrics.count("sign_in_failures_total");
+            return Err(invalid_credentials());
+        }
     };
-    // The password is proven: this was no failed guess at the number.
+    // The password is proven: this was no failed guess.
+    let mut proven = number.clone();
+    proven.extend(accounts);
     app.store
-        .login_refund(&number, throttle_policy(app))
+        .login_refund(&proven, throttle_policy(app))
         .await?;
     if candidates.len() > 1 {
         return Err(choice_required(&candidates));
     }
-    // From here on the caller has shown the account's password, and the account's own state
-    // applies, as it would by public ID: a wait earned by guesses at the ID holds here too.
+    // The second factor is a guess of its own, counted on the account as by public ID.
     let keys = vec![account_key(&account.id)];
     reserve_attempt(app, &keys).await?;
     match second_factor(app, &account, req.totp_code.as_deref()).await? {

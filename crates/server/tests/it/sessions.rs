@@ -5,7 +5,7 @@
 
 use reqwest::Method;
 use serde_json::json;
-use switchboard_server::testing::{Reply, TestServer};
+use switchboard_server::testing::{Call, Reply, TestServer, calls_at_once};
 use switchboard_service::totp;
 
 const PHONE: &str = "+8613800138000";
@@ -98,10 +98,18 @@ async fn five_failures_throttle_even_the_right_password_with_growing_delays() {
         .await
         .expect_error(429, "login_throttled");
     assert_eq!(r.retry_after, Some(60), "the delay doubles");
-    // By phone number, the same account is held back just the same.
-    try_sign_in(&s, PHONE, PASSWORD)
+    // By phone number, the same account is held back just the same, and the right password
+    // answers exactly as a wrong one (a 429 for the right one would give it away).
+    let right = try_sign_in(&s, PHONE, PASSWORD)
         .await
-        .expect_error(429, "login_throttled");
+        .expect_error(401, "invalid_credentials");
+    let wrong = try_sign_in(&s, PHONE, "wrong one")
+        .await
+        .expect_error(401, "invalid_credentials");
+    assert_eq!(
+        (right.body, right.retry_after),
+        (wrong.body, wrong.retry_after)
+    );
     s.clock.advance_secs(60);
     try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
     // Success clears the count.
@@ -109,6 +117,57 @@ async fn five_failures_throttle_even_the_right_password_with_growing_delays() {
         .await
         .expect_error(401, "invalid_credentials");
     try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+}
+
+/// Phone and public ID are one budget: guesses by either, one after another or all at once,
+/// throttle the account for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_and_public_id_share_one_throttle() {
+    let s = TestServer::start().await;
+    s.register(PHONE, "alice_w", PASSWORD).await;
+    for _ in 0..5 {
+        try_sign_in(&s, PHONE, "wrong one")
+            .await
+            .expect_error(401, "invalid_credentials");
+    }
+    try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(429, "login_throttled");
+    s.clock.advance_secs(3600);
+    try_sign_in(&s, "alice_w", PASSWORD).await.expect(201);
+
+    // Twenty guesses at once, half by phone, half by public ID: each a wrong password's
+    // answer or a wait, and then the right password waits by either way in.
+    let calls: Vec<Call> = (0..20)
+        .map(|i| {
+            let login = if i % 2 == 0 { PHONE } else { "alice_w" };
+            Call::post(
+                &s.base,
+                "/v1/sessions",
+                None,
+                json!({"login": login, "password": format!("guess {i}"), "device_name": "laptop"}),
+            )
+        })
+        .collect();
+    let tally = calls_at_once(calls.len(), |i| calls[i].clone()).await;
+    let judged = tally
+        .get(&(401, "invalid_credentials".into()))
+        .copied()
+        .unwrap_or(0);
+    let throttled = tally
+        .get(&(429, "login_throttled".into()))
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(judged + throttled, 20, "{tally:?}");
+    assert!(throttled >= 5, "{tally:?}");
+    try_sign_in(&s, "alice_w", PASSWORD)
+        .await
+        .expect_error(429, "login_throttled");
+    // By phone (the number's own wait, told as it is the number's), right as wrong.
+    let right = try_sign_in(&s, PHONE, PASSWORD).await;
+    let wrong = try_sign_in(&s, PHONE, "wrong one").await;
+    assert_ne!(right.status, 201);
+    assert_eq!((right.status, right.code()), (wrong.status, wrong.code()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
