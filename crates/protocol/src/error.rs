@@ -154,6 +154,8 @@ error_codes! {
     OfficialForbidden = ("official_forbidden", 403),
     /// Over `official.max_operators` or `official.max_per_operator`; the message names which.
     OfficialLimit = ("official_limit", 409),
+    /// Another official account has this name or one that looks the same (Unicode TS #39).
+    OfficialNameTaken = ("official_name_taken", 409),
     /// A name, description or key name is empty, too long or holds control characters.
     InvalidOfficialAccount = ("invalid_official_account", 400),
     /// An article's title or body is empty or too long.

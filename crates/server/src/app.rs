@@ -152,6 +152,18 @@ pub async fn build(
     let tls = crate::tls::TlsReloader::from_config(&config.tls)?;
     let url = database_url(&config)?;
     let store: Arc<dyn Store> = switchboard_store::open(&url).await?;
+    // Official accounts made before names were unique by their look get their key now (a
+    // no-op once done; several nodes starting at once set the same keys).
+    let unkeyed = store
+        .official_name_keys_backfill(&switchboard_service::text::lookalike_key)
+        .await?;
+    if !unkeyed.is_empty() {
+        tracing::warn!(
+            official_accounts = ?unkeyed,
+            "these official accounts' names look like older ones' and keep no name key: \
+             rename them so customers can tell them apart"
+        );
+    }
     let (sms, dev_outbox): (Arc<dyn SmsGateway>, _) = if config.sms.gateway == "webhook" {
         let gw = WebhookGateway::new(config.sms.webhook_url.clone()).map_err(LaunchError::Setup)?;
         (Arc::new(gw), None)

@@ -226,10 +226,15 @@ pub async fn post(
 ) -> Result<(StatusCode, Json<Moment>)> {
     let me = &auth.account;
     let invalid = |m: &str| Error::new(ErrorCode::InvalidMoment, m.to_string());
-    let text = req.text.trim().to_string();
-    if text.chars().count() > MOMENT_TEXT_MAX {
-        return Err(invalid("a post's text has at most 2,000 characters"));
-    }
+    // Shown under the author's name: held to the shown-text rule (no invisible or
+    // direction-changing characters), its line breaks its own.
+    let text = switchboard_service::text::check_shown_lines(
+        &req.text,
+        "a post's text",
+        0,
+        MOMENT_TEXT_MAX,
+        ErrorCode::InvalidMoment,
+    )?;
     if text.is_empty() && req.media.is_empty() {
         return Err(invalid("a post has text, images, or both"));
     }
@@ -463,14 +468,13 @@ pub async fn comment(
     Json(req): Json<NewComment>,
 ) -> Result<(StatusCode, Json<Comment>)> {
     let me = &auth.account;
-    let text = req.text.trim().to_string();
-    let n = text.chars().count();
-    if n == 0 || n > COMMENT_TEXT_MAX {
-        return Err(Error::new(
-            ErrorCode::InvalidMoment,
-            format!("a comment has 1 to {COMMENT_TEXT_MAX} characters"),
-        ));
-    }
+    let text = switchboard_service::text::check_shown_lines(
+        &req.text,
+        "a comment",
+        1,
+        COMMENT_TEXT_MAX,
+        ErrorCode::InvalidMoment,
+    )?;
     let post = app
         .store
         .moment_for(id.trim(), &me.id)

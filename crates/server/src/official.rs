@@ -260,7 +260,7 @@ fn limits(app: &App) -> OperatorLimits {
     responses((status = 201, body = OfficialAccount),
               (status = 400, description = "invalid_official_account", body = switchboard_protocol::ErrorBody),
               (status = 403, description = "identity_unverified", body = switchboard_protocol::ErrorBody),
-              (status = 409, description = "official_limit (official.max_per_operator)", body = switchboard_protocol::ErrorBody)))]
+              (status = 409, description = "official_limit (official.max_per_operator), official_name_taken (this name or a lookalike is another's)", body = switchboard_protocol::ErrorBody)))]
 pub async fn create(
     State(app): State<App>,
     auth: Auth,
@@ -308,6 +308,8 @@ pub async fn create(
         .store
         .official_create(
             &row,
+            // Customers see only the name: none may look like another's.
+            &switchboard_service::text::lookalike_key(&row.name),
             app.config.official.max_per_operator,
             &[created.to(auth.account.id.as_str())],
         )

@@ -339,18 +339,21 @@ async fn sign_in_by_phone(
             return Err(invalid_credentials());
         }
     };
-    // The password is proven: this was no failed guess.
-    let mut proven = number.clone();
-    proven.extend(accounts);
-    app.store
-        .login_refund(&proven, throttle_policy(app))
-        .await?;
+    // The password is proven: no failed guess at the number or its other accounts. The
+    // account's own reservation stands for what is still to come, as by public ID.
+    let keys = vec![account_key(&account.id)];
+    let mut settled = number.clone();
+    settled.extend(accounts.into_iter().filter(|k| *k != keys[0]));
     if candidates.len() > 1 {
+        settled.extend(keys);
+        app.store
+            .login_refund(&settled, throttle_policy(app))
+            .await?;
         return Err(choice_required(&candidates));
     }
-    // The second factor is a guess of its own, counted on the account as by public ID.
-    let keys = vec![account_key(&account.id)];
-    reserve_attempt(app, &keys).await?;
+    app.store
+        .login_refund(&settled, throttle_policy(app))
+        .await?;
     match second_factor(app, &account, req.totp_code.as_deref()).await? {
         Ok(()) => {}
         Err(SecondFactor::Missing(e)) => {

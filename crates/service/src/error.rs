@@ -61,6 +61,10 @@ impl From<StoreError> for Error {
                 ErrorCode::IdentityLimit,
                 "this ID number verifies the most accounts allowed already (identity.accounts_per_id)",
             ),
+            StoreError::OfficialNameTaken => Error::new(
+                ErrorCode::OfficialNameTaken,
+                "another official account has this name, or one that looks the same",
+            ),
             StoreError::CodeUsed => Error::new(
                 ErrorCode::SmsCodeExpired,
                 "that SMS code was used meanwhile; request a new one",

@@ -64,6 +64,46 @@ pub fn check_shown(
     max: usize,
     code: ErrorCode,
 ) -> Result<String> {
+    check(text, what, min, max, code, |_| false)
+}
+
+/// [`check_shown`] for text of several lines shown under someone's name (a Moments post, a
+/// comment): line breaks and tabs are its own, every other character is held to the rule.
+pub fn check_shown_lines(
+    text: &str,
+    what: &str,
+    min: usize,
+    max: usize,
+    code: ErrorCode,
+) -> Result<String> {
+    check(text, what, min, max, code, |c| {
+        matches!(c, '\n' | '\r' | '\t')
+    })
+}
+
+/// What a name looks like, for telling lookalikes apart: Unicode TS #39's confusable skeleton
+/// of it, case and runs of white space aside. "Acme Coffee", "ACME  coffee" and "Аcme Coffee"
+/// (a Cyrillic А) have one key; "Acme Tea" another.
+pub fn lookalike_key(name: &str) -> String {
+    let folded = name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    // The skeleton may map to capitals ("0" to "O"): folded again after.
+    unicode_security::skeleton(&folded)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+fn check(
+    text: &str,
+    what: &str,
+    min: usize,
+    max: usize,
+    code: ErrorCode,
+    allowed: fn(char) -> bool,
+) -> Result<String> {
     let text = text.trim();
     let n = text.chars().count();
     if n < min || n > max {
@@ -74,7 +114,7 @@ pub fn check_shown(
         };
         return Err(Error::new(code, format!("{what} has {range} characters")));
     }
-    if let Some(c) = forbidden_char(text) {
+    if let Some(c) = text.chars().find(|&c| is_forbidden(c) && !allowed(c)) {
         return Err(Error::new(
             code,
             format!(
@@ -90,6 +130,37 @@ pub fn check_shown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookalike_names_share_a_key_and_different_names_do_not() {
+        let acme = lookalike_key("Acme Coffee");
+        for same in [
+            "Acme Coffee",
+            "acme  COFFEE",
+            "\u{0410}cme Coffee", // Cyrillic А
+            "Acme C\u{043E}ffee", // Cyrillic о
+            "Acme Co\u{FB00}ee",  // the ﬀ ligature
+            " Acme Coffee ",
+        ] {
+            assert_eq!(lookalike_key(same), acme, "{same:?}");
+        }
+        for other in ["Acme Tea", "Acme Coffees", "Acne Coffee", "阿克米咖啡"] {
+            assert_ne!(lookalike_key(other), acme, "{other:?}");
+        }
+        assert_eq!(lookalike_key("Paypal"), lookalike_key("PayPa1"), "l and 1");
+    }
+
+    #[test]
+    fn paragraphs_keep_their_line_breaks_and_nothing_else_invisible() {
+        let code = ErrorCode::InvalidRequest;
+        assert_eq!(
+            check_shown_lines(" one\n\ntwo\tthree ", "a post", 0, 50, code).unwrap(),
+            "one\n\ntwo\tthree"
+        );
+        assert!(check_shown_lines("spoof\u{202E}txt.exe", "a post", 0, 50, code).is_err());
+        assert!(check_shown_lines("zero\u{200B}width", "a post", 0, 50, code).is_err());
+        assert!(check_shown("one\ntwo", "a name", 0, 50, code).is_err());
+    }
 
     #[test]
     fn spoofing_characters_are_refused_and_ordinary_text_is_not() {

@@ -165,6 +165,9 @@ pub enum StoreError {
     PhoneAccountLimit,
     #[error("ID number verifies the most accounts allowed")]
     IdentityLimit,
+    /// Another official account's name has the same lookalike key.
+    #[error("official account name taken")]
+    OfficialNameTaken,
     /// The SMS code was used (or superseded) between checking and using it.
     #[error("SMS code used meanwhile")]
     CodeUsed,

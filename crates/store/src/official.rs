@@ -175,12 +175,21 @@ pub trait OfficialStore: Send + Sync {
     /// Creates the official account with its owner as an operator, appending `events` (the
     /// owner's devices learn of it like of any operator change); `OfficialLimit` if the owner
     /// operates `max_per_operator` already.
+    /// `name_key` is what the name looks like: `OfficialNameTaken` if another official
+    /// account's is the same (decided by a unique index, so racing creations get one).
     async fn official_create(
         &self,
         row: &OfficialRow,
+        name_key: &str,
         max_per_operator: u32,
         events: &[NewEvent],
     ) -> StoreResult<Vec<EventRow>>;
+    /// Gives every official account made before names had keys its `key(name)`, oldest
+    /// first; returns the ids left without one (a lookalike of an older one).
+    async fn official_name_keys_backfill(
+        &self,
+        key: &(dyn for<'n> Fn(&'n str) -> String + Send + Sync),
+    ) -> StoreResult<Vec<String>>;
     async fn official_by_id(&self, id: &str) -> StoreResult<Option<OfficialRow>>;
     /// The official account as `account_id` sees it.
     async fn official_view(&self, id: &str, account_id: &str) -> StoreResult<Option<OfficialView>>;

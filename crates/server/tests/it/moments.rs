@@ -443,6 +443,8 @@ async fn concurrent_likes_count_once_and_retried_posts_make_one_post() {
         json!({"text": "", "visibility": "contacts", "idempotency_key": "a"}),
         json!({"text": "x".repeat(2001), "visibility": "contacts", "idempotency_key": "b"}),
         json!({"text": "x", "media": vec!["m"; 10], "visibility": "contacts", "idempotency_key": "c"}),
+        // Shown under the author's name: nothing invisible or direction-changing in it.
+        json!({"text": "gift\u{202E}gpj.exe", "visibility": "contacts", "idempotency_key": "d"}),
     ] {
         s.post_as(&c.dee, "/v1/moments", bad)
             .await

@@ -121,6 +121,31 @@ async fn creating_needs_a_verified_identity_and_makes_the_creator_its_owner() {
         (made["role"].as_str(), made["followers"].as_i64()),
         (Some("owner"), Some(0))
     );
+    // Customers see only the name: an exact copy or a lookalike of it is someone else's,
+    // at once or later (the Cyrillic А, capitals, doubled spaces, "rn" for "m").
+    let rival = s.verified_user(3, "rival_r").await;
+    let copies = ["Acme", "\u{0410}cme", " ACME ", "Acrne"];
+    let tally = calls_at_once(copies.len(), |i| {
+        Call::post(
+            &s.base,
+            "/v1/official-accounts",
+            Some(&rival.token),
+            json!({"name": copies[i], "description": ""}),
+        )
+    })
+    .await;
+    assert_eq!(
+        tally.get(&(409, "official_name_taken".into())),
+        Some(&copies.len()),
+        "{tally:?}"
+    );
+    s.post_as(
+        &rival,
+        "/v1/official-accounts",
+        json!({"name": "Acme Tea", "description": ""}),
+    )
+    .await
+    .expect(201);
     // The role shows to operators only; the list of mine has it.
     let seen = s
         .get(&format!("/v1/official-accounts/{id}"), &plain.token)

@@ -17,6 +17,14 @@ fn operator_key(account_id: &str) -> String {
     format!("official-operator:{account_id}")
 }
 
+/// A unique violation on creating or keying an official account: its name's key is taken.
+fn name_taken(e: sqlx::Error) -> StoreError {
+    match super::duplicate(e) {
+        StoreError::Duplicate => StoreError::OfficialNameTaken,
+        other => other,
+    }
+}
+
 /// Locks the official account's row; false if there is none.
 async fn lock_official(tx: &mut Tx, id: &str) -> StoreResult<bool> {
     let row: Option<(String,)> = sqlx::query_as(concat!(
@@ -222,6 +230,7 @@ impl OfficialStore for SqlStore {
     async fn official_create(
         &self,
         row: &OfficialRow,
+        name_key: &str,
         max_per_operator: u32,
         events: &[NewEvent],
     ) -> StoreResult<Vec<EventRow>> {
@@ -232,8 +241,9 @@ impl OfficialStore for SqlStore {
                 return Err(StoreError::OfficialLimit(OfficialLimit::PerOperator));
             }
             sqlx::query(
-                "INSERT INTO official_accounts (id, name, description, color, owner_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO official_accounts \
+                 (id, name, description, color, owner_id, created_at, name_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&row.id)
             .bind(&row.name)
@@ -241,8 +251,10 @@ impl OfficialStore for SqlStore {
             .bind(&row.color)
             .bind(&row.owner_id)
             .bind(row.created_at)
+            .bind(name_key)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(name_taken)?;
             sqlx::query(
                 "INSERT INTO official_operators (official_id, account_id, role, added_at) \
                  VALUES ($1, $2, 'owner', $3)",
@@ -254,6 +266,35 @@ impl OfficialStore for SqlStore {
             .await?;
             append(&mut tx, events, row.created_at).await
         })
+    }
+
+    async fn official_name_keys_backfill(
+        &self,
+        key: &(dyn for<'n> Fn(&'n str) -> String + Send + Sync),
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, name FROM official_accounts WHERE name_key IS NULL \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut left = Vec::new();
+        for (id, name) in rows {
+            let set = sqlx::query(
+                "UPDATE official_accounts SET name_key = $2 WHERE id = $1 AND name_key IS NULL",
+            )
+            .bind(&id)
+            .bind(key(&name))
+            .execute(&self.write)
+            .await
+            .map_err(name_taken);
+            match set {
+                Ok(_) => {}
+                Err(StoreError::OfficialNameTaken) => left.push(id),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(left)
     }
 
     async fn official_by_id(&self, id: &str) -> StoreResult<Option<OfficialRow>> {

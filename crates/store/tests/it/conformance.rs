@@ -27,11 +27,30 @@ switchboard_store::on_every_backend!(
     operators_racing_for_one_conversation_get_one_claim,
     a_removal_or_revocation_that_committed_stops_the_next_step,
     a_removed_admin_writes_nothing_after_the_removal,
+    lookalike_names_racing_get_one_official_account,
+    official_accounts_from_before_name_keys_get_them_oldest_first,
 );
 
 struct Fixture {
     store: Arc<dyn Store>,
     _db: TestDb,
+}
+
+/// Runs one statement on the fixture's database behind the store's back (what an older
+/// version of the service left there).
+async fn raw(backend: Backend, url: &str, sql: &'static str) {
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
 }
 
 async fn fixture(backend: Backend) -> Fixture {
@@ -635,6 +654,11 @@ async fn the_ledger_refuses_to_go_negative_and_stays_append_only(backend: Backen
 
 // --- official accounts -----------------------------------------------------------------------
 
+/// A name key of its own per official account (the service's would be its name's skeleton).
+fn key_of(id: &str) -> String {
+    format!("key of {id}")
+}
+
 fn official_row(id: &str, owner: &str) -> OfficialRow {
     OfficialRow {
         id: id.into(),
@@ -683,7 +707,7 @@ async fn an_article_reaches_a_thousand_followers_once_each_however_often_it_is_r
     let f = fixture(backend).await;
     let owner = account(&*f.store, 1).await.id;
     f.store
-        .official_create(&official_row("o_news", &owner), 50, &[])
+        .official_create(&official_row("o_news", &owner), &key_of("o_news"), 50, &[])
         .await
         .unwrap();
     let followers = many_accounts(&*f.store, 100, 1_000).await;
@@ -771,7 +795,7 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
     let f = fixture(backend).await;
     let owner = account(&*f.store, 1).await.id;
     f.store
-        .official_create(&official_row("o_shop", &owner), 50, &[])
+        .official_create(&official_row("o_shop", &owner), &key_of("o_shop"), 50, &[])
         .await
         .unwrap();
     let hopefuls = many_accounts(&*f.store, 10, 9).await;
@@ -813,7 +837,12 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
     let busy = account(&*f.store, 2).await.id;
     for i in 0..6 {
         f.store
-            .official_create(&official_row(&format!("o_b{i}"), &owner), 50, &[])
+            .official_create(
+                &official_row(&format!("o_b{i}"), &owner),
+                &key_of(&format!("o_b{i}")),
+                50,
+                &[],
+            )
             .await
             .unwrap();
     }
@@ -846,7 +875,12 @@ async fn operators_racing_for_the_last_seats_keep_both_limits(backend: Backend) 
         let busy = busy.clone();
         tasks.spawn(async move {
             store
-                .official_create(&official_row("o_own", &busy), limits.max_per_operator, &[])
+                .official_create(
+                    &official_row("o_own", &busy),
+                    &key_of("o_own"),
+                    limits.max_per_operator,
+                    &[],
+                )
                 .await
                 .map(|_| ())
         });
@@ -868,7 +902,7 @@ async fn help_desk(store: &dyn Store, support: &[String]) -> (String, String) {
     let owner = account(store, 1).await.id;
     let customer = account(store, 2).await.id;
     store
-        .official_create(&official_row("o_help", &owner), 50, &[])
+        .official_create(&official_row("o_help", &owner), &key_of("o_help"), 50, &[])
         .await
         .unwrap();
     for a in support {
@@ -1096,7 +1130,7 @@ async fn a_removed_admin_writes_nothing_after_the_removal(backend: Backend) {
     let f = fixture(backend).await;
     let owner = account(&*f.store, 1).await.id;
     f.store
-        .official_create(&official_row("o_team", &owner), 50, &[])
+        .official_create(&official_row("o_team", &owner), &key_of("o_team"), 50, &[])
         .await
         .unwrap();
     let admin = account(&*f.store, 2).await.id;
@@ -1200,4 +1234,95 @@ async fn a_removed_admin_writes_nothing_after_the_removal(backend: Backend) {
         1 + keys_made,
         "the early key and any made in the race"
     );
+}
+
+/// Six owners create official accounts whose names look the same, all at once: one is made,
+/// the others are told the name is taken, and nothing of theirs is written.
+async fn lookalike_names_racing_get_one_official_account(backend: Backend) {
+    let f = fixture(backend).await;
+    let owners = many_accounts(&*f.store, 40, 6).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, owner) in owners.iter().enumerate() {
+        let (store, owner) = (f.store.clone(), owner.clone());
+        tasks.spawn(async move {
+            store
+                .official_create(
+                    &official_row(&format!("o_l{i}"), &owner),
+                    "acme coffee",
+                    50,
+                    &[],
+                )
+                .await
+                .map(|_| owner)
+        });
+    }
+    let mut made = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(owner) => made.push(owner),
+            Err(StoreError::OfficialNameTaken) => {}
+            Err(e) => panic!("a lost race is official_name_taken, not {e:?}"),
+        }
+    }
+    assert_eq!(made.len(), 1, "one name, one official account");
+    for owner in &owners {
+        let operates = f.store.officials_of(owner, false).await.unwrap().len();
+        assert_eq!(
+            operates,
+            usize::from(made.contains(owner)),
+            "no half-made account"
+        );
+    }
+}
+
+/// Official accounts made before names had keys: the oldest of two lookalikes gets the key,
+/// the later one is named; a name made after that cannot copy either.
+async fn official_accounts_from_before_name_keys_get_them_oldest_first(backend: Backend) {
+    let f = fixture(backend).await;
+    let url = f._db.url.clone();
+    let owners = many_accounts(&*f.store, 50, 3).await;
+    for (i, (id, name)) in [
+        ("o_old", "Acme Coffee"),
+        ("o_copy", "ACME coffee"),
+        ("o_tea", "Acme Tea"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let row = OfficialRow {
+            name: name.into(),
+            created_at: T0 + i as i64,
+            ..official_row(id, &owners[i])
+        };
+        f.store
+            .official_create(&row, &key_of(id), 50, &[])
+            .await
+            .unwrap();
+    }
+    raw(
+        backend,
+        &url,
+        "UPDATE official_accounts SET name_key = NULL",
+    )
+    .await;
+    let fold = |name: &str| name.to_lowercase();
+    let left = f.store.official_name_keys_backfill(&fold).await.unwrap();
+    assert_eq!(
+        left,
+        vec!["o_copy".to_string()],
+        "the later lookalike is named"
+    );
+    assert_eq!(
+        f.store.official_name_keys_backfill(&fold).await.unwrap(),
+        left,
+        "and stays so"
+    );
+    let copy = OfficialRow {
+        name: "acme tea".into(),
+        ..official_row("o_new", &owners[0])
+    };
+    assert!(matches!(
+        f.store.official_create(&copy, "acme tea", 50, &[]).await,
+        Err(StoreError::OfficialNameTaken)
+    ));
 }
