@@ -93,6 +93,15 @@ fn allowed(role: Option<String>, may: fn(OfficialRole) -> bool) -> StoreResult<(
     }
 }
 
+/// `NotAllowed` unless the operator `by` (an account) manages the official account now, inside
+/// the step's transaction: the check every operator and key change makes again.
+async fn must_manage(tx: &mut Tx, official_id: &str, by: &str) -> StoreResult<()> {
+    allowed(
+        acting_role(tx, official_id, Sender::Operator(by)).await?,
+        OfficialRole::manages,
+    )
+}
+
 /// id, name, description, color, owner, created, followers, the viewer's role, following.
 type ViewTuple = (
     String,
@@ -371,8 +380,7 @@ impl OfficialStore for SqlStore {
             if !lock_official(&mut tx, official_id).await? {
                 return Err(StoreError::NotAllowed);
             }
-            let by_role = acting_role(&mut tx, official_id, Sender::Operator(by)).await?;
-            allowed(by_role, OfficialRole::manages)?;
+            must_manage(&mut tx, official_id, by).await?;
             let existing: Option<(String,)> = sqlx::query_as(
                 "SELECT role FROM official_operators WHERE official_id = $1 AND account_id = $2",
             )
@@ -439,8 +447,7 @@ impl OfficialStore for SqlStore {
                 return Ok(None);
             }
             if by != account_id {
-                let by_role = acting_role(&mut tx, official_id, Sender::Operator(by)).await?;
-                allowed(by_role, OfficialRole::manages)?;
+                must_manage(&mut tx, official_id, by).await?;
             }
             let before = operator_ids(&mut tx, official_id, false).await?;
             let gone = sqlx::query(
@@ -826,9 +833,7 @@ impl OfficialStore for SqlStore {
             if !lock_official(&mut tx, &row.official_id).await? {
                 return Err(StoreError::NotAllowed);
             }
-            let by_role =
-                acting_role(&mut tx, &row.official_id, Sender::Operator(&row.created_by)).await?;
-            allowed(by_role, OfficialRole::manages)?;
+            must_manage(&mut tx, &row.official_id, &row.created_by).await?;
             sqlx::query(
                 "INSERT INTO official_api_keys \
                  (id, official_id, key_hash, name, role, created_by, created_at) \
@@ -876,8 +881,7 @@ impl OfficialStore for SqlStore {
             if !lock_official(&mut tx, official_id).await? {
                 return Ok(false);
             }
-            let by_role = acting_role(&mut tx, official_id, Sender::Operator(by)).await?;
-            allowed(by_role, OfficialRole::manages)?;
+            must_manage(&mut tx, official_id, by).await?;
             let n = sqlx::query(
                 "UPDATE official_api_keys SET revoked_at = $3 \
                  WHERE official_id = $1 AND id = $2 AND revoked_at IS NULL",
